@@ -1,0 +1,96 @@
+/**
+ * The `pagecast` command line. Each subcommand lives in its own module and is
+ * loaded lazily, so `pagecast ltx dump` does not pay for the S3 SDK or SQLite.
+ */
+import { PagecastError } from "../errors.js";
+import type { CliCommand, CliIo } from "./cli-io.js";
+import { UsageError } from "./cli-io.js";
+
+interface CommandEntry {
+  usage: string;
+  load: () => Promise<CliCommand>;
+}
+
+const COMMANDS: Record<string, CommandEntry> = {
+  "ltx encode": {
+    usage: "pagecast ltx encode <db> <out.ltx> [--txid N]",
+    load: async () => (await import("./ltx-encode.js")).ltxEncode,
+  },
+  "ltx apply": {
+    usage: "pagecast ltx apply <out.db> <file.ltx>...",
+    load: async () => (await import("./ltx-apply.js")).ltxApply,
+  },
+  "ltx dump": {
+    usage: "pagecast ltx dump <file.ltx>",
+    load: async () => (await import("./ltx-dump.js")).ltxDump,
+  },
+  "ltx verify": {
+    usage: "pagecast ltx verify <file.ltx>...",
+    load: async () => (await import("./ltx-verify.js")).ltxVerify,
+  },
+};
+
+/** The usage lines of every command, for --help and usage errors. */
+function usageText(): string {
+  const lines = Object.values(COMMANDS).map((c) => `  ${c.usage}`);
+  return `Usage:\n${lines.join("\n")}\n`;
+}
+
+/** Runs the CLI with `argv` (without node and script path); returns the exit code. */
+export async function main(argv: string[], io: CliIo): Promise<number> {
+  if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") {
+    io.stdout(usageText());
+    return argv.length === 0 ? 2 : 0;
+  }
+  if (argv[0] === "--version") {
+    io.stdout(`${VERSION}\n`);
+    return 0;
+  }
+  const two = `${argv[0]} ${argv[1] ?? ""}`;
+  const entry = COMMANDS[two] ?? COMMANDS[argv[0]!];
+  if (!entry) {
+    io.stderr(`pagecast: unknown command ${JSON.stringify(argv.slice(0, 2).join(" "))}\n`);
+    io.stderr(usageText());
+    return 2;
+  }
+  const rest = COMMANDS[two] ? argv.slice(2) : argv.slice(1);
+  if (rest.includes("--help") || rest.includes("-h")) {
+    io.stdout(`Usage: ${entry.usage}\n`);
+    return 0;
+  }
+  try {
+    const command = await entry.load();
+    return await command(rest, io);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr(`pagecast: ${err.message}\nUsage: ${entry.usage}\n`);
+      return 2;
+    }
+    if (err instanceof PagecastError) {
+      io.stderr(`pagecast: ${err.message} [${err.code}]\n`);
+      return 1;
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    io.stderr(`pagecast: unexpected error: ${message}\n`);
+    return 1;
+  }
+}
+
+const VERSION = "0.1.0";
+
+/** Entry point for the `pagecast` bin: wires process streams and signals. */
+export async function run(): Promise<void> {
+  const controller = new AbortController();
+  const onSignal = () => controller.abort();
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  const io: CliIo = {
+    stdout: (t) => process.stdout.write(t),
+    stderr: (t) => process.stderr.write(t),
+    isTTY: Boolean(process.stdout.isTTY),
+    env: process.env,
+    signal: controller.signal,
+  };
+  const code = await main(process.argv.slice(2), io);
+  process.exitCode = code;
+}

@@ -1,0 +1,8 @@
+/**
+ * `pagecast/node`: Node-only pieces — the file-system store and the URL
+ * factory that understands file:// (replicator and restore join as they land).
+ */
+
+export { type EncodeResult, encodeDatabaseFile } from "./cli/ltx-encode.js";
+export { FileStore, type FileStoreOptions } from "./storage/file-store.js";
+export { type OpenNodeStoreOptions, openNodeStore } from "./storage/open-node-store.js";
