@@ -5,7 +5,12 @@
  */
 export { PagecastError } from "./errors.js";
 export * from "./format/index.js";
-export { MemoryStore, type MemoryStoreOptions } from "./storage/memory-store.js";
+export {
+  dropMemoryStore,
+  isMemoryStoreName,
+  MemoryStore,
+  type MemoryStoreOptions,
+} from "./storage/memory-store.js";
 export type {
   ByteRange,
   GetOptions,
@@ -22,7 +27,14 @@ export type {
 export { type OpenStoreOptions, openStore } from "./storage/open-store.js";
 export { type PrefixedStoreOptions, prefixedStore } from "./storage/prefixed-store.js";
 export type { RetryOptions } from "./storage/request-runner.js";
-export { S3Store, type S3StoreOptions } from "./storage/s3-store.js";
+export {
+  MAX_PART_SIZE,
+  MIN_PART_SIZE,
+  S3Store,
+  type S3StoreOptions,
+  s3StoreUrl,
+} from "./storage/s3-store.js";
+export { compareKeys, validateKey } from "./storage/store-keys.js";
 export {
   InvalidStoreArgumentError,
   InvalidStoreUrlError,

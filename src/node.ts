@@ -4,5 +4,5 @@
  */
 
 export { type EncodeResult, encodeDatabaseFile } from "./cli/ltx-encode.js";
-export { FileStore, type FileStoreOptions } from "./storage/file-store.js";
+export { FILE_STORE_RESERVED, FileStore, type FileStoreOptions } from "./storage/file-store.js";
 export { type OpenNodeStoreOptions, openNodeStore } from "./storage/open-node-store.js";

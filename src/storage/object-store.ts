@@ -4,19 +4,28 @@
  * counters, fault injection) compose over it.
  *
  * Keys are `/`-separated relative keys; a backend maps them under its own root
- * (bucket + prefix, directory, or map).
+ * (bucket + prefix, directory, or map). Every backend accepts the same keys
+ * (`store-keys.ts`: no empty, `.` or `..` segments, no leading `/`, backslash
+ * or control character, at most 1024 UTF-8 bytes) and refuses others with
+ * `InvalidStoreArgumentError`.
  */
 
 /** Which part of an object to read. */
 export type ByteRange =
-  /** `length` bytes starting at `offset` (clamped to the object's end). */
+  /**
+   * `length` bytes starting at `offset` (clamped to the object's end). A range
+   * starting at or past the end yields an empty body at `offset: size`.
+   */
   | { offset: number; length: number }
   /** The last `suffix` bytes (the whole object when it is shorter). */
   | { suffix: number };
 
 export interface GetOptions {
   range?: ByteRange;
-  /** ETag from an earlier read; when it still matches, the result is `{ notModified: true }`. */
+  /**
+   * ETag from an earlier read (quoted or not); when it still matches, the
+   * result is `{ notModified: true }`.
+   */
   ifNoneMatch?: string;
   signal?: AbortSignal;
 }
@@ -44,7 +53,10 @@ export type GetResult =
 export interface PutOptions {
   /** `"*"`: create only; fails with `PreconditionFailedError` if the key exists. */
   ifNoneMatch?: "*";
-  /** Compare-and-swap: the put succeeds only if the current ETag equals this. */
+  /**
+   * Compare-and-swap: the put succeeds only if the current ETag equals this
+   * (quoted or not); a missing key fails too.
+   */
   ifMatch?: string;
   contentType?: string;
   signal?: AbortSignal;
@@ -60,7 +72,7 @@ export interface ListOptions {
   startAfter?: string;
   /** Page size hint; backends may return fewer. */
   maxKeys?: number;
-  /** Continuation token from a previous page. */
+  /** Continuation token from a previous page (opaque; combine with the same prefix). */
   continuationToken?: string;
   signal?: AbortSignal;
 }
@@ -75,30 +87,49 @@ export interface ListPage {
 export type RequestKind = "get" | "head" | "put" | "list" | "delete";
 
 export interface StoreCounters {
+  /**
+   * Requests sent, one per attempt (a retried request counts each time; a
+   * multipart upload counts create, each part and complete as puts; a
+   * `deleteMany` counts one per batch of up to 1000 keys).
+   */
   requests: Record<RequestKind, number>;
   /** Bytes received (GET bodies) and sent (PUT bodies). */
   bytesIn: number;
   bytesOut: number;
-  /** Requests that failed (after retries, counted once per attempt that failed). */
+  /**
+   * Attempts that failed (network, timeout, server or access errors), once per
+   * failed attempt. Definite answers (not found, precondition failed,
+   * not modified) are not errors.
+   */
   errors: number;
+  /** Attempts repeated after a retryable failure. */
   retries: number;
 }
 
 export interface ObjectStore {
   /** Human-readable location without credentials, e.g. `s3://bucket/prefix`. */
   readonly url: string;
-  /** Reads an object or a range of it. Throws `NotFoundError` when absent. */
+  /**
+   * Reads an object or a range of it. Throws `NotFoundError` when absent.
+   * Failures are typed (`store-errors.ts`): `StoreRequestError` (with
+   * `retryable`) after retries are used up, `StoreAbortedError` when
+   * `signal` fires, `InvalidStoreArgumentError` for a malformed key or range.
+   */
   get(key: string, options?: GetOptions): Promise<GetResult>;
   /** Metadata only; `undefined` when absent. */
   head(key: string, options?: { signal?: AbortSignal }): Promise<ObjectMeta | undefined>;
-  /** Writes an object. Throws `PreconditionFailedError` when a condition fails. */
+  /**
+   * Writes an object atomically (readers see the old or the new body). Throws
+   * `PreconditionFailedError` when a condition fails (its `ambiguous` flag says
+   * an earlier, retried attempt may have written this very body).
+   */
   put(key: string, body: Uint8Array, options?: PutOptions): Promise<PutResult>;
-  /** One page of keys in lexicographic order. */
+  /** One page of keys in lexicographic order of their UTF-8 bytes (S3's order). */
   list(options?: ListOptions): Promise<ListPage>;
   /** Deletes keys; absent keys are not an error. */
   deleteMany(keys: string[], options?: { signal?: AbortSignal }): Promise<void>;
   /** Request/byte counters since creation. */
   counters(): StoreCounters;
-  /** Releases sockets/handles. */
+  /** Releases sockets/handles; later calls fail with `StoreClosedError`. */
   close(): Promise<void>;
 }

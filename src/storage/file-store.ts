@@ -1,0 +1,440 @@
+/**
+ * File-system `ObjectStore` (Node only): one file per key under a root
+ * directory, laid out like the S3 keys, so a replica directory can be read
+ * by Litestream's file replica or copied to a bucket as is.
+ *
+ * Guarantees:
+ * - Writes are atomic: the body goes to a temp file (fsynced by default) that
+ *   is renamed or linked into place; readers see the old or the new object.
+ * - Create-only puts (`ifNoneMatch: "*"`) use `link()`, which fails if the key
+ *   exists, so exactly one creator wins even across processes.
+ * - Every write and delete of a key holds that key's lock (see
+ *   `file-key-lock.ts`), so compare-and-swap (`ifMatch`) is exact within a
+ *   process and across processes on one local file system.
+ * - The ETag is `<inode>-<size>-<mtime ns>`; each write gives its temp file a
+ *   fresh, strictly increasing mtime, so a version's ETag is not reused even
+ *   when the file system recycles the inode.
+ * - Keys that would escape the root are refused (see `store-keys.ts`), as is
+ *   the reserved first segment `.pagecast` (temp and lock files). Symbolic
+ *   links inside the root are not listed.
+ * Limits: a key cannot be both an object and a "directory" of other keys
+ * (`a` and `a/b`), unlike S3. Temp files of a crashed writer stay in
+ * `.pagecast/tmp`.
+ */
+import { randomBytes } from "node:crypto";
+import type { BigIntStats, Dirent } from "node:fs";
+import { link, mkdir, open, readdir, rename, rmdir, stat, unlink } from "node:fs/promises";
+import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
+import { pathToFileURL } from "node:url";
+import { PagecastError } from "../errors.js";
+import { resolveRange, validateRange } from "./byte-range.js";
+import { sameEtag } from "./etag.js";
+import { type FileKeyLockOptions, FileKeyLocks } from "./file-key-lock.js";
+import type {
+  GetOptions,
+  GetResult,
+  ListOptions,
+  ListPage,
+  ObjectMeta,
+  ObjectStore,
+  PutOptions,
+  PutResult,
+  StoreCounters,
+} from "./object-store.js";
+import { RequestRunner, type RetryOptions } from "./request-runner.js";
+import {
+  InvalidStoreArgumentError,
+  NotFoundError,
+  PreconditionFailedError,
+  StoreRequestError,
+} from "./store-errors.js";
+import { compareKeys, describeKey, validateKey } from "./store-keys.js";
+import {
+  checkBody,
+  checkListOptions,
+  checkPutOptions,
+  DELETE_BATCH_SIZE,
+  listStartAfter,
+  paginateKeys,
+} from "./store-options.js";
+
+/** First key segment reserved for the store's own temp and lock files. */
+export const FILE_STORE_RESERVED = ".pagecast";
+
+/** Options of `new FileStore()`. */
+export interface FileStoreOptions {
+  /** Absolute path of the root directory (created on first write). */
+  root: string;
+  /** fsync each file and its directory on write (default true: a put is durable once it resolves). */
+  fsync?: boolean;
+  /** Retry settings (only transient errors such as EMFILE or a busy lock are retried). */
+  retry?: RetryOptions;
+  /** Cross-process lock tuning. */
+  locks?: FileKeyLockOptions;
+}
+
+const RETRYABLE_CODES = new Set(["EMFILE", "ENFILE", "EBUSY", "EAGAIN", "EINTR", "ETIMEDOUT"]);
+const DELETE_CONCURRENCY = 16;
+
+function errnoCode(error: unknown): string | undefined {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+// Each write stamps a strictly increasing mtime (in microseconds) so that an
+// ETag built from inode, size and mtime is never handed out twice.
+let lastMtimeMicros = 0;
+function nextMtimeSeconds(): number {
+  lastMtimeMicros = Math.max(Date.now() * 1000, lastMtimeMicros + 1);
+  return lastMtimeMicros / 1e6;
+}
+
+function metaFromStats(key: string, info: BigIntStats): ObjectMeta {
+  return {
+    key,
+    size: Number(info.size),
+    etag: `${info.ino.toString(16)}-${info.size.toString(16)}-${info.mtimeNs.toString(16)}`,
+    lastModified: new Date(Number(info.mtimeNs / 1_000_000n)),
+  };
+}
+
+/** An `ObjectStore` on a local directory. */
+export class FileStore implements ObjectStore {
+  readonly url: string;
+  /** Absolute root directory. */
+  readonly root: string;
+  private readonly fsync: boolean;
+  private readonly runner: RequestRunner;
+  private readonly locks: FileKeyLocks;
+  private readonly tmpDir: string;
+
+  constructor(options: FileStoreOptions) {
+    if (typeof options.root !== "string" || !isAbsolute(options.root)) {
+      throw new InvalidStoreArgumentError("file store root must be an absolute path");
+    }
+    if (options.root.includes("\u0000")) {
+      throw new InvalidStoreArgumentError("file store root contains a NUL character");
+    }
+    this.root = resolve(options.root);
+    this.url = pathToFileURL(this.root).href;
+    this.fsync = options.fsync ?? true;
+    this.runner = new RequestRunner(() => this.url, options.retry);
+    this.tmpDir = join(this.root, FILE_STORE_RESERVED, "tmp");
+    this.locks = new FileKeyLocks(join(this.root, FILE_STORE_RESERVED, "locks"), options.locks);
+  }
+
+  /** The file of `key`, after checking that it stays inside the root. */
+  private pathOf(key: string): string {
+    validateKey(key);
+    const segments = key.split("/");
+    if (segments[0] === FILE_STORE_RESERVED) {
+      throw new InvalidStoreArgumentError(
+        `key ${describeKey(key)} uses the reserved segment ${FILE_STORE_RESERVED}`,
+      );
+    }
+    const path = join(this.root, ...segments);
+    const rel = relative(this.root, path);
+    if (rel === "" || rel.startsWith(`..${sep}`) || rel === ".." || isAbsolute(rel)) {
+      throw new InvalidStoreArgumentError(`key ${describeKey(key)} escapes the store root`);
+    }
+    return path;
+  }
+
+  private mapError(operation: string, key: string) {
+    return (error: unknown): PagecastError => {
+      if (error instanceof PagecastError) return error;
+      const code = errnoCode(error);
+      return new StoreRequestError(
+        `${operation} ${describeKey(key)} in ${this.url} failed${code ? ` (${code})` : ""}`,
+        {
+          retryable: code !== undefined && RETRYABLE_CODES.has(code),
+          ...(code ? { serverCode: code } : {}),
+          cause: error,
+        },
+      );
+    };
+  }
+
+  async get(key: string, options: GetOptions = {}): Promise<GetResult> {
+    const path = this.pathOf(key);
+    if (options.range) validateRange(options.range);
+    return this.runner.run(
+      "get",
+      options.signal,
+      async () => {
+        const handle = await open(path, "r").catch((error: unknown) => {
+          const code = errnoCode(error);
+          if (code === "ENOENT" || code === "ENOTDIR" || code === "EISDIR") {
+            throw new NotFoundError(key);
+          }
+          throw error;
+        });
+        try {
+          // One descriptor for stat and read: a concurrent rename cannot mix versions.
+          const info = await handle.stat({ bigint: true });
+          if (!info.isFile()) throw new NotFoundError(key);
+          const meta = metaFromStats(key, info);
+          if (options.ifNoneMatch !== undefined && sameEtag(options.ifNoneMatch, meta.etag)) {
+            return { notModified: true };
+          }
+          const { start, end } = resolveRange(options.range, meta.size);
+          const body = new Uint8Array(end - start);
+          let filled = 0;
+          while (filled < body.length) {
+            const { bytesRead } = await handle.read(
+              body,
+              filled,
+              body.length - filled,
+              start + filled,
+            );
+            if (bytesRead === 0) break;
+            filled += bytesRead;
+          }
+          const result = filled === body.length ? body : body.slice(0, filled);
+          this.runner.counters.received(result.length);
+          return { notModified: false, body: result, meta, offset: start };
+        } finally {
+          await handle.close();
+        }
+      },
+      this.mapError("get", key),
+    );
+  }
+
+  async head(key: string, options: { signal?: AbortSignal } = {}): Promise<ObjectMeta | undefined> {
+    const path = this.pathOf(key);
+    return this.runner.run(
+      "head",
+      options.signal,
+      async () => {
+        try {
+          const info = await stat(path, { bigint: true });
+          return info.isFile() ? metaFromStats(key, info) : undefined;
+        } catch (error) {
+          const code = errnoCode(error);
+          if (code === "ENOENT" || code === "ENOTDIR") return undefined;
+          throw error;
+        }
+      },
+      this.mapError("head", key),
+    );
+  }
+
+  async put(key: string, body: Uint8Array, options: PutOptions = {}): Promise<PutResult> {
+    const path = this.pathOf(key);
+    checkBody(body);
+    checkPutOptions(options);
+    return this.runner.run(
+      "put",
+      options.signal,
+      async ({ signal }) => {
+        this.runner.counters.sent(body.length);
+        const temp = await this.writeTemp(body);
+        try {
+          return await this.locks.withLock(key, signal, async () => {
+            if (options.ifMatch !== undefined) {
+              const current = await stat(path, { bigint: true }).catch(() => undefined);
+              if (
+                !current?.isFile() ||
+                !sameEtag(options.ifMatch, metaFromStats(key, current).etag)
+              ) {
+                throw new PreconditionFailedError(key);
+              }
+            }
+            await this.moveIntoPlace(temp.path, path, key, options.ifNoneMatch === "*");
+            return { etag: temp.etag };
+          });
+        } finally {
+          await unlink(temp.path).catch(() => {});
+        }
+      },
+      this.mapError("put", key),
+    );
+  }
+
+  /** Writes `body` to a fresh temp file with a unique mtime; returns its path and ETag. */
+  private async writeTemp(body: Uint8Array): Promise<{ path: string; etag: string }> {
+    const path = join(this.tmpDir, `${randomBytes(12).toString("hex")}.tmp`);
+    const handle = await open(path, "wx").catch(async (error: unknown) => {
+      // First write into this root (or the directory was removed): create it once.
+      if (errnoCode(error) !== "ENOENT") throw error;
+      await mkdir(this.tmpDir, { recursive: true });
+      return open(path, "wx");
+    });
+    try {
+      let written = 0;
+      while (written < body.length) {
+        const { bytesWritten } = await handle.write(body, written, body.length - written);
+        written += bytesWritten;
+      }
+      const mtime = nextMtimeSeconds();
+      await handle.utimes(mtime, mtime);
+      if (this.fsync) await handle.sync();
+      const etag = metaFromStats("", await handle.stat({ bigint: true })).etag;
+      return { path, etag };
+    } catch (error) {
+      await unlink(path).catch(() => {});
+      throw error;
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** Renames (or, create-only, links) the temp file to the key's path, creating directories. */
+  private async moveIntoPlace(
+    temp: string,
+    path: string,
+    key: string,
+    createOnly: boolean,
+  ): Promise<void> {
+    // A concurrent delete may prune the freshly made directory; a few rounds settle it.
+    for (let round = 0; ; round++) {
+      await mkdir(dirname(path), { recursive: true });
+      try {
+        if (createOnly) await link(temp, path);
+        else await rename(temp, path);
+        break;
+      } catch (error) {
+        const code = errnoCode(error);
+        if (code === "ENOENT" && round < 5) continue;
+        if (createOnly && code === "EEXIST") throw new PreconditionFailedError(key);
+        if (code === "EISDIR" || code === "ENOTDIR" || code === "EEXIST") {
+          throw new StoreRequestError(
+            `put ${describeKey(key)} in ${this.url} failed: the key or one of its parents is a directory of other keys`,
+            { retryable: false, serverCode: code, cause: error },
+          );
+        }
+        throw error;
+      }
+    }
+    if (this.fsync) await this.syncDirectory(dirname(path));
+  }
+
+  private async syncDirectory(directory: string): Promise<void> {
+    const handle = await open(directory, "r");
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async list(options: ListOptions = {}): Promise<ListPage> {
+    const checked = checkListOptions(options);
+    return this.runner.run(
+      "list",
+      options.signal,
+      async () => {
+        const cut = checked.prefix.lastIndexOf("/") + 1;
+        const keys: { key: string }[] = [];
+        await this.walk(checked.prefix.slice(0, cut), checked.prefix.slice(cut), options, keys);
+        const { page, continuationToken } = paginateKeys(keys, checked, options);
+        const metas = await Promise.all(
+          page.map(async ({ key }) => {
+            const info = await stat(join(this.root, ...key.split("/")), { bigint: true }).catch(
+              () => undefined,
+            );
+            // A key deleted since the directory was read is simply left out.
+            return info?.isFile() ? metaFromStats(key, info) : undefined;
+          }),
+        );
+        const objects = metas.filter((meta): meta is ObjectMeta => meta !== undefined);
+        return continuationToken === undefined ? { objects } : { objects, continuationToken };
+      },
+      this.mapError("list", checked.prefix),
+    );
+  }
+
+  /**
+   * Collects the keys under directory key `base` (`""` or ending in `/`) whose
+   * first segment starts with `head`; skips subtrees that sort before startAfter.
+   */
+  private async walk(
+    base: string,
+    head: string,
+    options: ListOptions,
+    out: { key: string }[],
+  ): Promise<void> {
+    let entries: Dirent[];
+    try {
+      entries = await readdir(base === "" ? this.root : join(this.root, ...base.split("/")), {
+        withFileTypes: true,
+      });
+    } catch (error) {
+      const code = errnoCode(error);
+      if (code === "ENOENT" || code === "ENOTDIR") return;
+      throw error;
+    }
+    const after = listStartAfter(options);
+    for (const entry of entries) {
+      if (!entry.name.startsWith(head)) continue;
+      if (base === "" && entry.name === FILE_STORE_RESERVED) continue;
+      const key = base + entry.name;
+      if (entry.isFile()) {
+        out.push({ key });
+      } else if (entry.isDirectory()) {
+        const dir = `${key}/`;
+        if (after !== undefined && compareKeys(dir, after) < 0 && !after.startsWith(dir)) continue;
+        await this.walk(dir, "", options, out);
+      }
+    }
+  }
+
+  async deleteMany(keys: string[], options: { signal?: AbortSignal } = {}): Promise<void> {
+    const paths = keys.map((key) => this.pathOf(key));
+    for (let i = 0; i < keys.length; i += DELETE_BATCH_SIZE) {
+      const batch = keys.slice(i, i + DELETE_BATCH_SIZE);
+      await this.runner.run(
+        "delete",
+        options.signal,
+        async ({ signal }) => {
+          let next = 0;
+          const worker = async () => {
+            while (next < batch.length) {
+              const index = next++;
+              const key = batch[index]!;
+              await this.deleteOne(key, paths[i + index]!, signal);
+            }
+          };
+          await Promise.all(Array.from({ length: DELETE_CONCURRENCY }, worker));
+        },
+        this.mapError("delete", batch[0] ?? ""),
+      );
+    }
+  }
+
+  private async deleteOne(key: string, path: string, signal: AbortSignal): Promise<void> {
+    await this.locks.withLock(key, signal, async () => {
+      try {
+        await unlink(path);
+      } catch (error) {
+        const code = errnoCode(error);
+        if (code === "ENOENT" || code === "ENOTDIR") return;
+        // A "key" that is a directory of other keys is not an object (Linux says
+        // EISDIR, macOS EPERM; a real permission error must still surface).
+        if (code === "EISDIR" || code === "EPERM") {
+          const info = await stat(path).catch(() => undefined);
+          if (info?.isDirectory()) return;
+        }
+        throw error;
+      }
+    });
+    // Empty directories would otherwise pile up; stop at the first non-empty one.
+    for (let dir = dirname(path); dir !== this.root && dir.startsWith(this.root + sep); ) {
+      try {
+        await rmdir(dir);
+      } catch {
+        break;
+      }
+      dir = dirname(dir);
+    }
+  }
+
+  counters(): StoreCounters {
+    return this.runner.counters.snapshot();
+  }
+
+  async close(): Promise<void> {
+    this.runner.close();
+  }
+}

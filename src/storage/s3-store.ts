@@ -1,0 +1,733 @@
+/**
+ * `ObjectStore` on S3 or any S3-compatible server (Ceph RGW, MinIO, R2,
+ * emulators) through `@aws-sdk/client-s3`. Runtime-agnostic: it runs in Node
+ * and in Workers (no `node:` imports).
+ *
+ * Notes on compatibility:
+ * - The SDK's own retries are off (`maxAttempts: 1`); `RequestRunner` retries,
+ *   so that every attempt is counted and only retryable failures repeat.
+ * - Checksums only "when required": emulators mishandle aws-chunked bodies.
+ * - `If-Match` on PUT is sent unquoted (RGW compares it verbatim); `If-None-Match`
+ *   on GET is sent quoted, as HTTP specifies and as emulators compare it.
+ * - A conditional put of a missing key answers 412 on RGW and 404 on AWS: both
+ *   become `PreconditionFailedError`.
+ * - Bodies above `multipartThreshold` (default 8 MiB) go up in parts of at most
+ *   8 MiB; a failed multipart upload is aborted. The put's condition is checked
+ *   with a HEAD just before CompleteMultipartUpload and also sent with it: AWS
+ *   enforces it there atomically; servers that ignore it there (Ceph RGW 16,
+ *   fauxqs) only get the HEAD check, which a racing writer can slip past.
+ * - DeleteObjects goes in batches of 1000; if a server refuses the batch call,
+ *   the store switches to single deletes for the rest of its life.
+ */
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  type GetObjectCommandOutput,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  type S3ClientConfig,
+  UploadPartCommand,
+} from "@aws-sdk/client-s3";
+import { PagecastError } from "../errors.js";
+import { isEmptyRange, resolveRange, validateRange } from "./byte-range.js";
+import { sameEtag, unquoteEtag } from "./etag.js";
+import type {
+  ByteRange,
+  GetOptions,
+  GetResult,
+  ListOptions,
+  ListPage,
+  ObjectMeta,
+  ObjectStore,
+  PutOptions,
+  PutResult,
+  RequestKind,
+  StoreCounters,
+} from "./object-store.js";
+import { type AttemptContext, RequestRunner, type RetryOptions } from "./request-runner.js";
+import {
+  InvalidStoreArgumentError,
+  NotFoundError,
+  PreconditionFailedError,
+  StoreRequestError,
+} from "./store-errors.js";
+import { describeKey, directoryPrefix, validateKey, validatePrefix } from "./store-keys.js";
+import {
+  checkBody,
+  checkListOptions,
+  checkPutOptions,
+  DELETE_BATCH_SIZE,
+} from "./store-options.js";
+
+const MIB = 1024 * 1024;
+/** Largest part the store uploads (and default threshold for multipart). */
+export const MAX_PART_SIZE = 8 * MIB;
+/** S3's smallest allowed part (all but the last). */
+export const MIN_PART_SIZE = 5 * MIB;
+
+/** Options of `new S3Store()`. */
+export interface S3StoreOptions {
+  bucket: string;
+  /** Key prefix inside the bucket; treated as a directory (a `/` is appended). */
+  prefix?: string;
+  /** Endpoint of an S3-compatible server, e.g. `http://127.0.0.1:9000`. */
+  endpoint?: string;
+  /** Default: env `AWS_REGION` / `AWS_DEFAULT_REGION` when readable, else `us-east-1`. */
+  region?: string;
+  /** Path-style addressing; default true when `endpoint` is given. */
+  forcePathStyle?: boolean;
+  /** Explicit credentials or provider; default: the SDK's standard credential chain. */
+  credentials?: S3ClientConfig["credentials"];
+  /** A ready client to use instead of building one (not destroyed by `close()`). */
+  client?: S3Client;
+  retry?: RetryOptions;
+  /** Bodies larger than this go up as multipart uploads (default 8 MiB). */
+  multipartThreshold?: number;
+  /** Part size of multipart uploads, 5..8 MiB (default 8 MiB). */
+  partSize?: number;
+  /** Parts in flight at once (default 4). */
+  partConcurrency?: number;
+}
+
+const RETRYABLE_S3_CODES = new Set([
+  "SlowDown",
+  "RequestTimeout",
+  "RequestTimeoutException",
+  "InternalError",
+  "ServiceUnavailable",
+  "Throttling",
+  "ThrottlingException",
+  "TooManyRequestsException",
+  "RequestLimitExceeded",
+  "ConditionalRequestConflict",
+  "OperationAborted",
+  "TimeoutError",
+]);
+/** Error codes with which servers refuse the DeleteObjects call itself. */
+const BATCH_DELETE_REFUSED = new Set([
+  "NotImplemented",
+  "MissingContentMD5",
+  "InvalidRequest",
+  "MethodNotAllowed",
+  "InvalidDigest",
+  "BadDigest",
+]);
+const SINGLE_DELETE_CONCURRENCY = 8;
+
+interface SdkErrorShape {
+  name?: unknown;
+  Code?: unknown;
+  code?: unknown;
+  $metadata?: { httpStatusCode?: unknown };
+}
+
+/** HTTP status and error code of an SDK or network error, when it has them. */
+function describeSdkError(error: unknown): { status?: number; code?: string } {
+  const shape = (typeof error === "object" && error !== null ? error : {}) as SdkErrorShape;
+  const status = shape.$metadata?.httpStatusCode;
+  const raw = [shape.Code, shape.code, shape.name].find((c) => typeof c === "string");
+  // Only identifier-like codes are repeated in messages: never free server text.
+  const code = typeof raw === "string" && /^[A-Za-z0-9._-]{1,64}$/.test(raw) ? raw : undefined;
+  return {
+    ...(typeof status === "number" ? { status } : {}),
+    ...(code !== undefined ? { code } : {}),
+  };
+}
+
+function isNotFound(error: unknown): boolean {
+  const { status, code } = describeSdkError(error);
+  if (code === "NoSuchBucket") return false;
+  return status === 404 || code === "NoSuchKey" || code === "NotFound";
+}
+
+function envRegion(): string | undefined {
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process
+    ?.env;
+  return env?.AWS_REGION || env?.AWS_DEFAULT_REGION || undefined;
+}
+
+function rangeHeader(range: ByteRange): string {
+  return "suffix" in range
+    ? `bytes=-${range.suffix}`
+    : `bytes=${range.offset}-${range.offset + range.length - 1}`;
+}
+
+/** `bytes 0-99/1234` -> start and total; undefined for anything else (e.g. an unknown total). */
+function parseContentRange(value: string): { start: number; total: number } | undefined {
+  const match = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(value.trim());
+  if (!match) return undefined;
+  const start = Number(match[1]);
+  const total = Number(match[3]);
+  return Number.isSafeInteger(start) && Number.isSafeInteger(total) && start <= total
+    ? { start, total }
+    : undefined;
+}
+
+/** The canonical, credential-free URL of an S3 location. */
+export function s3StoreUrl(options: {
+  bucket: string;
+  prefix?: string;
+  endpoint?: string;
+  region?: string;
+  forcePathStyle?: boolean;
+}): string {
+  const path = (options.prefix ?? "").replace(/\/+$/, "");
+  const params = new URLSearchParams();
+  if (options.endpoint) params.set("endpoint", options.endpoint);
+  if (options.region) params.set("region", options.region);
+  if (options.forcePathStyle !== undefined) {
+    params.set("forcePathStyle", String(options.forcePathStyle));
+  }
+  const query = params.toString();
+  const encodedPath = path
+    .split("/")
+    .map((segment) => encodeURIComponent(segment))
+    .join("/");
+  return `s3://${options.bucket}${path ? `/${encodedPath}` : ""}${query ? `?${query}` : ""}`;
+}
+
+/** An `ObjectStore` on an S3 bucket (and optional prefix). */
+export class S3Store implements ObjectStore {
+  readonly url: string;
+  readonly bucket: string;
+  /** Key prefix inside the bucket, `""` or ending with `/`. */
+  readonly prefix: string;
+  private readonly client: S3Client;
+  private readonly ownsClient: boolean;
+  private readonly runner: RequestRunner;
+  private readonly multipartThreshold: number;
+  private readonly partSize: number;
+  private readonly partConcurrency: number;
+  private batchDelete = true;
+
+  constructor(options: S3StoreOptions) {
+    if (typeof options.bucket !== "string" || !/^[A-Za-z0-9._-]{1,255}$/.test(options.bucket)) {
+      throw new InvalidStoreArgumentError("S3 bucket name is missing or malformed");
+    }
+    const prefix = options.prefix ?? "";
+    validatePrefix(prefix);
+    this.bucket = options.bucket;
+    this.prefix = directoryPrefix(prefix);
+    this.url = s3StoreUrl({
+      bucket: options.bucket,
+      prefix: this.prefix,
+      ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+      ...(options.region ? { region: options.region } : {}),
+      ...(options.forcePathStyle !== undefined ? { forcePathStyle: options.forcePathStyle } : {}),
+    });
+    this.multipartThreshold = options.multipartThreshold ?? MAX_PART_SIZE;
+    this.partSize = options.partSize ?? MAX_PART_SIZE;
+    this.partConcurrency = options.partConcurrency ?? 4;
+    if (
+      !Number.isSafeInteger(this.partSize) ||
+      this.partSize < MIN_PART_SIZE ||
+      this.partSize > MAX_PART_SIZE
+    ) {
+      throw new InvalidStoreArgumentError("partSize must be between 5 MiB and 8 MiB");
+    }
+    if (!Number.isSafeInteger(this.multipartThreshold) || this.multipartThreshold < 1) {
+      throw new InvalidStoreArgumentError("multipartThreshold must be a positive integer");
+    }
+    if (!Number.isSafeInteger(this.partConcurrency) || this.partConcurrency < 1) {
+      throw new InvalidStoreArgumentError("partConcurrency must be a positive integer");
+    }
+    this.runner = new RequestRunner(() => this.url, options.retry);
+    if (options.client) {
+      this.client = options.client;
+      this.ownsClient = false;
+    } else {
+      this.client = new S3Client({
+        region: options.region ?? envRegion() ?? "us-east-1",
+        ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+        forcePathStyle: options.forcePathStyle ?? options.endpoint !== undefined,
+        ...(options.credentials ? { credentials: options.credentials } : {}),
+        maxAttempts: 1,
+        requestChecksumCalculation: "WHEN_REQUIRED",
+        responseChecksumValidation: "WHEN_REQUIRED",
+      });
+      this.ownsClient = true;
+    }
+  }
+
+  private objectKey(key: string): string {
+    validateKey(key);
+    return this.prefix + key;
+  }
+
+  /** Maps SDK and network errors of `operation` on `key` to typed errors. */
+  private mapError(operation: string, key: string) {
+    return (error: unknown): PagecastError => {
+      if (error instanceof PagecastError) return error;
+      const { status, code } = describeSdkError(error);
+      const retryable =
+        status === undefined ||
+        // 501 Not Implemented will not change by asking again.
+        (status >= 500 && status !== 501) ||
+        status === 429 ||
+        (code !== undefined && RETRYABLE_S3_CODES.has(code));
+      const what = status === undefined ? "network error" : `HTTP ${status}`;
+      const requestId = (error as { $metadata?: { requestId?: unknown } }).$metadata?.requestId;
+      const id =
+        typeof requestId === "string" && /^[A-Za-z0-9._-]{1,128}$/.test(requestId)
+          ? ` (request id ${requestId})`
+          : "";
+      return new StoreRequestError(
+        `S3 ${operation} ${describeKey(key)} in ${this.url} failed: ${what}${code ? ` ${code}` : ""}${id}`,
+        {
+          retryable,
+          ...(status !== undefined ? { status } : {}),
+          ...(code !== undefined ? { serverCode: code } : {}),
+          // A server's error object can carry fields such as AWSAccessKeyId or
+          // StringToSign; only transport errors (no response) are kept as cause.
+          ...(status === undefined ? { cause: error } : {}),
+        },
+      );
+    };
+  }
+
+  private run<T>(
+    kind: RequestKind,
+    operation: string,
+    key: string,
+    signal: AbortSignal | undefined,
+    attempt: (context: AttemptContext) => Promise<T>,
+  ): Promise<T> {
+    return this.runner.run(kind, signal, attempt, this.mapError(operation, key));
+  }
+
+  async get(key: string, options: GetOptions = {}): Promise<GetResult> {
+    const objectKey = this.objectKey(key);
+    const range = options.range;
+    if (range) validateRange(range);
+    if (isEmptyRange(range)) return this.emptyRead(key, options);
+    const first = await this.run("get", "get", key, options.signal, ({ signal }) =>
+      this.getAttempt(key, objectKey, range, options.ifNoneMatch, signal),
+    );
+    if (first !== "unsatisfiable") return first;
+    // 416: the range starts past the end, or the server refuses suffixes longer
+    // than the object. Learn the size, then ask for exactly what exists.
+    const meta = await this.head(key, options);
+    if (!meta) throw new NotFoundError(key);
+    if (options.ifNoneMatch !== undefined && sameEtag(options.ifNoneMatch, meta.etag)) {
+      return { notModified: true };
+    }
+    const { start, end } = resolveRange(range, meta.size);
+    if (start === end) return { notModified: false, body: new Uint8Array(0), meta, offset: start };
+    const second = await this.run("get", "get", key, options.signal, ({ signal }) =>
+      this.getAttempt(
+        key,
+        objectKey,
+        { offset: start, length: end - start },
+        options.ifNoneMatch,
+        signal,
+      ),
+    );
+    if (second === "unsatisfiable") {
+      throw new StoreRequestError(`S3 get ${describeKey(key)} in ${this.url}: range refused`, {
+        retryable: true,
+        status: 416,
+      });
+    }
+    return second;
+  }
+
+  /** A zero-length range: HTTP cannot ask for it, so only the metadata is fetched. */
+  private async emptyRead(key: string, options: GetOptions): Promise<GetResult> {
+    const meta = await this.head(key, options);
+    if (!meta) throw new NotFoundError(key);
+    if (options.ifNoneMatch !== undefined && sameEtag(options.ifNoneMatch, meta.etag)) {
+      return { notModified: true };
+    }
+    const { start } = resolveRange(options.range, meta.size);
+    return { notModified: false, body: new Uint8Array(0), meta, offset: start };
+  }
+
+  private async getAttempt(
+    key: string,
+    objectKey: string,
+    range: ByteRange | undefined,
+    ifNoneMatch: string | undefined,
+    signal: AbortSignal,
+  ): Promise<GetResult | "unsatisfiable"> {
+    let response: GetObjectCommandOutput;
+    try {
+      response = await this.client.send(
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: objectKey,
+          ...(range ? { Range: rangeHeader(range) } : {}),
+          ...(ifNoneMatch !== undefined ? { IfNoneMatch: `"${unquoteEtag(ifNoneMatch)}"` } : {}),
+        }),
+        { abortSignal: signal },
+      );
+    } catch (error) {
+      const { status, code } = describeSdkError(error);
+      if (status === 304 || code === "NotModified") return { notModified: true };
+      if (status === 416 || code === "InvalidRange") return "unsatisfiable";
+      if (isNotFound(error)) throw new NotFoundError(key);
+      throw error;
+    }
+    const raw = response.Body ? await response.Body.transformToByteArray() : new Uint8Array(0);
+    if (response.ContentLength !== undefined && raw.length !== response.ContentLength) {
+      throw new StoreRequestError(
+        `S3 get ${describeKey(key)} in ${this.url}: body ended after ${raw.length} of ${response.ContentLength} bytes`,
+        { retryable: true, serverCode: "TruncatedBody" },
+      );
+    }
+    this.runner.counters.received(raw.length);
+    const etag = unquoteEtag(response.ETag ?? "");
+    const lastModified = response.LastModified ?? new Date(0);
+    const contentRange = response.ContentRange
+      ? parseContentRange(response.ContentRange)
+      : undefined;
+    if (response.ContentRange && contentRange === undefined) {
+      throw new StoreRequestError(
+        `S3 get ${describeKey(key)} in ${this.url}: unusable Content-Range header`,
+        { retryable: false, serverCode: "BadContentRange" },
+      );
+    }
+    if (contentRange) {
+      return {
+        notModified: false,
+        body: raw,
+        meta: { key, size: contentRange.total, etag, lastModified },
+        offset: contentRange.start,
+      };
+    }
+    // No usable Content-Range: the server sent the whole object; cut the range here.
+    const size = raw.length;
+    const span = resolveRange(range, size);
+    const body = span.start === 0 && span.end === size ? raw : raw.slice(span.start, span.end);
+    return {
+      notModified: false,
+      body,
+      meta: { key, size, etag, lastModified },
+      offset: span.start,
+    };
+  }
+
+  async head(key: string, options: { signal?: AbortSignal } = {}): Promise<ObjectMeta | undefined> {
+    const objectKey = this.objectKey(key);
+    return this.run("head", "head", key, options.signal, async ({ signal }) => {
+      try {
+        const response = await this.client.send(
+          new HeadObjectCommand({ Bucket: this.bucket, Key: objectKey }),
+          { abortSignal: signal },
+        );
+        return {
+          key,
+          size: response.ContentLength ?? 0,
+          etag: unquoteEtag(response.ETag ?? ""),
+          lastModified: response.LastModified ?? new Date(0),
+        };
+      } catch (error) {
+        if (isNotFound(error)) return undefined;
+        throw error;
+      }
+    });
+  }
+
+  async put(key: string, body: Uint8Array, options: PutOptions = {}): Promise<PutResult> {
+    const objectKey = this.objectKey(key);
+    checkBody(body);
+    checkPutOptions(options);
+    const conditions = {
+      ...(options.ifNoneMatch === "*" ? { IfNoneMatch: "*" } : {}),
+      ...(options.ifMatch !== undefined ? { IfMatch: unquoteEtag(options.ifMatch) } : {}),
+    };
+    const etag =
+      body.length > this.multipartThreshold
+        ? await this.putMultipart(key, objectKey, body, options, conditions)
+        : await this.run("put", "put", key, options.signal, async ({ signal }) => {
+            this.runner.counters.sent(body.length);
+            try {
+              const response = await this.client.send(
+                new PutObjectCommand({
+                  Bucket: this.bucket,
+                  Key: objectKey,
+                  Body: body,
+                  ContentLength: body.length,
+                  ...(options.contentType ? { ContentType: options.contentType } : {}),
+                  ...conditions,
+                }),
+                { abortSignal: signal },
+              );
+              return response.ETag;
+            } catch (error) {
+              throw this.conditionalFailure(key, options, error);
+            }
+          });
+    if (etag) return { etag: unquoteEtag(etag) };
+    // Some servers omit the ETag header; the contract promises one.
+    const meta = await this.head(key, options);
+    if (!meta)
+      throw new StoreRequestError(`S3 put ${describeKey(key)}: object vanished`, {
+        retryable: false,
+      });
+    return { etag: meta.etag };
+  }
+
+  /** A put failure as `PreconditionFailedError` when it is one, else unchanged. */
+  private conditionalFailure(key: string, options: PutOptions, error: unknown): unknown {
+    const { status, code } = describeSdkError(error);
+    if (status === 412 || code === "PreconditionFailed") {
+      return new PreconditionFailedError(key);
+    }
+    // If-Match on a missing key: AWS answers 404, RGW 412.
+    if (options.ifMatch !== undefined && isNotFound(error)) {
+      return new PreconditionFailedError(key);
+    }
+    return error;
+  }
+
+  private async putMultipart(
+    key: string,
+    objectKey: string,
+    body: Uint8Array,
+    options: PutOptions,
+    conditions: { IfNoneMatch?: string; IfMatch?: string },
+  ): Promise<string | undefined> {
+    const created = await this.run(
+      "put",
+      "create multipart upload",
+      key,
+      options.signal,
+      ({ signal }) =>
+        this.client.send(
+          new CreateMultipartUploadCommand({
+            Bucket: this.bucket,
+            Key: objectKey,
+            ...(options.contentType ? { ContentType: options.contentType } : {}),
+          }),
+          { abortSignal: signal },
+        ),
+    );
+    const uploadId = created.UploadId;
+    if (!uploadId) {
+      throw new StoreRequestError(`S3 put ${describeKey(key)} in ${this.url}: no upload id`, {
+        retryable: false,
+      });
+    }
+    // Parts stop early once one fails; the caller's signal stops them too.
+    const stop = new AbortController();
+    const onAbort = () => stop.abort(options.signal?.reason);
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      const count = Math.ceil(body.length / this.partSize);
+      const etags: string[] = new Array(count);
+      let next = 0;
+      const worker = async () => {
+        while (next < count && !stop.signal.aborted) {
+          const index = next++;
+          const part = body.subarray(index * this.partSize, (index + 1) * this.partSize);
+          const uploaded = await this.run("put", "upload part", key, stop.signal, ({ signal }) => {
+            this.runner.counters.sent(part.length);
+            return this.client.send(
+              new UploadPartCommand({
+                Bucket: this.bucket,
+                Key: objectKey,
+                UploadId: uploadId,
+                PartNumber: index + 1,
+                Body: part,
+                ContentLength: part.length,
+              }),
+              { abortSignal: signal },
+            );
+          });
+          if (!uploaded.ETag) {
+            throw new StoreRequestError(`S3 upload part of ${describeKey(key)}: no ETag`, {
+              retryable: false,
+            });
+          }
+          etags[index] = uploaded.ETag;
+        }
+      };
+      await Promise.all(
+        Array.from({ length: Math.min(this.partConcurrency, count) }, () =>
+          worker().catch((error: unknown) => {
+            stop.abort(error);
+            throw error;
+          }),
+        ),
+      );
+      if (options.ifNoneMatch === "*" || options.ifMatch !== undefined) {
+        // Servers that ignore conditions on CompleteMultipartUpload (RGW 16, emulators)
+        // still get this check, made as late as possible; AWS enforces it atomically.
+        const current = await this.head(key, options);
+        if (
+          (options.ifNoneMatch === "*" && current) ||
+          (options.ifMatch !== undefined && (!current || !sameEtag(options.ifMatch, current.etag)))
+        ) {
+          throw new PreconditionFailedError(key);
+        }
+      }
+      const completed = await this.run(
+        "put",
+        "complete multipart upload",
+        key,
+        options.signal,
+        async ({ signal }) => {
+          try {
+            return await this.client.send(
+              new CompleteMultipartUploadCommand({
+                Bucket: this.bucket,
+                Key: objectKey,
+                UploadId: uploadId,
+                MultipartUpload: {
+                  Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })),
+                },
+                ...conditions,
+              }),
+              { abortSignal: signal },
+            );
+          } catch (error) {
+            throw this.conditionalFailure(key, options, error);
+          }
+        },
+      );
+      return completed.ETag;
+    } catch (error) {
+      // Best effort, and not under the caller's signal: an abandoned upload costs storage.
+      await this.run("delete", "abort multipart upload", key, undefined, ({ signal }) =>
+        this.client.send(
+          new AbortMultipartUploadCommand({
+            Bucket: this.bucket,
+            Key: objectKey,
+            UploadId: uploadId,
+          }),
+          { abortSignal: signal },
+        ),
+      ).catch(() => {});
+      throw error;
+    } finally {
+      options.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  async list(options: ListOptions = {}): Promise<ListPage> {
+    const { prefix, maxKeys } = checkListOptions(options);
+    return this.run("list", "list", prefix, options.signal, async ({ signal }) => {
+      const response = await this.client.send(
+        new ListObjectsV2Command({
+          Bucket: this.bucket,
+          Prefix: this.prefix + prefix,
+          MaxKeys: maxKeys,
+          ...(options.startAfter ? { StartAfter: this.prefix + options.startAfter } : {}),
+          ...(options.continuationToken ? { ContinuationToken: options.continuationToken } : {}),
+        }),
+        { abortSignal: signal },
+      );
+      const objects: ObjectMeta[] = [];
+      for (const item of response.Contents ?? []) {
+        if (!item.Key?.startsWith(this.prefix)) continue;
+        objects.push({
+          key: item.Key.slice(this.prefix.length),
+          size: item.Size ?? 0,
+          etag: unquoteEtag(item.ETag ?? ""),
+          lastModified: item.LastModified ?? new Date(0),
+        });
+      }
+      const token = response.IsTruncated ? response.NextContinuationToken : undefined;
+      return token ? { objects, continuationToken: token } : { objects };
+    });
+  }
+
+  async deleteMany(keys: string[], options: { signal?: AbortSignal } = {}): Promise<void> {
+    const objectKeys = keys.map((key) => this.objectKey(key));
+    for (let i = 0; i < objectKeys.length; i += DELETE_BATCH_SIZE) {
+      const batch = objectKeys.slice(i, i + DELETE_BATCH_SIZE);
+      if (this.batchDelete && (await this.deleteBatch(batch, options.signal))) continue;
+      await this.deleteSingly(batch, options.signal);
+    }
+  }
+
+  /** One DeleteObjects call; false when the server refuses the call itself. */
+  private async deleteBatch(batch: string[], signal: AbortSignal | undefined): Promise<boolean> {
+    const label = this.unprefixed(batch[0] ?? "");
+    try {
+      await this.run("delete", "delete", label, signal, async ({ signal: attemptSignal }) => {
+        const response = await this.client.send(
+          new DeleteObjectsCommand({
+            Bucket: this.bucket,
+            Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
+          }),
+          { abortSignal: attemptSignal },
+        );
+        const failures = (response.Errors ?? []).filter((e) => e.Code !== "NoSuchKey");
+        const failure = failures[0];
+        if (failure) {
+          const code =
+            failure.Code && /^[A-Za-z0-9._-]{1,64}$/.test(failure.Code) ? failure.Code : undefined;
+          throw new StoreRequestError(
+            `S3 delete of ${failures.length} key(s) in ${this.url} failed${code ? `: ${code}` : ""}, e.g. ${describeKey(this.unprefixed(failure.Key ?? ""))}`,
+            {
+              retryable: code === undefined || RETRYABLE_S3_CODES.has(code),
+              ...(code ? { serverCode: code } : {}),
+            },
+          );
+        }
+      });
+      return true;
+    } catch (error) {
+      if (
+        error instanceof StoreRequestError &&
+        !error.retryable &&
+        error.status !== undefined &&
+        (error.status === 501 ||
+          error.status === 405 ||
+          (error.status === 400 && BATCH_DELETE_REFUSED.has(error.serverCode ?? "")))
+      ) {
+        this.batchDelete = false;
+        return false;
+      }
+      throw error;
+    }
+  }
+
+  private async deleteSingly(batch: string[], signal: AbortSignal | undefined): Promise<void> {
+    let next = 0;
+    const worker = async () => {
+      while (next < batch.length) {
+        const objectKey = batch[next++]!;
+        await this.run(
+          "delete",
+          "delete",
+          this.unprefixed(objectKey),
+          signal,
+          async ({ signal: s }) => {
+            try {
+              await this.client.send(
+                new DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey }),
+                {
+                  abortSignal: s,
+                },
+              );
+            } catch (error) {
+              if (!isNotFound(error)) throw error;
+            }
+          },
+        );
+      }
+    };
+    await Promise.all(Array.from({ length: SINGLE_DELETE_CONCURRENCY }, worker));
+  }
+
+  private unprefixed(objectKey: string): string {
+    return objectKey.slice(this.prefix.length);
+  }
+
+  counters(): StoreCounters {
+    return this.runner.counters.snapshot();
+  }
+
+  async close(): Promise<void> {
+    this.runner.close();
+    if (this.ownsClient) this.client.destroy();
+  }
+}
