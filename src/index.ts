@@ -34,7 +34,6 @@ export {
   type S3StoreOptions,
   s3StoreUrl,
 } from "./storage/s3-store.js";
-export { compareKeys, validateKey } from "./storage/store-keys.js";
 export {
   InvalidStoreArgumentError,
   InvalidStoreUrlError,
@@ -44,4 +43,27 @@ export {
   StoreClosedError,
   StoreRequestError,
 } from "./storage/store-errors.js";
+export { compareKeys, validateKey } from "./storage/store-keys.js";
 export { parseStoreUrl, type StoreLocation } from "./storage/store-url.js";
+export {
+  type BindValue,
+  type ExecuteResult,
+  openReplica,
+  Replica,
+  ReplicaError,
+  type ReplicaHealth,
+  type ReplicaOptions,
+  ReplicaQueryError,
+  type ReplicaRequestKind,
+  type ReplicaStatus,
+  type ReplicaStoreOptions,
+  type ReplicaTransaction,
+  type RequestTally,
+  type Row,
+  type SqliteWasm,
+  type SqliteWasmSource,
+  type SqlParams,
+  type SqlValue,
+  setDefaultSqliteWasm,
+  vfsStatus,
+} from "./vfs/index.js";

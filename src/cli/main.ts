@@ -28,6 +28,10 @@ const COMMANDS: Record<string, CommandEntry> = {
     usage: "pagecast ltx verify <file.ltx>...",
     load: async () => (await import("./ltx-verify.js")).ltxVerify,
   },
+  query: {
+    usage: 'pagecast query <url> "<sql>" [--at <time>|txid:N] [--json]',
+    load: async () => (await import("./query.js")).query,
+  },
 };
 
 /** The usage lines of every command, for --help and usage errors. */

@@ -1,0 +1,54 @@
+/** `pagecast ltx list <url>`: the LTX files of a replica per level, with TXIDs, sizes and times. */
+import { listAllLevels } from "../layout/index.js";
+import { openNodeStore } from "../storage/open-node-store.js";
+import { expectPositionals, parseArgs } from "./args.js";
+import type { CliCommand } from "./cli-io.js";
+
+/** Usage line for the integrator's command table. */
+export const ltxListUsage = "pagecast ltx list <url> [--json]";
+
+/** `pagecast ltx list`. */
+export const ltxList: CliCommand = async (argv, io) => {
+  const args = parseArgs(argv, { json: "boolean" });
+  const [url] = expectPositionals(args, ["<url>"]) as [string];
+  const store = await openNodeStore(url);
+  try {
+    const files = await listAllLevels(store);
+    if (args.flags.json === true) {
+      io.stdout(
+        `${JSON.stringify(
+          files.map((f) => ({ ...f, lastModified: f.lastModified.toISOString() })),
+          null,
+          2,
+        )}\n`,
+      );
+      return 0;
+    }
+    if (files.length === 0) {
+      io.stdout(`no LTX files under ${store.url}\n`);
+      return 0;
+    }
+    io.stdout(
+      `${"level".padEnd(6)}${"min TXID".padStart(18)}${"max TXID".padStart(18)}${"size".padStart(12)}  created\n`,
+    );
+    let level = -1;
+    for (const f of files) {
+      if (f.level !== level) {
+        level = f.level;
+        const n = files.filter((x) => x.level === level).length;
+        io.stdout(
+          `# level ${level}${level === 9 ? " (snapshots)" : ""}: ${n} file${n === 1 ? "" : "s"}\n`,
+        );
+      }
+      io.stdout(
+        `${String(f.level).padEnd(6)}${f.minTXID.toString(16).padStart(16, "0").padStart(18)}${f.maxTXID
+          .toString(16)
+          .padStart(16, "0")
+          .padStart(18)}${String(f.size).padStart(12)}  ${f.lastModified.toISOString()}\n`,
+      );
+    }
+    return 0;
+  } finally {
+    await store.close();
+  }
+};

@@ -1,0 +1,144 @@
+/**
+ * Just enough of SQLite's b-tree page format to guess which pages a query will
+ * want next (https://www.sqlite.org/fileformat.html#b_tree_pages). Page bytes
+ * come from storage and are untrusted: every function bounds-checks and returns
+ * `undefined` rather than throwing, since a wrong guess only costs a prefetch.
+ */
+
+/** Interior index b-tree page. */
+export const PAGE_TYPE_INTERIOR_INDEX = 0x02;
+/** Interior table b-tree page. */
+export const PAGE_TYPE_INTERIOR_TABLE = 0x05;
+/** Leaf index b-tree page. */
+export const PAGE_TYPE_LEAF_INDEX = 0x0a;
+/** Leaf table b-tree page. */
+export const PAGE_TYPE_LEAF_TABLE = 0x0d;
+
+/** Offset of the b-tree header within a page (page 1 starts with the 100-byte database header). */
+function headerOffset(pgno: number): number {
+  return pgno === 1 ? 100 : 0;
+}
+
+/** The b-tree page type byte, or `undefined` when the page is not a b-tree page. */
+export function btreePageType(page: Uint8Array, pgno: number): number | undefined {
+  const t = page[headerOffset(pgno)];
+  return t === PAGE_TYPE_INTERIOR_INDEX ||
+    t === PAGE_TYPE_INTERIOR_TABLE ||
+    t === PAGE_TYPE_LEAF_INDEX ||
+    t === PAGE_TYPE_LEAF_TABLE
+    ? t
+    : undefined;
+}
+
+/** True for interior (0x02/0x05) pages. */
+export function isInteriorPage(page: Uint8Array, pgno: number): boolean {
+  const t = page[headerOffset(pgno)];
+  return t === PAGE_TYPE_INTERIOR_INDEX || t === PAGE_TYPE_INTERIOR_TABLE;
+}
+
+/**
+ * The child page numbers an interior page names, left to right (cells, then the
+ * right-most pointer). `undefined` when the page is not a well-formed interior
+ * page. Children outside `1..maxPgno` are dropped.
+ */
+export function interiorChildren(
+  page: Uint8Array,
+  pgno: number,
+  maxPgno: number,
+): number[] | undefined {
+  if (!isInteriorPage(page, pgno)) return undefined;
+  const h = headerOffset(pgno);
+  if (h + 12 > page.length) return undefined;
+  const view = new DataView(page.buffer, page.byteOffset, page.byteLength);
+  const cells = view.getUint16(h + 3);
+  if (h + 12 + cells * 2 > page.length) return undefined;
+  const out: number[] = [];
+  for (let i = 0; i < cells; i++) {
+    const cellOffset = view.getUint16(h + 12 + i * 2);
+    if (cellOffset + 4 > page.length) return undefined;
+    const child = view.getUint32(cellOffset);
+    if (child >= 1 && child <= maxPgno) out.push(child);
+  }
+  const right = view.getUint32(h + 8);
+  if (right >= 1 && right <= maxPgno) out.push(right);
+  return out;
+}
+
+/** Reads a SQLite varint at `pos`; `undefined` when it runs past `end`. */
+function readVarint(
+  page: Uint8Array,
+  pos: number,
+  end: number,
+): [value: number, next: number] | undefined {
+  let value = 0;
+  for (let i = 0; i < 9; i++) {
+    if (pos + i >= end) return undefined;
+    const b = page[pos + i]!;
+    if (i === 8) return [value * 256 + b, pos + 9];
+    value = value * 128 + (b & 0x7f);
+    if ((b & 0x80) === 0) return [value, pos + i + 1];
+  }
+  return undefined;
+}
+
+/** Size in bytes of a record value with the given serial type. */
+function serialTypeSize(t: number): number {
+  if (t <= 4) return t;
+  if (t === 5) return 6;
+  if (t === 6 || t === 7) return 8;
+  if (t < 12) return 0;
+  return Math.floor((t - 12) / 2);
+}
+
+/** Reads a big-endian integer value of serial type 1..6, or `undefined`. */
+function readIntValue(page: Uint8Array, pos: number, t: number): number | undefined {
+  if (t === 8) return 0;
+  if (t === 9) return 1;
+  if (t < 1 || t > 6) return undefined;
+  const size = serialTypeSize(t);
+  if (pos + size > page.length) return undefined;
+  let v = 0;
+  for (let i = 0; i < size; i++) v = v * 256 + page[pos + i]!;
+  return v;
+}
+
+/**
+ * Root page numbers of the tables and indexes described by the cells of a
+ * `sqlite_schema` table-leaf page (page 1, or a schema leaf below it). Cells
+ * whose record does not fit the page locally are skipped.
+ */
+export function schemaRootPages(page: Uint8Array, pgno: number, maxPgno: number): number[] {
+  const h = headerOffset(pgno);
+  if (page[h] !== PAGE_TYPE_LEAF_TABLE || h + 8 > page.length) return [];
+  const view = new DataView(page.buffer, page.byteOffset, page.byteLength);
+  const cells = view.getUint16(h + 3);
+  if (h + 8 + cells * 2 > page.length) return [];
+  const roots: number[] = [];
+  for (let i = 0; i < cells; i++) {
+    const cell = view.getUint16(h + 8 + i * 2);
+    const payloadLen = readVarint(page, cell, page.length);
+    if (!payloadLen) continue;
+    const rowid = readVarint(page, payloadLen[1], page.length);
+    if (!rowid) continue;
+    const recordStart = rowid[1];
+    const headerLen = readVarint(page, recordStart, page.length);
+    if (!headerLen) continue;
+    const headerEnd = recordStart + headerLen[0];
+    if (headerEnd > page.length) continue;
+    // Columns: type, name, tbl_name, rootpage, sql.
+    const types: number[] = [];
+    let pos = headerLen[1];
+    while (pos < headerEnd && types.length < 4) {
+      const t = readVarint(page, pos, headerEnd);
+      if (!t) break;
+      types.push(t[0]);
+      pos = t[1];
+    }
+    if (types.length < 4) continue;
+    let valuePos = headerEnd;
+    for (let c = 0; c < 3; c++) valuePos += serialTypeSize(types[c]!);
+    const root = readIntValue(page, valuePos, types[3]!);
+    if (root !== undefined && root >= 2 && root <= maxPgno) roots.push(root);
+  }
+  return roots;
+}

@@ -1,0 +1,16 @@
+/** The replica reader: a read-only SQLite database fetched page by page from object storage. */
+
+export {
+  openReplica,
+  Replica,
+  type ReplicaOptions,
+  type ReplicaStoreOptions,
+  type ReplicaTransaction,
+  type Row,
+  vfsStatus,
+} from "./replica.js";
+export type { BindValue, ExecuteResult, SqlParams, SqlValue } from "./replica-connection.js";
+export type { ReplicaHealth, ReplicaStatus } from "./replica-core.js";
+export { ReplicaError, ReplicaQueryError } from "./replica-error.js";
+export type { ReplicaRequestKind, RequestTally } from "./request-stats.js";
+export { type SqliteWasm, type SqliteWasmSource, setDefaultSqliteWasm } from "./sqlite-runtime.js";

@@ -1,0 +1,342 @@
+/**
+ * The page index of one replica version: for every page of the database, which
+ * LTX file holds its newest image and where the frame sits in that file.
+ *
+ * Built from a plan (snapshot + covering LTX files, contiguous TXIDs) by reading
+ * only each file's page index, all files in parallel. Later versions are
+ * overlays on an earlier index (a newer file's frames win), flattened into a
+ * dense base once there are many; indexes are immutable, so a read
+ * transaction pinned to one keeps seeing exactly it.
+ */
+import pLimit from "p-limit";
+import {
+  decodeLtxHeader,
+  LTX_HEADER_SIZE,
+  LTX_PAGE_HEADER_SIZE,
+  LTX_TRAILER_SIZE,
+  type LtxHeader,
+  lockPgno,
+  type PageIndexEntry,
+  readLtxPageIndex,
+  storeRangeReader,
+} from "../format/index.js";
+import type { ObjectStore } from "../storage/object-store.js";
+import { ReplicaError } from "./replica-error.js";
+
+/** One LTX file of a plan, as named by the head object or a listing. */
+export interface PlanFile {
+  level: number;
+  minTXID: number;
+  maxTXID: number;
+  key: string;
+  /** Object size when known (listing / head). */
+  size?: number;
+  /** Page-index section location (head object): lets the index be fetched with one exact read. */
+  indexOffset?: number;
+  indexSize?: number;
+  /** Commit time of `maxTXID` (ms) when known. */
+  timestamp?: number;
+}
+
+/** A plan file whose page index has been read. */
+export interface LoadedFile {
+  file: PlanFile;
+  /** Size of the object as observed when reading its index. */
+  fileSize: number;
+  entries: PageIndexEntry[];
+  /** The LTX header, when the read covered it or it was fetched. */
+  header?: LtxHeader;
+}
+
+/** Where one page image lives. */
+export interface PageLocation {
+  file: PlanFile;
+  /** Offset of the whole frame (page header included) in the file. */
+  offset: number;
+  /** Length of the whole frame. */
+  size: number;
+}
+
+/** Identity of the version an index describes. */
+export interface VersionMeta {
+  txid: number;
+  /** Database size in pages at `txid` (pages above it are dropped). */
+  commit: number;
+  pageSize: number;
+  /** Commit time of `txid` (ms since epoch), when known. */
+  timestamp: number | undefined;
+}
+
+/** Overlays kept before they are flattened into a new dense base. */
+const MAX_OVERLAYS = 8;
+
+interface Layer {
+  readonly commit: number;
+  find(pgno: number): PageLocation | undefined;
+}
+
+/** Every page of a version in arrays indexed by page number. */
+class DenseLayer implements Layer {
+  constructor(
+    readonly commit: number,
+    readonly files: PlanFile[],
+    /** File slot + 1 per pgno (0 = absent). */
+    readonly slots: Uint32Array,
+    readonly offsets: Float64Array,
+    readonly sizes: Uint32Array,
+  ) {}
+
+  find(pgno: number): PageLocation | undefined {
+    if (pgno > this.commit) return undefined;
+    const slot = this.slots[pgno];
+    if (!slot) return undefined;
+    return { file: this.files[slot - 1]!, offset: this.offsets[pgno]!, size: this.sizes[pgno]! };
+  }
+}
+
+/** The pages changed by one update, sorted by page number. */
+class SparseLayer implements Layer {
+  constructor(
+    readonly commit: number,
+    readonly files: PlanFile[],
+    readonly pgnos: Uint32Array,
+    readonly slots: Uint32Array,
+    readonly offsets: Float64Array,
+    readonly sizes: Uint32Array,
+  ) {}
+
+  find(pgno: number): PageLocation | undefined {
+    let lo = 0;
+    let hi = this.pgnos.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const v = this.pgnos[mid]!;
+      if (v === pgno) {
+        return {
+          file: this.files[this.slots[mid]!]!,
+          offset: this.offsets[mid]!,
+          size: this.sizes[mid]!,
+        };
+      }
+      if (v < pgno) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return undefined;
+  }
+}
+
+/** Checks one file's index entries against the file before trusting them. */
+function checkEntries(loaded: LoadedFile, pageSize: number): void {
+  const lock = lockPgno(pageSize);
+  const limit = loaded.fileSize - LTX_TRAILER_SIZE;
+  for (const e of loaded.entries) {
+    if (
+      !Number.isSafeInteger(e.pgno) ||
+      e.pgno < 1 ||
+      e.pgno > 0xffffffff ||
+      e.pgno === lock ||
+      e.offset < LTX_HEADER_SIZE ||
+      e.size < LTX_PAGE_HEADER_SIZE ||
+      e.offset + e.size > limit
+    ) {
+      throw new ReplicaError(
+        "REPLICA_INDEX_INVALID",
+        `page index of ${loaded.file.key} names an impossible frame (page ${e.pgno} at ${e.offset}+${e.size})`,
+      );
+    }
+  }
+}
+
+/** An immutable page index of one replica version. */
+export class PageIndex {
+  readonly txid: number;
+  readonly commit: number;
+  readonly pageSize: number;
+  readonly timestamp: number | undefined;
+  readonly #base: DenseLayer;
+  readonly #overlays: SparseLayer[];
+
+  private constructor(meta: VersionMeta, base: DenseLayer, overlays: SparseLayer[]) {
+    this.txid = meta.txid;
+    this.commit = meta.commit;
+    this.pageSize = meta.pageSize;
+    this.timestamp = meta.timestamp;
+    this.#base = base;
+    this.#overlays = overlays;
+  }
+
+  /**
+   * Builds an index from a full plan, oldest file first (the first one a
+   * snapshot). Later files' frames replace earlier ones.
+   */
+  static fromFiles(files: LoadedFile[], meta: VersionMeta): PageIndex {
+    const commit = meta.commit;
+    const slots = new Uint32Array(commit + 1);
+    const offsets = new Float64Array(commit + 1);
+    const sizes = new Uint32Array(commit + 1);
+    const planFiles: PlanFile[] = [];
+    for (const loaded of files) {
+      checkEntries(loaded, meta.pageSize);
+      planFiles.push(loaded.file);
+      const slot = planFiles.length;
+      for (const e of loaded.entries) {
+        if (e.pgno > commit) continue;
+        slots[e.pgno] = slot;
+        offsets[e.pgno] = e.offset;
+        sizes[e.pgno] = e.size;
+      }
+    }
+    return new PageIndex(meta, new DenseLayer(commit, planFiles, slots, offsets, sizes), []);
+  }
+
+  /**
+   * A newer version: this index with `files` (contiguous TXIDs following this
+   * version, oldest first) applied on top. A file may start before this
+   * version's TXID (a compaction re-covering applied transactions): its frames
+   * are the newest images of the pages it names, so applying it is still exact.
+   */
+  extend(files: LoadedFile[], meta: VersionMeta): PageIndex {
+    if (meta.pageSize !== this.pageSize) {
+      throw new ReplicaError(
+        "REPLICA_INDEX_INVALID",
+        `page size changed from ${this.pageSize} to ${meta.pageSize} without a snapshot`,
+      );
+    }
+    const newest = new Map<number, { slot: number; offset: number; size: number }>();
+    const planFiles: PlanFile[] = [];
+    for (const loaded of files) {
+      checkEntries(loaded, meta.pageSize);
+      planFiles.push(loaded.file);
+      const slot = planFiles.length - 1;
+      for (const e of loaded.entries) {
+        if (e.pgno > meta.commit) continue;
+        newest.set(e.pgno, { slot, offset: e.offset, size: e.size });
+      }
+    }
+    const pgnos = Uint32Array.from(newest.keys()).sort();
+    const slots = new Uint32Array(pgnos.length);
+    const offsets = new Float64Array(pgnos.length);
+    const sizes = new Uint32Array(pgnos.length);
+    pgnos.forEach((pgno, i) => {
+      const loc = newest.get(pgno)!;
+      slots[i] = loc.slot;
+      offsets[i] = loc.offset;
+      sizes[i] = loc.size;
+    });
+    const layer = new SparseLayer(meta.commit, planFiles, pgnos, slots, offsets, sizes);
+    const next = new PageIndex(meta, this.#base, [...this.#overlays, layer]);
+    return next.#overlays.length > MAX_OVERLAYS ? next.#flatten() : next;
+  }
+
+  /** Where page `pgno` lives in this version; `undefined` above `commit` or when absent. */
+  lookup(pgno: number): PageLocation | undefined {
+    if (pgno < 1 || pgno > this.commit) return undefined;
+    for (let i = this.#overlays.length - 1; i >= 0; i--) {
+      const layer = this.#overlays[i]!;
+      const loc = layer.find(pgno);
+      if (loc) return loc;
+      // Truncated by that update: any older image is gone.
+      if (pgno > layer.commit) return undefined;
+    }
+    return this.#base.find(pgno);
+  }
+
+  /** Number of distinct files this index refers to (base + overlays, duplicates possible). */
+  get layerCount(): number {
+    return this.#overlays.length + 1;
+  }
+
+  #flatten(): PageIndex {
+    const commit = this.commit;
+    const slots = new Uint32Array(commit + 1);
+    const offsets = new Float64Array(commit + 1);
+    const sizes = new Uint32Array(commit + 1);
+    const files: PlanFile[] = [];
+    const slotOf = new Map<PlanFile, number>();
+    for (let pgno = 1; pgno <= commit; pgno++) {
+      const loc = this.lookup(pgno);
+      if (!loc) continue;
+      let slot = slotOf.get(loc.file);
+      if (slot === undefined) {
+        files.push(loc.file);
+        slot = files.length;
+        slotOf.set(loc.file, slot);
+      }
+      slots[pgno] = slot;
+      offsets[pgno] = loc.offset;
+      sizes[pgno] = loc.size;
+    }
+    const meta: VersionMeta = {
+      txid: this.txid,
+      commit,
+      pageSize: this.pageSize,
+      timestamp: this.timestamp,
+    };
+    return new PageIndex(meta, new DenseLayer(commit, files, slots, offsets, sizes), []);
+  }
+}
+
+/** Options of {@link loadPageIndexes}. */
+export interface LoadIndexOptions {
+  /** Most index reads in flight at once. */
+  concurrency?: number;
+  /** Also read the LTX header of the last file (when the index read will not cover it). */
+  needLastHeader?: boolean;
+  signal?: AbortSignal;
+}
+
+/** Default suffix read when a file's index location is unknown: most L0 files fit entirely. */
+const DEFAULT_SUFFIX_GUESS = 64 * 1024;
+
+/**
+ * Reads the page index of every file, all in parallel: one exact read per file
+ * when the head object gave the index location, else a suffix read (plus a
+ * second one when the index is larger than the guess).
+ */
+export async function loadPageIndexes(
+  store: ObjectStore,
+  files: PlanFile[],
+  options: LoadIndexOptions = {},
+): Promise<LoadedFile[]> {
+  const limit = pLimit(options.concurrency ?? 32);
+  const lastIndex = files.length - 1;
+  const tasks = files.map((file, i) =>
+    limit(async (): Promise<LoadedFile> => {
+      const suffixGuess =
+        file.indexSize !== undefined
+          ? file.indexSize + LTX_TRAILER_SIZE
+          : Math.min(file.size ?? DEFAULT_SUFFIX_GUESS, DEFAULT_SUFFIX_GUESS);
+      const wantHeader = options.needLastHeader === true && i === lastIndex;
+      const coversHeader = file.size !== undefined && suffixGuess >= file.size;
+      // Fetched in parallel with the index, not after it.
+      const headerPromise =
+        wantHeader && !coversHeader ? readHeader(store, file.key, options.signal) : undefined;
+      // Avoid an unhandled rejection if the index read fails first.
+      headerPromise?.catch(() => {});
+      const result = await readLtxPageIndex(storeRangeReader(store, file.key), { suffixGuess });
+      const header = result.header ?? (headerPromise ? await headerPromise : undefined);
+      return {
+        file,
+        fileSize: result.fileSize,
+        entries: result.entries,
+        ...(header ? { header } : {}),
+      };
+    }),
+  );
+  return Promise.all(tasks);
+}
+
+async function readHeader(
+  store: ObjectStore,
+  key: string,
+  signal: AbortSignal | undefined,
+): Promise<LtxHeader> {
+  const res = await store.get(key, {
+    range: { offset: 0, length: LTX_HEADER_SIZE },
+    ...(signal ? { signal } : {}),
+  });
+  if (res.notModified) {
+    throw new ReplicaError("REPLICA_INDEX_INVALID", `unexpected not-modified reading ${key}`);
+  }
+  return decodeLtxHeader(res.body);
+}

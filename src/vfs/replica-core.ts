@@ -1,0 +1,457 @@
+/**
+ * The state one replica shares between all its SQLite connections: the
+ * current version (an immutable page index), polling, the page cache and
+ * fetcher, and the figures `status()` reports.
+ *
+ * Versions are immutable and numbered; a read transaction pins one (see the
+ * VFS) and the replica only ever swaps `current`, so a transaction can never
+ * see two versions.
+ */
+import { lockPgno } from "../format/index.js";
+import type { RestoreTarget } from "../layout/index.js";
+import type { ObjectStore } from "../storage/object-store.js";
+import { NotFoundError } from "../storage/store-errors.js";
+import { interiorChildren, isInteriorPage, schemaRootPages } from "./btree-page.js";
+import { Discovery, type DiscoveryMode, type DiscoveryResult } from "./discovery.js";
+import { PageCache, type PageCacheStats } from "./page-cache.js";
+import { PageFetcher, type PageRequest } from "./page-fetcher.js";
+import { loadPageIndexes, PageIndex } from "./page-index.js";
+import type { AccessTracker } from "./read-ahead.js";
+import { ReplicaError } from "./replica-error.js";
+import {
+  type ReplicaRequestKind,
+  RequestStats,
+  type RequestTally,
+  TalliedStore,
+} from "./request-stats.js";
+
+/** One immutable state of the replica. */
+export interface ReplicaVersion {
+  /** Increases with every version this replica serves; drives SQLite's file change counter. */
+  readonly seq: number;
+  readonly index: PageIndex;
+  /** Writer generation (head layout) the version belongs to. */
+  readonly generation: string | undefined;
+}
+
+/** `healthy | lagging | stale | unknown`, from `lagSeconds` and the thresholds. */
+export type ReplicaHealth = "healthy" | "lagging" | "stale" | "unknown";
+
+/** What `Replica.status()` reports. */
+export interface ReplicaStatus {
+  /** Store location (never credentials). */
+  url: string;
+  /** TXID of the newest applied version, `null` before the first. */
+  txid: number | null;
+  /** Commit time of that TXID, when known. */
+  commitTime: Date | null;
+  /**
+   * Upper bound on how stale the data may be: seconds since the replica last
+   * confirmed it held everything the writer had published. `null` before the
+   * first successful poll and for pinned (`at`) replicas.
+   */
+  lagSeconds: number | null;
+  health: ReplicaHealth;
+  /** True for replicas opened with `at` (a fixed past state, never polled). */
+  pinned: boolean;
+  /** `head` (pagecast writer), `list` (Litestream layout) or `unknown`. */
+  discovery: DiscoveryMode;
+  pageSize: number | null;
+  /** Database size in pages at `txid`. */
+  pages: number | null;
+  lastPollAt: Date | null;
+  lastError: { message: string; code: string | undefined; at: Date } | null;
+  cache: PageCacheStats;
+  requests: Record<ReplicaRequestKind, RequestTally>;
+}
+
+/** Options of {@link ReplicaCore}. */
+export interface ReplicaCoreOptions {
+  store: ObjectStore;
+  cacheBytes: number;
+  pollIntervalMs: number;
+  concurrency: number;
+  /** Fixed past state; the replica never polls. */
+  at?: RestoreTarget;
+  laggingSeconds: number;
+  staleSeconds: number;
+  /** Largest read-ahead window, in pages. */
+  readAheadPages: number;
+  /** Children of an interior root page fetched eagerly when it has at most this many. */
+  rootPrefetchFanout: number;
+  /** Milliseconds clock (tests). */
+  now?: () => number;
+}
+
+function errorCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** A deleted file is a stale plan, not a broken replica. */
+function isMissingFile(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && depth < 5; depth++) {
+    if (e instanceof NotFoundError) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/** Shared state of one replica. */
+export class ReplicaCore {
+  readonly url: string;
+  readonly stats = new RequestStats();
+  readonly cache: PageCache;
+  readonly fetcher: PageFetcher;
+  readonly #discovery: Discovery;
+  readonly #indexStore: ObjectStore;
+  readonly #options: ReplicaCoreOptions;
+  readonly #now: () => number;
+  #current: ReplicaVersion | undefined;
+  #seq = 0;
+  #lastPollAt: number | undefined;
+  #lastConfirmedAt: number | undefined;
+  #lastError: ReplicaStatus["lastError"] = null;
+  #polling: Promise<void> | undefined;
+  #needsReplan = false;
+  #closed = false;
+  /** b-tree roots and schema pages of the current version, for prefetch. */
+  #roots = new Set<number>();
+  #schemaPages = new Set<number>();
+  #hintsSeq = -1;
+
+  constructor(options: ReplicaCoreOptions) {
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+    this.url = options.store.url;
+    const tallied = (kind: ReplicaRequestKind) => new TalliedStore(options.store, this.stats, kind);
+    this.#discovery = new Discovery({
+      head: tallied("head"),
+      poll: tallied("poll"),
+      list: tallied("list"),
+    });
+    this.#indexStore = tallied("index");
+    this.cache = new PageCache(options.cacheBytes);
+    this.fetcher = new PageFetcher(tallied("page"), this.cache, {
+      concurrency: options.concurrency,
+      coalesceGapBytes: 0,
+    });
+    this.fetcher.onFetched = (req, page) => this.#afterFetch(req, page);
+  }
+
+  /** True when a planned file was found deleted: the next poll re-plans from scratch. */
+  get needsReplan(): boolean {
+    return this.#needsReplan;
+  }
+
+  /** True for pinned (`at`) replicas. */
+  get pinned(): boolean {
+    return this.#options.at !== undefined;
+  }
+
+  /** The newest version. Throws before `open()` succeeded. */
+  get current(): ReplicaVersion {
+    if (!this.#current) throw new ReplicaError("REPLICA_EMPTY", "the replica has no version yet");
+    return this.#current;
+  }
+
+  /** Loads the first version: latest (or the `at` state). */
+  async open(): Promise<void> {
+    const at = this.#options.at;
+    if (at === undefined) {
+      await this.poll();
+      return;
+    }
+    const started = this.#now();
+    try {
+      await this.#apply(await this.#discovery.planAt(at), undefined);
+      this.#lastPollAt = started;
+    } catch (err) {
+      this.#recordError(err);
+      throw err;
+    }
+  }
+
+  /**
+   * Asks storage for news now and applies it. Concurrent calls share one poll.
+   * `replan` forgets cached discovery state (after a planned file vanished).
+   * Rejects with the failure (also recorded in status); the replica keeps
+   * serving its last good version.
+   */
+  poll(replan = false): Promise<void> {
+    this.#assertOpen();
+    if (this.pinned) return Promise.resolve();
+    if (this.#polling) return this.#polling;
+    const run = this.#pollWithReplan(replan || this.#needsReplan).finally(() => {
+      this.#polling = undefined;
+    });
+    this.#polling = run;
+    return run;
+  }
+
+  /**
+   * Polls when a read transaction is about to start and the interval has
+   * passed (lazily: no timer keeps a serverless process alive). Returns
+   * `undefined` when no poll is due, so the warm path awaits nothing. A failed
+   * poll is recorded in status and resolves: the last good version is still
+   * consistent and keeps being served.
+   */
+  pollIfDue(): Promise<void> | undefined {
+    this.#assertOpen();
+    if (this.pinned) return undefined;
+    const due =
+      this.#needsReplan ||
+      this.#lastPollAt === undefined ||
+      this.#now() - this.#lastPollAt >= this.#options.pollIntervalMs;
+    if (!due) return undefined;
+    return this.poll().catch(() => {});
+  }
+
+  /**
+   * Page `pgno` of `version`, decoded and validated (page 1 as SQLite must see
+   * it on a replica). `tracker` (per open file) adds read-ahead.
+   */
+  async readPage(
+    version: ReplicaVersion,
+    pgno: number,
+    tracker?: AccessTracker,
+  ): Promise<Uint8Array> {
+    const index = version.index;
+    const loc = index.lookup(pgno);
+    if (!loc) {
+      // SQLite never stores the lock page; it reads as zeros.
+      if (pgno === lockPgno(index.pageSize) && pgno <= index.commit)
+        return new Uint8Array(index.pageSize);
+      throw new ReplicaError(
+        "REPLICA_PAGE_MISSING",
+        `page ${pgno} of TXID ${index.txid} is not in the page index`,
+      );
+    }
+    let page = this.cache.get(loc);
+    const along: PageRequest[] = [];
+    if (tracker) {
+      for (const p of tracker.onRead(pgno, index.commit)) {
+        const l = index.lookup(p);
+        if (l && !this.cache.has(l)) along.push({ pgno: p, loc: l });
+      }
+    }
+    if (!page) {
+      try {
+        page = await this.fetcher.get({ pgno, loc }, index.pageSize, along);
+      } catch (err) {
+        this.#recordError(err);
+        if (isMissingFile(err)) this.#needsReplan = true;
+        throw err;
+      }
+    } else if (along.length > 0) {
+      this.fetcher.prefetch(along, index.pageSize);
+    }
+    if (tracker && isInteriorPage(page, pgno)) {
+      const children = interiorChildren(page, pgno, index.commit);
+      if (children) tracker.onInterior(pgno, children);
+    }
+    return pgno === 1 ? presentPage1(page, version) : page;
+  }
+
+  /** The replica's figures. */
+  status(): ReplicaStatus {
+    const v = this.#current;
+    const lagSeconds =
+      this.pinned || this.#lastConfirmedAt === undefined
+        ? null
+        : Math.max(0, (this.#now() - this.#lastConfirmedAt) / 1000);
+    let health: ReplicaHealth = "unknown";
+    if (lagSeconds !== null) {
+      if (lagSeconds <= this.#options.laggingSeconds) health = "healthy";
+      else if (lagSeconds <= this.#options.staleSeconds) health = "lagging";
+      else health = "stale";
+    }
+    const ts = v?.index.timestamp;
+    return {
+      url: this.url,
+      txid: v ? v.index.txid : null,
+      commitTime: ts !== undefined ? new Date(ts) : null,
+      lagSeconds,
+      health,
+      pinned: this.pinned,
+      discovery: this.#discovery.mode,
+      pageSize: v ? v.index.pageSize : null,
+      pages: v ? v.index.commit : null,
+      lastPollAt: this.#lastPollAt !== undefined ? new Date(this.#lastPollAt) : null,
+      lastError: this.#lastError ? { ...this.#lastError } : null,
+      cache: this.cache.stats(),
+      requests: this.stats.snapshot(),
+    };
+  }
+
+  /** Marks the core closed and drops cached pages. */
+  close(): void {
+    this.#closed = true;
+    this.cache.clear();
+  }
+
+  /** Whether `close()` was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new ReplicaError("REPLICA_CLOSED", `replica ${this.url} is closed`);
+  }
+
+  async #pollWithReplan(replan: boolean): Promise<void> {
+    try {
+      await this.#pollOnce(replan);
+    } catch (err) {
+      // A file named by the plan was deleted (retention) while we planned: plan afresh.
+      if (!replan && isMissingFile(err)) {
+        try {
+          await this.#pollOnce(true);
+          return;
+        } catch (again) {
+          this.#recordError(again);
+          throw again;
+        }
+      }
+      this.#recordError(err);
+      throw err;
+    }
+  }
+
+  async #pollOnce(replan: boolean): Promise<void> {
+    const started = this.#now();
+    this.#lastPollAt = started;
+    const cur = this.#current;
+    const pos = cur ? { txid: cur.index.txid, generation: cur.generation } : undefined;
+    const result = await this.#discovery.poll(pos, replan);
+    if (result.kind === "update") await this.#apply(result, result.full ? undefined : cur);
+    this.#discovery.acknowledge();
+    // Everything published when the poll started is now applied.
+    this.#lastConfirmedAt = started;
+    this.#needsReplan = false;
+  }
+
+  async #apply(
+    result: DiscoveryResult & { kind: "update" },
+    base: ReplicaVersion | undefined,
+  ): Promise<void> {
+    const loaded = await loadPageIndexes(this.#indexStore, result.files, {
+      // Every index in one wave: open latency must not grow with the plan length.
+      concurrency: Math.max(this.#options.concurrency, 64),
+      needLastHeader: result.commit === undefined,
+    });
+    const last = loaded[loaded.length - 1];
+    if (!last) throw new ReplicaError("REPLICA_EMPTY", "the replica plan has no files");
+    const header = last.header;
+    const pageSize = result.pageSize ?? header?.pageSize;
+    const commit = result.commit ?? header?.commit;
+    if (pageSize === undefined || commit === undefined) {
+      throw new ReplicaError("REPLICA_INDEX_INVALID", `no header for ${last.file.key}`);
+    }
+    for (const l of loaded) {
+      const h = l.header;
+      if (
+        h &&
+        (h.minTXID !== l.file.minTXID || h.maxTXID !== l.file.maxTXID || h.pageSize !== pageSize)
+      ) {
+        throw new ReplicaError(
+          "REPLICA_INDEX_INVALID",
+          `${l.file.key} holds TXIDs ${h.minTXID}-${h.maxTXID} with page size ${h.pageSize}; ` +
+            `expected ${l.file.minTXID}-${l.file.maxTXID} with ${pageSize}`,
+        );
+      }
+    }
+    const meta = {
+      txid: result.txid,
+      commit,
+      pageSize,
+      timestamp: result.timestamp ?? header?.timestamp ?? last.file.timestamp,
+    };
+    const index = base ? base.index.extend(loaded, meta) : PageIndex.fromFiles(loaded, meta);
+    this.#seq++;
+    this.#current = {
+      seq: this.#seq,
+      index,
+      generation: result.generation ?? base?.generation,
+    };
+  }
+
+  #recordError(err: unknown): void {
+    this.#lastError = {
+      message: errorMessage(err),
+      code: errorCode(err),
+      at: new Date(this.#now()),
+    };
+  }
+
+  /**
+   * Background b-tree prefetch after a fetch: page 1 names every root page,
+   * and a root naming few children gets them fetched before a query descends.
+   */
+  #afterFetch(req: PageRequest, page: Uint8Array): void {
+    const v = this.#current;
+    if (!v || this.#closed) return;
+    const loc = v.index.lookup(req.pgno);
+    // Hints are only trusted for the current version's image of the page.
+    if (!loc || loc.file.key !== req.loc.file.key || loc.offset !== req.loc.offset) return;
+    if (this.#hintsSeq !== v.seq) {
+      this.#hintsSeq = v.seq;
+      this.#roots = new Set();
+      this.#schemaPages = new Set([1]);
+    }
+    const commit = v.index.commit;
+    const wanted: number[] = [];
+    if (this.#schemaPages.has(req.pgno)) {
+      const children = interiorChildren(page, req.pgno, commit);
+      if (children) {
+        for (const c of children) this.#schemaPages.add(c);
+        wanted.push(...children);
+      } else {
+        for (const r of schemaRootPages(page, req.pgno, commit)) {
+          this.#roots.add(r);
+          wanted.push(r);
+        }
+      }
+    } else if (this.#roots.has(req.pgno)) {
+      const children = interiorChildren(page, req.pgno, commit);
+      if (children && children.length <= this.#options.rootPrefetchFanout) wanted.push(...children);
+    }
+    const reqs: PageRequest[] = [];
+    for (const p of wanted) {
+      const l = v.index.lookup(p);
+      if (l && !this.cache.has(l) && !this.fetcher.isInflight(l)) reqs.push({ pgno: p, loc: l });
+    }
+    if (reqs.length > 0) this.fetcher.prefetch(reqs, v.index.pageSize);
+  }
+}
+
+/** Page-1 images as served, per (version, source image). */
+const presented = new WeakMap<ReplicaVersion, { source: Uint8Array; page: Uint8Array }>();
+
+/**
+ * Page 1 as a replica must present it: bytes 18/19 = 1 (rollback journal: a
+ * WAL-mode header would send SQLite looking for -wal/-shm files), and a file
+ * change counter (24) / version-valid-for (92) unique to the version, with the
+ * in-header size (28) = Commit, so SQLite drops its page cache exactly when
+ * the served version changes (a WAL-mode primary never bumps byte 24).
+ */
+export function presentPage1(source: Uint8Array, version: ReplicaVersion): Uint8Array {
+  const hit = presented.get(version);
+  if (hit && hit.source === source) return hit.page;
+  const page = source.slice();
+  if (page.length >= 100) {
+    const view = new DataView(page.buffer, page.byteOffset, page.byteLength);
+    page[18] = 1;
+    page[19] = 1;
+    const counter = version.seq >>> 0;
+    view.setUint32(24, counter);
+    view.setUint32(28, version.index.commit);
+    view.setUint32(92, counter);
+  }
+  presented.set(version, { source, page });
+  return page;
+}

@@ -1,0 +1,365 @@
+/**
+ * `openReplica`: a read-only SQLite database that lives in object storage,
+ * fetched page by page on demand. Runs in Node and in Cloudflare Workers.
+ */
+import type { RestoreTarget } from "../layout/index.js";
+import type { ObjectStore } from "../storage/object-store.js";
+import { type OpenStoreOptions, openStore } from "../storage/open-store.js";
+import {
+  type ExecuteResult,
+  ReplicaConnection,
+  type SqlParams,
+  type SqlValue,
+} from "./replica-connection.js";
+import { ReplicaCore, type ReplicaStatus } from "./replica-core.js";
+import { ReplicaError, ReplicaQueryError } from "./replica-error.js";
+import { SerialQueue } from "./serial-queue.js";
+import { compileSqliteWasm, type SqliteWasmSource } from "./sqlite-runtime.js";
+
+/** Options of {@link openReplica}. */
+export interface ReplicaOptions {
+  /** Page cache size in bytes, shared by all connections (default 64 MiB). */
+  cacheBytes?: number;
+  /**
+   * Minimum time between polls (default 1000 ms). Polls happen lazily when a
+   * read transaction starts and this much time has passed.
+   */
+  pollIntervalMs?: number;
+  /**
+   * Also poll on a timer every this many ms (long-lived processes; default
+   * off). The timer never keeps a Node process alive.
+   */
+  backgroundPollMs?: number;
+  /** Most storage requests in flight (default 16). */
+  concurrency?: number;
+  /** SQLite connections (each its own wa-sqlite instance) queries spread over (default 1). */
+  connections?: number;
+  /**
+   * A fixed past state: a time (`Date` or ISO string: the newest state
+   * committed at or before it) or `{ txid }`. The replica never polls.
+   */
+  at?: Date | string | { txid: number };
+  /** `lagSeconds` above which health is `lagging` (default 60). */
+  laggingSeconds?: number;
+  /** `lagSeconds` above which health is `stale` (default 300). */
+  staleSeconds?: number;
+  /** Largest read-ahead window in pages (default 64; 0 disables read-ahead). */
+  readAheadPages?: number;
+  /** Eagerly fetch the children of a b-tree root page naming at most this many (default 64; 0 disables). */
+  rootPrefetchFanout?: number;
+  /** The wa-sqlite-async WebAssembly module or bytes (Workers: the imported `.wasm` module). */
+  wasm?: SqliteWasmSource;
+  /** Options for `openStore` when opening by URL. */
+  storeOptions?: OpenStoreOptions;
+  /** Close the store on `close()` (default: true when opened by URL, false for a given store). */
+  closeStore?: boolean;
+  /** Milliseconds clock used for polling intervals and lag (default `Date.now`; for simulations and tests). */
+  clock?: () => number;
+}
+
+/** `openReplica({ store, ...options })`. */
+export interface ReplicaStoreOptions extends ReplicaOptions {
+  store: ObjectStore;
+}
+
+interface Slot {
+  queue: SerialQueue;
+  conn: Promise<ReplicaConnection>;
+}
+
+/** Rows returned by {@link Replica.query}. */
+export type Row = Record<string, SqlValue>;
+
+/** What a {@link Replica.transaction} callback gets: queries on one connection, one version. */
+export interface ReplicaTransaction {
+  query<T extends Row = Row>(sql: string, params?: SqlParams): Promise<T[]>;
+  values(sql: string, params?: SqlParams): Promise<SqlValue[][]>;
+}
+
+function toRestoreTarget(at: ReplicaOptions["at"]): RestoreTarget | undefined {
+  if (at === undefined) return undefined;
+  if (at instanceof Date) {
+    if (Number.isNaN(at.getTime()))
+      throw new ReplicaError("REPLICA_INVALID_ARGUMENT", "`at` is an invalid Date");
+    return { timestamp: at };
+  }
+  if (typeof at === "string") {
+    const t = Date.parse(at);
+    if (Number.isNaN(t)) {
+      throw new ReplicaError(
+        "REPLICA_INVALID_ARGUMENT",
+        `\`at\` is not a valid time: ${JSON.stringify(at.slice(0, 64))}`,
+      );
+    }
+    return { timestamp: t };
+  }
+  if (typeof at === "object" && at !== null && Number.isSafeInteger(at.txid) && at.txid >= 1) {
+    return { txid: at.txid };
+  }
+  throw new ReplicaError(
+    "REPLICA_INVALID_ARGUMENT",
+    "`at` must be a Date, an ISO time string or { txid }",
+  );
+}
+
+function positive(value: number | undefined, fallback: number, name: string, min = 1): number {
+  if (value === undefined) return fallback;
+  if (!Number.isFinite(value) || value < min) {
+    throw new ReplicaError("REPLICA_INVALID_ARGUMENT", `${name} must be a number >= ${min}`);
+  }
+  return value;
+}
+
+function rowsToObjects<T extends Row>(result: ExecuteResult): T[] {
+  const { columns, rows } = result;
+  return rows.map((values) => {
+    const row: Row = {};
+    for (let i = 0; i < columns.length; i++) row[columns[i]!] = values[i] ?? null;
+    return row as T;
+  });
+}
+
+/**
+ * A read-only replica. Queries run on a small pool of SQLite connections that
+ * share one page cache; each query (or transaction) sees one version.
+ */
+export class Replica {
+  readonly #core: ReplicaCore;
+  readonly #wasm: WebAssembly.Module;
+  readonly #maxConnections: number;
+  readonly #readAheadPages: number;
+  /** Connections with their queues; a slot's queue exists before its connection finished opening. */
+  readonly #slots: Slot[] = [];
+  readonly #store: ObjectStore;
+  readonly #closeStore: boolean;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #closed = false;
+
+  /** @internal Use {@link openReplica}. */
+  constructor(init: {
+    core: ReplicaCore;
+    wasm: WebAssembly.Module;
+    first: ReplicaConnection;
+    maxConnections: number;
+    readAheadPages: number;
+    store: ObjectStore;
+    closeStore: boolean;
+    backgroundPollMs: number | undefined;
+  }) {
+    this.#core = init.core;
+    this.#wasm = init.wasm;
+    this.#slots.push({ queue: new SerialQueue(), conn: Promise.resolve(init.first) });
+    this.#maxConnections = init.maxConnections;
+    this.#readAheadPages = init.readAheadPages;
+    this.#store = init.store;
+    this.#closeStore = init.closeStore;
+    if (init.backgroundPollMs !== undefined && !init.core.pinned) {
+      this.#timer = setInterval(() => {
+        this.#core.poll().catch(() => {
+          // Recorded in status.
+        });
+      }, init.backgroundPollMs);
+      // Never keep a Node process alive for polling (no-op elsewhere).
+      (this.#timer as { unref?: () => void }).unref?.();
+    }
+  }
+
+  /** Store location (never credentials). */
+  get url(): string {
+    return this.#core.url;
+  }
+
+  /** Runs `sql` and returns the rows of its last row-returning statement as objects. */
+  async query<T extends Row = Row>(sql: string, params?: SqlParams): Promise<T[]> {
+    return rowsToObjects<T>(await this.#run(sql, params));
+  }
+
+  /** Runs `sql` and returns the rows of its last row-returning statement as arrays. */
+  async values(sql: string, params?: SqlParams): Promise<SqlValue[][]> {
+    return (await this.#run(sql, params)).rows;
+  }
+
+  /** Runs `sql` and returns the column names and rows (arrays) of its last row-returning statement. */
+  async execute(sql: string, params?: SqlParams): Promise<ExecuteResult> {
+    return this.#run(sql, params);
+  }
+
+  /**
+   * Runs `fn` inside one read transaction on one connection: every query in
+   * it sees the same version, however long it runs and whatever the writer
+   * publishes meanwhile.
+   */
+  async transaction<T>(fn: (tx: ReplicaTransaction) => Promise<T>): Promise<T> {
+    this.#assertOpen();
+    const slot = this.#pick();
+    return slot.queue.run(async () => {
+      const conn = await slot.conn;
+      await this.#core.pollIfDue();
+      await conn.execute("BEGIN");
+      const tx: ReplicaTransaction = {
+        query: async <R extends Row = Row>(sql: string, params?: SqlParams) =>
+          rowsToObjects<R>(await conn.execute(sql, params)),
+        values: async (sql: string, params?: SqlParams) => (await conn.execute(sql, params)).rows,
+      };
+      try {
+        const result = await fn(tx);
+        await conn.execute("COMMIT");
+        return result;
+      } catch (err) {
+        if (conn.inTransaction) await conn.execute("ROLLBACK").catch(() => {});
+        throw err;
+      }
+    });
+  }
+
+  /** Polls storage now (regardless of the interval) and applies what is new. */
+  async poll(): Promise<void> {
+    this.#assertOpen();
+    await this.#core.poll();
+  }
+
+  /** Position, freshness, cache and request figures. */
+  status(): ReplicaStatus {
+    return this.#core.status();
+  }
+
+  /** Closes every connection (and the store when the replica opened it). */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    await Promise.all(
+      this.#slots.map((s) => s.queue.run(async () => (await s.conn).close()).catch(() => {})),
+    );
+    this.#core.close();
+    if (this.#closeStore) await this.#store.close();
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new ReplicaError("REPLICA_CLOSED", `replica ${this.url} is closed`);
+  }
+
+  async #run(sql: string, params: SqlParams | undefined): Promise<ExecuteResult> {
+    this.#assertOpen();
+    const slot = this.#pick();
+    return slot.queue.run(async () => {
+      const conn = await slot.conn;
+      // A statement outside an explicit transaction starts one: poll first when due.
+      if (!conn.inTransaction) {
+        const polling = this.#core.pollIfDue();
+        if (polling) await polling;
+      }
+      try {
+        return await conn.execute(sql, params);
+      } catch (err) {
+        // A file of the plan was deleted by retention: re-plan and try once more
+        // (only outside explicit transactions, which must keep their version).
+        if (
+          err instanceof ReplicaQueryError &&
+          err.isIoError &&
+          this.#core.needsReplan &&
+          !conn.inTransaction
+        ) {
+          await this.#core.poll(true).catch(() => {});
+          return conn.execute(sql, params);
+        }
+        throw err;
+      }
+    });
+  }
+
+  /**
+   * An idle connection, a new one (up to the limit), or the least busy.
+   * Synchronous, so that the caller queues on it before anyone else looks.
+   */
+  #pick(): Slot {
+    const idle = this.#slots.find((s) => s.queue.pending === 0);
+    if (idle) return idle;
+    if (this.#slots.length < this.#maxConnections) {
+      const slot: Slot = {
+        queue: new SerialQueue(),
+        conn: ReplicaConnection.open(this.#core, this.#wasm, {
+          readAheadPages: this.#readAheadPages,
+        }),
+      };
+      // A connection that failed to open leaves the pool (its queued work fails with the cause).
+      slot.conn.catch(() => {
+        const i = this.#slots.indexOf(slot);
+        if (i >= 0) this.#slots.splice(i, 1);
+      });
+      this.#slots.push(slot);
+      return slot;
+    }
+    let best = this.#slots[0]!;
+    for (const s of this.#slots) if (s.queue.pending < best.queue.pending) best = s;
+    return best;
+  }
+}
+
+/**
+ * Opens a replica: by URL (`s3://bucket/prefix?endpoint=...`, `memory://name`)
+ * or over a given store. Reads the head object (or lists, for a Litestream
+ * layout) and every planned file's page index; pages are fetched on demand.
+ */
+export async function openReplica(
+  target: string | ReplicaStoreOptions,
+  options: ReplicaOptions = {},
+): Promise<Replica> {
+  const opts: ReplicaOptions = typeof target === "string" ? options : target;
+  const at = toRestoreTarget(opts.at);
+  const cacheBytes = positive(opts.cacheBytes, 64 * 1024 * 1024, "cacheBytes", 65536);
+  const pollIntervalMs = positive(opts.pollIntervalMs, 1000, "pollIntervalMs", 0);
+  const concurrency = Math.floor(positive(opts.concurrency, 16, "concurrency"));
+  const maxConnections = Math.floor(positive(opts.connections, 1, "connections"));
+  const readAheadPages = Math.floor(positive(opts.readAheadPages, 64, "readAheadPages", 0));
+  const rootPrefetchFanout = Math.floor(
+    positive(opts.rootPrefetchFanout, 64, "rootPrefetchFanout", 0),
+  );
+  const laggingSeconds = positive(opts.laggingSeconds, 60, "laggingSeconds", 0);
+  const staleSeconds = positive(opts.staleSeconds, 300, "staleSeconds", 0);
+  const backgroundPollMs =
+    opts.backgroundPollMs === undefined
+      ? undefined
+      : positive(opts.backgroundPollMs, 0, "backgroundPollMs", 10);
+
+  // Compiling the wasm overlaps with the first storage round trips.
+  const wasmPromise = compileSqliteWasm(opts.wasm);
+  wasmPromise.catch(() => {});
+  const store =
+    typeof target === "string" ? await openStore(target, opts.storeOptions) : target.store;
+  const closeStore = opts.closeStore ?? typeof target === "string";
+  try {
+    const core = new ReplicaCore({
+      store,
+      cacheBytes,
+      pollIntervalMs,
+      concurrency,
+      laggingSeconds,
+      staleSeconds,
+      readAheadPages,
+      rootPrefetchFanout,
+      ...(at ? { at } : {}),
+      ...(opts.clock ? { now: opts.clock } : {}),
+    });
+    const [wasm] = await Promise.all([wasmPromise, core.open()]);
+    const first = await ReplicaConnection.open(core, wasm, { readAheadPages });
+    return new Replica({
+      core,
+      wasm,
+      first,
+      maxConnections,
+      readAheadPages,
+      store,
+      closeStore,
+      backgroundPollMs,
+    });
+  } catch (err) {
+    if (closeStore) await store.close().catch(() => {});
+    throw err;
+  }
+}
+
+/** The status of a replica (same as `replica.status()`; for symmetry with other pagecast tools). */
+export function vfsStatus(replica: Replica): ReplicaStatus {
+  return replica.status();
+}

@@ -1,0 +1,387 @@
+/**
+ * Test fixtures for the replica reader: a scripted writer that publishes a
+ * SQLite database (better-sqlite3, in memory) as LTX files the way pagecast's
+ * replicator or Litestream 0.5 lay them out, and a store wrapper that records
+ * every request so tests can count them and measure sequential round trips.
+ */
+import Database from "better-sqlite3";
+import {
+  databaseChecksum,
+  encodeLtx,
+  LTX_TRAILER_SIZE,
+  lockPgno,
+  ltxKey,
+} from "../../src/format/index.js";
+import { HEAD_OBJECT_KEY, type HeadFile, serializeHeadObject } from "../../src/layout/index.js";
+import type {
+  GetOptions,
+  GetResult,
+  ListOptions,
+  ListPage,
+  ObjectMeta,
+  ObjectStore,
+  PutOptions,
+  PutResult,
+  StoreCounters,
+} from "../../src/storage/object-store.js";
+import { readSqliteWasm } from "../../src/vfs-node/node-wasm.js";
+
+export { readSqliteWasm };
+
+/** Options of {@link ScriptedWriter}. */
+export interface ScriptedWriterOptions {
+  /** Write the pagecast head object after each publish (false: Litestream layout). */
+  head?: boolean;
+  pageSize?: number;
+  /** Commit time of each TXID (ms); default: a fake clock starting at 2025-01-01 advancing 1 s per TXID. */
+  clock?: () => number;
+}
+
+/** A published file, as the head object names it. */
+export type PublishedFile = HeadFile;
+
+function pagesOf(image: Uint8Array, pageSize: number): number {
+  return image.length / pageSize;
+}
+
+/**
+ * Publishes the evolving state of an in-memory SQLite database: every
+ * `commit()` becomes one TXID and one L0 file; snapshots and compactions on
+ * request. Keeps every TXID's image for differential checks.
+ */
+export class ScriptedWriter {
+  readonly db: Database.Database;
+  readonly images = new Map<number, Uint8Array>();
+  readonly times = new Map<number, number>();
+  txid = 0;
+  /** The current plan: snapshot first, then covering files. */
+  plan: PublishedFile[] = [];
+  readonly #store: ObjectStore;
+  readonly #head: boolean;
+  readonly #clock: () => number;
+  #fakeTime = Date.UTC(2025, 0, 1);
+  #generation = "gen-1";
+
+  constructor(store: ObjectStore, options: ScriptedWriterOptions = {}) {
+    this.#store = store;
+    this.#head = options.head ?? true;
+    this.#clock = options.clock ?? (() => (this.#fakeTime += 1000));
+    this.db = new Database(":memory:");
+    this.db.pragma(`page_size = ${options.pageSize ?? 4096}`);
+  }
+
+  get pageSize(): number {
+    return this.db.pragma("page_size", { simple: true }) as number;
+  }
+
+  /** The database image now (page 1's header as SQLite wrote it). */
+  image(): Uint8Array {
+    const buf = this.db.serialize();
+    return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+
+  /** Runs `sql` then publishes the change as the next TXID (one L0 file, or a snapshot). */
+  async commit(sql: string | (() => void), opts: { snapshot?: boolean } = {}): Promise<number> {
+    if (typeof sql === "string") this.db.exec(sql);
+    else sql();
+    return this.publish(opts);
+  }
+
+  /** Publishes the current image as TXID+1. */
+  async publish(opts: { snapshot?: boolean } = {}): Promise<number> {
+    const pageSize = this.pageSize;
+    const image = this.image();
+    const prev = this.images.get(this.txid);
+    const txid = this.txid + 1;
+    const timestamp = this.#clock();
+    const snapshot = opts.snapshot || prev === undefined;
+    const commit = pagesOf(image, pageSize);
+    const lock = lockPgno(pageSize);
+    const pages: { pgno: number; data: Uint8Array }[] = [];
+    for (let pgno = 1; pgno <= commit; pgno++) {
+      if (pgno === lock) continue;
+      const data = image.subarray((pgno - 1) * pageSize, pgno * pageSize);
+      if (!snapshot && prev) {
+        const old = prev.subarray((pgno - 1) * pageSize, pgno * pageSize);
+        if (old.length === data.length && Buffer.compare(old, data) === 0) continue;
+      }
+      pages.push({ pgno, data });
+    }
+    const level = snapshot ? 9 : 0;
+    const minTXID = snapshot ? 1 : txid;
+    const bytes = encodeLtx({
+      header: {
+        pageSize,
+        commit,
+        minTXID,
+        maxTXID: txid,
+        timestamp,
+        ...(snapshot || !prev ? {} : { preApplyChecksum: databaseChecksum(prev, pageSize) }),
+      },
+      pages,
+      postApplyChecksum: databaseChecksum(image, pageSize),
+    });
+    const file = await this.#put(level, minTXID, txid, bytes, timestamp);
+    this.txid = txid;
+    this.images.set(txid, image.slice());
+    this.times.set(txid, timestamp);
+    if (snapshot) {
+      this.#generation = `gen-${txid}`;
+      this.plan = [file];
+    } else this.plan.push(file);
+    await this.writeHead();
+    return txid;
+  }
+
+  /**
+   * Compacts the plan's files after the snapshot into one file at `level`
+   * (the newest image of every page they name), as Litestream's compaction does.
+   */
+  async compact(level: number): Promise<PublishedFile | undefined> {
+    const deltas = this.plan.slice(1);
+    if (deltas.length < 2) return undefined;
+    const minTXID = deltas[0]!.minTXID;
+    const maxTXID = deltas[deltas.length - 1]!.maxTXID;
+    const pageSize = this.pageSize;
+    const image = this.images.get(maxTXID)!;
+    const before = this.images.get(minTXID - 1)!;
+    const commit = pagesOf(image, pageSize);
+    const lock = lockPgno(pageSize);
+    const pages: { pgno: number; data: Uint8Array }[] = [];
+    // Every page changed anywhere in the range, at its newest image.
+    const changed = new Set<number>();
+    for (let t = minTXID; t <= maxTXID; t++) {
+      const a = this.images.get(t - 1)!;
+      const b = this.images.get(t)!;
+      for (let pgno = 1; pgno <= pagesOf(b, pageSize); pgno++) {
+        const x = a.subarray((pgno - 1) * pageSize, pgno * pageSize);
+        const y = b.subarray((pgno - 1) * pageSize, pgno * pageSize);
+        if (x.length !== y.length || Buffer.compare(x, y) !== 0) changed.add(pgno);
+      }
+    }
+    for (let pgno = 1; pgno <= commit; pgno++) {
+      if (pgno === lock || !changed.has(pgno)) continue;
+      pages.push({ pgno, data: image.subarray((pgno - 1) * pageSize, pgno * pageSize) });
+    }
+    const timestamp = this.times.get(maxTXID)!;
+    const bytes = encodeLtx({
+      header: {
+        pageSize,
+        commit,
+        minTXID,
+        maxTXID,
+        timestamp,
+        preApplyChecksum: databaseChecksum(before, pageSize),
+      },
+      pages,
+      postApplyChecksum: databaseChecksum(image, pageSize),
+    });
+    const file = await this.#put(level, minTXID, maxTXID, bytes, timestamp);
+    this.plan = [this.plan[0]!, file];
+    await this.writeHead();
+    return file;
+  }
+
+  /** Rewrites the head object from the current plan (no-op in Litestream layout). */
+  async writeHead(): Promise<void> {
+    if (!this.#head) return;
+    const image = this.images.get(this.txid)!;
+    await this.#store.put(
+      HEAD_OBJECT_KEY,
+      serializeHeadObject({
+        format: "pagecast-head",
+        version: 1,
+        writerId: "scripted",
+        generation: this.#generation,
+        txid: this.txid,
+        timestamp: this.times.get(this.txid)!,
+        pageSize: this.pageSize,
+        commit: pagesOf(image, this.pageSize),
+        postApplyChecksum: null,
+        files: this.plan,
+      }),
+    );
+  }
+
+  /** A read-only better-sqlite3 copy of the database as of `txid`. */
+  primaryAt(txid: number): Database.Database {
+    const image = this.images.get(txid);
+    if (!image) throw new Error(`no image for TXID ${txid}`);
+    return new Database(Buffer.from(image), { readonly: true });
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  async #put(
+    level: number,
+    minTXID: number,
+    maxTXID: number,
+    bytes: Uint8Array,
+    timestamp: number,
+  ): Promise<PublishedFile> {
+    const key = ltxKey(level, minTXID, maxTXID);
+    await this.#store.put(key, bytes);
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const varints = Number(view.getBigUint64(bytes.length - LTX_TRAILER_SIZE - 8));
+    const indexSize = varints + 8;
+    return {
+      level,
+      minTXID,
+      maxTXID,
+      key,
+      size: bytes.length,
+      indexOffset: bytes.length - LTX_TRAILER_SIZE - indexSize,
+      indexSize,
+      timestamp,
+    };
+  }
+}
+
+/** One recorded request. */
+export interface RecordedCall {
+  op: "get" | "head" | "list";
+  key: string;
+  conditional: boolean;
+  range: GetOptions["range"];
+  /** Logical clock values: a call depends on every call that ended before it started. */
+  start: number;
+  end: number;
+  failed: boolean;
+}
+
+/**
+ * Wraps a store and records each request with logical start/end times, so a
+ * test can count requests and compute sequential depth (the longest chain of
+ * requests each starting after the previous one ended).
+ */
+export class RecordingStore implements ObjectStore {
+  calls: RecordedCall[] = [];
+  #tick = 0;
+  /** Called before each GET; may throw to inject faults, or mutate nothing. */
+  beforeGet: ((key: string, options?: GetOptions) => void | Promise<void>) | undefined;
+  /** Transforms GET bodies (fault injection). */
+  mapBody:
+    | ((key: string, body: Uint8Array, options: GetOptions | undefined) => Uint8Array)
+    | undefined;
+
+  constructor(readonly inner: ObjectStore) {}
+
+  get url(): string {
+    return this.inner.url;
+  }
+
+  reset(): void {
+    this.calls = [];
+  }
+
+  /** Longest chain of dependent calls among `calls` (default: all recorded). */
+  depth(calls: RecordedCall[] = this.calls): number {
+    const sorted = [...calls].sort((a, b) => a.start - b.start);
+    const depthOf = new Map<RecordedCall, number>();
+    let max = 0;
+    for (const c of sorted) {
+      let d = 1;
+      for (const p of sorted) {
+        if (p.end < c.start) d = Math.max(d, (depthOf.get(p) ?? 1) + 1);
+      }
+      depthOf.set(c, d);
+      max = Math.max(max, d);
+    }
+    return max;
+  }
+
+  async get(key: string, options?: GetOptions): Promise<GetResult> {
+    const call: RecordedCall = {
+      op: "get",
+      key,
+      conditional: options?.ifNoneMatch !== undefined,
+      range: options?.range,
+      start: ++this.#tick,
+      end: Number.POSITIVE_INFINITY,
+      failed: false,
+    };
+    this.calls.push(call);
+    try {
+      await this.beforeGet?.(key, options);
+      const res = await this.inner.get(key, options);
+      if (!res.notModified && this.mapBody) {
+        return { ...res, body: this.mapBody(key, res.body, options) };
+      }
+      return res;
+    } catch (err) {
+      call.failed = true;
+      throw err;
+    } finally {
+      call.end = ++this.#tick;
+    }
+  }
+
+  async head(key: string, options?: { signal?: AbortSignal }): Promise<ObjectMeta | undefined> {
+    const call: RecordedCall = {
+      op: "head",
+      key,
+      conditional: false,
+      range: undefined,
+      start: ++this.#tick,
+      end: Number.POSITIVE_INFINITY,
+      failed: false,
+    };
+    this.calls.push(call);
+    try {
+      return await this.inner.head(key, options);
+    } finally {
+      call.end = ++this.#tick;
+    }
+  }
+
+  async list(options?: ListOptions): Promise<ListPage> {
+    const call: RecordedCall = {
+      op: "list",
+      key: options?.prefix ?? "",
+      conditional: false,
+      range: undefined,
+      start: ++this.#tick,
+      end: Number.POSITIVE_INFINITY,
+      failed: false,
+    };
+    this.calls.push(call);
+    try {
+      return await this.inner.list(options);
+    } finally {
+      call.end = ++this.#tick;
+    }
+  }
+
+  put(key: string, body: Uint8Array, options?: PutOptions): Promise<PutResult> {
+    return this.inner.put(key, body, options);
+  }
+
+  deleteMany(keys: string[], options?: { signal?: AbortSignal }): Promise<void> {
+    return this.inner.deleteMany(keys, options);
+  }
+
+  counters(): StoreCounters {
+    return this.inner.counters();
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+/** Rows of a better-sqlite3 query as arrays, with BLOBs as Uint8Array (to compare with the replica). */
+export function primaryValues(
+  db: Database.Database,
+  sql: string,
+  params: unknown[] = [],
+): unknown[][] {
+  const stmt = db.prepare(sql);
+  if (!stmt.reader) return [];
+  stmt.raw(true);
+  stmt.safeIntegers(false);
+  return (stmt.all(...params) as unknown[][]).map((row) =>
+    row.map((v) => (Buffer.isBuffer(v) ? new Uint8Array(v) : v)),
+  );
+}
