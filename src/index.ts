@@ -5,6 +5,7 @@
  */
 export { PagecastError } from "./errors.js";
 export * from "./format/index.js";
+export * from "./layout/index.js";
 export {
   dropMemoryStore,
   isMemoryStoreName,

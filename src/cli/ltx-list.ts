@@ -4,9 +4,6 @@ import { openNodeStore } from "../storage/open-node-store.js";
 import { expectPositionals, parseArgs } from "./args.js";
 import type { CliCommand } from "./cli-io.js";
 
-/** Usage line for the integrator's command table. */
-export const ltxListUsage = "pagecast ltx list <url> [--json]";
-
 /** `pagecast ltx list`. */
 export const ltxList: CliCommand = async (argv, io) => {
   const args = parseArgs(argv, { json: "boolean" });

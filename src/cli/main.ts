@@ -28,6 +28,22 @@ const COMMANDS: Record<string, CommandEntry> = {
     usage: "pagecast ltx verify <file.ltx>...",
     load: async () => (await import("./ltx-verify.js")).ltxVerify,
   },
+  "ltx list": {
+    usage: "pagecast ltx list <url> [--json]",
+    load: async () => (await import("./ltx-list.js")).ltxList,
+  },
+  replicate: {
+    usage:
+      "pagecast replicate <db> <url> [--sync-interval 1s] [--checkpoint-pages N] [--truncate-pages N] " +
+      "[--snapshot-interval 24h] [--retention 24h] [--l1-interval 30s] [--l2-interval 5m] [--l3-interval 1h] " +
+      "[--no-compaction] [--lease-ttl 5m] [--auto-restore] [--verbose]",
+    load: async () => (await import("./replicate.js")).replicate,
+  },
+  restore: {
+    usage:
+      "pagecast restore <url> <out.db> [--timestamp T | --txid N] [--concurrency N] [--no-integrity-check]",
+    load: async () => (await import("./restore.js")).restore,
+  },
   query: {
     usage: 'pagecast query <url> "<sql>" [--at <time>|txid:N] [--json]',
     load: async () => (await import("./query.js")).query,

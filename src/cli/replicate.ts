@@ -22,12 +22,6 @@ const FLAGS = {
   verbose: "boolean",
 } as const;
 
-/** Usage line for the integrator's command table. */
-export const replicateUsage =
-  "pagecast replicate <db> <url> [--sync-interval 1s] [--checkpoint-pages N] [--truncate-pages N] " +
-  "[--snapshot-interval 24h] [--retention 24h] [--l1-interval 30s] [--l2-interval 5m] [--l3-interval 1h] " +
-  "[--no-compaction] [--lease-ttl 5m] [--auto-restore] [--verbose]";
-
 /** `pagecast replicate`. Exit 0 after a clean shutdown, 1 on a replication failure. */
 export const replicate: CliCommand = async (argv, io) => {
   const args = parseArgs(argv, FLAGS);

@@ -7,10 +7,6 @@ import { restore as restoreReplica } from "../replicator/restore.js";
 import { expectPositionals, integerFlag, parseArgs } from "./args.js";
 import { type CliCommand, UsageError } from "./cli-io.js";
 
-/** Usage line for the integrator's command table. */
-export const restoreUsage =
-  "pagecast restore <url> <out.db> [--timestamp T | --txid N] [--concurrency N] [--no-integrity-check]";
-
 function bar(done: number, total: number, width = 30): string {
   const frac = total > 0 ? Math.min(1, done / total) : 1;
   const filled = Math.round(frac * width);

@@ -8,7 +8,12 @@ export function fileApplyTarget(handle: FileHandle): ApplyTarget {
     async write(offset, bytes) {
       let done = 0;
       while (done < bytes.length) {
-        const { bytesWritten } = await handle.write(bytes, done, bytes.length - done, offset + done);
+        const { bytesWritten } = await handle.write(
+          bytes,
+          done,
+          bytes.length - done,
+          offset + done,
+        );
         done += bytesWritten;
       }
     },

@@ -1,0 +1,253 @@
+/**
+ * The head object (`pagecast-head.json`): a small JSON document the writer
+ * rewrites (compare-and-swap) after every upload. It names the newest TXID and
+ * the whole current restore plan, with each file's page-index location, so a
+ * reader learns of new data with one conditional GET instead of LISTs and can
+ * fetch every page index with one exact range GET each. Litestream ignores it.
+ *
+ * Parsing is strict: the document comes from storage and is untrusted, so
+ * anything unexpected is a typed error rather than a guess. Reader-safe.
+ */
+import { LTX_HEADER_SIZE, LTX_TRAILER_SIZE, ltxKey } from "../format/index.js";
+import { LayoutError } from "./layout-error.js";
+import { SNAPSHOT_LEVEL } from "./replica-files.js";
+
+/** Store key of the head object, relative to the replica root. */
+export const HEAD_OBJECT_KEY = "pagecast-head.json";
+
+/** Largest head object accepted (bytes). A valid one is a few KiB. */
+export const HEAD_OBJECT_MAX_BYTES = 1024 * 1024;
+
+/** Most files a head may list (bounds the work a hostile document can cause). */
+export const HEAD_OBJECT_MAX_FILES = 10_000;
+
+/** One file of the head's plan. */
+export interface HeadFile {
+  level: number;
+  minTXID: number;
+  maxTXID: number;
+  /** Store key; always the canonical key of (level, minTXID, maxTXID). */
+  key: string;
+  /** Object size in bytes. */
+  size: number;
+  /** Byte offset of the page-index section (entries, terminator, 8-byte size). */
+  indexOffset: number;
+  /**
+   * Byte length of the page-index section including its trailing 8-byte size
+   * field; the section ends where the 16-byte trailer begins.
+   */
+  indexSize: number;
+  /** Header timestamp of the file (ms since epoch): commit time of `maxTXID`. */
+  timestamp: number;
+}
+
+/** The parsed head object. */
+export interface HeadObject {
+  format: "pagecast-head";
+  version: 1;
+  /** Random id of the writer instance that wrote this head. */
+  writerId: string;
+  /** Id that changes on every continuity break (each new snapshot lineage). */
+  generation: string;
+  /** Newest TXID. */
+  txid: number;
+  /** Commit time of `txid` (ms since epoch). */
+  timestamp: number;
+  pageSize: number;
+  /** Database size in pages at `txid`. */
+  commit: number;
+  /** Database checksum at `txid` (CRC-64 XOR of every page, with the flag bit), when tracked. */
+  postApplyChecksum: bigint | null;
+  /**
+   * The whole current plan, oldest first: a level-9 snapshot, then files each
+   * starting at or before the previous file's maxTXID + 1 and ending after it,
+   * the last ending at `txid`. Applying them in order yields the state at `txid`.
+   */
+  files: HeadFile[];
+}
+
+const TOP_KEYS = [
+  "format",
+  "version",
+  "writerId",
+  "generation",
+  "txid",
+  "timestamp",
+  "pageSize",
+  "commit",
+  "postApplyChecksum",
+  "files",
+] as const;
+const FILE_KEYS = [
+  "level",
+  "minTXID",
+  "maxTXID",
+  "key",
+  "size",
+  "indexOffset",
+  "indexSize",
+  "timestamp",
+] as const;
+const ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
+const CHECKSUM_PATTERN = /^[0-9a-f]{16}$/;
+const MAX_TXID = Number.MAX_SAFE_INTEGER;
+
+function invalid(message: string): LayoutError {
+  return new LayoutError("HEAD_OBJECT_INVALID", `invalid head object: ${message}`);
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function exactKeys(obj: Record<string, unknown>, keys: readonly string[], where: string): void {
+  for (const k of Object.keys(obj)) {
+    if (!keys.includes(k))
+      throw invalid(`unexpected field ${JSON.stringify(k.slice(0, 64))} in ${where}`);
+  }
+  for (const k of keys) {
+    if (!(k in obj)) throw invalid(`missing field ${k} in ${where}`);
+  }
+}
+
+function int(v: unknown, name: string, min: number, max: number): number {
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min || v > max) {
+    throw invalid(`${name} must be an integer in ${min}..${max}`);
+  }
+  return v;
+}
+
+function id(v: unknown, name: string): string {
+  if (typeof v !== "string" || !ID_PATTERN.test(v)) {
+    throw invalid(`${name} must be 1-128 characters of [A-Za-z0-9_-]`);
+  }
+  return v;
+}
+
+function isPageSize(n: number): boolean {
+  return n >= 512 && n <= 65536 && (n & (n - 1)) === 0;
+}
+
+function parseFile(v: unknown, i: number): HeadFile {
+  const where = `files[${i}]`;
+  if (!isRecord(v)) throw invalid(`${where} must be an object`);
+  exactKeys(v, FILE_KEYS, where);
+  const level = int(v.level, `${where}.level`, 0, SNAPSHOT_LEVEL);
+  const minTXID = int(v.minTXID, `${where}.minTXID`, 1, MAX_TXID);
+  const maxTXID = int(v.maxTXID, `${where}.maxTXID`, minTXID, MAX_TXID);
+  if (v.key !== ltxKey(level, minTXID, maxTXID)) {
+    throw invalid(`${where}.key must be ${ltxKey(level, minTXID, maxTXID)}`);
+  }
+  const size = int(v.size, `${where}.size`, LTX_HEADER_SIZE + LTX_TRAILER_SIZE, MAX_TXID);
+  const indexOffset = int(v.indexOffset, `${where}.indexOffset`, LTX_HEADER_SIZE, size);
+  const indexSize = int(v.indexSize, `${where}.indexSize`, 9, size);
+  if (indexOffset + indexSize + LTX_TRAILER_SIZE !== size) {
+    throw invalid(`${where}: the page index must end where the trailer begins`);
+  }
+  const timestamp = int(v.timestamp, `${where}.timestamp`, 0, MAX_TXID);
+  return { level, minTXID, maxTXID, key: v.key, size, indexOffset, indexSize, timestamp };
+}
+
+/** Parses and validates a head object. Throws `LayoutError(HEAD_OBJECT_INVALID)` on anything unexpected. */
+export function parseHeadObject(bytes: Uint8Array): HeadObject {
+  if (bytes.length > HEAD_OBJECT_MAX_BYTES) {
+    throw invalid(`${bytes.length} bytes exceeds the ${HEAD_OBJECT_MAX_BYTES}-byte limit`);
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch {
+    throw invalid("not UTF-8 JSON");
+  }
+  if (!isRecord(doc)) throw invalid("not a JSON object");
+  if (doc.format !== "pagecast-head") throw invalid('format must be "pagecast-head"');
+  if (doc.version !== 1) throw invalid(`unsupported version ${JSON.stringify(doc.version)}`);
+  exactKeys(doc, TOP_KEYS, "head");
+  const writerId = id(doc.writerId, "writerId");
+  const generation = id(doc.generation, "generation");
+  const txid = int(doc.txid, "txid", 1, MAX_TXID);
+  const timestamp = int(doc.timestamp, "timestamp", 0, MAX_TXID);
+  const pageSize = int(doc.pageSize, "pageSize", 512, 65536);
+  if (!isPageSize(pageSize)) throw invalid("pageSize must be a power of two in 512..65536");
+  const commit = int(doc.commit, "commit", 0, 0xffffffff);
+  let postApplyChecksum: bigint | null = null;
+  if (doc.postApplyChecksum !== null) {
+    if (
+      typeof doc.postApplyChecksum !== "string" ||
+      !CHECKSUM_PATTERN.test(doc.postApplyChecksum)
+    ) {
+      throw invalid("postApplyChecksum must be 16 lowercase hex digits or null");
+    }
+    postApplyChecksum = BigInt(`0x${doc.postApplyChecksum}`);
+  }
+  if (!Array.isArray(doc.files)) throw invalid("files must be an array");
+  if (doc.files.length === 0) throw invalid("files must not be empty");
+  if (doc.files.length > HEAD_OBJECT_MAX_FILES) {
+    throw invalid(`more than ${HEAD_OBJECT_MAX_FILES} files`);
+  }
+  const files = doc.files.map(parseFile);
+  const first = files[0]!;
+  if (first.level !== SNAPSHOT_LEVEL || first.minTXID !== 1) {
+    throw invalid("files[0] must be a level-9 snapshot starting at TXID 1");
+  }
+  for (let i = 1; i < files.length; i++) {
+    const prev = files[i - 1]!;
+    const cur = files[i]!;
+    if (cur.level === SNAPSHOT_LEVEL)
+      throw invalid(`files[${i}]: only the first file may be a snapshot`);
+    // Overlap is allowed (a compacted file may re-cover applied TXIDs); a gap is not.
+    if (cur.minTXID > prev.maxTXID + 1 || cur.maxTXID <= prev.maxTXID) {
+      throw invalid(
+        `files[${i}] (TXIDs ${cur.minTXID}-${cur.maxTXID}) does not extend files[${i - 1}] contiguously`,
+      );
+    }
+  }
+  if (files[files.length - 1]!.maxTXID !== txid) throw invalid("the last file must end at txid");
+  return {
+    format: "pagecast-head",
+    version: 1,
+    writerId,
+    generation,
+    txid,
+    timestamp,
+    pageSize,
+    commit,
+    postApplyChecksum,
+    files,
+  };
+}
+
+function serializeHeadObjectUnchecked(h: HeadObject): Uint8Array {
+  const doc = {
+    format: "pagecast-head",
+    version: 1,
+    writerId: h.writerId,
+    generation: h.generation,
+    txid: h.txid,
+    timestamp: h.timestamp,
+    pageSize: h.pageSize,
+    commit: h.commit,
+    postApplyChecksum:
+      h.postApplyChecksum === null
+        ? null
+        : BigInt.asUintN(64, h.postApplyChecksum).toString(16).padStart(16, "0"),
+    files: h.files.map((f) => ({
+      level: f.level,
+      minTXID: f.minTXID,
+      maxTXID: f.maxTXID,
+      key: f.key,
+      size: f.size,
+      indexOffset: f.indexOffset,
+      indexSize: f.indexSize,
+      timestamp: f.timestamp,
+    })),
+  };
+  return new TextEncoder().encode(JSON.stringify(doc));
+}
+
+/** Serializes a head object to JSON bytes, validating it first (a writer never publishes a bad head). */
+export function serializeHeadObject(h: HeadObject): Uint8Array {
+  const bytes = serializeHeadObjectUnchecked(h);
+  parseHeadObject(bytes);
+  return bytes;
+}

@@ -1,0 +1,24 @@
+/** Replica layout shared by the writer (replicator, restore) and the reader (VFS). Reader-safe. */
+export {
+  HEAD_OBJECT_KEY,
+  HEAD_OBJECT_MAX_BYTES,
+  HEAD_OBJECT_MAX_FILES,
+  type HeadFile,
+  type HeadObject,
+  parseHeadObject,
+  serializeHeadObject,
+} from "./head-object.js";
+export { LayoutError } from "./layout-error.js";
+export {
+  compareReplicaFiles,
+  fileTime,
+  type ListLevelOptions,
+  levelPrefix,
+  listAllLevels,
+  listLevel,
+  MAX_COMPACTION_LEVEL,
+  parseReplicaKey,
+  type ReplicaFile,
+  SNAPSHOT_LEVEL,
+} from "./replica-files.js";
+export { planRestore, type RestorePlan, type RestoreTarget } from "./restore-plan.js";

@@ -1,0 +1,36 @@
+import { PagecastError } from "../errors.js";
+
+/**
+ * Errors of the replicator and restore. Codes:
+ * - `WAL_INVALID`: the WAL file is not a usable SQLite WAL (bad magic, version, page size).
+ * - `WAL_CHANGED`: a WAL frame changed between scanning and reading it (retried as a continuity break).
+ * - `DB_NOT_WAL`: the database could not be put into WAL mode.
+ * - `DB_MISSING`: the database file does not exist (and `autoRestore` was not asked for).
+ * - `REPLICATOR_CLOSED`: the replicator was closed or has stopped after a fatal error.
+ * - `REPLICA_CONFLICT`: another writer published to the same path (create-only put or head CAS failed).
+ * - `RESTORE_FAILED`: a restored database failed verification.
+ * - `RESTORE_OUTPUT_EXISTS`: the restore target path already exists.
+ */
+export class ReplicatorError extends PagecastError {}
+
+/** Another live writer holds the lease on the replica path. */
+export class LeaseHeldError extends PagecastError {
+  /** The holder's writer id, host and pid, as recorded in the lease. */
+  readonly holder: { writerId: string; hostname: string; pid: number; expiresAt: number };
+
+  constructor(holder: LeaseHeldError["holder"]) {
+    super(
+      "LEASE_HELD",
+      `replica is being written by another replicator (writer ${holder.writerId} on host ` +
+        `${holder.hostname}, pid ${holder.pid}); its lease expires at ${new Date(holder.expiresAt).toISOString()}`,
+    );
+    this.holder = holder;
+  }
+}
+
+/** This writer lost the lease (another writer took over); it has stopped publishing. */
+export class LeaseLostError extends PagecastError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("LEASE_LOST", message, options);
+  }
+}

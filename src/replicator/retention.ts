@@ -1,0 +1,57 @@
+/**
+ * Retention: which files may be deleted. A file goes only when
+ * - it is older than the retention window,
+ * - a snapshot that is itself kept covers it (so every state within the
+ *   window stays restorable from a kept snapshot plus kept files),
+ * - the current head does not reference it, and
+ * - it left the head's plan at least a grace period ago (a reader that
+ *   fetched an older head may still be opening it).
+ */
+import { fileTime, type ReplicaFile, SNAPSHOT_LEVEL } from "../layout/index.js";
+
+/** Inputs of {@link selectExpiredFiles}. */
+export interface RetentionInput {
+  files: readonly ReplicaFile[];
+  now: number;
+  retentionMs: number;
+  graceMs: number;
+  /** Keys the current head references. */
+  headKeys: ReadonlySet<string>;
+  /** When each key was last referenced by a head this writer published (absent: treat as `fallbackLeftAt`). */
+  leftHeadAt: ReadonlyMap<string, number>;
+  /** Assumed time a file left the head when unknown (e.g. the writer's start). */
+  fallbackLeftAt: number;
+}
+
+/** Keys to delete. */
+export function selectExpiredFiles(input: RetentionInput): string[] {
+  const cutoff = input.now - input.retentionMs;
+  const snapshots = input.files
+    .filter((f) => f.level === SNAPSHOT_LEVEL && f.minTXID === 1)
+    .sort((a, b) => a.maxTXID - b.maxTXID);
+  if (snapshots.length === 0) return [];
+  // Keep every snapshot inside the window and the newest one older than it, so
+  // a restore to any time within the window has a starting point.
+  let floor = 0;
+  for (let i = 0; i < snapshots.length; i++) {
+    if (fileTime(snapshots[i]!) <= cutoff) floor = i;
+  }
+  const keptFrom = snapshots[floor]!;
+  const deletable = (f: ReplicaFile) => {
+    if (input.headKeys.has(f.key)) return false;
+    if (fileTime(f) > cutoff) return false;
+    const left = input.leftHeadAt.get(f.key) ?? input.fallbackLeftAt;
+    if (input.now - left < input.graceMs) return false;
+    return true;
+  };
+  const out: string[] = [];
+  for (let i = 0; i < floor; i++) {
+    const s = snapshots[i]!;
+    if (deletable(s)) out.push(s.key);
+  }
+  for (const f of input.files) {
+    if (f.level === SNAPSHOT_LEVEL) continue;
+    if (f.maxTXID <= keptFrom.maxTXID && deletable(f)) out.push(f.key);
+  }
+  return out;
+}

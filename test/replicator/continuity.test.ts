@@ -1,0 +1,192 @@
+/**
+ * Continuity: a database replaced under the replicator, a restart of the
+ * replicator after the WAL moved on without it, autoRestore of a missing
+ * database, and periodic snapshots. Each ends with a restore that must equal
+ * the primary.
+ */
+import { existsSync, renameSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, describe, expect, test } from "vitest";
+import { HEAD_OBJECT_KEY, listAllLevels, parseHeadObject } from "../../src/layout/index.js";
+import { Replicator } from "../../src/replicator/replicator.js";
+import { restore } from "../../src/replicator/restore.js";
+import { MemoryStore } from "../../src/storage/memory-store.js";
+import { dump, dumpFile, integrity, openApp, tempDir, verifyAllFiles } from "./helpers.js";
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+async function expectRestoreEquals(
+  store: MemoryStore,
+  dir: string,
+  expected: string,
+  name: string,
+) {
+  const out = join(dir, `${name}.db`);
+  await restore(store, out);
+  expect(dumpFile(out)).toBe(expected);
+  expect(integrity(out)).toBe("ok");
+}
+
+describe("continuity", () => {
+  test("a database file replaced under the replicator is republished as a snapshot", async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const dbPath = join(dir, "app.db");
+    let app = openApp(dbPath);
+    app.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)");
+    app.prepare("INSERT INTO t (v) VALUES ('old')").run();
+    const store = new MemoryStore();
+    const r = await Replicator.start({ db: dbPath, store, syncInterval: 0 });
+    cleanups.push(() => r.close());
+    await r.sync();
+    app.close();
+
+    const otherPath = join(dir, "other.db");
+    const other = openApp(otherPath);
+    other.exec("CREATE TABLE u (k TEXT PRIMARY KEY, n INTEGER) WITHOUT ROWID");
+    other.prepare("INSERT INTO u VALUES ('replaced', 42)").run();
+    other.pragma("journal_mode = delete");
+    other.close();
+    renameSync(otherPath, dbPath);
+    rmSync(`${dbPath}-wal`, { force: true });
+    rmSync(`${dbPath}-shm`, { force: true });
+
+    const pos = await r.sync();
+    expect(r.stats().continuityBreaks["database file replaced"]).toBe(1);
+    app = openApp(dbPath);
+    cleanups.push(() => app.close());
+    expect((await listAllLevels(store)).some((f) => f.level === 9 && f.maxTXID === pos.txid)).toBe(
+      true,
+    );
+    await expectRestoreEquals(store, dir, dump(app), "replaced");
+    app.prepare("INSERT INTO u VALUES ('after', 1)").run();
+    await r.sync();
+    await expectRestoreEquals(store, dir, dump(app), "after");
+  });
+
+  test("a restart after the WAL was checkpointed and truncated without the replicator", async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const dbPath = join(dir, "app.db");
+    const app = openApp(dbPath);
+    cleanups.push(() => app.close());
+    app.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)");
+    const store = new MemoryStore();
+    let r = await Replicator.start({ db: dbPath, store, syncInterval: 0 });
+    app.prepare("INSERT INTO t (v) VALUES ('a')").run();
+    await r.sync();
+    await r.close();
+    // While nobody replicates: writes, a full checkpoint, more writes.
+    for (let i = 0; i < 50; i++) app.prepare("INSERT INTO t (v) VALUES (?)").run(`while down ${i}`);
+    expect(app.pragma("wal_checkpoint(TRUNCATE)")).toEqual([{ busy: 0, log: 0, checkpointed: 0 }]);
+    app.prepare("INSERT INTO t (v) VALUES ('after truncate')").run();
+    r = await Replicator.start({ db: dbPath, store, syncInterval: 0 });
+    cleanups.push(() => r.close());
+    await expectRestoreEquals(store, dir, dump(app), "restart");
+    app.prepare("INSERT INTO t (v) VALUES ('more')").run();
+    await r.sync();
+    await expectRestoreEquals(store, dir, dump(app), "restart2");
+    expect(await verifyAllFiles(store)).toBeGreaterThan(3);
+  });
+
+  test("autoRestore brings a missing database back from the replica, then replication resumes", async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const dbPath = join(dir, "app.db");
+    const app = openApp(dbPath);
+    app.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)");
+    const store = new MemoryStore();
+    const r1 = await Replicator.start({ db: dbPath, store, syncInterval: 0 });
+    for (let i = 0; i < 20; i++) app.prepare("INSERT INTO t (v) VALUES (?)").run(`row ${i}`);
+    await r1.sync();
+    const expected = dump(app);
+    await r1.close();
+    app.close();
+    for (const suffix of ["", "-wal", "-shm"]) rmSync(`${dbPath}${suffix}`, { force: true });
+    expect(existsSync(dbPath)).toBe(false);
+    await expect(Replicator.start({ db: dbPath, store, syncInterval: 0 })).rejects.toMatchObject({
+      code: "DB_MISSING",
+    });
+
+    const r2 = await Replicator.start({ db: dbPath, store, syncInterval: 0, autoRestore: true });
+    cleanups.push(() => r2.close());
+    const app2 = openApp(dbPath);
+    cleanups.push(() => app2.close());
+    expect(dump(app2)).toBe(expected);
+    app2.prepare("INSERT INTO t (v) VALUES ('new')").run();
+    await r2.sync();
+    await expectRestoreEquals(store, dir, dump(app2), "auto");
+
+    const emptyDir = tempDir();
+    cleanups.push(emptyDir.cleanup);
+    await expect(
+      Replicator.start({
+        db: join(emptyDir.dir, "x.db"),
+        store: new MemoryStore(),
+        autoRestore: true,
+        syncInterval: 0,
+      }),
+    ).rejects.toMatchObject({ code: "DB_MISSING" });
+  });
+
+  test("periodic snapshots at the current TXID move the head's plan forward", async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const dbPath = join(dir, "app.db");
+    const app = openApp(dbPath);
+    cleanups.push(() => app.close());
+    app.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)");
+    const store = new MemoryStore();
+    const r = await Replicator.start({ db: dbPath, store, syncInterval: 0, snapshotInterval: 1 });
+    cleanups.push(() => r.close());
+    for (let i = 0; i < 3; i++) {
+      app.prepare("INSERT INTO t (v) VALUES (?)").run(`row ${i}`);
+      await new Promise((res) => setTimeout(res, 5));
+      await r.sync();
+    }
+    const head = parseHeadObject((await store.get(HEAD_OBJECT_KEY)).body!);
+    expect(head.files.length).toBe(1);
+    expect(head.files[0]!.key).toBe(
+      `0009/0000000000000001-${head.txid.toString(16).padStart(16, "0")}.ltx`,
+    );
+    await expectRestoreEquals(store, dir, dump(app), "periodic");
+  });
+
+  test("an in-process application writing while background syncs checkpoint", async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const dbPath = join(dir, "app.db");
+    const app = openApp(dbPath);
+    cleanups.push(() => app.close());
+    app.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)");
+    const store = new MemoryStore();
+    const r = await Replicator.start({
+      db: dbPath,
+      store,
+      syncInterval: 5,
+      checkpointPages: 30,
+      truncatePages: 120,
+      compaction: { l1: 50, l2: 100, l3: 200 },
+    });
+    cleanups.push(() => r.close());
+    const insert = app.prepare("INSERT INTO t (v) VALUES (?)");
+    const end = Date.now() + 1500;
+    let n = 0;
+    while (Date.now() < end) {
+      app.transaction(() => {
+        for (let i = 0; i < 5; i++) insert.run(Buffer.alloc(700, n++ & 255));
+      })();
+      if (n % 50 === 0) app.prepare("DELETE FROM t WHERE id % 7 = 0").run();
+      await new Promise((res) => setImmediate(res));
+    }
+    await r.sync();
+    const s = r.stats();
+    expect(s.errors).toBe(0);
+    expect(s.checkpoints.passive + s.checkpoints.truncate).toBeGreaterThan(0);
+    expect(s.continuityBreaks).toEqual({ "no replicated position (start)": 1 });
+    await expectRestoreEquals(store, dir, dump(app), "background");
+  });
+});

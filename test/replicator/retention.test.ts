@@ -1,0 +1,118 @@
+/**
+ * Retention: files older than the window go only when a kept snapshot covers
+ * them, never while the head references them, and only after the grace
+ * period; compaction merges runs and never spans a gap.
+ */
+import { join } from "node:path";
+import { afterEach, describe, expect, test } from "vitest";
+import {
+  HEAD_OBJECT_KEY,
+  listAllLevels,
+  parseHeadObject,
+  type ReplicaFile,
+} from "../../src/layout/index.js";
+import { compactionRuns } from "../../src/replicator/compactor.js";
+import { Replicator } from "../../src/replicator/replicator.js";
+import { restore } from "../../src/replicator/restore.js";
+import { selectExpiredFiles } from "../../src/replicator/retention.js";
+import { MemoryStore } from "../../src/storage/memory-store.js";
+import { dump, dumpFile, openApp, tempDir } from "./helpers.js";
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+function f(level: number, minTXID: number, maxTXID: number, time: number): ReplicaFile {
+  const key = `${level.toString(16).padStart(4, "0")}/${minTXID.toString(16).padStart(16, "0")}-${maxTXID.toString(16).padStart(16, "0")}.ltx`;
+  return { level, minTXID, maxTXID, key, size: 1, lastModified: new Date(time), timestamp: time };
+}
+
+describe("retention rules", () => {
+  const now = 100_000;
+  const files = [
+    f(9, 1, 10, 1000),
+    f(0, 11, 11, 2000),
+    f(0, 12, 12, 3000),
+    f(1, 11, 12, 3500),
+    f(9, 1, 12, 4000),
+    f(0, 13, 13, 95_000),
+    f(9, 1, 13, 96_000),
+  ];
+  const base = {
+    files,
+    now,
+    retentionMs: 10_000,
+    graceMs: 1000,
+    leftHeadAt: new Map<string, number>(),
+    fallbackLeftAt: 0,
+  };
+
+  test("keeps the newest snapshot older than the window and everything it does not cover", () => {
+    const keys = selectExpiredFiles({ ...base, headKeys: new Set([files[6]!.key]) });
+    expect(keys.sort()).toEqual(
+      [files[1]!.key, files[2]!.key, files[3]!.key, files[0]!.key].sort(),
+    );
+  });
+
+  test("never deletes head-referenced files or files within the grace period", () => {
+    const leftHeadAt = new Map([[files[1]!.key, now - 500]]);
+    const keys = selectExpiredFiles({ ...base, headKeys: new Set([files[2]!.key]), leftHeadAt });
+    expect(keys).not.toContain(files[2]!.key);
+    expect(keys).not.toContain(files[1]!.key);
+    expect(keys).toContain(files[3]!.key);
+  });
+
+  test("nothing without a snapshot", () => {
+    expect(
+      selectExpiredFiles({
+        ...base,
+        files: files.filter((x) => x.level !== 9),
+        headKeys: new Set(),
+      }),
+    ).toEqual([]);
+  });
+
+  test("compaction runs split at gaps and start after the destination", () => {
+    const src = [f(0, 3, 3, 0), f(0, 4, 4, 0), f(0, 5, 5, 0), f(0, 7, 7, 0), f(0, 8, 8, 0)];
+    expect(compactionRuns(src, 3).map((r) => r.map((x) => x.minTXID))).toEqual([
+      [4, 5],
+      [7, 8],
+    ]);
+    expect(compactionRuns(src, 8)).toEqual([]);
+  });
+});
+
+describe("retention in a running replicator", () => {
+  test("old files are deleted, head files always exist, restore keeps working", async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const dbPath = join(dir, "app.db");
+    const app = openApp(dbPath);
+    cleanups.push(() => app.close());
+    app.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)");
+    const store = new MemoryStore();
+    const r = await Replicator.start({
+      db: dbPath,
+      store,
+      syncInterval: 0,
+      retention: 150,
+      retentionGrace: 50,
+      snapshotInterval: 100,
+    });
+    cleanups.push(() => r.close());
+    for (let i = 0; i < 30; i++) {
+      app.prepare("INSERT INTO t (v) VALUES (?)").run(`row ${i}`);
+      await r.sync();
+      if (i % 5 === 4) await r.compactNow();
+      await new Promise((res) => setTimeout(res, 20));
+      const head = parseHeadObject((await store.get(HEAD_OBJECT_KEY)).body!);
+      const present = new Set((await listAllLevels(store)).map((x) => x.key));
+      for (const hf of head.files) expect(present.has(hf.key), `head file ${hf.key}`).toBe(true);
+    }
+    expect(r.stats().retentionDeletes).toBeGreaterThan(10);
+    const out = join(dir, "restored.db");
+    await restore(store, out);
+    expect(dumpFile(out)).toBe(dump(app));
+  });
+});
