@@ -1,10 +1,14 @@
 /**
  * `pagecast` as Node resolves it (the "node" export condition): the same API
  * as the runtime-agnostic entry, plus wa-sqlite's wasm loaded from the
- * installed package, so `openReplica` needs no `wasm` option in Node.
+ * installed package (so `openReplica` needs no `wasm` option) and router
+ * sessions carried by AsyncLocalStorage.
  */
+import { registerNodeSessionContext } from "./router-node/async-session-context.js";
 import { registerNodeSqliteWasm } from "./vfs-node/node-wasm.js";
 
 registerNodeSqliteWasm();
+// Read-your-writes follows async contexts (AsyncLocalStorage) without explicit sessions.
+registerNodeSessionContext();
 
 export * from "./index.js";

@@ -6,6 +6,7 @@
 export { PagecastError } from "./errors.js";
 export * from "./format/index.js";
 export * from "./layout/index.js";
+export * from "./router/index.js";
 export {
   dropMemoryStore,
   isMemoryStoreName,
@@ -46,6 +47,7 @@ export {
 } from "./storage/store-errors.js";
 export { compareKeys, validateKey } from "./storage/store-keys.js";
 export { parseStoreUrl, type StoreLocation } from "./storage/store-url.js";
+export * from "./time-travel/index.js";
 export {
   type BindValue,
   type ExecuteResult,
@@ -66,5 +68,4 @@ export {
   type SqlParams,
   type SqlValue,
   setDefaultSqliteWasm,
-  vfsStatus,
 } from "./vfs/index.js";

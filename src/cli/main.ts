@@ -44,6 +44,14 @@ const COMMANDS: Record<string, CommandEntry> = {
       "pagecast restore <url> <out.db> [--timestamp T | --txid N] [--concurrency N] [--no-integrity-check]",
     load: async () => (await import("./restore.js")).restore,
   },
+  status: {
+    usage: "pagecast status <url>... [--json]",
+    load: async () => (await import("./status.js")).status,
+  },
+  verify: {
+    usage: "pagecast verify <db> <url> [--timeout 30s] [--json]",
+    load: async () => (await import("./verify.js")).verify,
+  },
   query: {
     usage: 'pagecast query <url> "<sql>" [--at <time>|txid:N] [--json]',
     load: async () => (await import("./query.js")).query,

@@ -1,0 +1,5 @@
+/** Wrangler (and workerd) import `.wasm` files as compiled WebAssembly modules. */
+declare module "@journeyapps/wa-sqlite/dist/wa-sqlite-async.wasm" {
+  const module: WebAssembly.Module;
+  export default module;
+}

@@ -1,0 +1,135 @@
+/**
+ * `pagecast status <url>... [--json]`: opens each replica (lazily: no page is
+ * read) and prints its status as a table (TXID, last commit, lag, health in
+ * color on a terminal, cache, requests) or as JSON for scripts.
+ */
+import { openNodeStore } from "../storage/open-node-store.js";
+import { openReplica } from "../vfs/replica.js";
+import type { ReplicaHealth, ReplicaStatus } from "../vfs/replica-core.js";
+import { readSqliteWasm } from "../vfs-node/node-wasm.js";
+import { expectPositionals, parseArgs } from "./args.js";
+import { type CliCommand, UsageError } from "./cli-io.js";
+
+type Outcome =
+  | { url: string; status: ReplicaStatus }
+  | { url: string; error: { message: string; code: string | undefined } };
+
+const COLORS: Record<ReplicaHealth, string> = {
+  healthy: "\x1b[32m",
+  lagging: "\x1b[33m",
+  stale: "\x1b[31m",
+  unknown: "\x1b[2m",
+};
+
+function bytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  if (n < 1024 ** 3) return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+  return `${(n / 1024 ** 3).toFixed(1)} GiB`;
+}
+
+function seconds(s: number): string {
+  if (s < 60) return `${s < 10 ? s.toFixed(1) : Math.round(s)}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${Math.round(s % 60)}s`;
+  if (s < 86_400) return `${Math.floor(s / 3600)}h${Math.round((s % 3600) / 60)}m`;
+  return `${Math.floor(s / 86_400)}d${Math.round((s % 86_400) / 3600)}h`;
+}
+
+async function inspect(url: string): Promise<Outcome> {
+  try {
+    const store = await openNodeStore(url);
+    try {
+      const replica = await openReplica({ store, wasm: readSqliteWasm });
+      try {
+        return { url, status: replica.status() };
+      } finally {
+        await replica.close();
+      }
+    } finally {
+      await store.close();
+    }
+  } catch (err) {
+    const code = (err as { code?: unknown } | null)?.code;
+    return {
+      url,
+      error: {
+        message: err instanceof Error ? err.message : String(err),
+        code: typeof code === "string" ? code : undefined,
+      },
+    };
+  }
+}
+
+function row(o: Outcome, now: number, color: boolean): string[] {
+  if ("error" in o) {
+    return [
+      o.url,
+      "-",
+      "-",
+      "-",
+      "error",
+      "-",
+      "-",
+      `${o.error.message}${o.error.code ? ` [${o.error.code}]` : ""}`,
+    ];
+  }
+  const s = o.status;
+  const committed = s.commitTime
+    ? `${s.commitTime.toISOString()} (${seconds(Math.max(0, (now - s.commitTime.getTime()) / 1000))} ago)`
+    : "-";
+  const health = color ? `${COLORS[s.health]}${s.health}\x1b[0m` : s.health;
+  const c = s.cache;
+  const lookups = c.hits + c.misses;
+  const cache = `${c.entries} pages, ${bytes(c.bytes)}${lookups > 0 ? `, ${Math.round((100 * c.hits) / lookups)}% hits` : ""}`;
+  let requests = 0;
+  let received = 0;
+  const kinds: string[] = [];
+  for (const [kind, t] of Object.entries(s.requests)) {
+    requests += t.requests;
+    received += t.bytes;
+    if (t.requests > 0) kinds.push(`${kind} ${t.requests}`);
+  }
+  return [
+    s.url,
+    s.txid === null ? "-" : String(s.txid),
+    committed,
+    s.lagSeconds === null ? "-" : seconds(s.lagSeconds),
+    health,
+    cache,
+    `${requests} (${kinds.join(", ")}), ${bytes(received)}`,
+    s.lastError ? `${s.lastError.message}${s.lastError.code ? ` [${s.lastError.code}]` : ""}` : "",
+  ];
+}
+
+/** Visible width (ANSI color codes take none). */
+function width(text: string): number {
+  return text.replace(/\x1b\[[0-9;]*m/g, "").length;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => width(r[i]!))));
+  return rows
+    .map((r) =>
+      r
+        .map((cell, i) => (i === r.length - 1 ? cell : cell + " ".repeat(widths[i]! - width(cell))))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
+}
+
+/** `pagecast status`: exit 0 when every replica opened, 1 otherwise. */
+export const status: CliCommand = async (argv, io) => {
+  const args = parseArgs(argv, { json: "boolean" });
+  const urls = expectPositionals(args, ["<url>"], true);
+  if (urls.length === 0) throw new UsageError("missing <url>");
+  const outcomes = await Promise.all(urls.map(inspect));
+  if (args.flags.json) {
+    io.stdout(`${JSON.stringify(outcomes, null, 2)}\n`);
+  } else {
+    const head = ["URL", "TXID", "LAST COMMIT", "LAG", "HEALTH", "CACHE", "REQUESTS", "ERROR"];
+    const now = Date.now();
+    io.stdout(`${table([head, ...outcomes.map((o) => row(o, now, io.isTTY))])}\n`);
+  }
+  return outcomes.some((o) => "error" in o) ? 1 : 0;
+};

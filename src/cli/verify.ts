@@ -1,0 +1,137 @@
+/**
+ * `pagecast verify <db> <url> [--timeout 30s] [--json]`: proves replication
+ * works end to end. Writes a marker row into the primary (in its own table,
+ * `_pagecast_verify`, keeping the last 10 markers), then opens the replica
+ * lazily and polls until the marker appears; prints the observed lag. Exits 1
+ * when the marker does not show up in time (no replicator running, a wrong
+ * URL, storage trouble).
+ */
+import { randomUUID } from "node:crypto";
+import { existsSync } from "node:fs";
+import Database from "better-sqlite3";
+import { PagecastError } from "../errors.js";
+import type { ObjectStore } from "../storage/object-store.js";
+import { openNodeStore } from "../storage/open-node-store.js";
+import { openReplica, type Replica } from "../vfs/replica.js";
+import { ReplicaQueryError } from "../vfs/replica-error.js";
+import { readSqliteWasm } from "../vfs-node/node-wasm.js";
+import { expectPositionals, parseArgs, parseDuration } from "./args.js";
+import type { CliCommand } from "./cli-io.js";
+
+/** A failure of `pagecast verify` before it could wait (`VERIFY_DB_MISSING`). */
+export class VerifyError extends PagecastError {}
+
+/** The marker table (created on first use) and how many markers it keeps. */
+const TABLE = "_pagecast_verify";
+const KEEP = 10;
+const POLL_MS = 100;
+
+function writeMarker(path: string): { token: string; writtenAt: number } {
+  if (!existsSync(path))
+    throw new VerifyError("VERIFY_DB_MISSING", `database ${path} does not exist`);
+  const db = new Database(path, { fileMustExist: true, timeout: 5000 });
+  try {
+    const token = randomUUID();
+    const writtenAt = Date.now();
+    db.transaction(() => {
+      db.exec(
+        `CREATE TABLE IF NOT EXISTS ${TABLE} (id INTEGER PRIMARY KEY, token TEXT NOT NULL UNIQUE, written_at INTEGER NOT NULL)`,
+      );
+      db.prepare(`INSERT INTO ${TABLE} (token, written_at) VALUES (?, ?)`).run(token, writtenAt);
+      db.prepare(`DELETE FROM ${TABLE} WHERE id <= (SELECT max(id) FROM ${TABLE}) - ?`).run(KEEP);
+    })();
+    return { token, writtenAt };
+  } finally {
+    db.close();
+  }
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+      { once: true },
+    );
+  });
+
+function describeError(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  const message = err instanceof Error ? err.message : String(err);
+  return typeof code === "string" ? `${message} [${code}]` : message;
+}
+
+/** `pagecast verify`: exit 0 when the marker arrived, 1 on timeout or interruption. */
+export const verify: CliCommand = async (argv, io) => {
+  const args = parseArgs(argv, { timeout: "string", json: "boolean" });
+  const [dbPath, url] = expectPositionals(args, ["<db>", "<url>"]) as [string, string];
+  const timeoutMs =
+    typeof args.flags.timeout === "string" ? parseDuration(args.flags.timeout, "timeout") : 30_000;
+  const json = args.flags.json === true;
+
+  const { token, writtenAt } = writeMarker(dbPath);
+  const deadline = writtenAt + timeoutMs;
+  if (!json) io.stderr(`marker ${token} written to ${dbPath}; waiting for ${url}\n`);
+
+  let store: ObjectStore | undefined;
+  let replica: Replica | undefined;
+  let lastProblem: string | undefined;
+  try {
+    store = await openNodeStore(url);
+    while (!io.signal.aborted) {
+      try {
+        // Lazily: the replica may not exist until the writer's first upload.
+        replica ??= await openReplica({ store, wasm: readSqliteWasm, pollIntervalMs: 0 });
+        const rows = await replica.values(`SELECT written_at FROM ${TABLE} WHERE token = ?`, [
+          token,
+        ]);
+        if (rows.length > 0) {
+          const seenAt = Date.now();
+          const st = replica.status();
+          const lagMs = seenAt - writtenAt;
+          if (json) {
+            io.stdout(
+              `${JSON.stringify({ ok: true, token, lagMs, txid: st.txid, url: st.url })}\n`,
+            );
+          } else {
+            io.stdout(
+              `ok: marker visible on ${st.url} after ${(lagMs / 1000).toFixed(2)} s (TXID ${st.txid})\n`,
+            );
+          }
+          return 0;
+        }
+        lastProblem = undefined;
+      } catch (err) {
+        // Not yet replicated (no table yet), no replica yet, or storage trouble: keep trying.
+        if (!(err instanceof ReplicaQueryError && err.code === "SQLITE_ERROR")) {
+          lastProblem = describeError(err);
+        }
+      }
+      if (Date.now() >= deadline) break;
+      await sleep(Math.min(POLL_MS, Math.max(0, deadline - Date.now())), io.signal);
+    }
+    const st = replica?.status();
+    const where = st
+      ? `the replica is at TXID ${st.txid}${st.commitTime ? ` (committed ${st.commitTime.toISOString()})` : ""}`
+      : "no replica could be opened";
+    const reason = io.signal.aborted ? "interrupted" : `not visible after ${timeoutMs / 1000} s`;
+    if (json) {
+      io.stdout(
+        `${JSON.stringify({ ok: false, token, reason, txid: st?.txid ?? null, lastError: lastProblem ?? null })}\n`,
+      );
+    } else {
+      io.stderr(
+        `pagecast verify: marker ${reason}: ${where}${lastProblem ? `; last error: ${lastProblem}` : ""}. ` +
+          `Is a replicator running for ${dbPath}?\n`,
+      );
+    }
+    return 1;
+  } finally {
+    await replica?.close();
+    await store?.close();
+  }
+};

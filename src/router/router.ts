@@ -1,0 +1,634 @@
+/**
+ * `createRouter`: one Drizzle database (sqlite-proxy, async) whose statements
+ * are routed one by one in the proxy callback: proven reads to a healthy
+ * replica, everything else (writes, RETURNING, DDL, PRAGMA, transactions,
+ * batches) to the primary. Routing happens when a statement runs, not when a
+ * query is built, so it sees the session's latest writes.
+ */
+import { drizzle, type SqliteRemoteDatabase } from "drizzle-orm/sqlite-proxy";
+import type { ObjectStore } from "../storage/object-store.js";
+import type { ReplicaOptions } from "../vfs/replica.js";
+import type { ReplicaStatus } from "../vfs/replica-core.js";
+import type {
+  PrimaryConnection,
+  ReplicaHealthStatus,
+  RouterReplica,
+  Statement,
+  StatementMethod,
+  StatementResult,
+} from "./connection.js";
+import { PrimaryGate } from "./primary-gate.js";
+import {
+  type DrizzleOptions,
+  describeStatement,
+  type ReadonlyDatabase,
+  readOnlyDrizzle,
+  readRows,
+  readSequentially,
+} from "./read-only-database.js";
+import { classifyReplicaFailure, type ReplicaLike, toRouterReplica } from "./replica-adapter.js";
+import { type FallbackReason, type ReplicaEntry, ReplicaSelector } from "./replica-selector.js";
+import { RouterError } from "./router-error.js";
+import { getDefaultSessionContext, RouterSession, type SessionContext } from "./router-session.js";
+import { classifyStatement, type StatementClass } from "./statement-classifier.js";
+import type { WritePosition } from "./write-position.js";
+
+/** Options of {@link createRouter}. */
+export interface RouterOptions<TSchema extends Record<string, unknown> = Record<string, never>> {
+  /** The writable database (see `betterSqlitePrimary` in `pagecast/node`, or any {@link PrimaryConnection}). */
+  primary: PrimaryConnection;
+  /** Replicas: `Replica` objects from `openReplica`, or {@link RouterReplica} implementations. */
+  replicas: ReadonlyArray<ReplicaLike | RouterReplica>;
+  /** A replica is healthy while its `lagSeconds` is at most this (default 60). */
+  maxLagSeconds?: number;
+  /**
+   * Read-your-writes (default on): after a write, the session reads from the
+   * primary until a replica holds it. `assumePublishedWithinMs` (default
+   * 10 000) only matters for primaries that cannot tell replica positions
+   * (no Replicator attached): a replica that confirmed freshness that long
+   * after the write is assumed to have it.
+   */
+  readYourWrites?: boolean | { assumePublishedWithinMs?: number };
+  /** Drizzle schema (relational queries). */
+  schema?: TSchema;
+  /** Drizzle logger and casing. */
+  drizzle?: Omit<DrizzleOptions<TSchema>, "schema">;
+  /**
+   * Where the current session lives across awaits. Default: the provider
+   * `pagecast/node` registers (AsyncLocalStorage); `null` for none (explicit
+   * sessions only).
+   */
+  context?: SessionContext | null;
+  /** Replicas whose lag is within this many seconds of the least count as tied (default 1). */
+  tieSeconds?: number;
+  /** After a connection failure, a replica is skipped this long (ms, default 2000). */
+  retryReplicaAfterMs?: number;
+  /**
+   * Least time between background polls the router asks of a replica that
+   * lags or lacks a session's write (ms, default 200; each is one conditional GET).
+   */
+  pollKickMs?: number;
+  /** Time travel from this router: a store and replica options for pinned replicas. */
+  timeTravel?: { store?: ObjectStore; replicaOptions?: ReplicaOptions };
+  /** Milliseconds clock (tests). */
+  clock?: () => number;
+}
+
+/** A replica's line in {@link RouterStatus}. */
+export interface RouterReplicaStatus {
+  /** The replica's name (URL). */
+  name: string;
+  /** Its own status (a `Replica`'s full status; the fields of {@link ReplicaHealthStatus} at least). */
+  status: ReplicaHealthStatus & Partial<ReplicaStatus>;
+  /** Reads the router sent to it. */
+  reads: number;
+  /** Connection-level failures of reads the router sent to it. */
+  errors: number;
+  /** Whether the router currently skips it after a failure. */
+  coolingDown: boolean;
+  lastError: { message: string; code: string | undefined; at: Date } | null;
+}
+
+/** What `vfsStatus(router)` reports. */
+export interface RouterStatus {
+  kind: "router";
+  maxLagSeconds: number;
+  replicas: RouterReplicaStatus[];
+  /** Reads by target. */
+  reads: { primary: number; replicas: number };
+  /** Statements that may write (all on the primary), batches and transactions. */
+  writes: number;
+  batches: number;
+  transactions: number;
+  /** Reads that could have gone to a replica but went to the primary, by reason. */
+  fallbacks: {
+    total: number;
+    reasons: Record<FallbackReason, number>;
+    last: { reason: FallbackReason; replica: string | undefined; at: Date } | null;
+  };
+}
+
+/** A Drizzle database bound to one explicit session (see `$session`). */
+export type SessionDatabase<TSchema extends Record<string, unknown> = Record<string, never>> =
+  SqliteRemoteDatabase<TSchema> & {
+    /** This session's bookmark: send it to the client (cookie or header). */
+    $bookmark(): string;
+    /** The same session, every statement on the primary. */
+    readonly $primary: SqliteRemoteDatabase<TSchema>;
+    /** Reads from a replica regardless of this session's writes. */
+    readonly $replica: ReadonlyDatabase<TSchema>;
+  };
+
+/** What `$withSession` returns: thenables become promises settled inside the session. */
+export type WithSessionResult<T> = T extends PromiseLike<infer U> ? Promise<U> : T;
+
+/** The database `createRouter` returns. */
+export type RouterDatabase<TSchema extends Record<string, unknown> = Record<string, never>> =
+  SqliteRemoteDatabase<TSchema> & {
+    /** Every statement on the primary (Drizzle 1.0 name); read-your-writes still tracked. */
+    readonly $primary: SqliteRemoteDatabase<TSchema>;
+    /** Reads from a replica, ignoring read-your-writes (Drizzle 1.0 name); writes are refused. */
+    readonly $replica: ReadonlyDatabase<TSchema>;
+    /** A database bound to an explicit session resuming `bookmark` (for runtimes without AsyncLocalStorage). */
+    $session(bookmark?: string | null): SessionDatabase<TSchema>;
+    /**
+     * Runs `fn` in a new session (resuming `bookmark`) carried by the async
+     * context. A thenable result (e.g. a Drizzle query, which runs only when
+     * awaited) is awaited inside the session.
+     */
+    $withSession<T>(fn: () => T, bookmark?: string | null): WithSessionResult<T>;
+    /** The current session's bookmark (async context, else the router-wide session). */
+    $bookmark(): string;
+    /** Routing figures (also `vfsStatus(router)`). */
+    $status(): RouterStatus;
+  };
+
+/** @internal What time travel and `vfsStatus` learn about a router. */
+export interface RouterInternals {
+  status(): RouterStatus;
+  /** A replica to plan time travel on (the preferred one), with the original object. */
+  pinSource(): ReplicaLike | RouterReplica | undefined;
+  schema: Record<string, unknown> | undefined;
+  drizzle: Omit<DrizzleOptions<Record<string, unknown>>, "schema"> | undefined;
+  timeTravel: RouterOptions["timeTravel"];
+  /** Runs statements as one atomic batch on the primary, in the current session. */
+  primaryBatch(statements: Statement[]): Promise<unknown[]>;
+}
+
+const ROUTER = Symbol.for("pagecast.router");
+
+/** The router behind a database made by {@link createRouter}, if `db` is one. */
+export function routerInternals(db: unknown): RouterInternals | undefined {
+  if (db === null || (typeof db !== "object" && typeof db !== "function")) return undefined;
+  return (db as { [ROUTER]?: RouterInternals })[ROUTER];
+}
+
+type Mode = "route" | "primary" | "replica";
+
+interface Binding {
+  /** The explicit session, if any (else the context's, else the router-wide one). */
+  base: RouterSession | undefined;
+  mode: Mode;
+}
+
+type ProxyResult = { rows: unknown[] } & Record<string, unknown>;
+
+const FALLBACK_REASONS: FallbackReason[] = [
+  "no-replicas",
+  "no-healthy-replica",
+  "read-your-writes",
+  "replica-error",
+  "replica-read-only",
+];
+
+function positiveNumber(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
+    throw new RouterError("ROUTER_INVALID_ARGUMENT", `${name} must be a number >= 0`);
+  }
+  return value;
+}
+
+function checkPrimary(primary: unknown): PrimaryConnection {
+  const p = primary as Partial<PrimaryConnection> | null;
+  if (
+    !p ||
+    typeof p !== "object" ||
+    typeof p.all !== "function" ||
+    typeof p.get !== "function" ||
+    typeof p.run !== "function" ||
+    typeof p.batch !== "function"
+  ) {
+    throw new RouterError(
+      "ROUTER_INVALID_ARGUMENT",
+      "primary must implement { all, get, run, batch } (e.g. betterSqlitePrimary from pagecast/node)",
+    );
+  }
+  return primary as PrimaryConnection;
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    (typeof value === "object" || typeof value === "function") &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === "function"
+  );
+}
+
+/** Shapes a primary result as sqlite-proxy wants it. */
+function proxyRows(method: StatementMethod, result: StatementResult): ProxyResult {
+  if (method === "run") return { rows: [], ...(result as object) };
+  return { rows: result as unknown[] };
+}
+
+class Router<TSchema extends Record<string, unknown>> implements RouterInternals {
+  readonly primary: PrimaryConnection;
+  readonly selector: ReplicaSelector;
+  readonly originals: ReadonlyArray<ReplicaLike | RouterReplica>;
+  readonly gate = new PrimaryGate();
+  readonly context: SessionContext | undefined;
+  readonly defaultSession = new RouterSession();
+  readonly ryw: boolean;
+  readonly maxLagSeconds: number;
+  readonly schema: TSchema | undefined;
+  readonly drizzle: Omit<DrizzleOptions<TSchema>, "schema"> | undefined;
+  readonly timeTravel: RouterOptions["timeTravel"];
+  readonly now: () => number;
+  readonly counts = {
+    primaryReads: 0,
+    replicaReads: 0,
+    writes: 0,
+    batches: 0,
+    transactions: 0,
+    fallbacks: Object.fromEntries(FALLBACK_REASONS.map((r) => [r, 0])) as Record<
+      FallbackReason,
+      number
+    >,
+    lastFallback: null as RouterStatus["fallbacks"]["last"],
+  };
+
+  constructor(options: RouterOptions<TSchema>) {
+    if (!options || typeof options !== "object") {
+      throw new RouterError("ROUTER_INVALID_ARGUMENT", "createRouter needs options");
+    }
+    this.primary = checkPrimary(options.primary);
+    if (!Array.isArray(options.replicas)) {
+      throw new RouterError("ROUTER_INVALID_ARGUMENT", "replicas must be an array");
+    }
+    this.originals = [...options.replicas];
+    const replicas = this.originals.map((r, i) => toRouterReplica(r, `replicas[${i}]`));
+    for (const r of replicas) {
+      if (r.status().pinned) {
+        throw new RouterError(
+          "ROUTER_INVALID_ARGUMENT",
+          `replica ${r.name} is pinned to a past state (time travel); routers need live replicas`,
+        );
+      }
+    }
+    this.maxLagSeconds = positiveNumber(options.maxLagSeconds, 60, "maxLagSeconds");
+    const ryw = options.readYourWrites ?? true;
+    this.ryw = ryw !== false;
+    const assume = positiveNumber(
+      typeof ryw === "object" ? ryw.assumePublishedWithinMs : undefined,
+      10_000,
+      "readYourWrites.assumePublishedWithinMs",
+    );
+    this.now = options.clock ?? Date.now;
+    this.selector = new ReplicaSelector(replicas, {
+      maxLagSeconds: this.maxLagSeconds,
+      tieSeconds: positiveNumber(options.tieSeconds, 1, "tieSeconds"),
+      retryAfterMs: positiveNumber(options.retryReplicaAfterMs, 2000, "retryReplicaAfterMs"),
+      pollKickMs: positiveNumber(options.pollKickMs, 200, "pollKickMs"),
+      assumePublishedWithinMs: assume,
+      now: this.now,
+    });
+    this.context =
+      options.context === null ? undefined : (options.context ?? getDefaultSessionContext());
+    this.schema = options.schema;
+    this.drizzle = options.drizzle;
+    this.timeTravel = options.timeTravel;
+  }
+
+  // ---- sessions ----
+
+  session(binding: Binding): RouterSession {
+    const current = this.context?.current();
+    if (current && (!binding.base || current.root === binding.base)) return current;
+    return binding.base ?? this.defaultSession;
+  }
+
+  /** A session resuming a bookmark; pending positions start resolving at once. */
+  newSession(bookmark: string | null | undefined): RouterSession {
+    const session = RouterSession.fromBookmark(bookmark);
+    const after = session.requirement.after;
+    if (after) this.#resolve(session, after);
+    return session;
+  }
+
+  // ---- statements ----
+
+  async execute(
+    binding: Binding,
+    sql: string,
+    params: unknown[],
+    method: StatementMethod,
+  ): Promise<ProxyResult> {
+    const session = this.session(binding);
+    const cls = classifyStatement(sql);
+    if (
+      binding.mode === "route" &&
+      cls.readOnly &&
+      !session.tx.open &&
+      this.gate.owner !== session
+    ) {
+      const rows = await this.#routeRead(session, sql, params, method);
+      if (rows) return rows;
+    }
+    return this.#onPrimary(session, cls, () =>
+      this.#primaryStatement(sql, params, method).then((r) => proxyRows(method, r)),
+    );
+  }
+
+  async batch(binding: Binding, statements: Statement[]): Promise<ProxyResult[]> {
+    const session = this.session(binding);
+    this.counts.batches++;
+    const classes = statements.map((s) => classifyStatement(s.sql));
+    const writes = classes.some((c) => !c.readOnly);
+    // A batch is one atomic unit on the primary, whatever it holds.
+    const cls: StatementClass = writes
+      ? { kind: "write", readOnly: false }
+      : { kind: "read", readOnly: true };
+    return this.#onPrimary(session, cls, async () => {
+      const results = await this.primary.batch(statements);
+      return results.map((r, i) => proxyRows(statements[i]!.method, r));
+    });
+  }
+
+  async replicaRead(sql: string, params: readonly unknown[], method: StatementMethod) {
+    const entry = this.selector.chooseAny();
+    if (!entry) throw new RouterError("ROUTER_NO_REPLICA", "no replica has loaded a version yet");
+    entry.reads++;
+    this.counts.replicaReads++;
+    return readRows(entry.replica, sql, params, method);
+  }
+
+  async replicaBatch(statements: readonly Statement[]): Promise<unknown[]> {
+    const entry = this.selector.chooseAny();
+    if (!entry) throw new RouterError("ROUTER_NO_REPLICA", "no replica has loaded a version yet");
+    entry.reads += statements.length;
+    this.counts.replicaReads += statements.length;
+    const r = entry.replica;
+    return r.snapshot
+      ? r.snapshot((tx) => readSequentially(tx, statements))
+      : readSequentially(r, statements);
+  }
+
+  async #routeRead(
+    session: RouterSession,
+    sql: string,
+    params: unknown[],
+    method: StatementMethod,
+  ): Promise<ProxyResult | undefined> {
+    const choice = this.selector.choose(this.ryw ? session.requirement : undefined);
+    if ("reason" in choice) {
+      this.#fallback(choice.reason, undefined);
+      return undefined;
+    }
+    const entry = choice.entry;
+    try {
+      const rows = (await readRows(entry.replica, sql, params, method)) as unknown[];
+      entry.reads++;
+      this.counts.replicaReads++;
+      return { rows };
+    } catch (err) {
+      const failure = classifyReplicaFailure(err);
+      if (failure === "sql") throw err;
+      if (failure === "connection") this.selector.failed(entry, err);
+      this.#fallback(failure === "connection" ? "replica-error" : "replica-read-only", entry);
+      return undefined;
+    }
+  }
+
+  #fallback(reason: FallbackReason, entry: ReplicaEntry | undefined): void {
+    this.counts.fallbacks[reason]++;
+    this.counts.lastFallback = {
+      reason,
+      replica: entry?.replica.name,
+      at: new Date(this.now()),
+    };
+  }
+
+  async #primaryStatement(
+    sql: string,
+    params: readonly unknown[],
+    method: StatementMethod,
+  ): Promise<StatementResult> {
+    switch (method) {
+      case "run":
+        return this.primary.run(sql, params);
+      case "get":
+        return this.primary.get(sql, params);
+      default:
+        return this.primary.all(sql, params);
+    }
+  }
+
+  /**
+   * Runs `work` on the primary for `session`: waits while another session's
+   * transaction is open, takes the gate when this statement opens one, and
+   * afterwards updates the transaction state and read-your-writes position.
+   */
+  async #onPrimary<T>(
+    session: RouterSession,
+    cls: StatementClass,
+    work: () => Promise<T>,
+  ): Promise<T> {
+    await this.gate.enter(session);
+    const effect = cls.transaction;
+    const opens = effect?.op === "begin" || (effect?.op === "savepoint" && !session.tx.open);
+    if (opens) {
+      this.gate.hold(session);
+      this.counts.transactions++;
+    }
+    const write = !cls.readOnly && cls.kind !== "transaction";
+    if (cls.readOnly) this.counts.primaryReads++;
+    else if (write) this.counts.writes++;
+    let ok = false;
+    try {
+      const result = await work();
+      ok = true;
+      return result;
+    } finally {
+      this.#afterPrimary(session, cls, write, ok);
+    }
+  }
+
+  #afterPrimary(session: RouterSession, cls: StatementClass, write: boolean, ok: boolean): void {
+    const tx = session.tx;
+    const effect = cls.transaction;
+    if (effect && ok) {
+      switch (effect.op) {
+        case "begin":
+          tx.open = true;
+          tx.openedBy = undefined;
+          break;
+        case "savepoint":
+          if (!tx.open) {
+            tx.open = true;
+            tx.openedBy = effect.name;
+          }
+          break;
+        case "release":
+          if (tx.openedBy === effect.name) tx.open = false;
+          break;
+        case "commit":
+        case "rollback":
+          tx.open = false;
+          break;
+        case "rollback-to":
+          break;
+      }
+    }
+    // The connection knows best (e.g. SQLite rolled back on an error).
+    if (this.primary.inTransaction) tx.open = this.primary.inTransaction();
+    // A failed statement may still have done part of its work (several statements in one string).
+    if (write) tx.dirty = true;
+    if (!tx.open) {
+      if (tx.dirty) {
+        tx.dirty = false;
+        if (this.ryw) this.#mark(session);
+      }
+      tx.openedBy = undefined;
+      this.gate.release(session);
+    }
+  }
+
+  /** Records the position of a write that just committed. */
+  #mark(session: RouterSession): void {
+    const position: WritePosition = this.primary.position?.() ?? { at: this.now() };
+    session.addPosition(position);
+    if (position.txid === undefined && position.after !== undefined)
+      this.#resolve(session, position);
+  }
+
+  #resolve(session: RouterSession, position: WritePosition): void {
+    const resolve = this.primary.resolvePosition;
+    if (!resolve) return;
+    resolve.call(this.primary, position).then(
+      (txid) => {
+        if (txid !== undefined) session.resolved(position, txid);
+      },
+      () => {
+        // Unresolved: the session keeps the safe bound (after + 2).
+      },
+    );
+  }
+
+  // ---- figures ----
+
+  status(): RouterStatus {
+    const now = this.now();
+    const reasons = { ...this.counts.fallbacks };
+    return {
+      kind: "router",
+      maxLagSeconds: this.maxLagSeconds,
+      replicas: this.selector.entries.map((e) => ({
+        name: e.replica.name,
+        status: e.replica.status() as RouterReplicaStatus["status"],
+        reads: e.reads,
+        errors: e.errors,
+        coolingDown: now < e.coolUntil,
+        lastError: e.lastError ? { ...e.lastError } : null,
+      })),
+      reads: { primary: this.counts.primaryReads, replicas: this.counts.replicaReads },
+      writes: this.counts.writes,
+      batches: this.counts.batches,
+      transactions: this.counts.transactions,
+      fallbacks: {
+        total: Object.values(reasons).reduce((a, b) => a + b, 0),
+        reasons,
+        last: this.counts.lastFallback ? { ...this.counts.lastFallback } : null,
+      },
+    };
+  }
+
+  primaryBatch(statements: Statement[]): Promise<unknown[]> {
+    return this.batch({ base: undefined, mode: "primary" }, statements);
+  }
+
+  pinSource(): ReplicaLike | RouterReplica | undefined {
+    const choice = this.selector.choose(undefined);
+    const index = "entry" in choice ? choice.entry.index : 0;
+    return this.originals[index];
+  }
+
+  // ---- databases ----
+
+  database(binding: Binding): SqliteRemoteDatabase<TSchema> {
+    const db = drizzle<TSchema>(
+      (sql, params, method) => this.execute(binding, sql, params, method),
+      (batch) => this.batch(binding, batch as Statement[]),
+      { ...this.drizzle, ...(this.schema ? { schema: this.schema } : {}) },
+    );
+    const context = this.context;
+    if (context) {
+      // Each transaction gets its own session identity, so the primary gate
+      // tells its statements from those of concurrent requests.
+      const begin = db.transaction.bind(db);
+      db.transaction = ((fn: Parameters<typeof begin>[0], config?: Parameters<typeof begin>[1]) =>
+        context.run(this.session(binding).child(), () =>
+          begin(fn, config),
+        )) as typeof db.transaction;
+    }
+    return db;
+  }
+
+  readOnly(): ReadonlyDatabase<TSchema> {
+    return readOnlyDrizzle<TSchema>(
+      {
+        read: (sql, params, method) => this.replicaRead(sql, params, method),
+        readBatch: (statements) => this.replicaBatch(statements),
+        refuse: (sql, cls) =>
+          new RouterError(
+            "ROUTER_READ_ONLY",
+            `$replica is read-only: refused ${describeStatement(sql, cls)}`,
+          ),
+      },
+      { ...this.drizzle, ...(this.schema ? { schema: this.schema } : {}) },
+    );
+  }
+}
+
+/**
+ * Creates the routed Drizzle database. Reads (selects, relational queries,
+ * `$count`, read-only raw SQL) go to the healthiest replica that holds the
+ * session's writes; everything else, and every read when no replica
+ * qualifies, goes to the primary.
+ */
+export function createRouter<TSchema extends Record<string, unknown> = Record<string, never>>(
+  options: RouterOptions<TSchema>,
+): RouterDatabase<TSchema> {
+  const router = new Router<TSchema>(options);
+  const rootBinding: Binding = { base: undefined, mode: "route" };
+  const db = router.database(rootBinding) as RouterDatabase<TSchema>;
+  const replicaDb = router.readOnly();
+  const primaryDb = router.database({ base: undefined, mode: "primary" });
+
+  const sessionDb = (session: RouterSession): SessionDatabase<TSchema> => {
+    const sdb = router.database({ base: session, mode: "route" }) as SessionDatabase<TSchema>;
+    const sprimary = router.database({ base: session, mode: "primary" });
+    Object.defineProperties(sdb, {
+      $bookmark: { value: () => session.bookmark() },
+      $primary: { value: sprimary },
+      $replica: { value: replicaDb },
+    });
+    return sdb;
+  };
+
+  Object.defineProperties(db, {
+    [ROUTER]: { value: router },
+    $primary: { value: primaryDb },
+    $replica: { value: replicaDb },
+    $session: { value: (bookmark?: string | null) => sessionDb(router.newSession(bookmark)) },
+    $withSession: {
+      value: <T>(fn: () => T, bookmark?: string | null): WithSessionResult<T> => {
+        const context = router.context;
+        if (!context) {
+          throw new RouterError(
+            "ROUTER_NO_CONTEXT",
+            "$withSession needs an async context (import pagecast/node, or pass `context`); " +
+              "elsewhere use $session(bookmark)",
+          );
+        }
+        return context.run(router.newSession(bookmark), () => {
+          const result = fn();
+          // Drizzle queries are lazy thenables: run them while the session is current.
+          return (isThenable(result) ? Promise.resolve(result) : result) as WithSessionResult<T>;
+        });
+      },
+    },
+    $bookmark: { value: () => router.session(rootBinding).bookmark() },
+    $status: { value: () => router.status() },
+  });
+  return db;
+}

@@ -1,0 +1,130 @@
+/** Shared fixtures of the router tests: a schema, a primary file, controllable replicas. */
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { relations } from "drizzle-orm";
+import { integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import type {
+  PrimaryConnection,
+  RouterReplica,
+  Statement,
+  StatementResult,
+} from "../../src/router/connection.js";
+import type { WritePosition } from "../../src/router/write-position.js";
+
+export { tempDir } from "../replicator/helpers.js";
+
+export const users = sqliteTable("users", {
+  id: integer("id").primaryKey(),
+  name: text("name").notNull(),
+});
+
+export const posts = sqliteTable("posts", {
+  id: integer("id").primaryKey(),
+  userId: integer("user_id")
+    .notNull()
+    .references(() => users.id),
+  title: text("title").notNull(),
+});
+
+export const usersRelations = relations(users, ({ many }) => ({ posts: many(posts) }));
+export const postsRelations = relations(posts, ({ one }) => ({
+  author: one(users, { fields: [posts.userId], references: [users.id] }),
+}));
+
+export const schema = { users, posts, usersRelations, postsRelations };
+
+export const SCHEMA_SQL = `
+  CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+  CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id), title TEXT NOT NULL);
+  INSERT INTO users (id, name) VALUES (1, 'ada'), (2, 'bob');
+  INSERT INTO posts (user_id, title) VALUES (1, 'hello'), (1, 'again'), (2, 'bob here');
+`;
+
+/** A WAL-mode database file with the test schema. */
+export function primaryFile(dir: string, name = "primary.db"): Database.Database {
+  const db = new Database(join(dir, name));
+  db.pragma("journal_mode = wal");
+  db.exec(SCHEMA_SQL);
+  return db;
+}
+
+/**
+ * A primary wrapper recording which SQL reached it (and batches), optionally
+ * reporting positions.
+ */
+export class RecordingPrimary implements PrimaryConnection {
+  sql: string[] = [];
+  batches: Statement[][] = [];
+  position?: () => WritePosition;
+  resolvePosition?: (p: WritePosition) => Promise<number | undefined>;
+
+  constructor(readonly inner: PrimaryConnection) {
+    if (inner.position) this.position = () => inner.position!();
+    if (inner.resolvePosition) this.resolvePosition = (p) => inner.resolvePosition!(p);
+  }
+
+  all(sql: string, params: readonly unknown[]) {
+    this.sql.push(sql);
+    return this.inner.all(sql, params);
+  }
+  get(sql: string, params: readonly unknown[]) {
+    this.sql.push(sql);
+    return this.inner.get(sql, params);
+  }
+  run(sql: string, params: readonly unknown[]) {
+    this.sql.push(sql);
+    return this.inner.run(sql, params);
+  }
+  batch(statements: readonly Statement[]): Promise<StatementResult[]> {
+    this.batches.push([...statements]);
+    return this.inner.batch(statements);
+  }
+  inTransaction(): boolean {
+    return this.inner.inTransaction?.() ?? false;
+  }
+}
+
+/**
+ * A replica whose status the test sets, reading through its own read-only
+ * connection to the primary file (so its data is always current: tests look
+ * at where statements went, not at staleness).
+ */
+export class FakeReplica implements RouterReplica {
+  readonly db: Database.Database;
+  txid: number | null = 1;
+  lagSeconds: number | null = 0;
+  /** Thrown by the next reads while set. */
+  fail: unknown;
+  sql: string[] = [];
+  polls = 0;
+
+  constructor(
+    readonly name: string,
+    path: string,
+  ) {
+    this.db = new Database(path, { readonly: true });
+  }
+
+  status() {
+    return { txid: this.txid, lagSeconds: this.lagSeconds };
+  }
+
+  async poll(): Promise<void> {
+    this.polls++;
+  }
+
+  async all(sql: string, params: readonly unknown[]): Promise<unknown[][]> {
+    this.sql.push(sql);
+    if (this.fail !== undefined) throw this.fail;
+    const stmt = this.db.prepare(sql);
+    return stmt.raw(true).all(...params) as unknown[][];
+  }
+
+  async get(sql: string, params: readonly unknown[]): Promise<unknown[] | undefined> {
+    return (await this.all(sql, params))[0];
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
