@@ -7,9 +7,10 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
+import { sql } from "drizzle-orm";
 import { startFauxqs } from "fauxqs";
 import { main as cli } from "../dist/cli/main.js";
-import { openReplica } from "../dist/index.node.js";
+import { openReplica, timeTravel, vfsStatus } from "../dist/index.node.js";
 import { openNodeStore, Replicator, restore } from "../dist/node.js";
 
 // fauxqs accepts any credentials; real deployments use the SDK's standard chain.
@@ -77,6 +78,11 @@ try {
   cleanups.push(() => past.close());
   const [{ n: nPast }] = await past.query("SELECT count(*) AS n FROM orders");
   check(nPast === 50_000, `pinned replica at TXID ${first.txid} sees ${nPast} orders`);
+  const nTravel = await timeTravel(replica, { txid: first.txid }, async (db) => {
+    const [[count]] = await db.values(sql`SELECT count(*) FROM orders`);
+    return count;
+  });
+  check(nTravel === 50_000, `timeTravel(replica, { txid: ${first.txid} }) sees ${nTravel} orders`);
   const restoredPath = join(dir, "restored.db");
   const result = await restore(url, restoredPath, { txid: first.txid });
   const restored = new Database(restoredPath, { readonly: true });
@@ -87,7 +93,7 @@ try {
     `restore of TXID ${result.txid}: ${nRestored} orders, integrity ok, checksum ${result.checksumVerified}`,
   );
 
-  step("`pagecast ltx list` and `pagecast ltx verify` on what the writer published");
+  step("`pagecast status`, `pagecast ltx list` and `pagecast ltx verify`");
   const io = {
     stdout: (t) => process.stdout.write(t.replace(/^/gm, "  ")),
     stderr: (t) => process.stderr.write(t.replace(/^/gm, "  ")),
@@ -95,6 +101,7 @@ try {
     env: process.env,
     signal: new AbortController().signal,
   };
+  check((await cli(["status", url], io)) === 0, "status");
   check((await cli(["ltx", "list", url], io)) === 0, "ltx list");
   const store = await openNodeStore(url);
   cleanups.push(() => store.close());
@@ -113,7 +120,7 @@ try {
   }
   check((await cli(["ltx", "verify", ...local], io)) === 0, `${files.length} LTX files verify`);
 
-  status = replica.status();
+  status = vfsStatus(replica);
   const r = status.requests;
   console.log(
     `\n✔ demo ok — replica requests: ${Object.entries(r)
