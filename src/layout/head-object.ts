@@ -8,9 +8,16 @@
  * Parsing is strict: the document comes from storage and is untrusted, so
  * anything unexpected is a typed error rather than a guess. Reader-safe.
  */
-import { LTX_HEADER_SIZE, LTX_TRAILER_SIZE, ltxKey } from "../format/index.js";
+import {
+  LTX_HEADER_SIZE,
+  LTX_PAGE_HEADER_SIZE,
+  LTX_TRAILER_SIZE,
+  ltxKey,
+  maxFrameSize,
+} from "../format/index.js";
 import { LayoutError } from "./layout-error.js";
 import { SNAPSHOT_LEVEL } from "./replica-files.js";
+import { SKELETON_MAX_BYTES, skeletonKey } from "./skeleton-file.js";
 
 /** Store key of the head object, relative to the replica root. */
 export const HEAD_OBJECT_KEY = "pagecast-head.json";
@@ -41,6 +48,26 @@ export interface HeadFile {
   timestamp: number;
 }
 
+/** The B-tree skeleton published with a snapshot (see `skeleton-file.ts`). */
+export interface HeadSkeleton {
+  /** Store key: `skeletonKey(txid)`. */
+  key: string;
+  /** Object size in bytes (a reader fetches it whole). */
+  size: number;
+  /** maxTXID of the snapshot whose pages it holds. */
+  txid: number;
+}
+
+/** Where the newest image of page 1 lives: one frame of one of the plan's files. */
+export interface HeadPage1 {
+  /** Key of a file of `files`. */
+  key: string;
+  /** Offset of the whole frame (page header included). */
+  offset: number;
+  /** Length of the whole frame. */
+  size: number;
+}
+
 /** The parsed head object. */
 export interface HeadObject {
   format: "pagecast-head";
@@ -64,6 +91,13 @@ export interface HeadObject {
    * the last ending at `txid`. Applying them in order yields the state at `txid`.
    */
   files: HeadFile[];
+  /**
+   * Optional (added later; older heads lack it): the skeleton of a snapshot.
+   * Readers use it only when `txid` is the plan's snapshot.
+   */
+  skeleton?: HeadSkeleton;
+  /** Optional: where page 1's newest image is, so a reader can fetch it with the indexes. */
+  page1?: HeadPage1;
 }
 
 const TOP_KEYS = [
@@ -78,6 +112,10 @@ const TOP_KEYS = [
   "postApplyChecksum",
   "files",
 ] as const;
+/** Fields a head may omit (older writers do). */
+const OPTIONAL_TOP_KEYS = ["skeleton", "page1"] as const;
+const SKELETON_KEYS = ["key", "size", "txid"] as const;
+const PAGE1_KEYS = ["key", "offset", "size"] as const;
 const FILE_KEYS = [
   "level",
   "minTXID",
@@ -100,9 +138,14 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-function exactKeys(obj: Record<string, unknown>, keys: readonly string[], where: string): void {
+function exactKeys(
+  obj: Record<string, unknown>,
+  keys: readonly string[],
+  where: string,
+  optional: readonly string[] = [],
+): void {
   for (const k of Object.keys(obj)) {
-    if (!keys.includes(k))
+    if (!keys.includes(k) && !optional.includes(k))
       throw invalid(`unexpected field ${JSON.stringify(k.slice(0, 64))} in ${where}`);
   }
   for (const k of keys) {
@@ -162,7 +205,7 @@ export function parseHeadObject(bytes: Uint8Array): HeadObject {
   if (!isRecord(doc)) throw invalid("not a JSON object");
   if (doc.format !== "pagecast-head") throw invalid('format must be "pagecast-head"');
   if (doc.version !== 1) throw invalid(`unsupported version ${JSON.stringify(doc.version)}`);
-  exactKeys(doc, TOP_KEYS, "head");
+  exactKeys(doc, TOP_KEYS, "head", OPTIONAL_TOP_KEYS);
   const writerId = id(doc.writerId, "writerId");
   const generation = id(doc.generation, "generation");
   const txid = int(doc.txid, "txid", 1, MAX_TXID);
@@ -203,7 +246,7 @@ export function parseHeadObject(bytes: Uint8Array): HeadObject {
     }
   }
   if (files[files.length - 1]!.maxTXID !== txid) throw invalid("the last file must end at txid");
-  return {
+  const head: HeadObject = {
     format: "pagecast-head",
     version: 1,
     writerId,
@@ -215,6 +258,29 @@ export function parseHeadObject(bytes: Uint8Array): HeadObject {
     postApplyChecksum,
     files,
   };
+  if (doc.skeleton !== undefined) head.skeleton = parseSkeleton(doc.skeleton);
+  if (doc.page1 !== undefined) head.page1 = parsePage1(doc.page1, files, pageSize);
+  return head;
+}
+
+function parseSkeleton(v: unknown): HeadSkeleton {
+  if (!isRecord(v)) throw invalid("skeleton must be an object");
+  exactKeys(v, SKELETON_KEYS, "skeleton");
+  const txid = int(v.txid, "skeleton.txid", 1, MAX_TXID);
+  if (v.key !== skeletonKey(txid)) throw invalid(`skeleton.key must be ${skeletonKey(txid)}`);
+  const size = int(v.size, "skeleton.size", LTX_HEADER_SIZE + LTX_TRAILER_SIZE, SKELETON_MAX_BYTES);
+  return { key: v.key, size, txid };
+}
+
+function parsePage1(v: unknown, files: HeadFile[], pageSize: number): HeadPage1 {
+  if (!isRecord(v)) throw invalid("page1 must be an object");
+  exactKeys(v, PAGE1_KEYS, "page1");
+  const file = files.find((f) => f.key === v.key);
+  if (!file) throw invalid("page1.key must name a file of files");
+  const offset = int(v.offset, "page1.offset", LTX_HEADER_SIZE, file.indexOffset);
+  const size = int(v.size, "page1.size", LTX_PAGE_HEADER_SIZE, maxFrameSize(pageSize));
+  if (offset + size > file.indexOffset) throw invalid("page1 must lie before the page index");
+  return { key: file.key, offset, size };
 }
 
 function serializeHeadObjectUnchecked(h: HeadObject): Uint8Array {
@@ -241,6 +307,10 @@ function serializeHeadObjectUnchecked(h: HeadObject): Uint8Array {
       indexSize: f.indexSize,
       timestamp: f.timestamp,
     })),
+    ...(h.skeleton
+      ? { skeleton: { key: h.skeleton.key, size: h.skeleton.size, txid: h.skeleton.txid } }
+      : {}),
+    ...(h.page1 ? { page1: { key: h.page1.key, offset: h.page1.offset, size: h.page1.size } } : {}),
   };
   return new TextEncoder().encode(JSON.stringify(doc));
 }

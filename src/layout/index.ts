@@ -5,6 +5,8 @@ export {
   HEAD_OBJECT_MAX_FILES,
   type HeadFile,
   type HeadObject,
+  type HeadPage1,
+  type HeadSkeleton,
   parseHeadObject,
   serializeHeadObject,
 } from "./head-object.js";
@@ -22,3 +24,9 @@ export {
   SNAPSHOT_LEVEL,
 } from "./replica-files.js";
 export { planRestore, type RestorePlan, type RestoreTarget } from "./restore-plan.js";
+export {
+  SKELETON_MAX_BYTES,
+  SKELETON_PREFIX,
+  skeletonHeaderTXID,
+  skeletonKey,
+} from "./skeleton-file.js";

@@ -20,6 +20,8 @@ export interface EncodedLtx {
   /** Size of the page-index section including its 8-byte size field (ends at the trailer). */
   indexSize: number;
   pageCount: number;
+  /** Where page 1's frame is, when the file holds page 1 (the head names it for readers). */
+  page1?: { offset: number; size: number };
 }
 
 /**
@@ -56,7 +58,10 @@ export class LtxBuilder {
     }
     this.#chunks.length = 0;
     const indexOffset = before + LTX_PAGE_HEADER_SIZE;
+    // Pages are in ascending order: page 1, when present, is the first frame.
+    const first = this.#enc.pageIndex[0];
     return {
+      ...(first?.pgno === 1 ? { page1: { offset: first.offset, size: first.size } } : {}),
       header: this.#enc.header,
       bytes,
       indexOffset,

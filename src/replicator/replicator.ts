@@ -23,11 +23,13 @@ import {
   fileTime,
   type HeadFile,
   type HeadObject,
+  type HeadSkeleton,
   LayoutError,
   listAllLevels,
   planRestore,
   type ReplicaFile,
   SNAPSHOT_LEVEL,
+  skeletonKey,
 } from "../layout/index.js";
 import type { ObjectStore } from "../storage/object-store.js";
 import { openNodeStore } from "../storage/open-node-store.js";
@@ -51,6 +53,7 @@ import { LeaseLostError, ReplicatorError } from "./replicator-error.js";
 import { restore } from "./restore.js";
 import { selectExpiredFiles } from "./retention.js";
 import { type CapturedSegment, captureSegment, encodeSegment } from "./segment-encoder.js";
+import { type BuiltSkeleton, SkeletonCollector } from "./skeleton.js";
 import { buildSnapshot } from "./snapshotter.js";
 import { SqliteConnections } from "./sqlite-connections.js";
 import type { ReplicaPosition, ReplicatorStats } from "./stats.js";
@@ -112,6 +115,8 @@ export interface ReplicatorOptions {
 interface KnownFile extends ReplicaFile {
   indexOffset?: number;
   indexSize?: number;
+  /** Page 1's frame in the file; `null`: the file has no page 1; absent: unknown. */
+  page1?: { offset: number; size: number } | null;
 }
 
 interface Inflight {
@@ -178,6 +183,8 @@ export class Replicator extends EventEmitter {
   #cursor: WalCursor | undefined;
   #walPages = new Map<number, number>();
   #page1: Uint8Array | undefined;
+  /** The B-tree skeleton published for the newest snapshot, named by the head. */
+  #skeleton: HeadSkeleton | undefined;
   #expect: RestartExpectation | undefined;
   #snapshotReason: string | undefined = "no replicated position (start)";
   #lastSnapshotAt = 0;
@@ -412,6 +419,7 @@ export class Replicator extends EventEmitter {
         this.#cursor = seg.end;
         this.#walPages = seg.pages;
         this.#page1 = page1;
+        this.#skeleton = head.skeleton;
         this.#generation = head.generation;
         this.#snapshotReason = undefined;
         this.#expect = undefined;
@@ -738,6 +746,7 @@ export class Replicator extends EventEmitter {
       timestamp: h.timestamp,
       indexOffset: item.enc.indexOffset,
       indexSize: item.enc.indexSize,
+      page1: item.enc.page1 ?? null,
     });
     // Levels 0-2 are the inputs of the next compaction: keep them instead of downloading them again.
     if (level < 3 && this.#compactionIntervals) this.#cachePut(item.key, item.enc.bytes);
@@ -772,6 +781,7 @@ export class Replicator extends EventEmitter {
     const txid = this.#txid + 1;
     const taken = await this.#readSnapshot(txid);
     await this.#lease.ensure();
+    const skeleton = taken.skeleton;
     await this.#upload({
       key: ltxKey(SNAPSHOT_LEVEL, 1, txid),
       enc: taken.enc,
@@ -790,6 +800,7 @@ export class Replicator extends EventEmitter {
         this.#stats.publishedSyncs++;
       },
     });
+    await this.#uploadSkeleton(skeleton);
     await this.#publishHead();
     this.emit("snapshot", { txid, reason });
     this.emit("sync", { txid, timestamp: taken.enc.header.timestamp });
@@ -806,6 +817,7 @@ export class Replicator extends EventEmitter {
     walPages: Map<number, number>;
     expect: RestartExpectation | undefined;
     page1: Uint8Array | undefined;
+    skeleton: BuiltSkeleton | undefined;
   }> {
     for (let attempt = 0; ; attempt++) {
       const db = openSync(this.#dbPath, "r");
@@ -827,6 +839,13 @@ export class Replicator extends EventEmitter {
           : { salt1: 0, salt2: 0, offset: WAL_HEADER_SIZE, checksum1: 0, checksum2: 0 };
         const walPages = segment?.pages ?? new Map<number, number>();
         const checksums = this.#opts.trackChecksums ? this.#checksums : undefined;
+        const timestamp = Date.now();
+        const collector = new SkeletonCollector({
+          pageSize: this.#pageSize,
+          commit,
+          txid,
+          timestamp,
+        });
         const enc = await buildSnapshot({
           db,
           wal,
@@ -835,10 +854,11 @@ export class Replicator extends EventEmitter {
           pageSize: this.#pageSize,
           commit,
           txid,
-          timestamp: Date.now(),
+          timestamp,
           walOffset: WAL_HEADER_SIZE,
           walSize: cursor.offset - WAL_HEADER_SIZE,
           ...(checksums ? { checksums } : {}),
+          onPage: (pgno, page) => collector.add(pgno, page),
         });
         const after = wal !== undefined ? readWalHeader(wal) : undefined;
         if (!sameGeneration(header, after)) {
@@ -859,7 +879,7 @@ export class Replicator extends EventEmitter {
         const expect: RestartExpectation | undefined = header
           ? undefined
           : { oldSalt1: null, clean: true };
-        return { enc, cursor, walPages, expect, page1 };
+        return { enc, cursor, walPages, expect, page1, skeleton: collector.finish() };
       } finally {
         closeSync(db);
         if (wal !== undefined) closeSync(wal);
@@ -878,6 +898,12 @@ export class Replicator extends EventEmitter {
     const db = openSync(this.#dbPath, "r");
     let wal: number | undefined;
     let enc: EncodedLtx;
+    const collector = new SkeletonCollector({
+      pageSize: this.#pageSize,
+      commit: this.#commit,
+      txid: this.#txid,
+      timestamp: this.#txTime,
+    });
     try {
       try {
         wal = openSync(this.#walPath, "r");
@@ -895,6 +921,7 @@ export class Replicator extends EventEmitter {
         timestamp: this.#txTime,
         walOffset: WAL_HEADER_SIZE,
         walSize: cursor.offset - WAL_HEADER_SIZE,
+        onPage: (pgno, page) => collector.add(pgno, page),
       });
       // Frames read above must still belong to the generation the position is in.
       const after = wal !== undefined ? readWalHeader(wal) : undefined;
@@ -917,8 +944,24 @@ export class Replicator extends EventEmitter {
         this.#stats.snapshots++;
       },
     });
+    await this.#uploadSkeleton(collector.finish());
     await this.#publishHead();
     this.emit("snapshot", { txid: this.#txid, reason: "periodic" });
+  }
+
+  /**
+   * Publishes a snapshot's B-tree skeleton (see skeleton.ts). Best effort: a
+   * replica without one only opens a little slower.
+   */
+  async #uploadSkeleton(skeleton: BuiltSkeleton | undefined): Promise<void> {
+    if (!skeleton) return;
+    try {
+      await this.#store.put(skeleton.key, skeleton.enc.bytes);
+      this.#stats.bytesUploaded += skeleton.enc.bytes.length;
+      this.#skeleton = { key: skeleton.key, size: skeleton.enc.bytes.length, txid: skeleton.txid };
+    } catch (err) {
+      this.#log.warn("could not publish the snapshot's skeleton", { error: errorText(err) });
+    }
   }
 
   async #headFile(f: KnownFile): Promise<HeadFile> {
@@ -957,6 +1000,19 @@ export class Replicator extends EventEmitter {
       postApplyChecksum: this.#opts.trackChecksums ? this.#checksums.value : null,
       files,
     };
+    // Page 1's newest image, when every file after it is known not to hold one.
+    for (let i = plan.files.length - 1; i >= 0; i--) {
+      const f = this.#files.get(plan.files[i]!.key);
+      if (f?.page1 === undefined) break;
+      if (f.page1 === null) continue;
+      head.page1 = { key: f.key, offset: f.page1.offset, size: f.page1.size };
+      break;
+    }
+    // Named only while it belongs to the plan's snapshot.
+    const skeleton = this.#skeleton;
+    if (skeleton && files[0]?.level === SNAPSHOT_LEVEL && files[0].maxTXID === skeleton.txid) {
+      head.skeleton = skeleton;
+    }
     const previous = this.#head.current;
     this.#headDirty = true;
     await this.#head.write(head);
@@ -1072,6 +1128,12 @@ export class Replicator extends EventEmitter {
     if (keys.length === 0) return;
     await this.#lease.ensure();
     await this.#store.deleteMany(keys);
+    // A deleted snapshot's skeleton goes with it (absent ones are ignored).
+    const skeletons = keys.flatMap((k) => {
+      const f = this.#files.get(k);
+      return f?.level === SNAPSHOT_LEVEL ? [skeletonKey(f.maxTXID)] : [];
+    });
+    if (skeletons.length > 0) await this.#store.deleteMany(skeletons);
     for (const k of keys) {
       this.#files.delete(k);
       this.#leftHeadAt.delete(k);

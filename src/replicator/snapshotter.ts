@@ -30,6 +30,8 @@ export interface SnapshotInput {
   walSize: number;
   /** Rebuilt from the snapshot's pages when given. */
   checksums?: PageChecksums;
+  /** Sees every page in ascending order (e.g. a `SkeletonCollector`). */
+  onPage?: (pgno: number, page: Uint8Array) => void;
 }
 
 const BATCH_PAGES = 256;
@@ -63,6 +65,7 @@ export async function buildSnapshot(input: SnapshotInput): Promise<EncodedLtx> {
           : batch.subarray(i * pageSize, (i + 1) * pageSize);
       builder.page(pgno, page);
       input.checksums?.set(pgno, page);
+      input.onPage?.(pgno, page);
     }
     // Large databases: let the application's callbacks run between batches.
     await new Promise<void>((resolve) => setImmediate(resolve));

@@ -11,6 +11,8 @@
 import {
   HEAD_OBJECT_KEY,
   type HeadObject,
+  type HeadPage1,
+  type HeadSkeleton,
   listAllLevels,
   listLevel,
   MAX_COMPACTION_LEVEL,
@@ -48,6 +50,10 @@ export type DiscoveryResult =
       pageSize: number | undefined;
       timestamp: number | undefined;
       generation: string | undefined;
+      /** The head's B-tree skeleton (full plans only), when the writer published one. */
+      skeleton?: HeadSkeleton;
+      /** Where the head says page 1's newest image is (full plans only). */
+      page1?: HeadPage1;
     };
 
 /** Stores, one per request purpose (for accounting). */
@@ -223,7 +229,14 @@ export class Discovery {
       timestamp: head.timestamp,
       generation: head.generation,
     };
-    const full = { kind: "update" as const, full: true, files: head.files, ...meta };
+    const full = {
+      kind: "update" as const,
+      full: true,
+      files: head.files,
+      ...meta,
+      ...(head.skeleton ? { skeleton: head.skeleton } : {}),
+      ...(head.page1 ? { page1: head.page1 } : {}),
+    };
     if (
       !current ||
       forceReplan ||

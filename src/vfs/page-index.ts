@@ -17,6 +17,7 @@ import {
   type LtxHeader,
   lockPgno,
   type PageIndexEntry,
+  type RangeReader,
   readLtxPageIndex,
   storeRangeReader,
 } from "../format/index.js";
@@ -46,6 +47,8 @@ export interface LoadedFile {
   entries: PageIndexEntry[];
   /** The LTX header, when the read covered it or it was fetched. */
   header?: LtxHeader;
+  /** The whole file, when it was read whole (its frames can seed the page cache). */
+  body?: Uint8Array;
 }
 
 /** Where one page image lives. */
@@ -282,6 +285,8 @@ export interface LoadIndexOptions {
   concurrency?: number;
   /** Also read the LTX header of the last file (when the index read will not cover it). */
   needLastHeader?: boolean;
+  /** Keys of files to read whole (one GET) instead of just their index. */
+  wholeFiles?: ReadonlySet<string>;
   signal?: AbortSignal;
 }
 
@@ -302,6 +307,7 @@ export async function loadPageIndexes(
   const lastIndex = files.length - 1;
   const tasks = files.map((file, i) =>
     limit(async (): Promise<LoadedFile> => {
+      if (options.wholeFiles?.has(file.key)) return readWhole(store, file, options.signal);
       const suffixGuess =
         file.indexSize !== undefined
           ? file.indexSize + LTX_TRAILER_SIZE
@@ -324,6 +330,43 @@ export async function loadPageIndexes(
     }),
   );
   return Promise.all(tasks);
+}
+
+/** A range reader over bytes already in memory. */
+function memoryRangeReader(body: Uint8Array): RangeReader {
+  return {
+    read: async (range) => {
+      const total = body.length;
+      if ("suffix" in range) {
+        const start = Math.max(0, total - range.suffix);
+        return { bytes: body.subarray(start), offset: start, totalSize: total };
+      }
+      const start = Math.min(range.offset, total);
+      const end = Math.min(total, start + range.length);
+      return { bytes: body.subarray(start, end), offset: start, totalSize: total };
+    },
+  };
+}
+
+/** One GET of the whole file; its index is parsed from the bytes in memory. */
+async function readWhole(
+  store: ObjectStore,
+  file: PlanFile,
+  signal: AbortSignal | undefined,
+): Promise<LoadedFile> {
+  const res = await store.get(file.key, signal ? { signal } : {});
+  if (res.notModified) {
+    throw new ReplicaError("REPLICA_INDEX_INVALID", `unexpected not-modified reading ${file.key}`);
+  }
+  const body = res.body;
+  const result = await readLtxPageIndex(memoryRangeReader(body), { suffixGuess: body.length });
+  return {
+    file,
+    fileSize: result.fileSize,
+    entries: result.entries,
+    ...(result.header ? { header: result.header } : {}),
+    body,
+  };
 }
 
 async function readHeader(

@@ -31,6 +31,9 @@ interface ParentInfo {
 /** Interior pages remembered per file (a b-tree path is rarely deeper). */
 const MAX_PARENTS = 16;
 
+/** Most recently used parents searched for a read page that is not a child of the last one. */
+const SEARCHED_PARENTS = 4;
+
 /** Access-pattern tracker of one open database file. */
 export class AccessTracker {
   readonly #max: number;
@@ -39,6 +42,11 @@ export class AccessTracker {
   /** Highest page number already asked for by sequential read-ahead. */
   #ahead = 0;
   readonly #parents = new Map<number, ParentInfo>();
+  /**
+   * The parent used or recorded last. A scan's next leaf and a lookup's next
+   * page are nearly always its children: checked first, before the others.
+   */
+  #recent: number | undefined;
 
   constructor(options: ReadAheadOptions) {
     this.#max = Math.max(0, options.maxPages);
@@ -50,6 +58,7 @@ export class AccessTracker {
     this.#seqRun = 0;
     this.#ahead = 0;
     this.#parents.clear();
+    this.#recent = undefined;
   }
 
   /**
@@ -87,30 +96,70 @@ export class AccessTracker {
 
   /** Siblings to fetch when `pgno` continues a scan of its parent's children; `undefined` when not. */
   #siblings(pgno: number): number[] | undefined {
-    for (const [parentPgno, info] of this.#parents) {
-      const i = info.children.indexOf(pgno);
-      if (i < 0) continue;
-      if (info.last >= 0 && i === info.last + 1) info.run++;
-      else {
-        info.run = 0;
-        info.ahead = i;
+    let parentPgno = this.#recent;
+    let info = parentPgno === undefined ? undefined : this.#parents.get(parentPgno);
+    let i = -1;
+    if (info) {
+      // A scan continuing in order: no search at all.
+      i = info.last >= 0 && info.children[info.last + 1] === pgno ? info.last + 1 : -1;
+      if (i < 0) i = info.children.indexOf(pgno);
+    }
+    if (i < 0) {
+      info = undefined;
+      // Only the few most recently used parents: a scan touches its parent on
+      // every child, and searching them all would cost every read thousands
+      // of comparisons on random access.
+      let skip = this.#parents.size - SEARCHED_PARENTS;
+      for (const [p, candidate] of this.#parents) {
+        if (skip-- > 0 || p === this.#recent) continue;
+        const at = candidate.children.indexOf(pgno);
+        if (at >= 0) {
+          parentPgno = p;
+          info = candidate;
+          i = at;
+          break;
+        }
       }
-      info.last = i;
-      // Most recently used parent first on the next lookup.
+    }
+    if (!info || parentPgno === undefined) return undefined;
+    if (parentPgno !== this.#recent) {
+      // Most recently used parent last: evicted last.
       this.#parents.delete(parentPgno);
       this.#parents.set(parentPgno, info);
-      if (info.run < 1) return undefined;
-      const out: number[] = [];
-      const window = Math.min(this.#max, 2 ** Math.min(info.run + 2, 20));
-      if (info.ahead - i < window / 2) {
-        const from = Math.max(info.ahead, i) + 1;
-        const to = Math.min(info.children.length - 1, i + window);
-        for (let c = from; c <= to; c++) out.push(info.children[c]!);
-        info.ahead = Math.max(info.ahead, to);
-      }
-      return out;
+      this.#recent = parentPgno;
     }
-    return undefined;
+    if (info.last >= 0 && i === info.last + 1) info.run++;
+    else {
+      info.run = 0;
+      info.ahead = i;
+    }
+    info.last = i;
+    if (info.run < 1) return undefined;
+    const out: number[] = [];
+    const window = Math.min(this.#max, 2 ** Math.min(info.run + 2, 20));
+    if (info.ahead - i < window / 2) {
+      const from = Math.max(info.ahead, i) + 1;
+      const to = Math.min(info.children.length - 1, i + window);
+      for (let c = from; c <= to; c++) out.push(info.children[c]!);
+      info.ahead = Math.max(info.ahead, to);
+    }
+    return out;
+  }
+
+  /**
+   * Whether the children of interior page `pgno` are known already (then marks
+   * it recently used): a re-read of a known parent need not be parsed again.
+   */
+  touchInterior(pgno: number): boolean {
+    if (this.#max === 0) return true;
+    const info = this.#parents.get(pgno);
+    if (!info) return false;
+    if (this.#recent !== pgno) {
+      this.#parents.delete(pgno);
+      this.#parents.set(pgno, info);
+      this.#recent = pgno;
+    }
+    return true;
   }
 
   /** Records the children of an interior page that was just read. */
@@ -119,6 +168,7 @@ export class AccessTracker {
     const existing = this.#parents.get(pgno);
     this.#parents.delete(pgno);
     this.#parents.set(pgno, existing ?? { children, last: -1, run: 0, ahead: -1 });
+    this.#recent = pgno;
     if (this.#parents.size > MAX_PARENTS) {
       const oldest = this.#parents.keys().next().value;
       if (oldest !== undefined) this.#parents.delete(oldest);

@@ -8,9 +8,20 @@ import type { ReplicaCore } from "./replica-core.js";
 import { ReplicaError, ReplicaQueryError } from "./replica-error.js";
 import { ReplicaVfs } from "./replica-vfs.js";
 import { instantiateSqlite } from "./sqlite-runtime.js";
+import {
+  columnNames,
+  errorMessage,
+  parameterNames,
+  readRow,
+  reprepareCount,
+  resetStatement,
+  type SqlValue,
+  stepStatement,
+  TextBinder,
+  type WasmSqliteModule,
+} from "./wasm-statement.js";
 
-/** A value SQLite returns: INTEGER (bigint beyond 2^53), REAL, TEXT, BLOB, NULL. */
-export type SqlValue = number | bigint | string | Uint8Array | null;
+export type { SqlValue };
 
 /** A value that can be bound to a parameter (booleans bind as 0/1). */
 export type BindValue = SqlValue | boolean;
@@ -20,7 +31,8 @@ export type SqlParams = readonly BindValue[] | Readonly<Record<string, BindValue
 
 /** Result of one `execute`: the rows of the last statement that returns columns. */
 export interface ExecuteResult {
-  columns: string[];
+  /** Shared with the connection's statement cache: copy before handing it out. */
+  columns: readonly string[];
   rows: SqlValue[][];
 }
 
@@ -32,39 +44,86 @@ let vfsCounter = 0;
 /** Prepared statements kept per connection. */
 const MAX_CACHED_STATEMENTS = 64;
 
+const SQLITE_ROW = 100;
+const SQLITE_DONE = 101;
+const NO_COLUMNS: readonly string[] = Object.freeze([]);
+
 function isSqliteError(err: unknown): err is Error & { code: number } {
   return err instanceof Error && typeof (err as { code?: unknown }).code === "number";
+}
+
+/** A prepared statement and what is worth remembering about it between runs. */
+interface Prepared {
+  stmt: number;
+  /** Parameter names by position (index 0 is parameter 1). */
+  params: (string | null)[];
+  /** Column names, valid while the statement's re-prepare count is `reprepares`. */
+  columns: readonly string[];
+  reprepares: number;
+}
+
+/** Options of {@link ReplicaConnection.open}. */
+export interface ReplicaConnectionOptions {
+  readAheadPages: number;
+  /** SQLite's own page cache per connection, in KiB (`PRAGMA cache_size = -N`). */
+  sqliteCacheKiB: number;
 }
 
 /** One SQLite connection over a replica. */
 export class ReplicaConnection {
   readonly #sqlite3: SQLiteAPI;
+  readonly #module: WasmSqliteModule;
   readonly #db: number;
   readonly #vfs: ReplicaVfs;
+  readonly #core: ReplicaCore;
+  readonly #text: TextBinder;
   #closed = false;
   /** Prepared single statements by SQL text, least recently used first. */
-  readonly #statements = new Map<string, number>();
+  readonly #statements = new Map<string, Prepared>();
+  /** SQL of the statement used last (already last in `#statements`). */
+  #lastSql: string | undefined;
+  /** Statements to run before the first caller's. */
+  #setup: string[] | undefined;
 
-  private constructor(sqlite3: SQLiteAPI, db: number, vfs: ReplicaVfs) {
+  private constructor(
+    sqlite3: SQLiteAPI,
+    module: WasmSqliteModule,
+    db: number,
+    vfs: ReplicaVfs,
+    core: ReplicaCore,
+  ) {
     this.#sqlite3 = sqlite3;
+    this.#module = module;
     this.#db = db;
     this.#vfs = vfs;
+    this.#core = core;
+    this.#text = new TextBinder(module);
   }
 
   /** Instantiates a module, registers the VFS and opens the database read-only. */
   static async open(
     core: ReplicaCore,
     wasm: WebAssembly.Module,
-    options: { readAheadPages: number },
+    options: ReplicaConnectionOptions,
   ): Promise<ReplicaConnection> {
     const { module, sqlite3 } = await instantiateSqlite(wasm);
     vfsCounter++;
     const vfs = new ReplicaVfs(`pagecast-${vfsCounter}`, module, core, DB_NAME, options);
     sqlite3.vfs_register(vfs, false);
     const db = await sqlite3.open_v2(DB_NAME, SQLite.SQLITE_OPEN_READONLY, vfs.name);
-    const conn = new ReplicaConnection(sqlite3, db, vfs);
+    const conn = new ReplicaConnection(sqlite3, module as WasmSqliteModule, db, vfs, core);
     // Sorters and temp tables must never try to create files next to the replica.
     await conn.execute("PRAGMA temp_store = memory");
+    // Keep the read lock (and with it the pinned version and SQLite's page
+    // cache) between transactions: no lock, unlock, journal probe, file size
+    // and change-counter read per statement. `releaseVersion` lets go of it
+    // when the replica has moved on. These read the database (schema, page 1):
+    // deferred to the first statement, which reads it anyway, so that opening
+    // fetches no page.
+    conn.#setup = [
+      `PRAGMA cache_size = -${Math.floor(options.sqliteCacheKiB)}`,
+      "PRAGMA locking_mode = EXCLUSIVE",
+    ];
     return conn;
   }
 
@@ -74,38 +133,105 @@ export class ReplicaConnection {
   }
 
   /**
+   * True when SQLite still holds a version older than the replica's newest
+   * (the read lock is kept between transactions): call {@link releaseVersion}
+   * before the next transaction so it sees the newest.
+   */
+  get holdsStaleVersion(): boolean {
+    const held = this.#vfs.heldVersion;
+    return held !== undefined && held !== this.#core.current;
+  }
+
+  /**
+   * Drops the read lock SQLite keeps in exclusive locking mode, so the next
+   * transaction pins the newest version (SQLite then sees a new file change
+   * counter and drops its page cache). Only between transactions.
+   */
+  async releaseVersion(): Promise<void> {
+    await this.execute("PRAGMA locking_mode = NORMAL");
+    try {
+      // Any statement that reads the file ends by unlocking it in normal mode.
+      await this.execute("PRAGMA schema_version");
+    } catch {
+      // Even a failed read (the old version's files may be gone) ends the
+      // read transaction, and with it the lock.
+    }
+    await this.execute("PRAGMA locking_mode = EXCLUSIVE");
+  }
+
+  /**
    * Runs every statement of `sql` (parameters bind to each statement that has
    * any) and returns the rows of the last statement that returns columns.
-   * Callers serialize through `queue`.
+   * Synchronous (a plain result) when every page it reads is cached. Callers
+   * serialize every call (see `Replica`).
    */
-  async execute(sql: string, params?: SqlParams): Promise<ExecuteResult> {
+  execute(sql: string, params?: SqlParams): ExecuteResult | Promise<ExecuteResult> {
     if (this.#closed) throw new ReplicaError("REPLICA_CLOSED", "the connection is closed");
+    if (this.#setup !== undefined) return this.#setupThen(sql, params);
     this.#vfs.lastError = undefined;
-    try {
-      const cached = this.#statements.get(sql);
-      if (cached !== undefined) {
-        // Most recently used last.
-        this.#statements.delete(sql);
-        this.#statements.set(sql, cached);
-        try {
-          return await this.#runStatement(cached, params);
-        } catch (err) {
-          this.#statements.delete(sql);
-          await this.#sqlite3.finalize(cached);
-          throw err;
-        }
-      }
-      return await this.#prepareAndRun(sql, params);
-    } catch (err) {
-      if (err instanceof ReplicaError) throw err;
-      if (isSqliteError(err)) {
-        const cause = this.#vfs.lastError;
-        throw new ReplicaQueryError(err.code, err.message, cause !== undefined ? { cause } : {});
-      }
-      throw err;
-    } finally {
-      this.#vfs.lastError = undefined;
+    const cached = this.#statements.get(sql);
+    if (cached === undefined) {
+      return this.#prepareAndRun(sql, params).then(
+        (result) => this.#succeeded(result),
+        (err: unknown) => this.#failed(err),
+      );
     }
+    // Most recently used last.
+    if (this.#lastSql !== sql) {
+      this.#statements.delete(sql);
+      this.#statements.set(sql, cached);
+      this.#lastSql = sql;
+    }
+    let result: ExecuteResult | Promise<ExecuteResult>;
+    try {
+      result = this.#runPrepared(cached, params);
+    } catch (err) {
+      return this.#failedCached(sql, cached, err);
+    }
+    if (result instanceof Promise) {
+      return result.then(
+        (r) => this.#succeeded(r),
+        (err: unknown) => this.#failedCached(sql, cached, err),
+      );
+    }
+    return this.#succeeded(result);
+  }
+
+  async #setupThen(sql: string, params: SqlParams | undefined): Promise<ExecuteResult> {
+    const setup = this.#setup ?? [];
+    this.#setup = undefined;
+    try {
+      for (const stmt of setup) await this.execute(stmt);
+    } catch (err) {
+      // Tried again before the next statement (e.g. after a storage error).
+      this.#setup = setup;
+      throw err;
+    }
+    return this.execute(sql, params);
+  }
+
+  #succeeded(result: ExecuteResult): ExecuteResult {
+    this.#vfs.lastError = undefined;
+    return result;
+  }
+
+  async #failedCached(sql: string, cached: Prepared, err: unknown): Promise<never> {
+    // A statement that failed is prepared afresh next time.
+    if (this.#statements.get(sql) === cached) this.#statements.delete(sql);
+    if (this.#lastSql === sql) this.#lastSql = undefined;
+    await this.#sqlite3.finalize(cached.stmt).catch(() => {});
+    return this.#failed(err);
+  }
+
+  /** Rethrows `err`, SQLite's errors as `ReplicaQueryError` with the VFS's cause. */
+  #failed(err: unknown): never {
+    const cause = this.#vfs.lastError;
+    this.#vfs.lastError = undefined;
+    if (err instanceof ReplicaError || err instanceof ReplicaQueryError) throw err;
+    if (isSqliteError(err)) {
+      throw new ReplicaQueryError(err.code, err.message, cause !== undefined ? { cause } : {});
+    }
+    throw err;
   }
 
   /**
@@ -114,45 +240,86 @@ export class ReplicaConnection {
    */
   async #prepareAndRun(sql: string, params: SqlParams | undefined): Promise<ExecuteResult> {
     const sqlite3 = this.#sqlite3;
-    let result: ExecuteResult = { columns: [], rows: [] };
-    const prepared: number[] = [];
+    const module = this.#module;
+    let result: ExecuteResult = { columns: NO_COLUMNS, rows: [] };
+    const prepared: Prepared[] = [];
     let ok = false;
     try {
       for await (const stmt of sqlite3.statements(this.#db, sql, { unscoped: true })) {
-        prepared.push(stmt);
-        const r = await this.#runStatement(stmt, params);
+        const p: Prepared = {
+          stmt,
+          params: parameterNames(module, stmt),
+          columns: NO_COLUMNS,
+          reprepares: -1,
+        };
+        prepared.push(p);
+        const r = await this.#runPrepared(p, params);
         if (r.columns.length > 0) result = r;
       }
       ok = true;
     } finally {
       if (ok && prepared.length === 1) this.#cacheStatement(sql, prepared[0]!);
-      else for (const stmt of prepared) await sqlite3.finalize(stmt);
+      else for (const p of prepared) await sqlite3.finalize(p.stmt);
     }
     return result;
   }
 
-  async #runStatement(stmt: number, params: SqlParams | undefined): Promise<ExecuteResult> {
-    const sqlite3 = this.#sqlite3;
-    try {
-      this.#bind(stmt, params);
-      const columns = sqlite3.column_names(stmt);
-      const rows: SqlValue[][] = [];
-      while ((await sqlite3.step(stmt)) === SQLite.SQLITE_ROW) {
-        rows.push(sqlite3.row(stmt) as SqlValue[]);
-      }
-      return { columns, rows };
-    } finally {
-      // Ends the statement's read transaction; reports the step error again, already thrown.
-      await sqlite3.reset(stmt).catch(() => {});
+  #runPrepared(p: Prepared, params: SqlParams | undefined): ExecuteResult | Promise<ExecuteResult> {
+    this.#bind(p, params);
+    const module = this.#module;
+    const rows: SqlValue[][] = [];
+    for (;;) {
+      const rc = stepStatement(module, p.stmt);
+      if (typeof rc !== "number") return this.#stepAsync(p, rows, rc);
+      if (rc !== SQLITE_ROW) return this.#finish(p, rows, rc);
+      rows.push(readRow(module, p.stmt));
     }
   }
 
-  #cacheStatement(sql: string, stmt: number): void {
-    this.#statements.set(sql, stmt);
+  /** The rest of a statement after a step suspended for a page fetch. */
+  async #stepAsync(
+    p: Prepared,
+    rows: SqlValue[][],
+    pending: Promise<number>,
+  ): Promise<ExecuteResult> {
+    const module = this.#module;
+    let rc = await pending;
+    while (rc === SQLITE_ROW) {
+      rows.push(readRow(module, p.stmt));
+      const next = stepStatement(module, p.stmt);
+      rc = typeof next === "number" ? next : await next;
+    }
+    return this.#finish(p, rows, rc);
+  }
+
+  /** Resets the statement (ending its read transaction) and builds the result or the error. */
+  #finish(p: Prepared, rows: SqlValue[][], rc: number): ExecuteResult | Promise<ExecuteResult> {
+    const module = this.#module;
+    const error =
+      rc === SQLITE_DONE ? undefined : new SQLite.SQLiteError(errorMessage(module, this.#db), rc);
+    const reset = resetStatement(module, p.stmt);
+    if (typeof reset !== "number") return reset.then(() => this.#result(p, rows, error));
+    return this.#result(p, rows, error);
+  }
+
+  #result(p: Prepared, rows: SqlValue[][], error: Error | undefined): ExecuteResult {
+    if (error) throw error;
+    // A schema change re-prepares the statement; its columns may have changed.
+    const reprepares = reprepareCount(this.#module, p.stmt);
+    if (reprepares !== p.reprepares) {
+      p.columns = columnNames(this.#module, p.stmt);
+      p.reprepares = reprepares;
+    }
+    return { columns: p.columns, rows };
+  }
+
+  #cacheStatement(sql: string, p: Prepared): void {
+    this.#statements.set(sql, p);
+    this.#lastSql = sql;
     if (this.#statements.size > MAX_CACHED_STATEMENTS) {
-      const [oldSql, oldStmt] = this.#statements.entries().next().value as [string, number];
+      const [oldSql, old] = this.#statements.entries().next().value as [string, Prepared];
       this.#statements.delete(oldSql);
-      void this.#sqlite3.finalize(oldStmt);
+      void this.#sqlite3.finalize(old.stmt);
     }
   }
 
@@ -160,26 +327,27 @@ export class ReplicaConnection {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (const stmt of this.#statements.values()) await this.#sqlite3.finalize(stmt);
+    for (const p of this.#statements.values()) await this.#sqlite3.finalize(p.stmt);
     this.#statements.clear();
     await this.#sqlite3.close(this.#db);
+    this.#text.free();
   }
 
-  #bind(stmt: number, params: SqlParams | undefined): void {
-    const sqlite3 = this.#sqlite3;
-    const count = sqlite3.bind_parameter_count(stmt);
+  #bind(p: Prepared, params: SqlParams | undefined): void {
+    const names = p.params;
+    const count = names.length;
     if (count === 0) return;
-    sqlite3.clear_bindings(stmt);
     if (params === undefined) {
       throw new ReplicaError(
         "REPLICA_INVALID_ARGUMENT",
         `the statement expects ${count} parameter(s)`,
       );
     }
+    const positional = Array.isArray(params);
     for (let i = 1; i <= count; i++) {
-      const name = sqlite3.bind_parameter_name(stmt, i);
+      const name = names[i - 1] ?? null;
       let value: BindValue | undefined;
-      if (Array.isArray(params)) {
+      if (positional) {
         // `?NNN` names its own position; plain `?` takes the next one.
         value = name?.startsWith("?") ? params[Number(name.slice(1)) - 1] : params[i - 1];
       } else {
@@ -193,24 +361,35 @@ export class ReplicaConnection {
           `missing value for parameter ${name ?? `#${i}`}`,
         );
       }
-      bindValue(sqlite3, stmt, i, value);
+      const rc =
+        typeof value === "string"
+          ? this.#text.bind(p.stmt, i, value)
+          : bindValue(this.#sqlite3, this.#module, p.stmt, i, value);
+      if (rc !== SQLite.SQLITE_OK) {
+        throw new SQLite.SQLiteError(errorMessage(this.#module, this.#db), rc);
+      }
     }
   }
 }
 
-function bindValue(sqlite3: SQLiteAPI, stmt: number, i: number, value: BindValue): void {
-  // wa-sqlite binds any number outside int32 as a double; keep integers integers.
-  if (
-    typeof value === "number" &&
-    Number.isSafeInteger(value) &&
-    (value > 0x7fffffff || value < -0x80000000)
-  ) {
-    sqlite3.bind_int64(stmt, i, BigInt(value));
-    return;
+/** Binds one value; the common types straight through the raw exports. Returns SQLite's code. */
+function bindValue(
+  sqlite3: SQLiteAPI,
+  module: WasmSqliteModule,
+  stmt: number,
+  i: number,
+  value: BindValue,
+): number {
+  switch (typeof value) {
+    case "number":
+      if ((value | 0) === value) return module._sqlite3_bind_int(stmt, i, value);
+      // wa-sqlite binds any number outside int32 as a double; keep integers integers.
+      if (Number.isSafeInteger(value)) return sqlite3.bind_int64(stmt, i, BigInt(value));
+      return module._sqlite3_bind_double(stmt, i, value);
+    case "boolean":
+      return module._sqlite3_bind_int(stmt, i, value ? 1 : 0);
+    default:
+      if (value === null) return module._sqlite3_bind_null(stmt, i);
+      return sqlite3.bind(stmt, i, value);
   }
-  if (typeof value === "boolean") {
-    sqlite3.bind_int(stmt, i, value ? 1 : 0);
-    return;
-  }
-  sqlite3.bind(stmt, i, value);
 }

@@ -7,15 +7,22 @@
  * VFS) and the replica only ever swaps `current`, so a transaction can never
  * see two versions.
  */
-import { lockPgno } from "../format/index.js";
-import type { RestoreTarget } from "../layout/index.js";
+import { decodeLtx, decodePageFrame, lockPgno } from "../format/index.js";
+import {
+  type HeadPage1,
+  type HeadSkeleton,
+  type RestoreTarget,
+  SNAPSHOT_LEVEL,
+  skeletonHeaderTXID,
+} from "../layout/index.js";
 import type { ObjectStore } from "../storage/object-store.js";
 import { NotFoundError } from "../storage/store-errors.js";
 import { interiorChildren, isInteriorPage, schemaRootPages } from "./btree-page.js";
 import { Discovery, type DiscoveryMode, type DiscoveryResult } from "./discovery.js";
 import { PageCache, type PageCacheStats } from "./page-cache.js";
 import { PageFetcher, type PageRequest } from "./page-fetcher.js";
-import { loadPageIndexes, PageIndex } from "./page-index.js";
+import type { PageLocation } from "./page-index.js";
+import { type LoadedFile, loadPageIndexes, PageIndex, type PlanFile } from "./page-index.js";
 import type { AccessTracker } from "./read-ahead.js";
 import { ReplicaError } from "./replica-error.js";
 import {
@@ -83,6 +90,20 @@ export interface ReplicaCoreOptions {
   now?: () => number;
 }
 
+/** Delta files at most this large are read whole when opening with a skeleton. */
+const WHOLE_FILE_MAX_BYTES = 64 * 1024;
+/** Most bytes of delta files read whole while opening. */
+const WHOLE_FILES_TOTAL_BYTES = 4 * 1024 * 1024;
+
+/** What a full plan fetches besides the page indexes, in the same round trip. */
+interface OpeningReads {
+  /** The snapshot the skeleton belongs to. */
+  snapshot: PlanFile | undefined;
+  skeleton: Promise<Uint8Array | undefined> | undefined;
+  page1: { at: HeadPage1; bytes: Promise<Uint8Array | undefined> } | undefined;
+  wholeFiles: Set<string>;
+}
+
 function errorCode(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === "string" ? code : undefined;
@@ -109,6 +130,8 @@ export class ReplicaCore {
   readonly fetcher: PageFetcher;
   readonly #discovery: Discovery;
   readonly #indexStore: ObjectStore;
+  readonly #skeletonStore: ObjectStore;
+  readonly #pageStore: ObjectStore;
   readonly #options: ReplicaCoreOptions;
   readonly #now: () => number;
   #current: ReplicaVersion | undefined;
@@ -135,8 +158,10 @@ export class ReplicaCore {
       list: tallied("list"),
     });
     this.#indexStore = tallied("index");
+    this.#skeletonStore = tallied("skeleton");
+    this.#pageStore = tallied("page");
     this.cache = new PageCache(options.cacheBytes);
-    this.fetcher = new PageFetcher(tallied("page"), this.cache, {
+    this.fetcher = new PageFetcher(this.#pageStore, this.cache, {
       concurrency: options.concurrency,
       coalesceGapBytes: 0,
     });
@@ -213,13 +238,16 @@ export class ReplicaCore {
 
   /**
    * Page `pgno` of `version`, decoded and validated (page 1 as SQLite must see
-   * it on a replica). `tracker` (per open file) adds read-ahead.
+   * it on a replica). `tracker` (per open file) adds read-ahead. Returns the
+   * page itself when it is cached, so the VFS can answer without suspending
+   * SQLite (an Asyncify unwind and rewind per call); a promise otherwise.
+   * Throws synchronously when the page cannot exist in the version.
    */
-  async readPage(
+  readPage(
     version: ReplicaVersion,
     pgno: number,
     tracker?: AccessTracker,
-  ): Promise<Uint8Array> {
+  ): Uint8Array | Promise<Uint8Array> {
     const index = version.index;
     const loc = index.lookup(pgno);
     if (!loc) {
@@ -231,27 +259,46 @@ export class ReplicaCore {
         `page ${pgno} of TXID ${index.txid} is not in the page index`,
       );
     }
-    let page = this.cache.get(loc);
-    const along: PageRequest[] = [];
+    const page = this.cache.get(loc);
+    let along: PageRequest[] | undefined;
     if (tracker) {
       for (const p of tracker.onRead(pgno, index.commit)) {
         const l = index.lookup(p);
-        if (l && !this.cache.has(l)) along.push({ pgno: p, loc: l });
+        if (!l || this.cache.has(l)) continue;
+        if (along) along.push({ pgno: p, loc: l });
+        else along = [{ pgno: p, loc: l }];
       }
     }
-    if (!page) {
-      try {
-        page = await this.fetcher.get({ pgno, loc }, index.pageSize, along);
-      } catch (err) {
-        this.#recordError(err);
-        if (isMissingFile(err)) this.#needsReplan = true;
-        throw err;
-      }
-    } else if (along.length > 0) {
-      this.fetcher.prefetch(along, index.pageSize);
+    if (!page) return this.#fetchPage(version, { pgno, loc }, tracker, along ?? []);
+    if (along) this.fetcher.prefetch(along, index.pageSize);
+    return this.#served(version, pgno, page, tracker);
+  }
+
+  async #fetchPage(
+    version: ReplicaVersion,
+    req: PageRequest,
+    tracker: AccessTracker | undefined,
+    along: PageRequest[],
+  ): Promise<Uint8Array> {
+    let page: Uint8Array;
+    try {
+      page = await this.fetcher.get(req, version.index.pageSize, along);
+    } catch (err) {
+      this.#recordError(err);
+      if (isMissingFile(err)) this.#needsReplan = true;
+      throw err;
     }
-    if (tracker && isInteriorPage(page, pgno)) {
-      const children = interiorChildren(page, pgno, index.commit);
+    return this.#served(version, req.pgno, page, tracker);
+  }
+
+  #served(
+    version: ReplicaVersion,
+    pgno: number,
+    page: Uint8Array,
+    tracker: AccessTracker | undefined,
+  ): Uint8Array {
+    if (tracker && !tracker.touchInterior(pgno) && isInteriorPage(page, pgno)) {
+      const children = interiorChildren(page, pgno, version.index.commit);
       if (children) tracker.onInterior(pgno, children);
     }
     return pgno === 1 ? presentPage1(page, version) : page;
@@ -339,10 +386,12 @@ export class ReplicaCore {
     result: DiscoveryResult & { kind: "update" },
     base: ReplicaVersion | undefined,
   ): Promise<void> {
+    const opening = base === undefined ? this.#openingReads(result) : undefined;
     const loaded = await loadPageIndexes(this.#indexStore, result.files, {
       // Every index in one wave: open latency must not grow with the plan length.
       concurrency: Math.max(this.#options.concurrency, 64),
       needLastHeader: result.commit === undefined,
+      ...(opening ? { wholeFiles: opening.wholeFiles } : {}),
     });
     const last = loaded[loaded.length - 1];
     if (!last) throw new ReplicaError("REPLICA_EMPTY", "the replica plan has no files");
@@ -372,12 +421,135 @@ export class ReplicaCore {
       timestamp: result.timestamp ?? header?.timestamp ?? last.file.timestamp,
     };
     const index = base ? base.index.extend(loaded, meta) : PageIndex.fromFiles(loaded, meta);
+    if (opening) await this.#seed(index, loaded, opening);
     this.#seq++;
     this.#current = {
       seq: this.#seq,
       index,
       generation: result.generation ?? base?.generation,
     };
+  }
+
+  /**
+   * For a full plan from a head naming a skeleton of its snapshot: the
+   * skeleton (whole), page 1 (when the head says where it is and the skeleton
+   * cannot hold its newest image) and small delta files (whole: they hold the
+   * pages changed since the snapshot, page 1 and the b-tree pages above the
+   * changed leaves included), all started now, alongside the page indexes.
+   */
+  #openingReads(result: DiscoveryResult & { kind: "update" }): OpeningReads | undefined {
+    const first = result.files[0];
+    const snapshot =
+      first && first.level === SNAPSHOT_LEVEL && first.minTXID === 1 ? first : undefined;
+    const skeleton: HeadSkeleton | undefined =
+      snapshot && result.skeleton?.txid === snapshot.maxTXID ? result.skeleton : undefined;
+    const wholeFiles = new Set<string>();
+    if (skeleton) {
+      let budget = WHOLE_FILES_TOTAL_BYTES;
+      for (let i = result.files.length - 1; i >= 1; i--) {
+        const f = result.files[i]!;
+        if (f.size === undefined || f.size > WHOLE_FILE_MAX_BYTES || f.size > budget) continue;
+        wholeFiles.add(f.key);
+        budget -= f.size;
+      }
+    }
+    const at = result.page1;
+    const page1Needed =
+      at !== undefined && !wholeFiles.has(at.key) && !(skeleton && at.key === snapshot?.key);
+    if (!skeleton && !page1Needed) return undefined;
+    const quiet = <T>(p: Promise<T>): Promise<T | undefined> => p.catch(() => undefined);
+    return {
+      snapshot,
+      skeleton: skeleton
+        ? quiet(
+            this.#skeletonStore
+              .get(skeleton.key)
+              .then((res) => (res.notModified ? undefined : res.body)),
+          )
+        : undefined,
+      page1:
+        page1Needed && at
+          ? {
+              at,
+              bytes: quiet(
+                this.#pageStore
+                  .get(at.key, { range: { offset: at.offset, length: at.size } })
+                  .then((res) => (res.notModified ? undefined : res.body)),
+              ),
+            }
+          : undefined,
+      wholeFiles,
+    };
+  }
+
+  /**
+   * Fills the page cache from what {@link #openingReads} fetched, only at the
+   * locations where those images are the newest of the version: a skeleton
+   * page another file overrides is never served (that page is prefetched from
+   * its newest file instead, in the background). Anything malformed is just
+   * not used: the pages are then read on demand.
+   */
+  async #seed(index: PageIndex, loaded: LoadedFile[], opening: OpeningReads): Promise<void> {
+    const pageSize = index.pageSize;
+    for (const l of loaded) {
+      if (!l.body) continue;
+      for (const e of l.entries) {
+        const loc = index.lookup(e.pgno);
+        if (!loc || loc.file.key !== l.file.key || loc.offset !== e.offset) continue;
+        const page = decodeFrame(l.body.subarray(e.offset, e.offset + e.size), e.pgno, pageSize);
+        if (page) this.cache.set(loc, page);
+      }
+    }
+    if (opening.page1) {
+      const bytes = await opening.page1.bytes;
+      const at = opening.page1.at;
+      const loc = index.lookup(1);
+      if (
+        bytes &&
+        loc &&
+        loc.file.key === at.key &&
+        loc.offset === at.offset &&
+        loc.size === at.size
+      ) {
+        const page = decodeFrame(bytes, 1, pageSize);
+        if (page) this.cache.set(loc, page);
+      }
+    }
+    const bytes = opening.skeleton ? await opening.skeleton : undefined;
+    if (bytes && opening.snapshot) this.#seedSkeleton(index, opening.snapshot, bytes);
+  }
+
+  #seedSkeleton(index: PageIndex, snapshot: PlanFile, bytes: Uint8Array): void {
+    let skeleton: ReturnType<typeof decodeLtx>;
+    try {
+      skeleton = decodeLtx(bytes);
+    } catch {
+      return;
+    }
+    const h = skeleton.header;
+    const txid = skeletonHeaderTXID(snapshot.maxTXID);
+    if (h.pageSize !== index.pageSize || h.minTXID !== txid || h.maxTXID !== txid) {
+      return;
+    }
+    const frameSizes = new Map(skeleton.pageIndex.map((e) => [e.pgno, e.size]));
+    const seeds: [PageLocation, Uint8Array][] = [];
+    const overridden: PageRequest[] = [];
+    for (const p of skeleton.pages) {
+      const loc = index.lookup(p.pgno);
+      if (!loc) continue;
+      if (loc.file.key !== snapshot.key) {
+        if (!this.cache.has(loc)) overridden.push({ pgno: p.pgno, loc });
+        continue;
+      }
+      // The same page compressed by the same writer gives the same frame: a
+      // different size means this skeleton does not describe this snapshot.
+      if (frameSizes.get(p.pgno) !== loc.size) return;
+      seeds.push([loc, p.data]);
+    }
+    for (const [loc, page] of seeds) this.cache.set(loc, page);
+    // Changed since the snapshot, most likely still interior pages: fetch
+    // their newest images now, in parallel, before a query descends to them.
+    if (overridden.length > 0) this.fetcher.prefetch(overridden, index.pageSize);
   }
 
   #recordError(err: unknown): void {
@@ -426,6 +598,17 @@ export class ReplicaCore {
       if (l && !this.cache.has(l) && !this.fetcher.isInflight(l)) reqs.push({ pgno: p, loc: l });
     }
     if (reqs.length > 0) this.fetcher.prefetch(reqs, v.index.pageSize);
+  }
+}
+
+/** A validated page from a frame, or `undefined` when it does not decode. */
+function decodeFrame(frame: Uint8Array, pgno: number, pageSize: number): Uint8Array | undefined {
+  try {
+    const page = decodePageFrame(frame, { pgno, pageSize });
+    // Keep the cache from pinning a whole file through a view.
+    return page.byteLength === page.buffer.byteLength ? page : page.slice();
+  } catch {
+    return undefined;
   }
 }
 

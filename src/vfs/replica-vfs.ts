@@ -1,9 +1,14 @@
 /**
  * The wa-sqlite async VFS that presents a replica as a read-only database
- * file. Each read transaction pins one version on its first SHARED lock and
- * releases it when the lock drops to NONE, so it sees exactly one version
- * whatever the replica polls meanwhile. Temporary files
- * (sorters, temp tables) live in memory. Every write fails with SQLITE_READONLY.
+ * file. SQLite's SHARED lock pins one version (taken when the lock goes from
+ * NONE to SHARED, dropped when it returns to NONE), so a read transaction sees
+ * exactly one version whatever the replica polls meanwhile. Connections run in
+ * exclusive locking mode: the lock, and with it the version and SQLite's page
+ * cache, is kept between transactions until the connection lets go of it
+ * because the replica moved on (`ReplicaConnection.releaseVersion`). Only
+ * reads of pages not cached yet suspend SQLite; every other call answers
+ * synchronously. Temporary files (sorters, temp tables) live in memory. Every
+ * write fails with SQLITE_READONLY.
  */
 
 import { FacadeVFS } from "@journeyapps/wa-sqlite/src/FacadeVFS.js";
@@ -54,6 +59,15 @@ export class ReplicaVfs extends FacadeVFS {
     this.#readAheadPages = options.readAheadPages;
   }
 
+  /**
+   * The version SQLite's read lock on the database file pins, if it holds
+   * one (in exclusive locking mode, also between transactions).
+   */
+  get heldVersion(): ReplicaVersion | undefined {
+    for (const f of this.#files.values()) if (f.kind === "main" && f.pinned) return f.pinned;
+    return undefined;
+  }
+
   override jOpen(
     filename: string | null,
     pFile: number,
@@ -101,34 +115,89 @@ export class ReplicaVfs extends FacadeVFS {
     return VFS.SQLITE_OK;
   }
 
-  override async jRead(pFile: number, pData: Uint8Array, iOffset: number): Promise<number> {
+  /**
+   * Only xRead may suspend SQLite (a page not cached yet). Every other method
+   * answers synchronously: an async method costs an Asyncify unwind and rewind
+   * of the whole wasm stack per call.
+   */
+  override hasAsyncMethod(methodName: string): boolean {
+    return methodName === "xRead";
+  }
+
+  /**
+   * Registered as async, but a read served from the page cache completes
+   * synchronously: wa-sqlite's relay hands the result to Asyncify's
+   * `handleAsync`, which only unwinds the stack when the returned thenable
+   * settles later. A real promise (a page fetch) suspends SQLite as before.
+   * Never throws (a throw would cross into wasm).
+   */
+  override jRead(pFile: number, pData: Uint8Array, iOffset: number): SyncOrAsyncResult {
+    let rc: number | Promise<number>;
+    try {
+      rc = this.#read(pFile, pData, iOffset);
+    } catch (err) {
+      this.lastError = err;
+      rc = VFS.SQLITE_IOERR_READ;
+    }
+    return typeof rc === "number" ? settled(rc) : rc;
+  }
+
+  #read(pFile: number, pData: Uint8Array, iOffset: number): number | Promise<number> {
     const file = this.#files.get(pFile);
     if (!file) return VFS.SQLITE_IOERR_READ;
     if (file.kind === "temp") return readTemp(file, pData, iOffset);
+    const version = file.pinned ?? this.#core.current;
+    if (file.trackerSeq !== version.seq) {
+      file.tracker.reset();
+      file.trackerSeq = version.seq;
+    }
+    return this.#readMain(file, version, pData, iOffset, 0);
+  }
+
+  /** Copies pages into `pData` from `done` on; continues asynchronously at the first page not cached. */
+  #readMain(
+    file: MainFile,
+    version: ReplicaVersion,
+    pData: Uint8Array,
+    iOffset: number,
+    done: number,
+  ): number | Promise<number> {
+    const { pageSize, commit } = version.index;
+    const total = pData.byteLength;
+    while (done < total) {
+      const offset = iOffset + done;
+      const pgno = Math.floor(offset / pageSize) + 1;
+      if (pgno > commit) {
+        pData.fill(0, done, total);
+        return VFS.SQLITE_IOERR_SHORT_READ;
+      }
+      const inPage = offset - (pgno - 1) * pageSize;
+      const n = Math.min(pageSize - inPage, total - done);
+      const page = this.#core.readPage(version, pgno, file.tracker);
+      if (page instanceof Promise) {
+        return this.#readAfter(page, file, version, pData, iOffset, done, inPage, n);
+      }
+      pData.set(page.subarray(inPage, inPage + n), done);
+      done += n;
+    }
+    return VFS.SQLITE_OK;
+  }
+
+  async #readAfter(
+    pending: Promise<Uint8Array>,
+    file: MainFile,
+    version: ReplicaVersion,
+    pData: Uint8Array,
+    iOffset: number,
+    done: number,
+    inPage: number,
+    n: number,
+  ): Promise<number> {
     try {
-      const version = file.pinned ?? this.#core.current;
-      if (file.trackerSeq !== version.seq) {
-        file.tracker.reset();
-        file.trackerSeq = version.seq;
-      }
-      const { pageSize, commit } = version.index;
-      const total = pData.byteLength;
-      let done = 0;
-      while (done < total) {
-        const offset = iOffset + done;
-        const pgno = Math.floor(offset / pageSize) + 1;
-        if (pgno > commit) {
-          pData.fill(0, done, total);
-          return VFS.SQLITE_IOERR_SHORT_READ;
-        }
-        const inPage = offset - (pgno - 1) * pageSize;
-        const n = Math.min(pageSize - inPage, total - done);
-        const page = await this.#core.readPage(version, pgno, file.tracker);
-        // Set after the await: the view re-reads WebAssembly memory, which may have grown.
-        pData.set(page.subarray(inPage, inPage + n), done);
-        done += n;
-      }
-      return VFS.SQLITE_OK;
+      const page = await pending;
+      // Set after the await: the view re-reads WebAssembly memory, which may have grown.
+      pData.set(page.subarray(inPage, inPage + n), done);
+      return await this.#readMain(file, version, pData, iOffset, done + n);
     } catch (err) {
       this.lastError = err;
       return VFS.SQLITE_IOERR_READ;
@@ -204,6 +273,29 @@ export class ReplicaVfs extends FacadeVFS {
   override jDeviceCharacteristics(_pFile: number): number {
     return 0;
   }
+}
+
+/** What jRead returns: a result now (a thenable settling synchronously) or later. */
+type SyncOrAsyncResult = Promise<number> | Settled;
+
+/** A thenable that calls back synchronously: Asyncify then never unwinds. */
+class Settled {
+  constructor(readonly rc: number) {}
+  // biome-ignore lint/suspicious/noThenProperty: a thenable that settles synchronously is the point (see jRead).
+  then(resolve: (rc: number) => void): void {
+    resolve(this.rc);
+  }
+}
+
+const SETTLED = new Map<number, Settled>();
+
+function settled(rc: number): Settled {
+  let s = SETTLED.get(rc);
+  if (!s) {
+    s = new Settled(rc);
+    SETTLED.set(rc, s);
+  }
+  return s;
 }
 
 function readTemp(file: TempFile, pData: Uint8Array, iOffset: number): number {

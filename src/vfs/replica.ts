@@ -8,6 +8,7 @@ import { type OpenStoreOptions, openStore } from "../storage/open-store.js";
 import {
   type ExecuteResult,
   ReplicaConnection,
+  type ReplicaConnectionOptions,
   type SqlParams,
   type SqlValue,
 } from "./replica-connection.js";
@@ -43,6 +44,13 @@ export interface ReplicaOptions {
   laggingSeconds?: number;
   /** `lagSeconds` above which health is `stale` (default 300). */
   staleSeconds?: number;
+  /**
+   * SQLite's own page cache per connection, in bytes (default: a quarter of
+   * `cacheBytes`, at most 16 MiB), on top of `cacheBytes`. Queries served from
+   * it never reach the VFS while the version is unchanged; pages it evicts (or
+   * drops when a new version arrives) still come from the shared cache.
+   */
+  sqliteCacheBytes?: number;
   /** Largest read-ahead window in pages (default 64; 0 disables read-ahead). */
   readAheadPages?: number;
   /** Eagerly fetch the children of a b-tree root page naming at most this many (default 64; 0 disables). */
@@ -65,6 +73,8 @@ export interface ReplicaStoreOptions extends ReplicaOptions {
 interface Slot {
   queue: SerialQueue;
   conn: Promise<ReplicaConnection>;
+  /** The connection once open (no await needed on the warm path). */
+  ready: ReplicaConnection | undefined;
 }
 
 /** Rows returned by {@link Replica.query}. */
@@ -127,7 +137,7 @@ export class Replica {
   readonly #core: ReplicaCore;
   readonly #wasm: WebAssembly.Module;
   readonly #maxConnections: number;
-  readonly #readAheadPages: number;
+  readonly #connectionOptions: ReplicaConnectionOptions;
   /** Connections with their queues; a slot's queue exists before its connection finished opening. */
   readonly #slots: Slot[] = [];
   readonly #store: ObjectStore;
@@ -141,16 +151,20 @@ export class Replica {
     wasm: WebAssembly.Module;
     first: ReplicaConnection;
     maxConnections: number;
-    readAheadPages: number;
+    connectionOptions: ReplicaConnectionOptions;
     store: ObjectStore;
     closeStore: boolean;
     backgroundPollMs: number | undefined;
   }) {
     this.#core = init.core;
     this.#wasm = init.wasm;
-    this.#slots.push({ queue: new SerialQueue(), conn: Promise.resolve(init.first) });
+    this.#slots.push({
+      queue: new SerialQueue(),
+      conn: Promise.resolve(init.first),
+      ready: init.first,
+    });
     this.#maxConnections = init.maxConnections;
-    this.#readAheadPages = init.readAheadPages;
+    this.#connectionOptions = init.connectionOptions;
     this.#store = init.store;
     this.#closeStore = init.closeStore;
     if (init.backgroundPollMs !== undefined && !init.core.pinned) {
@@ -171,17 +185,20 @@ export class Replica {
 
   /** Runs `sql` and returns the rows of its last row-returning statement as objects. */
   async query<T extends Row = Row>(sql: string, params?: SqlParams): Promise<T[]> {
-    return rowsToObjects<T>(await this.#run(sql, params));
+    const result = this.#run(sql, params);
+    return rowsToObjects<T>(result instanceof Promise ? await result : result);
   }
 
   /** Runs `sql` and returns the rows of its last row-returning statement as arrays. */
   async values(sql: string, params?: SqlParams): Promise<SqlValue[][]> {
-    return (await this.#run(sql, params)).rows;
+    const result = this.#run(sql, params);
+    return (result instanceof Promise ? await result : result).rows;
   }
 
   /** Runs `sql` and returns the column names and rows (arrays) of its last row-returning statement. */
   async execute(sql: string, params?: SqlParams): Promise<ExecuteResult> {
-    return this.#run(sql, params);
+    const { columns, rows } = await this.#run(sql, params);
+    return { columns: [...columns], rows };
   }
 
   /**
@@ -195,6 +212,7 @@ export class Replica {
     return slot.queue.run(async () => {
       const conn = await slot.conn;
       await this.#core.pollIfDue();
+      if (conn.holdsStaleVersion) await conn.releaseVersion();
       await conn.execute("BEGIN");
       const tx: ReplicaTransaction = {
         query: async <R extends Row = Row>(sql: string, params?: SqlParams) =>
@@ -206,7 +224,11 @@ export class Replica {
         await conn.execute("COMMIT");
         return result;
       } catch (err) {
-        if (conn.inTransaction) await conn.execute("ROLLBACK").catch(() => {});
+        if (conn.inTransaction) {
+          await Promise.resolve()
+            .then(() => conn.execute("ROLLBACK"))
+            .catch(() => {});
+        }
         throw err;
       }
     });
@@ -239,33 +261,82 @@ export class Replica {
     if (this.#closed) throw new ReplicaError("REPLICA_CLOSED", `replica ${this.url} is closed`);
   }
 
-  async #run(sql: string, params: SqlParams | undefined): Promise<ExecuteResult> {
+  /** Runs on a connection; the result itself when it completed synchronously (warm). */
+  #run(sql: string, params: SqlParams | undefined): ExecuteResult | Promise<ExecuteResult> {
     this.#assertOpen();
     const slot = this.#pick();
-    return slot.queue.run(async () => {
-      const conn = await slot.conn;
-      // A statement outside an explicit transaction starts one: poll first when due.
-      if (!conn.inTransaction) {
-        const polling = this.#core.pollIfDue();
-        if (polling) await polling;
-      }
-      try {
-        return await conn.execute(sql, params);
-      } catch (err) {
-        // A file of the plan was deleted by retention: re-plan and try once more
-        // (only outside explicit transactions, which must keep their version).
-        if (
-          err instanceof ReplicaQueryError &&
-          err.isIoError &&
-          this.#core.needsReplan &&
-          !conn.inTransaction
-        ) {
-          await this.#core.poll(true).catch(() => {});
-          return conn.execute(sql, params);
-        }
-        throw err;
-      }
-    });
+    return slot.queue.runNow(() => this.#runOn(slot, sql, params));
+  }
+
+  /**
+   * One statement (or script) on `slot`'s connection. The warm path (open
+   * connection, no poll due, every page cached) runs synchronously: the
+   * queue, the poll check and SQLite add no promise hops.
+   */
+  #runOn(
+    slot: Slot,
+    sql: string,
+    params: SqlParams | undefined,
+  ): ExecuteResult | Promise<ExecuteResult> {
+    const conn = slot.ready;
+    if (!conn) return slot.conn.then((c) => this.#runAsync(c, sql, params, undefined));
+    // A statement outside an explicit transaction starts one: poll first when
+    // due, and let go of an older version SQLite still holds.
+    if (!conn.inTransaction) {
+      const polling = this.#core.pollIfDue();
+      if (polling || conn.holdsStaleVersion) return this.#runAsync(conn, sql, params, polling);
+    }
+    let result: ExecuteResult | Promise<ExecuteResult>;
+    try {
+      result = conn.execute(sql, params);
+    } catch (err) {
+      return this.#retryAfterReplan(conn, sql, params, err);
+    }
+    if (result instanceof Promise) {
+      return result.catch((err: unknown) => this.#retryAfterReplan(conn, sql, params, err));
+    }
+    return result;
+  }
+
+  async #runAsync(
+    conn: ReplicaConnection,
+    sql: string,
+    params: SqlParams | undefined,
+    polling: Promise<void> | undefined,
+  ): Promise<ExecuteResult> {
+    if (!conn.inTransaction) {
+      if (polling) await polling;
+      else await this.#core.pollIfDue();
+      if (conn.holdsStaleVersion) await conn.releaseVersion();
+    }
+    try {
+      return await conn.execute(sql, params);
+    } catch (err) {
+      return this.#retryAfterReplan(conn, sql, params, err);
+    }
+  }
+
+  /**
+   * A file of the plan was deleted by retention: re-plan and try once more
+   * (only outside explicit transactions, which must keep their version).
+   */
+  async #retryAfterReplan(
+    conn: ReplicaConnection,
+    sql: string,
+    params: SqlParams | undefined,
+    err: unknown,
+  ): Promise<ExecuteResult> {
+    if (
+      err instanceof ReplicaQueryError &&
+      err.isIoError &&
+      this.#core.needsReplan &&
+      !conn.inTransaction
+    ) {
+      await this.#core.poll(true).catch(() => {});
+      if (conn.holdsStaleVersion) await conn.releaseVersion();
+      return conn.execute(sql, params);
+    }
+    throw err;
   }
 
   /**
@@ -278,10 +349,15 @@ export class Replica {
     if (this.#slots.length < this.#maxConnections) {
       const slot: Slot = {
         queue: new SerialQueue(),
-        conn: ReplicaConnection.open(this.#core, this.#wasm, {
-          readAheadPages: this.#readAheadPages,
-        }),
+        conn: ReplicaConnection.open(this.#core, this.#wasm, this.#connectionOptions),
+        ready: undefined,
       };
+      slot.conn.then(
+        (c) => {
+          slot.ready = c;
+        },
+        () => {},
+      );
       // A connection that failed to open leaves the pool (its queued work fails with the cause).
       slot.conn.catch(() => {
         const i = this.#slots.indexOf(slot);
@@ -312,6 +388,12 @@ export async function openReplica(
   const concurrency = Math.floor(positive(opts.concurrency, 16, "concurrency"));
   const maxConnections = Math.floor(positive(opts.connections, 1, "connections"));
   const readAheadPages = Math.floor(positive(opts.readAheadPages, 64, "readAheadPages", 0));
+  const sqliteCacheBytes = positive(
+    opts.sqliteCacheBytes,
+    Math.max(65536, Math.min(16 * 1024 * 1024, cacheBytes / 4)),
+    "sqliteCacheBytes",
+    65536,
+  );
   const rootPrefetchFanout = Math.floor(
     positive(opts.rootPrefetchFanout, 64, "rootPrefetchFanout", 0),
   );
@@ -342,13 +424,17 @@ export async function openReplica(
       ...(opts.clock ? { now: opts.clock } : {}),
     });
     const [wasm] = await Promise.all([wasmPromise, core.open()]);
-    const first = await ReplicaConnection.open(core, wasm, { readAheadPages });
+    const connectionOptions: ReplicaConnectionOptions = {
+      readAheadPages,
+      sqliteCacheKiB: Math.max(64, Math.floor(sqliteCacheBytes / 1024)),
+    };
+    const first = await ReplicaConnection.open(core, wasm, connectionOptions);
     return new Replica({
       core,
       wasm,
       first,
       maxConnections,
-      readAheadPages,
+      connectionOptions,
       store,
       closeStore,
       backgroundPollMs,

@@ -28,7 +28,9 @@ export type ReplicaRequestKind =
   /** LTX header read. */
   | "header"
   /** Range GET of page frames. */
-  | "page";
+  | "page"
+  /** GET of a snapshot's B-tree skeleton (while opening). */
+  | "skeleton";
 
 /** Requests and bytes received for one kind. */
 export interface RequestTally {
@@ -37,7 +39,7 @@ export interface RequestTally {
   errors: number;
 }
 
-const KINDS: ReplicaRequestKind[] = ["head", "poll", "list", "index", "header", "page"];
+const KINDS: ReplicaRequestKind[] = ["head", "poll", "list", "index", "header", "page", "skeleton"];
 
 /** Mutable tallies by kind. */
 export class RequestStats {

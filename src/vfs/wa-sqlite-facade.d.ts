@@ -19,7 +19,11 @@ declare module "@journeyapps/wa-sqlite/src/FacadeVFS.js" {
     jFullPathname(filename: string, zOut: Uint8Array): number | Promise<number>;
     jGetLastError(zBuf: Uint8Array): number | Promise<number>;
     jClose(pFile: number): number | Promise<number>;
-    jRead(pFile: number, pData: Uint8Array, iOffset: number): number | Promise<number>;
+    jRead(
+      pFile: number,
+      pData: Uint8Array,
+      iOffset: number,
+    ): number | Promise<number> | { then(resolve: (rc: number) => void): void };
     jWrite(pFile: number, pData: Uint8Array, iOffset: number): number | Promise<number>;
     jTruncate(pFile: number, size: number): number | Promise<number>;
     jSync(pFile: number, flags: number): number | Promise<number>;

@@ -7,12 +7,20 @@
 import Database from "better-sqlite3";
 import {
   databaseChecksum,
+  decodeLtx,
   encodeLtx,
   LTX_TRAILER_SIZE,
   lockPgno,
   ltxKey,
 } from "../../src/format/index.js";
-import { HEAD_OBJECT_KEY, type HeadFile, serializeHeadObject } from "../../src/layout/index.js";
+import {
+  HEAD_OBJECT_KEY,
+  type HeadFile,
+  type HeadObject,
+  type HeadSkeleton,
+  serializeHeadObject,
+} from "../../src/layout/index.js";
+import { buildSkeleton } from "../../src/replicator/skeleton.js";
 import type {
   GetOptions,
   GetResult,
@@ -35,6 +43,10 @@ export interface ScriptedWriterOptions {
   pageSize?: number;
   /** Commit time of each TXID (ms); default: a fake clock starting at 2025-01-01 advancing 1 s per TXID. */
   clock?: () => number;
+  /** Publish a B-tree skeleton with every snapshot and name it in the head (as the Replicator does). */
+  skeleton?: boolean;
+  /** Name page 1's newest frame in the head (as the Replicator does). */
+  page1?: boolean;
 }
 
 /** A published file, as the head object names it. */
@@ -59,6 +71,12 @@ export class ScriptedWriter {
   readonly #store: ObjectStore;
   readonly #head: boolean;
   readonly #clock: () => number;
+  readonly #withSkeleton: boolean;
+  readonly #withPage1: boolean;
+  /** The skeleton of the current snapshot, when published. */
+  skeleton: HeadSkeleton | undefined;
+  /** Page 1's frame per published file key (`null`: the file has no page 1). */
+  readonly #page1Frames = new Map<string, { offset: number; size: number } | null>();
   #fakeTime = Date.UTC(2025, 0, 1);
   #generation = "gen-1";
 
@@ -66,6 +84,8 @@ export class ScriptedWriter {
     this.#store = store;
     this.#head = options.head ?? true;
     this.#clock = options.clock ?? (() => (this.#fakeTime += 1000));
+    this.#withSkeleton = options.skeleton ?? false;
+    this.#withPage1 = options.page1 ?? false;
     this.db = new Database(":memory:");
     this.db.pragma(`page_size = ${options.pageSize ?? 4096}`);
   }
@@ -128,6 +148,14 @@ export class ScriptedWriter {
     if (snapshot) {
       this.#generation = `gen-${txid}`;
       this.plan = [file];
+      this.skeleton = undefined;
+      if (this.#withSkeleton) {
+        const built = buildSkeleton({ pageSize, commit, txid, timestamp }, pages);
+        if (built) {
+          await this.#store.put(built.key, built.enc.bytes);
+          this.skeleton = { key: built.key, size: built.enc.bytes.length, txid };
+        }
+      }
     } else this.plan.push(file);
     await this.writeHead();
     return txid;
@@ -186,21 +214,30 @@ export class ScriptedWriter {
   async writeHead(): Promise<void> {
     if (!this.#head) return;
     const image = this.images.get(this.txid)!;
-    await this.#store.put(
-      HEAD_OBJECT_KEY,
-      serializeHeadObject({
-        format: "pagecast-head",
-        version: 1,
-        writerId: "scripted",
-        generation: this.#generation,
-        txid: this.txid,
-        timestamp: this.times.get(this.txid)!,
-        pageSize: this.pageSize,
-        commit: pagesOf(image, this.pageSize),
-        postApplyChecksum: null,
-        files: this.plan,
-      }),
-    );
+    const head: HeadObject = {
+      format: "pagecast-head",
+      version: 1,
+      writerId: "scripted",
+      generation: this.#generation,
+      txid: this.txid,
+      timestamp: this.times.get(this.txid)!,
+      pageSize: this.pageSize,
+      commit: pagesOf(image, this.pageSize),
+      postApplyChecksum: null,
+      files: this.plan,
+    };
+    if (this.skeleton && this.plan[0]?.maxTXID === this.skeleton.txid)
+      head.skeleton = this.skeleton;
+    if (this.#withPage1) {
+      for (let i = this.plan.length - 1; i >= 0; i--) {
+        const f = this.plan[i]!;
+        const frame = this.#page1Frames.get(f.key);
+        if (frame === null) continue;
+        if (frame) head.page1 = { key: f.key, ...frame };
+        break;
+      }
+    }
+    await this.#store.put(HEAD_OBJECT_KEY, serializeHeadObject(head));
   }
 
   /** A read-only better-sqlite3 copy of the database as of `txid`. */
@@ -223,6 +260,11 @@ export class ScriptedWriter {
   ): Promise<PublishedFile> {
     const key = ltxKey(level, minTXID, maxTXID);
     await this.#store.put(key, bytes);
+    const first = decodeLtx(bytes).pageIndex[0];
+    this.#page1Frames.set(
+      key,
+      first?.pgno === 1 ? { offset: first.offset, size: first.size } : null,
+    );
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const varints = Number(view.getBigUint64(bytes.length - LTX_TRAILER_SIZE - 8));
     const indexSize = varints + 8;
