@@ -28,6 +28,14 @@ export type {
 } from "./storage/object-store.js";
 export { type OpenStoreOptions, openStore } from "./storage/open-store.js";
 export { type PrefixedStoreOptions, prefixedStore } from "./storage/prefixed-store.js";
+export {
+  RangedDownloadError,
+  type RangedDownloadErrorCode,
+  RangedDownloader,
+  type RangedDownloadOptions,
+  type RangedObject,
+  rangedDownload,
+} from "./storage/ranged-download.js";
 export type { RetryOptions } from "./storage/request-runner.js";
 export {
   MAX_PART_SIZE,

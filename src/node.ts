@@ -4,7 +4,11 @@
  */
 
 export { type EncodeResult, encodeDatabaseFile } from "./cli/ltx-encode.js";
-export { fileApplyTarget } from "./replicator/file-apply-target.js";
+export {
+  type FileApplyTarget,
+  type FileApplyTargetOptions,
+  fileApplyTarget,
+} from "./replicator/file-apply-target.js";
 export * from "./replicator/index.js";
 export * from "./router-node/index.js";
 export { FILE_STORE_RESERVED, FileStore, type FileStoreOptions } from "./storage/file-store.js";

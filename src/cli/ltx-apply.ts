@@ -19,13 +19,16 @@ export const ltxApply: CliCommand = async (argv, io) => {
   const tmpPath = `${outPath}.tmp-${process.pid}`;
   const handle = await open(tmpPath, "w+");
   try {
-    const applier = new LtxApplier(fileApplyTarget(handle));
+    // Buffered: the applier writes page by page, and one syscall per page dominates otherwise.
+    const target = fileApplyTarget(handle, { writeBuffer: 1 << 20 });
+    const applier = new LtxApplier(target);
     for (const file of files) {
       const result = await applier.apply(createReadStream(file, { highWaterMark: 1 << 20 }));
       io.stdout(
         `applied ${file}: TXID ${result.header.minTXID}-${result.header.maxTXID}, ${result.pageCount} pages\n`,
       );
     }
+    await target.flush();
     await handle.sync();
     await handle.close();
     await rename(tmpPath, outPath);

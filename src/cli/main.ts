@@ -41,7 +41,7 @@ const COMMANDS: Record<string, CommandEntry> = {
   },
   restore: {
     usage:
-      "pagecast restore <url> <out.db> [--timestamp T | --txid N] [--concurrency N] [--no-integrity-check]",
+      "pagecast restore <url> <out.db> [--timestamp T | --txid N] [--concurrency N (range GETs in flight)] [--no-integrity-check]",
     load: async () => (await import("./restore.js")).restore,
   },
   status: {

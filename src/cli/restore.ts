@@ -37,7 +37,7 @@ export const restore: CliCommand = async (argv, io) => {
   const result = await restoreReplica(url, out, {
     ...(txid !== undefined ? { txid } : {}),
     ...(timestamp !== undefined ? { timestamp } : {}),
-    concurrency: integerFlag(f, "concurrency", 4, 1),
+    concurrency: integerFlag(f, "concurrency", 8, 1),
     integrityCheck: f["no-integrity-check"] !== true,
     onProgress: (p) => {
       if (io.isTTY) {

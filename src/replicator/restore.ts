@@ -12,12 +12,10 @@ import { basename, dirname, join } from "node:path";
 import Database from "better-sqlite3";
 import {
   DatabaseChecksum,
-  decodeLtxHeader,
-  decodeLtxTrailer,
   hasNoChecksum,
-  LTX_HEADER_SIZE,
-  LTX_TRAILER_SIZE,
   LtxApplier,
+  LtxDecoder,
+  type LtxHeader,
 } from "../format/index.js";
 import {
   HEAD_OBJECT_KEY,
@@ -30,6 +28,12 @@ import {
 } from "../layout/index.js";
 import type { ObjectStore } from "../storage/object-store.js";
 import { openNodeStore } from "../storage/open-node-store.js";
+import {
+  DEFAULT_CHUNK_SIZE,
+  DEFAULT_CHUNKS_IN_FLIGHT,
+  type RangedDownloadError,
+  RangedDownloader,
+} from "../storage/ranged-download.js";
 import { NotFoundError } from "../storage/store-errors.js";
 import { fileApplyTarget } from "./file-apply-target.js";
 import type { ReplicatorLogger } from "./logger.js";
@@ -50,8 +54,23 @@ export interface RestoreOptions {
   txid?: number;
   /** Restore the newest state committed at or before this time. */
   timestamp?: Date | number | string;
-  /** Files downloaded ahead of the one being applied (default 4): bounds memory to that many files. */
+  /**
+   * Range GETs in flight (default 8), across files: the file being applied is
+   * fetched `chunkSize` bytes at a time, several chunks at once, and the next
+   * files are prefetched within the same window. Downloaded data held in
+   * memory is at most `concurrency * chunkSize` bytes (64 MiB by default),
+   * whatever the database size: see {@link restore} for the whole bound.
+   */
   concurrency?: number;
+  /** Bytes per range GET (default 8 MiB). */
+  chunkSize?: number;
+  /** Aborts the downloads; the restore then fails and leaves no file. */
+  signal?: AbortSignal;
+  /**
+   * Called whenever the bytes reserved for downloads (requested or received,
+   * not yet applied) change; never above `concurrency * chunkSize`. For monitoring.
+   */
+  onBuffered?: (bytes: number) => void;
   /** Run `PRAGMA integrity_check` on the result (default true). */
   integrityCheck?: boolean;
   onProgress?: (p: RestoreProgress) => void;
@@ -73,6 +92,9 @@ export interface RestoreResult {
   /** What the checksum was verified against: the head object, an LTX trailer, or nothing available. */
   checksumVerified: "head" | "trailer" | "none";
 }
+
+/** Bytes of page writes coalesced into one file write. */
+const WRITE_BUFFER = 1 << 20;
 
 function resolveTarget(o: RestoreOptions): RestoreTarget | undefined {
   if (o.txid !== undefined && o.timestamp !== undefined) {
@@ -117,7 +139,19 @@ async function fileChecksum(fh: FileHandle, pageSize: number, commit: number): P
   return sum.value;
 }
 
-/** Restores `source` (a URL or an open store) into `outPath`, which must not exist. */
+/**
+ * Restores `source` (a URL or an open store) into `outPath`, which must not exist.
+ *
+ * Files stream from the store into the applier (nothing is downloaded whole),
+ * so memory does not grow with the database: downloads hold at most
+ * `concurrency * chunkSize` bytes (plus one chunk-sized copy inside the LTX
+ * decoder where a page straddles two chunks, and a 1 MiB write buffer), and
+ * the applier keeps nothing
+ * per page (checksums are verified on the finished file, in 4 MiB reads).
+ * On any failure, including a corrupt or truncated object (typed errors from
+ * the LTX decoder or {@link RangedDownloadError}), the temporary file is
+ * removed and `outPath` is never created.
+ */
 export async function restore(
   source: string | ObjectStore,
   outPath: string,
@@ -125,7 +159,7 @@ export async function restore(
 ): Promise<RestoreResult> {
   const target = resolveTarget(options);
   const log = options.logger ?? silentLogger;
-  const concurrency = Math.max(1, Math.floor(options.concurrency ?? 4));
+  const concurrency = Math.max(1, Math.floor(options.concurrency ?? DEFAULT_CHUNKS_IN_FLIGHT));
   if (
     await stat(outPath).then(
       () => true,
@@ -140,6 +174,7 @@ export async function restore(
     `.${basename(outPath)}.pagecast-restore-${randomBytes(6).toString("hex")}.tmp`,
   );
   let fh: FileHandle | undefined;
+  let downloader: RangedDownloader | undefined;
   try {
     const [listed, head] = await Promise.all([listAllLevels(store), loadHead(store)]);
     // Header commit times from the head beat upload times for time targets.
@@ -152,23 +187,22 @@ export async function restore(
     const bytesTotal = plan.files.reduce((n, f) => n + f.size, 0);
     log.info("restore plan", { files: plan.files.length, txid: plan.txid, bytes: bytesTotal });
 
-    // A sliding window of downloads ahead of the file being applied.
-    const downloads: Promise<Uint8Array>[] = [];
-    const startDownload = (i: number) => {
-      const f = plan.files[i];
-      if (!f || downloads[i]) return;
-      const p = store.get(f.key).then((res) => {
-        if (res.notModified)
-          throw new ReplicatorError("RESTORE_FAILED", `unexpected not-modified for ${f.key}`);
-        return res.body;
-      });
-      p.catch(() => {});
-      downloads[i] = p;
-    };
-    for (let i = 0; i < concurrency; i++) startDownload(i);
+    // Every file streams through one window of ranged GETs in apply order:
+    // the file being applied gets most of it, the next ones are prefetched.
+    downloader = new RangedDownloader(
+      store,
+      plan.files.map((f) => ({ key: f.key, size: f.size })),
+      {
+        chunkSize: options.chunkSize ?? DEFAULT_CHUNK_SIZE,
+        chunksInFlight: concurrency,
+        ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.onBuffered ? { onBuffered: options.onBuffered } : {}),
+      },
+    );
 
     fh = await open(tmp, "w+");
-    const applyTarget = fileApplyTarget(fh);
+    // Coalesced writes: one system call per MiB instead of one per page.
+    const applyTarget = fileApplyTarget(fh, { writeBuffer: WRITE_BUFFER });
     let applier = new LtxApplier(applyTarget, { verifyChecksums: false });
     let bytesDone = 0;
     let last:
@@ -176,16 +210,14 @@ export async function restore(
       | undefined;
     for (let i = 0; i < plan.files.length; i++) {
       const f = plan.files[i]!;
-      const bytes = await downloads[i]!;
-      downloads[i] = Promise.resolve(new Uint8Array(0));
-      startDownload(i + concurrency);
-      if (bytes.length < LTX_HEADER_SIZE + LTX_TRAILER_SIZE) {
-        throw new ReplicatorError(
-          "RESTORE_FAILED",
-          `${f.key} is truncated (${bytes.length} bytes)`,
-        );
+      const decoder = new LtxDecoder(downloader.chunks(i));
+      let header: LtxHeader;
+      try {
+        header = await decoder.readHeader();
+      } catch (err) {
+        await decoder.cancel();
+        throw err;
       }
-      const header = decodeLtxHeader(bytes.subarray(0, LTX_HEADER_SIZE));
       // A compacted file may re-cover TXIDs already applied (Litestream's
       // planner allows that); re-applying page images is idempotent, so
       // continue from just before it.
@@ -197,15 +229,14 @@ export async function restore(
           commit: last.commit,
         });
       }
-      const result = await applier.apply([bytes]);
-      const trailer = decodeLtxTrailer(bytes.subarray(bytes.length - LTX_TRAILER_SIZE));
+      const result = await applier.apply(decoder);
       last = {
         pageSize: result.position.pageSize,
         commit: result.position.commit,
         txid: result.position.txid,
-        trailerChecksum: hasNoChecksum(header) ? null : trailer.postApplyChecksum,
+        trailerChecksum: hasNoChecksum(result.header) ? null : result.trailer.postApplyChecksum,
       };
-      bytesDone += bytes.length;
+      bytesDone += f.size;
       options.onProgress?.({
         filesDone: i + 1,
         filesTotal: plan.files.length,
@@ -214,6 +245,7 @@ export async function restore(
       });
     }
     if (!last) throw new ReplicatorError("RESTORE_FAILED", "restore plan is empty");
+    await applyTarget.flush();
     await fh.sync();
 
     const checksum = await fileChecksum(fh, last.pageSize, last.commit);
@@ -269,6 +301,7 @@ export async function restore(
       checksumVerified,
     };
   } finally {
+    downloader?.close();
     await fh?.close().catch(() => {});
     await rm(tmp, { force: true });
     await rm(`${tmp}-wal`, { force: true });
