@@ -1,0 +1,90 @@
+/**
+ * Figure 9: memory of a replica against its configured cache size, each run
+ * in its own process over a workload touching far more pages than the cache
+ * holds; sql.js-httpvfs (whose cache is unbounded) and better-sqlite3 (2 MB
+ * default page cache, plus the OS page cache outside the process) on the same
+ * workload for comparison.
+ */
+import { runTask } from "../lib/child-task.mjs";
+import { errorInfo, fmtBytes, row, unavailableRow } from "../lib/figure-kit.mjs";
+import { need } from "../lib/pagecast-api.mjs";
+import { BUCKET } from "../lib/servers.mjs";
+
+export const figure = {
+  id: "9",
+  title: "Replica memory vs configured cache size",
+  goal: "(no numeric goal) RSS growth bounded by the cache size",
+};
+
+const MiB = 1024 * 1024;
+
+export async function run(ctx) {
+  const ds = ctx.datasetList()[0];
+  const cacheSizes = ctx.quick ? [1 * MiB, 4 * MiB] : [4 * MiB, 16 * MiB, 64 * MiB];
+  const work = ctx.quick ? { scans: 12, lookups: 200 } : { scans: 40, lookups: 500 };
+  const delay = ctx.opts.throughputDelay;
+  const rows = [];
+  const details = { dataset: ds.key, workload: work, delayMs: delay, runs: [] };
+  await ctx.servers.setDelay("s3", delay);
+  await ctx.servers.setDelay("http", delay);
+  const common = {
+    bucket: BUCKET,
+    prefix: ds.prefix,
+    endpoint: ctx.servers.endpoint("s3"),
+    url: ds.url,
+    path: ds.path,
+    items: ctx.params.items,
+    seed: 99,
+    ...work,
+  };
+  const timeoutMs = ctx.quick ? 90_000 : 300_000;
+  const task = (args) =>
+    runTask("memory-task", { ...common, ...args }, { timeoutMs, nodeArgs: ["--expose-gc"] });
+  const describe = (r) =>
+    `RSS ${fmtBytes(r.rssAfter)} after the workload: +${fmtBytes(r.rssAfter - r.rssOpen)} over the open database (peak +${fmtBytes(r.rssMaxSampled - r.rssOpen)}); open cost +${fmtBytes(r.rssOpen - r.rssBaseline)}`;
+  try {
+    const peers = {};
+    for (const engine of ["sql.js-httpvfs", "better-sqlite3"]) {
+      try {
+        peers[engine] = await task({ engine, cacheBytes: 0 });
+        details.runs.push(peers[engine]);
+      } catch (err) {
+        peers[engine] = { error: errorInfo(err) };
+        details.runs.push({ engine, error: errorInfo(err) });
+      }
+    }
+    const peerText = Object.entries(peers)
+      .map(([n, r]) => `${n}: ${r.error ? "failed" : describe(r)}`)
+      .join("; ");
+    need(ctx.api, "openReplica", "S3Store");
+    for (const cacheBytes of cacheSizes) {
+      const label = `replica with cacheBytes = ${cacheBytes / MiB} MiB`;
+      try {
+        const r = await task({ engine: "pagecast", cacheBytes });
+        details.runs.push(r);
+        const growth = r.rssAfter - r.rssOpen;
+        rows.push(
+          row({
+            fig: "9",
+            label,
+            pagecast: `${describe(r)}; cache holds ${fmtBytes(r.cache?.bytes)} (${r.cache?.entries} pages)`,
+            peer: peerText,
+            ratio: `growth / cache size = ${(growth / cacheBytes).toFixed(2)}`,
+            goal: figure.goal,
+            verdict: "info",
+          }),
+        );
+      } catch (err) {
+        details.runs.push({ engine: "pagecast", cacheBytes, error: errorInfo(err) });
+        rows.push(unavailableRow("9", label, "", err));
+      }
+    }
+  } catch (err) {
+    details.error = errorInfo(err);
+    rows.push(unavailableRow("9", "replica memory", "", err));
+  } finally {
+    await ctx.servers.setDelay("s3", ctx.opts.delay);
+    await ctx.servers.setDelay("http", ctx.opts.delay);
+  }
+  return { rows, details };
+}

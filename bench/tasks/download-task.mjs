@@ -1,0 +1,64 @@
+/**
+ * Child process: a plain parallel download of given objects into a file, the
+ * way `aws s3 cp` does it: ranged GETs of 8 MiB, `concurrency` in flight,
+ * each response streamed to its place in the file. Same SDK (and so the same
+ * HTTP stack) as pagecast's S3 store. Prints time, bytes and peak RSS.
+ * Args: { endpoint, bucket, prefix, keys: [{key, size}], out, concurrency }.
+ */
+import { open, rm } from "node:fs/promises";
+import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { failTask, finishTask, peakRss } from "../lib/child-task.mjs";
+import { CREDENTIALS } from "../lib/servers.mjs";
+
+const PART = 8 << 20;
+const args = JSON.parse(process.argv[2]);
+try {
+  const client = new S3Client({
+    endpoint: args.endpoint,
+    region: "us-east-1",
+    forcePathStyle: true,
+    credentials: CREDENTIALS,
+    maxAttempts: 1,
+  });
+  const parts = [];
+  let base = 0;
+  for (const { key, size } of args.keys) {
+    for (let off = 0; off < size; off += PART) {
+      parts.push({ key, offset: off, end: Math.min(off + PART, size) - 1, at: base + off });
+    }
+    base += size;
+  }
+  const rssBefore = process.memoryUsage().rss;
+  const fh = await open(args.out, "w");
+  const t0 = performance.now();
+  let next = 0;
+  let bytes = 0;
+  const worker = async () => {
+    while (next < parts.length) {
+      const p = parts[next++];
+      const res = await client.send(
+        new GetObjectCommand({
+          Bucket: args.bucket,
+          Key: `${args.prefix}/${p.key}`,
+          Range: `bytes=${p.offset}-${p.end}`,
+        }),
+      );
+      let pos = p.at;
+      for await (const chunk of res.Body) {
+        await fh.write(chunk, 0, chunk.length, pos);
+        pos += chunk.length;
+        bytes += chunk.length;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: args.concurrency }, worker));
+  await fh.sync();
+  const ms = performance.now() - t0;
+  await fh.close();
+  client.destroy();
+  await rm(args.out, { force: true });
+  finishTask({ ms, bytes, parts: parts.length, rssBefore, peakRss: peakRss() });
+} catch (err) {
+  await rm(args.out, { force: true });
+  failTask(err);
+}

@@ -1,0 +1,117 @@
+/**
+ * Child process (run with --expose-gc): one engine runs a read workload that
+ * touches far more pages than the cache holds (range scans at random places
+ * plus point lookups); prints RSS before (engine loaded, nothing read), after
+ * (GC'd), the peak, and the engine's own cache figures.
+ * Args: { engine: pagecast | sql.js-httpvfs | better-sqlite3, cacheBytes,
+ *         endpoint, bucket, prefix, url, path, items, scans, lookups, seed }.
+ */
+import Database from "better-sqlite3";
+import { failTask, finishTask, peakRss } from "../lib/child-task.mjs";
+import { HttpVfsPeer } from "../lib/httpvfs-client.mjs";
+import { compileReaderWasm, loadPagecast } from "../lib/pagecast-api.mjs";
+import { prng } from "../lib/prng.mjs";
+import { CREDENTIALS } from "../lib/servers.mjs";
+
+const args = JSON.parse(process.argv[2]);
+
+function settledRss() {
+  globalThis.gc?.();
+  globalThis.gc?.();
+  return process.memoryUsage().rss;
+}
+
+function workload() {
+  const rand = prng(args.seed);
+  const ops = [];
+  const width = Math.max(100, Math.floor(args.items / 50));
+  for (let i = 0; i < args.scans; i++) {
+    const a = 1 + Math.floor(rand() * (args.items - width));
+    ops.push({
+      sql: "SELECT count(*), sum(length(title)) FROM items WHERE id BETWEEN ? AND ?",
+      params: [a, a + width],
+    });
+  }
+  for (let i = 0; i < args.lookups; i++) {
+    ops.push({
+      sql: "SELECT * FROM items WHERE id = ?",
+      params: [1 + Math.floor(rand() * args.items)],
+    });
+  }
+  return ops;
+}
+
+try {
+  const ops = workload();
+  let run;
+  let close = async () => {};
+  let cacheStats = () => undefined;
+  if (args.engine === "pagecast") {
+    const api = await loadPagecast();
+    const wasm = await compileReaderWasm();
+    const store = new api.S3Store({
+      bucket: args.bucket,
+      prefix: args.prefix,
+      endpoint: args.endpoint,
+      region: "us-east-1",
+      forcePathStyle: true,
+      credentials: CREDENTIALS,
+    });
+    let replica;
+    run = async (op) => {
+      replica ??= await api.openReplica({
+        store,
+        wasm,
+        closeStore: true,
+        cacheBytes: args.cacheBytes,
+      });
+      return replica.values(op.sql, op.params);
+    };
+    close = async () => replica?.close();
+    cacheStats = () => replica?.status().cache;
+  } else if (args.engine === "sql.js-httpvfs") {
+    const peer = await HttpVfsPeer.create();
+    let opened = false;
+    run = async (op) => {
+      if (!opened) {
+        await peer.open(args.url);
+        opened = true;
+      }
+      return peer.query(op.sql, op.params);
+    };
+    close = () => peer.close();
+    cacheStats = () => peer.stats();
+  } else {
+    const db = new Database(args.path, { readonly: true });
+    run = async (op) => db.prepare(op.sql).all(...op.params);
+    close = async () => db.close();
+  }
+  const rssBaseline = settledRss();
+  await run({ sql: "SELECT count(*) FROM users", params: [] });
+  const rssOpen = settledRss();
+  let rssMaxSampled = rssOpen;
+  const sampler = setInterval(() => {
+    rssMaxSampled = Math.max(rssMaxSampled, process.memoryUsage().rss);
+  }, 50);
+  const t0 = performance.now();
+  for (const op of ops) await run(op);
+  const ms = performance.now() - t0;
+  clearInterval(sampler);
+  const cache = await cacheStats();
+  const rssAfter = settledRss();
+  await close();
+  finishTask({
+    engine: args.engine,
+    cacheBytes: args.cacheBytes,
+    ops: ops.length,
+    ms,
+    rssBaseline,
+    rssOpen,
+    rssAfter,
+    rssMaxSampled: Math.max(rssMaxSampled, rssAfter),
+    peakRss: peakRss(),
+    cache,
+  });
+} catch (err) {
+  failTask(err);
+}

@@ -1,0 +1,43 @@
+/**
+ * Child process: pagecast's `restore` of a replica into a file; prints time,
+ * bytes and this process's peak RSS.
+ * Args: { endpoint, bucket, prefix, out, integrityCheck }.
+ */
+import { rmSync } from "node:fs";
+import { failTask, finishTask, peakRss } from "../lib/child-task.mjs";
+import { loadPagecast } from "../lib/pagecast-api.mjs";
+import { CREDENTIALS } from "../lib/servers.mjs";
+
+const args = JSON.parse(process.argv[2]);
+try {
+  const api = await loadPagecast();
+  if (!api.restore || !api.S3Store)
+    throw new Error(`pagecast API missing: ${api.missing.join(", ")}`);
+  const store = new api.S3Store({
+    bucket: args.bucket,
+    prefix: args.prefix,
+    endpoint: args.endpoint,
+    region: "us-east-1",
+    forcePathStyle: true,
+    credentials: CREDENTIALS,
+  });
+  const rssBefore = process.memoryUsage().rss;
+  const t0 = performance.now();
+  const res = await api.restore(store, args.out, { integrityCheck: args.integrityCheck });
+  const ms = performance.now() - t0;
+  await store.close();
+  rmSync(args.out, { force: true });
+  finishTask({
+    ms,
+    bytes: res.bytes,
+    files: res.files,
+    pages: res.commit,
+    txid: res.txid,
+    checksumVerified: res.checksumVerified,
+    rssBefore,
+    peakRss: peakRss(),
+  });
+} catch (err) {
+  rmSync(args.out, { force: true });
+  failTask(err);
+}
