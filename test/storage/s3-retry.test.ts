@@ -6,7 +6,11 @@ import {
   StoreAbortedError,
   StoreRequestError,
 } from "../../src/storage/store-errors.js";
-import { type Fault, type FaultProxy, startFaultProxy } from "./fault-proxy.js";
+import {
+  type Fault,
+  type FaultProxy,
+  startFaultProxy,
+} from "../../src/testing/fault-proxy-node.js";
 
 const s3 = inject("s3");
 const text = (s: string) => new TextEncoder().encode(s);
