@@ -98,6 +98,11 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       io.stderr(`pagecast: ${err.message} [${err.code}]\n`);
       return 1;
     }
+    const fsError = fileSystemProblem(err);
+    if (fsError) {
+      io.stderr(`pagecast: ${fsError}\n`);
+      return 1;
+    }
     const message = err instanceof Error ? err.message : String(err);
     io.stderr(`pagecast: unexpected error: ${message}\n`);
     return 1;
@@ -105,6 +110,24 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
 }
 
 const VERSION = "0.1.0";
+
+const FS_PROBLEMS: Record<string, string> = {
+  ENOENT: "no such file or directory",
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+  EISDIR: "is a directory",
+  ENOTDIR: "not a directory",
+  EEXIST: "already exists",
+  ENOSPC: "no space left on device",
+};
+
+/** A clear one-line message for the file-system errors users cause (a wrong path), else undefined. */
+function fileSystemProblem(err: unknown): string | undefined {
+  if (typeof err !== "object" || err === null) return undefined;
+  const { code, path } = err as { code?: unknown; path?: unknown };
+  if (typeof code !== "string" || !(code in FS_PROBLEMS)) return undefined;
+  return typeof path === "string" ? `${path}: ${FS_PROBLEMS[code]}` : FS_PROBLEMS[code];
+}
 
 /** Entry point for the `pagecast` bin: wires process streams and signals. */
 export async function run(): Promise<void> {
