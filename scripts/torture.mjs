@@ -9,7 +9,8 @@
  * - fuzz: every fuzz suite (test/fuzz/** and test/format/fuzz.test.ts) with
  *   PAGECAST_FUZZ_CASES cases per property (default 100,000).
  * - faults: the replica under injected faults and corruption, once per seed,
- *   with PAGECAST_FAULT_ROUNDS rounds (default 400).
+ *   with PAGECAST_FAULT_ROUNDS rounds (default 400; the replica behind the
+ *   HTTP fault proxy runs a quarter of them, or PAGECAST_PROXY_ROUNDS).
  * - security: the security suite once (set PAGECAST_RGW_ENDPOINT to include
  *   the wrong-secret checks against a real S3).
  *

@@ -120,7 +120,7 @@ test(
       }
     }
     expect(faulty.faults).toBeGreaterThan(10);
-    expect(equal).toBeGreaterThan(ioErrors);
+    expect(equal).toBeGreaterThan((equal + ioErrors) / 5);
     console.info(
       `[replica-faults replicator] seed ${SEED}: ${faulty.requests} requests, ${faulty.faults} faults ` +
         `${JSON.stringify(faulty.injected)}; ${equal} equal answers, ${ioErrors} SQLITE_IOERR, 0 wrong`,
