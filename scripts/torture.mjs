@@ -4,7 +4,7 @@
  * suites (issue 7). CI runs the same files with short defaults.
  *
  *   node scripts/torture.mjs [--cases 100000] [--rounds 400] [--seeds 1,2,3,4,5]
- *                            [--only fuzz|faults|security]
+ *                            [--kills 210] [--only fuzz|faults|security|crash]
  *
  * - fuzz: every fuzz suite (test/fuzz/** and test/format/fuzz.test.ts) with
  *   PAGECAST_FUZZ_CASES cases per property (default 100,000).
@@ -13,6 +13,10 @@
  *   HTTP fault proxy runs a quarter of them, or PAGECAST_PROXY_ROUNDS).
  * - security: the security suite once (set PAGECAST_RGW_ENDPOINT to include
  *   the wrong-secret checks against a real S3).
+ * - crash: the crash torture (test/reliability/crash-torture.test.ts) once,
+ *   with PAGECAST_CRASH_KILLS SIGKILLs of the writer (default 210, 30 per
+ *   target phase) and the first seed; the writer child runs dist/ (built by
+ *   `npm run torture`) or PAGECAST_DIST. The faults runs leave it out.
  *
  * Prints the counts the issue's closing note asks for (faults injected, fuzz
  * cases, wrong answers) and exits non-zero when any run failed. Each run's
@@ -28,6 +32,7 @@ const { values } = parseArgs({
     cases: { type: "string", default: "100000" },
     rounds: { type: "string", default: "400" },
     seeds: { type: "string", default: "1,2,3,4,5" },
+    kills: { type: "string", default: "210" },
     only: { type: "string" },
   },
 });
@@ -35,9 +40,15 @@ const { values } = parseArgs({
 const cases = Number(values.cases);
 const rounds = Number(values.rounds);
 const seeds = values.seeds.split(",").map((s) => Number(s.trim()));
-if (!(cases >= 1) || !(rounds >= 1) || seeds.some((s) => !Number.isSafeInteger(s))) {
+const kills = Number(values.kills);
+if (
+  !(cases >= 1) ||
+  !(rounds >= 1) ||
+  !(kills >= 1) ||
+  seeds.some((s) => !Number.isSafeInteger(s))
+) {
   console.error(
-    "usage: node scripts/torture.mjs [--cases N] [--rounds N] [--seeds a,b,c] [--only fuzz|faults|security]",
+    "usage: node scripts/torture.mjs [--cases N] [--rounds N] [--seeds a,b,c] [--kills N] [--only fuzz|faults|security|crash]",
   );
   process.exit(2);
 }
@@ -45,8 +56,10 @@ if (!(cases >= 1) || !(rounds >= 1) || seeds.some((s) => !Number.isSafeInteger(s
 const logDir = join(".tmp", "torture");
 mkdirSync(logDir, { recursive: true });
 
+const CRASH_TEST = "test/reliability/crash-torture.test.ts";
+
 /** One vitest invocation. */
-function vitest(name, files, env) {
+function vitest(name, files, env, extraArgs = []) {
   return new Promise((resolve) => {
     const started = Date.now();
     const log = join(logDir, `${name}.log`);
@@ -54,6 +67,7 @@ function vitest(name, files, env) {
       "vitest",
       "run",
       ...files,
+      ...extraArgs,
       "--reporter=default",
       `--outputFile.json=${join(logDir, `${name}.json`)}`,
     ];
@@ -114,18 +128,38 @@ if (want("fuzz")) {
 if (want("faults")) {
   for (const seed of seeds) {
     results.push(
-      await vitest(`faults-seed-${seed}`, ["test/reliability"], {
-        PAGECAST_SEED: String(seed),
-        PAGECAST_FAULT_ROUNDS: String(rounds),
-      }),
+      await vitest(
+        `faults-seed-${seed}`,
+        ["test/reliability"],
+        { PAGECAST_SEED: String(seed), PAGECAST_FAULT_ROUNDS: String(rounds) },
+        [`--exclude=${CRASH_TEST}`],
+      ),
     );
   }
 }
 if (want("security")) results.push(await vitest("security", ["test/security"], {}));
+if (want("crash")) {
+  results.push(
+    await vitest("crash", [CRASH_TEST], {
+      PAGECAST_CRASH_KILLS: String(kills),
+      PAGECAST_SEED: String(seeds[0]),
+    }),
+  );
+}
+
+/** The crash torture's report line (`[crash-torture] {...}`), when it ran. */
+function crashReport(outputs) {
+  for (const out of outputs) {
+    const m = /\[crash-torture\] (\{.*\})/.exec(out);
+    if (m) return JSON.parse(m[1]);
+  }
+  return undefined;
+}
 
 const faults = tallyFaults(results.map((r) => r.out));
 const injected = Object.values(faults.totals).reduce((a, b) => a + b, 0);
 const failed = results.filter((r) => r.code !== 0);
+const crash = crashReport(results.map((r) => r.out));
 const summary = {
   fuzzCasesPerProperty: want("fuzz") ? cases : 0,
   faultRounds: want("faults") ? rounds : 0,
@@ -134,6 +168,11 @@ const summary = {
   faultsByKind: faults.totals,
   differentialAnswersEqual: faults.answers,
   differentialIoErrors: faults.ioErrors,
+  crashKills: crash?.kills ?? 0,
+  crashKillsByPhase: crash?.killsByPhase ?? {},
+  crashRestores: crash ? crash.restores + crash.archiveRestores : 0,
+  crashVersionsServed: crash?.versionsServed ?? 0,
+  crashWrongAnswers: crash ? crash.wrongAnswers : 0,
   wrongAnswers: failed.some((r) => /WRONG ANSWER/.test(r.out)) ? "SEE LOGS" : 0,
   failedRuns: failed.map((r) => r.name),
 };
@@ -142,6 +181,6 @@ console.log(JSON.stringify(summary, null, 2));
 // The CLI fuzz and the fault runs print their own counts; keep them in the summary log too.
 for (const r of results) {
   for (const line of r.out.split("\n"))
-    if (/^\[(replica-faults|fault-proxy|cli-fuzz)/.test(line)) console.log(line);
+    if (/^\[(replica-faults|fault-proxy|cli-fuzz|crash-torture)/.test(line)) console.log(line);
 }
 process.exit(failed.length === 0 ? 0 : 1);

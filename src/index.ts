@@ -76,4 +76,5 @@ export {
   type SqlParams,
   type SqlValue,
   setDefaultSqliteWasm,
+  setDefaultSyncSqliteWasm,
 } from "./vfs/index.js";

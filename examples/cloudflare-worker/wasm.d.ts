@@ -3,3 +3,7 @@ declare module "@journeyapps/wa-sqlite/dist/wa-sqlite-async.wasm" {
   const module: WebAssembly.Module;
   export default module;
 }
+declare module "@journeyapps/wa-sqlite/dist/wa-sqlite.wasm" {
+  const module: WebAssembly.Module;
+  export default module;
+}

@@ -10,6 +10,7 @@
  * Deploy with wrangler (it bundles the `.wasm` import as a WebAssembly
  * module); set REPLICA_URL as a var and the S3 keys as secrets.
  */
+import syncWasm from "@journeyapps/wa-sqlite/dist/wa-sqlite.wasm";
 import wasm from "@journeyapps/wa-sqlite/dist/wa-sqlite-async.wasm";
 import { asc, eq } from "drizzle-orm";
 import { drizzleReplica, openReplica, type Replica, vfsStatus } from "pagecast";
@@ -29,7 +30,8 @@ let replica: Promise<Replica> | undefined;
 
 function open(env: Env): Promise<Replica> {
   replica ??= openReplica(env.REPLICA_URL, {
-    wasm,
+    wasm, // the async build: reads that must wait for S3
+    syncWasm, // the plain build: statements whose pages are cached run synchronously
     pollIntervalMs: 1000,
     cacheBytes: 16 * 1024 * 1024,
     storeOptions: {

@@ -307,8 +307,13 @@ export class LtxApplier {
     for await (const page of dec.pages()) {
       await this.#target.write((page.pgno - 1) * pageSize, page.data);
       if (this.#verify) {
-        pageChecksumInto(page.pgno, page.data, this.#pair);
-        this.#table.set(page.pgno, this.#pair[0]!, this.#pair[1]!);
+        if (page.checksumHi !== undefined && page.checksumLo !== undefined) {
+          // The decoder computed it with the file checksum, in the same pass.
+          this.#table.set(page.pgno, page.checksumHi, page.checksumLo);
+        } else {
+          pageChecksumInto(page.pgno, page.data, this.#pair);
+          this.#table.set(page.pgno, this.#pair[0]!, this.#pair[1]!);
+        }
       }
       pageCount++;
     }

@@ -10,6 +10,8 @@
  * roughly doubles throughput over assembling words from byte loads.
  */
 
+import { invalidArgument } from "./ltx-error.js";
+
 // Eight 256-entry tables (slicing-by-8), split into low and high 32-bit halves.
 const TLO = new Int32Array(8 * 256);
 const THI = new Int32Array(8 * 256);
@@ -149,6 +151,93 @@ export class Crc64 {
 }
 
 const U32_SCRATCH = new Uint8Array(4);
+
+/**
+ * CRC-64 concatenation for a fixed length `n`: `crc(A ‖ B)` from `crc(A)` and
+ * `crc(B)` when `|B| = n`, as `shift_n(crc(A)) ^ crc(B)`, where `shift_n`
+ * advances a CRC register over `n` zero bytes. That map is linear over
+ * GF(2), so it is precomputed as eight 256-entry tables (one per byte of
+ * the 64-bit value): applying it costs 16 table loads whatever `n` is.
+ *
+ * This lets one pass over a page yield both the page's contribution to a
+ * file checksum and its page checksum (`crc(pgno ‖ page)`).
+ */
+export class Crc64Combiner {
+  /** Length of the second part, in bytes. */
+  readonly length: number;
+  /** High and low halves of the last {@link shift} result, as uint32. */
+  hi = 0;
+  lo = 0;
+  readonly #tlo = new Int32Array(8 * 256);
+  readonly #thi = new Int32Array(8 * 256);
+
+  constructor(length: number) {
+    if (!Number.isSafeInteger(length) || length < 0 || length > 1 << 20) {
+      throw invalidArgument(`unsupported combine length: ${String(length)}`);
+    }
+    this.length = length;
+    // Images of the 64 basis vectors: bit j of the register, advanced over n zero bytes.
+    const imgLo = new Int32Array(64);
+    const imgHi = new Int32Array(64);
+    for (let j = 0; j < 64; j++) {
+      let lo = j < 32 ? 1 << j : 0;
+      let hi = j < 32 ? 0 : 1 << (j - 32);
+      for (let k = 0; k < length; k++) {
+        const idx = lo & 0xff;
+        lo = ((lo >>> 8) | (hi << 24)) ^ TLO[idx]!;
+        hi = (hi >>> 8) ^ THI[idx]!;
+      }
+      imgLo[j] = lo;
+      imgHi[j] = hi;
+    }
+    // By linearity, the image of byte b at position k is the XOR of its bits' images.
+    for (let k = 0; k < 8; k++) {
+      for (let b = 1; b < 256; b++) {
+        const low = b & -b;
+        const bit = 31 - Math.clz32(low);
+        const rest = b ^ low;
+        this.#tlo[k * 256 + b] = this.#tlo[k * 256 + rest]! ^ imgLo[k * 8 + bit]!;
+        this.#thi[k * 256 + b] = this.#thi[k * 256 + rest]! ^ imgHi[k * 8 + bit]!;
+      }
+    }
+  }
+
+  /** `shift_n` of the 64-bit value `hi:lo`; the result goes to `this.hi` / `this.lo`. */
+  shift(hi: number, lo: number): this {
+    const tl = this.#tlo;
+    const th = this.#thi;
+    const i0 = lo & 0xff;
+    const i1 = 256 + ((lo >>> 8) & 0xff);
+    const i2 = 512 + ((lo >>> 16) & 0xff);
+    const i3 = 768 + (lo >>> 24);
+    const i4 = 1024 + (hi & 0xff);
+    const i5 = 1280 + ((hi >>> 8) & 0xff);
+    const i6 = 1536 + ((hi >>> 16) & 0xff);
+    const i7 = 1792 + (hi >>> 24);
+    this.lo = (tl[i0]! ^ tl[i1]! ^ tl[i2]! ^ tl[i3]! ^ tl[i4]! ^ tl[i5]! ^ tl[i6]! ^ tl[i7]!) >>> 0;
+    this.hi = (th[i0]! ^ th[i1]! ^ th[i2]! ^ th[i3]! ^ th[i4]! ^ th[i5]! ^ th[i6]! ^ th[i7]!) >>> 0;
+    return this;
+  }
+
+  /** Continues `crc` (the checksum of A) with B, given `crc(B)` as `bHi:bLo` (`|B| = length`). */
+  append(crc: Crc64, bHi: number, bLo: number): void {
+    this.shift(crc.hi, crc.lo);
+    crc.hi = (this.hi ^ bHi) >>> 0;
+    crc.lo = (this.lo ^ bLo) >>> 0;
+  }
+
+  /** Combiners are built once per length (page sizes are few). */
+  static for(length: number): Crc64Combiner {
+    let c = COMBINERS.get(length);
+    if (c === undefined) {
+      c = new Crc64Combiner(length);
+      COMBINERS.set(length, c);
+    }
+    return c;
+  }
+}
+
+const COMBINERS = new Map<number, Crc64Combiner>();
 
 /**
  * CRC-64/ISO of `data`. Pass the checksum of earlier data as `crc` to continue

@@ -37,7 +37,7 @@ export {
   PAGE_HEADER_FLAG_SIZE,
   PENDING_BYTE,
 } from "./constants.js";
-export { Crc64, crc64 } from "./crc64.js";
+export { Crc64, Crc64Combiner, crc64 } from "./crc64.js";
 export {
   formatLtxFilename,
   ltxKey,

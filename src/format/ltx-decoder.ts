@@ -1,4 +1,4 @@
-import { lockPgno, pageChecksumInto } from "./checksum.js";
+import { lockPgno } from "./checksum.js";
 import { type ChunkInput, ChunkReader, NEED_CHUNK, type NeedChunk } from "./chunk-reader.js";
 import {
   CHECKSUM_FLAG,
@@ -8,7 +8,7 @@ import {
   LTX_TRAILER_SIZE,
   MAX_PAGE_SIZE,
 } from "./constants.js";
-import { Crc64 } from "./crc64.js";
+import { Crc64, Crc64Combiner } from "./crc64.js";
 import { corrupt, invalidArgument, LtxError } from "./ltx-error.js";
 import {
   decodeLtxHeader,
@@ -26,12 +26,25 @@ import { PageIndexBuilder, type PageIndexEntry, readUvarint } from "./page-index
 export interface LtxPage {
   pgno: number;
   data: Uint8Array;
+  /**
+   * The page checksum (CRC-64 of pgno ‖ page with bit 63 set, see
+   * `pageChecksum`) as uint32 halves, computed in the same pass as the file
+   * checksum. Set by the decoders; absent on pages built elsewhere.
+   */
+  checksumHi?: number;
+  checksumLo?: number;
 }
 
 /** Options of {@link LtxDecoder} and {@link decodeLtx}. */
 export interface LtxDecoderOptions {
   /** Reject files whose page size exceeds this (default 65536). Caps per-page allocations. */
   maxPageSize?: number;
+  /**
+   * Decode every page into one reused buffer (default false): a page's
+   * `data` is then only valid until the next page is asked for. Saves an
+   * allocation per page for consumers that write each page out at once.
+   */
+  reusePageBuffer?: boolean;
 }
 
 type CoreEvent =
@@ -51,7 +64,7 @@ type Core = Generator<NeedChunk | CoreEvent, void, ChunkInput>;
  * index size field, the trailer formats, the file checksum, a snapshot's
  * post-apply checksum (when tracked), and that nothing follows the trailer.
  */
-function* decodeCore(r: ChunkReader, maxPageSize: number): Core {
+function* decodeCore(r: ChunkReader, maxPageSize: number, reuse = false): Core {
   const crc = new Crc64();
   const hb = yield* r.read(LTX_HEADER_SIZE);
   const header = decodeLtxHeader(hb);
@@ -68,7 +81,11 @@ function* decodeCore(r: ChunkReader, maxPageSize: number): Core {
   const lock = lockPgno(pageSize);
   const snapshot = isSnapshotHeader(header);
   const trackChecksum = snapshot && !hasNoChecksum(header);
-  const pair = new Uint32Array(2);
+  // One CRC pass per page serves the file checksum and the page checksum (see Crc64Combiner).
+  const combiner = Crc64Combiner.for(pageSize);
+  const pageCrc = new Crc64();
+  const pgnoCrc = new Crc64();
+  const scratch = reuse ? new Uint8Array(pageSize) : undefined;
   let dbHi = 0;
   let dbLo = 0;
   const index = new PageIndexBuilder();
@@ -92,16 +109,22 @@ function* decodeCore(r: ChunkReader, maxPageSize: number): Core {
       const expected = prev + 1 === lock ? prev + 2 : prev + 1;
       if (pgno !== expected) throw corrupt(`snapshot is missing page ${expected}`);
     }
-    const data = yield* readFrameBody(r, flags, pageSize, crc);
-    crc.update(data);
+    const data = yield* readFrameBody(r, flags, pageSize, crc, scratch);
+    pageCrc.reset();
+    pageCrc.update(data);
+    combiner.append(crc, pageCrc.hi, pageCrc.lo);
+    pgnoCrc.reset();
+    pgnoCrc.updateU32BE(pgno);
+    combiner.shift(pgnoCrc.hi, pgnoCrc.lo);
+    const checksumHi = ((combiner.hi ^ pageCrc.hi) | 0x80000000) >>> 0;
+    const checksumLo = (combiner.lo ^ pageCrc.lo) >>> 0;
     if (trackChecksum) {
-      pageChecksumInto(pgno, data, pair);
-      dbHi ^= pair[0]!;
-      dbLo ^= pair[1]!;
+      dbHi ^= checksumHi;
+      dbLo ^= checksumLo;
     }
     index.push(pgno, frameOffset, r.offset - frameOffset);
     prev = pgno;
-    yield { kind: "page", page: { pgno, data } };
+    yield { kind: "page", page: { pgno, data, checksumHi, checksumLo } };
   }
   if (snapshot) {
     const last = commit === lock ? commit - 1 : commit;
@@ -212,7 +235,11 @@ export class LtxDecoder {
     } else {
       throw invalidArgument("LtxDecoder source must be an iterable of Uint8Array chunks");
     }
-    this.#core = decodeCore(new ChunkReader(), resolveMaxPageSize(opts));
+    this.#core = decodeCore(
+      new ChunkReader(),
+      resolveMaxPageSize(opts),
+      opts?.reusePageBuffer === true,
+    );
   }
 
   /** The header, once read. */

@@ -1,4 +1,4 @@
-import { lockPgno, pageChecksumInto } from "./checksum.js";
+import { lockPgno } from "./checksum.js";
 import {
   CHECKSUM_FLAG,
   LTX_INDEX_SIZE_FIELD_SIZE,
@@ -7,7 +7,7 @@ import {
   LTX_TRAILER_SIZE,
   PAGE_HEADER_FLAG_SIZE,
 } from "./constants.js";
-import { Crc64 } from "./crc64.js";
+import { Crc64, Crc64Combiner } from "./crc64.js";
 import { invalidArgument, LtxError } from "./ltx-error.js";
 import {
   encodeLtxHeader,
@@ -64,7 +64,11 @@ export class LtxEncoder {
   readonly #lockPgno: number;
   readonly #scratch: Uint8Array;
   readonly #trackSnapshotChecksum: boolean;
-  readonly #pair = new Uint32Array(2);
+  readonly #combiner: Crc64Combiner;
+  readonly #pageCrc = new Crc64();
+  readonly #pgnoCrc = new Crc64();
+  #sumHi = 0;
+  #sumLo = 0;
   #dbHi = 0;
   #dbLo = 0;
   #state: State = "header";
@@ -83,6 +87,7 @@ export class LtxEncoder {
     this.#lockPgno = lockPgno(this.header.pageSize);
     this.#scratch = new Uint8Array(lz4CompressBound(this.header.pageSize));
     this.#trackSnapshotChecksum = isSnapshotHeader(this.header) && !hasNoChecksum(this.header);
+    this.#combiner = Crc64Combiner.for(this.header.pageSize);
   }
 
   /** Returns the 100 header bytes. Must be called first, exactly once. */
@@ -136,12 +141,21 @@ export class LtxEncoder {
     frame[8] = clen >>> 8;
     frame[9] = clen;
     frame.set(this.#scratch.subarray(0, clen), 10);
-    // The file checksum covers header + size prefix as stored, then the page uncompressed.
-    this.#crc.update(frame, 0, LTX_PAGE_HEADER_SIZE + LTX_PAGE_SIZE_PREFIX_SIZE).update(page);
+    // The file checksum covers header + size prefix as stored, then the page
+    // uncompressed; one CRC pass over the page also gives its page checksum.
+    const pc = this.#pageCrc;
+    pc.reset();
+    pc.update(page);
+    this.#crc.update(frame, 0, LTX_PAGE_HEADER_SIZE + LTX_PAGE_SIZE_PREFIX_SIZE);
+    this.#combiner.append(this.#crc, pc.hi, pc.lo);
+    this.#pgnoCrc.reset();
+    this.#pgnoCrc.updateU32BE(pgno);
+    this.#combiner.shift(this.#pgnoCrc.hi, this.#pgnoCrc.lo);
+    this.#sumHi = ((this.#combiner.hi ^ pc.hi) | 0x80000000) >>> 0;
+    this.#sumLo = (this.#combiner.lo ^ pc.lo) >>> 0;
     if (this.#trackSnapshotChecksum) {
-      pageChecksumInto(pgno, page, this.#pair);
-      this.#dbHi ^= this.#pair[0]!;
-      this.#dbLo ^= this.#pair[1]!;
+      this.#dbHi ^= this.#sumHi;
+      this.#dbLo ^= this.#sumLo;
     }
     this.#index.push(pgno, this.#bytes, frame.length);
     this.#bytes += frame.length;
@@ -217,6 +231,26 @@ export class LtxEncoder {
       return this.#pageIndexCache;
     }
     return this.#index.toArray();
+  }
+
+  /**
+   * Page checksum (see `pageChecksum`) of the page last encoded, as uint32
+   * halves: computed in the same pass as the file checksum.
+   */
+  get lastPageChecksumHi(): number {
+    return this.#sumHi;
+  }
+
+  /** Low half of {@link lastPageChecksumHi}'s checksum. */
+  get lastPageChecksumLo(): number {
+    return this.#sumLo;
+  }
+
+  /** The first page's index entry (cheap: no copy of the whole index). */
+  get firstPage(): PageIndexEntry | undefined {
+    return this.#index.count === 0
+      ? undefined
+      : { pgno: this.#index.pgno(0), offset: this.#index.offset(0), size: this.#index.size(0) };
   }
 
   /** Number of pages encoded so far. */

@@ -26,16 +26,24 @@ export function maxFrameSize(pageSize: number): number {
   );
 }
 
-/** Decompresses an LZ4 block payload that must yield exactly one page. */
-export function decompressPage(payload: Uint8Array, pageSize: number): Uint8Array {
-  const out = new Uint8Array(pageSize);
+/**
+ * Decompresses an LZ4 block payload that must yield exactly one page, into
+ * `into` when given (exactly `pageSize` bytes), else into a new buffer.
+ */
+export function decompressPage(
+  payload: Uint8Array,
+  pageSize: number,
+  into?: Uint8Array,
+): Uint8Array {
+  const out = into?.length === pageSize ? into : new Uint8Array(pageSize);
   const end = lz4DecodeInto(payload, 0, payload.length, out, 0, pageSize, 0);
   if (end !== pageSize) throw corrupt(`page decompressed to ${end} bytes, expected ${pageSize}`);
   return out;
 }
 
 /**
- * Reads the part of a frame after its page header and returns the page.
+ * Reads the part of a frame after its page header and returns the page
+ * (decompressed into `into`, when given, for LZ4 block frames).
  * Feeds the size prefix (when present) to `crc`; the caller hashes the page.
  */
 export function* readFrameBody(
@@ -43,6 +51,7 @@ export function* readFrameBody(
   flags: number,
   pageSize: number,
   crc: Crc64 | undefined,
+  into?: Uint8Array,
 ): Pull<Uint8Array> {
   if (flags === PAGE_HEADER_FLAG_SIZE) {
     const sb = yield* r.read(LTX_PAGE_SIZE_PREFIX_SIZE);
@@ -51,7 +60,7 @@ export function* readFrameBody(
     if (size === 0 || size > lz4CompressBound(pageSize)) {
       throw corrupt(`invalid compressed page size: ${size}`);
     }
-    return decompressPage(yield* r.read(size), pageSize);
+    return decompressPage(yield* r.read(size), pageSize, into);
   }
   if (flags === 0) return yield* readLegacyLz4Frame(r, pageSize);
   throw corrupt(`invalid page header flags: 0x${flags.toString(16)}`);

@@ -186,7 +186,7 @@ export class Lease {
     await this.#write({ ...this.#record, expiresAt: 0 });
   }
 
-  async #write(record: LeaseRecord): Promise<void> {
+  async #write(record: LeaseRecord, retried = false): Promise<void> {
     try {
       const put = await this.#store.put(
         LEASE_KEY,
@@ -200,21 +200,27 @@ export class Lease {
       this.#record = record;
     } catch (err) {
       if (err instanceof PreconditionFailedError) {
-        // A retried put may have landed: then the stored lease is exactly ours.
-        if (err.ambiguous) {
-          const res = await this.#store.get(LEASE_KEY).catch(() => undefined);
-          const stored = res && !res.notModified ? parseLease(res.body) : undefined;
-          if (
-            res?.meta &&
-            stored?.writerId === record.writerId &&
-            stored.expiresAt === record.expiresAt
-          ) {
-            this.#etag = res.meta.etag;
-            this.#record = record;
-            return;
-          }
+        // The stored lease may still be ours: a retried put, or an earlier
+        // renewal whose answer was lost, may have landed. Only this writer
+        // writes its id: then adopt that lease (and its ETag), and renew once more.
+        const res = await this.#store.get(LEASE_KEY).catch((e: unknown) => {
+          if (e instanceof NotFoundError) return undefined;
+          throw e;
+        });
+        const stored = res && !res.notModified ? parseLease(res.body) : undefined;
+        if (
+          res?.meta &&
+          stored?.writerId === record.writerId &&
+          stored.hostname === record.hostname &&
+          stored.pid === record.pid
+        ) {
+          this.#etag = res.meta.etag;
+          this.#record = stored;
+          if (stored.expiresAt === record.expiresAt || retried) return;
+          return this.#write(record, true);
         }
         this.#lost = true;
+
         throw new LeaseLostError(`lease on ${this.#store.url} was taken by another writer`, {
           cause: err,
         });

@@ -4,7 +4,7 @@
  * re-reading the database: a changed page's old contribution is XORed out and
  * its new one in.
  */
-import { lockPgno, pageChecksum } from "../format/index.js";
+import { lockPgno, pageChecksumInto } from "../format/checksum.js";
 
 const FLAG = 0x80000000;
 
@@ -15,6 +15,7 @@ export class PageChecksums {
   #xhi = 0;
   #xlo = 0;
   #lock = 0;
+  readonly #pair = new Uint32Array(2);
 
   /** Starts over for a database of this page size (empty). */
   reset(pageSize: number): void {
@@ -40,9 +41,16 @@ export class PageChecksums {
   /** Records page `pgno`'s new content (the lock page is ignored, as Litestream does). */
   set(pgno: number, page: Uint8Array): void {
     if (pgno === this.#lock) return;
-    const sum = pageChecksum(pgno, page);
-    const h = Number(sum >> 32n) >>> 0;
-    const l = Number(sum & 0xffffffffn) >>> 0;
+    pageChecksumInto(pgno, page, this.#pair);
+    this.setChecksum(pgno, this.#pair[0]!, this.#pair[1]!);
+  }
+
+  /**
+   * Records page `pgno`'s new checksum, already computed (e.g. by the LTX
+   * encoder, in the pass that checksums the file) as uint32 halves.
+   */
+  setChecksum(pgno: number, h: number, l: number): void {
+    if (pgno === this.#lock) return;
     this.#ensure(pgno);
     this.#xhi = (this.#xhi ^ this.#hi[pgno]! ^ h) >>> 0;
     this.#xlo = (this.#xlo ^ this.#lo[pgno]! ^ l) >>> 0;

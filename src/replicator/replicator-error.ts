@@ -8,6 +8,7 @@ import { PagecastError } from "../errors.js";
  * - `DB_MISSING`: the database file does not exist (and `autoRestore` was not asked for).
  * - `REPLICATOR_CLOSED`: the replicator was closed or has stopped after a fatal error.
  * - `REPLICA_CONFLICT`: another writer published to the same path (create-only put or head CAS failed).
+ * - `STORAGE_UNAVAILABLE`: `sync()` could not make its transactions durable because storage keeps failing (cause: the store's error); they stay captured and a later sync publishes them.
  * - `RESTORE_FAILED`: a restored database failed verification.
  * - `RESTORE_OUTPUT_EXISTS`: the restore target path already exists.
  */

@@ -11,9 +11,12 @@ import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { closeSync, existsSync, fstatSync, openSync, type Stats, statSync } from "node:fs";
 import { stat } from "node:fs/promises";
+import { dirname } from "node:path";
 import {
+  decodeLtx,
   decodeLtxHeader,
   LTX_HEADER_SIZE,
+  LtxError,
   lockPgno,
   ltxKey,
   readLtxPageIndex,
@@ -33,7 +36,12 @@ import {
 } from "../layout/index.js";
 import type { ObjectStore } from "../storage/object-store.js";
 import { openNodeStore } from "../storage/open-node-store.js";
-import { NotFoundError, PreconditionFailedError } from "../storage/store-errors.js";
+import {
+  PreconditionFailedError,
+  StoreAbortedError,
+  StoreRequestError,
+} from "../storage/store-errors.js";
+import { CaptureBuffer } from "./capture-buffer.js";
 import {
   type CheckpointPolicy,
   checkpointModeFor,
@@ -47,12 +55,13 @@ import { HeadWriter } from "./head-writer.js";
 import { Lease } from "./lease.js";
 import type { ReplicatorLogger } from "./logger.js";
 import { silentLogger } from "./logger.js";
-import type { EncodedLtx } from "./ltx-builder.js";
+import type { UploadableLtx as EncodedLtx } from "./ltx-builder.js";
+import { compareStoredLtx, disposeLtx, putLtx } from "./ltx-upload.js";
 import { PageChecksums } from "./page-checksums.js";
 import { LeaseLostError, ReplicatorError } from "./replicator-error.js";
 import { restore } from "./restore.js";
 import { selectExpiredFiles } from "./retention.js";
-import { type CapturedSegment, captureSegment, encodeSegment } from "./segment-encoder.js";
+import { type CapturedSegment, captureSegment } from "./segment-encoder.js";
 import { type BuiltSkeleton, SkeletonCollector } from "./skeleton.js";
 import { buildSnapshot } from "./snapshotter.js";
 import { SqliteConnections } from "./sqlite-connections.js";
@@ -107,6 +116,22 @@ export interface ReplicatorOptions {
   trackChecksums?: boolean;
   /** Budget for keeping uploaded files in memory as compaction inputs, bytes (default 64 MiB). */
   compactionCacheBytes?: number;
+  /**
+   * While uploads fail, committed changes are captured from the WAL into
+   * memory (the newest image of each changed page) so that checkpoints can
+   * keep the WAL small; they are published as one L0 file when storage
+   * returns. Past this many bytes of page images the buffer is dropped and a
+   * snapshot is published on recovery instead (default 64 MiB). The one
+   * upload already under way (at most one file) comes on top.
+   */
+  outageBufferBytes?: number;
+  /**
+   * Longest wait between background upload attempts while storage fails, ms
+   * (default 30 000). Waits double from the sync interval up to this; WAL
+   * capture and checkpoints go on at every sync interval regardless, and an
+   * explicit `sync()` always tries at once.
+   */
+  outageRetryMaxDelay?: number;
   logger?: ReplicatorLogger;
   /** Identifier of this writer (default: random). */
   writerId?: string;
@@ -123,6 +148,15 @@ interface Inflight {
   key: string;
   enc: EncodedLtx;
   commit: () => void;
+  /** SQLite transactions the file publishes (for stats). */
+  transactions?: number;
+  /** A snapshot's B-tree skeleton, published (best effort) right after it. */
+  skeleton?: BuiltSkeleton;
+}
+
+/** Failures that mean "storage is unavailable right now" (as opposed to a bug or a lost lease). */
+function isStorageFailure(err: unknown): boolean {
+  return err instanceof StoreRequestError || err instanceof StoreAbortedError;
 }
 
 type Level = 1 | 2 | 3;
@@ -162,6 +196,8 @@ export class Replicator extends EventEmitter {
       | "retentionGrace"
       | "trackChecksums"
       | "compactionCacheBytes"
+      | "outageBufferBytes"
+      | "outageRetryMaxDelay"
     >
   >;
   readonly #policy: CheckpointPolicy;
@@ -179,8 +215,28 @@ export class Replicator extends EventEmitter {
   #generation = randomId();
   #txid = 0;
   #txTime = 0;
+  /** Database size in pages at `#txid` (published). */
   #commit = 0;
+  /**
+   * The capture position: where the next WAL scan starts (`#cursor`, the WAL
+   * generation's page frames, the database size). It runs ahead of the
+   * published position by whatever `#buffer` and `#inflight` hold.
+   */
   #cursor: WalCursor | undefined;
+  #scanCommit = 0;
+  /** Captured changes not yet frozen into an upload. */
+  #buffer = new CaptureBuffer();
+  /** L0 files and snapshots published: a sync during which this moved counts as published. */
+  #published = 0;
+  /** Events of published uploads, emitted once the head names them. */
+  readonly #events: [string, unknown][] = [];
+  /** Since when uploads fail (outage mode), or undefined while storage works. */
+  #failingSince: number | undefined;
+  #failures = 0;
+  /** Background syncs make no upload attempt before this time (backoff during an outage). */
+  #retryAt = 0;
+  /** The last head write failed in a way that may have reached storage. */
+  #headUncertain = false;
   #walPages = new Map<number, number>();
   #page1: Uint8Array | undefined;
   /** The B-tree skeleton published for the newest snapshot, named by the head. */
@@ -208,6 +264,7 @@ export class Replicator extends EventEmitter {
     checkpoints: { passive: 0, truncate: 0, busy: 0 },
     retentionDeletes: 0,
     bytesUploaded: 0,
+    bufferOverflows: 0,
     errors: 0,
     lastError: null as string | null,
     lastSyncAt: null as number | null,
@@ -243,7 +300,10 @@ export class Replicator extends EventEmitter {
       retentionGrace: options.retentionGrace ?? 5 * 60_000,
       trackChecksums: options.trackChecksums ?? true,
       compactionCacheBytes: options.compactionCacheBytes ?? 64 * 1024 * 1024,
+      outageBufferBytes: options.outageBufferBytes ?? 64 * 1024 * 1024,
+      outageRetryMaxDelay: options.outageRetryMaxDelay ?? 30_000,
     };
+
     this.#policy = {
       passivePages: options.checkpointPages ?? 1000,
       truncatePages: options.truncatePages ?? 10_000,
@@ -416,6 +476,7 @@ export class Replicator extends EventEmitter {
         this.#txid = head.txid;
         this.#txTime = head.timestamp;
         this.#commit = head.commit;
+        this.#scanCommit = head.commit;
         this.#cursor = seg.end;
         this.#walPages = seg.pages;
         this.#page1 = page1;
@@ -467,8 +528,9 @@ export class Replicator extends EventEmitter {
 
   async #tick(): Promise<void> {
     try {
-      await this.#syncLocked();
-      await this.#maintain();
+      await this.#syncLocked({ background: true });
+      // Compaction and retention wait until storage works again.
+      if (this.#failingSince === undefined) await this.#maintain();
     } catch (err) {
       this.#recordError(err);
     }
@@ -504,7 +566,10 @@ export class Replicator extends EventEmitter {
 
   /**
    * Replicates everything committed before the call and resolves with the
-   * published position once it is durable in storage.
+   * published position once it is durable in storage. While storage is
+   * unavailable (after the store's own retries) it rejects with a
+   * `ReplicatorError` of code `STORAGE_UNAVAILABLE`; the changes stay
+   * captured and are published by a later sync.
    */
   sync(): Promise<ReplicaPosition> {
     return this.#run(async () => {
@@ -517,14 +582,112 @@ export class Replicator extends EventEmitter {
     });
   }
 
-  async #syncLocked(): Promise<ReplicaPosition> {
+  /**
+   * One sync: capture what was committed, upload it, checkpoint when due. In
+   * the background during an outage the upload attempt waits for its backoff,
+   * but capture and checkpoints go on, so the WAL stays bounded.
+   */
+  async #syncLocked(options: { background?: boolean } = {}): Promise<ReplicaPosition> {
     this.#assertUsable();
     this.#stats.syncs++;
-    await this.#flushPending();
-    await this.#syncWal();
-    if (this.#txid > 0 && Date.now() - this.#lastSnapshotAt >= this.#opts.snapshotInterval) {
-      await this.#periodicSnapshot();
+    const published = this.#published;
+    try {
+      // Everything committed before this call is captured now...
+      this.#absorb(this.#scan());
+      // ...and durable once this flush succeeds.
+      const attempt = !options.background || Date.now() >= this.#retryAt;
+      const failure = attempt ? await this.#tryStorage(() => this.#flush()) : undefined;
+      const flushed = attempt && failure === undefined;
+      let later: unknown;
+      if (
+        flushed &&
+        this.#txid > 0 &&
+        Date.now() - this.#lastSnapshotAt >= this.#opts.snapshotInterval
+      ) {
+        later = await this.#tryStorage(() => this.#periodicSnapshot());
+      }
+      await this.#checkpointIfDue();
+      // Publish what the checkpoint sealed, unless storage just failed.
+      if (flushed && later === undefined && this.#hasPending()) {
+        later = await this.#tryStorage(() => this.#flush());
+      }
+      if (failure !== undefined) throw this.#unavailable(failure);
+      // This call's transactions are durable; a failure after that is only recorded.
+      if (later !== undefined) this.#recordError(this.#unavailable(later));
+      if (flushed) this.#stats.lastSyncAt = Date.now();
+      return { txid: this.#txid, timestamp: this.#txTime };
+    } finally {
+      if (this.#published > published) this.#stats.publishedSyncs++;
     }
+  }
+
+  /** Whether captured changes, an upload, a head write or a snapshot wait for storage. */
+  #hasPending(): boolean {
+    return (
+      this.#inflight !== undefined ||
+      this.#headDirty ||
+      !this.#buffer.empty ||
+      this.#snapshotReason !== undefined
+    );
+  }
+
+  /** Runs uploads; returns the storage failure they met (entering outage mode), rethrows anything else. */
+  async #tryStorage(fn: () => Promise<void>): Promise<unknown> {
+    try {
+      await fn();
+    } catch (err) {
+      if (!isStorageFailure(err)) throw err;
+      this.#noteFailure(err);
+      return err;
+    }
+    if (this.#failingSince !== undefined) {
+      this.#log.info("storage available again; caught up", {
+        txid: this.#txid,
+        outageMs: Date.now() - this.#failingSince,
+      });
+      this.#failingSince = undefined;
+    }
+    this.#failures = 0;
+    this.#retryAt = 0;
+    return undefined;
+  }
+
+  /** Outage mode: background uploads back off exponentially (with jitter) up to `outageRetryMaxDelay`. */
+  #noteFailure(err: unknown): void {
+    const now = Date.now();
+    if (this.#failingSince === undefined) {
+      this.#failingSince = now;
+      this.#log.warn("storage unavailable; committed changes are kept until it returns", {
+        error: errorText(err),
+      });
+    }
+    this.#failures++;
+    const cap = Math.min(
+      this.#opts.outageRetryMaxDelay,
+      Math.max(1, this.#opts.syncInterval) * 2 ** Math.min(this.#failures - 1, 20),
+    );
+    this.#retryAt = now + cap / 2 + (Math.random() * cap) / 2;
+  }
+
+  /** The error `sync()` rejects with while storage is unavailable. */
+  #unavailable(cause: unknown): ReplicatorError {
+    const waiting =
+      this.#snapshotReason !== undefined
+        ? "a snapshot is published"
+        : `${this.#pendingTransactions()} committed transaction(s) kept in memory are published`;
+    return new ReplicatorError(
+      "STORAGE_UNAVAILABLE",
+      `storage ${this.#store.url} is unavailable (${errorText(cause)}); ${waiting} when it returns`,
+      { cause },
+    );
+  }
+
+  #pendingTransactions(): number {
+    return this.#buffer.transactions + (this.#inflight?.transactions ?? 0);
+  }
+
+  /** PASSIVE or TRUNCATE checkpoint when the WAL passed a threshold. */
+  async #checkpointIfDue(): Promise<void> {
     const frames = this.#cursor
       ? Math.max(
           0,
@@ -543,15 +706,50 @@ export class Replicator extends EventEmitter {
       this.#lastCheckpoint = { salt1: this.#cursor?.salt1 ?? 0, frames };
       await this.#checkpoint(mode);
     }
-    this.#stats.lastSyncAt = Date.now();
-    const position = { txid: this.#txid, timestamp: this.#txTime };
-    return position;
   }
 
-  /** Retries an upload or head write that failed earlier, before anything new. */
-  async #flushPending(): Promise<void> {
+  /**
+   * Uploads what waits, oldest first: an upload that failed earlier (the
+   * same key and bytes: an attempt whose answer was lost may have stored it,
+   * and its TXID must never name other content), the head, then a due
+   * snapshot or the buffer as the next L0 file.
+   */
+  async #flush(): Promise<void> {
     if (this.#inflight) await this.#upload(this.#inflight);
     if (this.#headDirty) await this.#publishHead();
+    if (this.#snapshotReason !== undefined) {
+      // A snapshot reads the database file: only consistent under the pin.
+      this.#pinSafely();
+      await this.#snapshot(this.#snapshotReason);
+    } else if (!this.#buffer.empty) {
+      await this.#publishBuffer();
+    }
+  }
+
+  /** Takes a scan into the capture position: new frames into the buffer, or a snapshot due. */
+  #absorb(scan: { reason?: string; captured?: CapturedSegment }): void {
+    if (scan.reason !== undefined) {
+      // The snapshot reads the whole database: it covers whatever the buffer holds.
+      this.#snapshotReason ??= scan.reason;
+      this.#buffer = new CaptureBuffer();
+      return;
+    }
+    const captured = scan.captured;
+    if (!captured) return;
+    this.#buffer.add(captured, Date.now());
+    this.#cursor = captured.segment.end;
+    this.#scanCommit = captured.segment.commit;
+    const page1 = captured.pages.get(1);
+    if (page1) this.#page1 = page1;
+    if (this.#failingSince !== undefined && this.#buffer.bytes > this.#opts.outageBufferBytes) {
+      this.#stats.bufferOverflows++;
+      this.#log.warn("storage unavailable too long: buffered changes dropped, a snapshot follows", {
+        bytes: this.#buffer.bytes,
+        transactions: this.#buffer.transactions,
+      });
+      this.#buffer = new CaptureBuffer();
+      this.#snapshotReason = "storage unavailable too long";
+    }
   }
 
   /** Opens the database and (when present) its WAL for reading, runs `fn`, closes both. */
@@ -610,6 +808,12 @@ export class Replicator extends EventEmitter {
       this.#walBytes = wal !== undefined ? fstatSync(wal).size : 0;
       let reason = replaced ?? this.#snapshotReason;
       if (!reason && header && header.pageSize !== this.#pageSize) reason = "page size changed";
+      if (reason) {
+        // Nothing to capture (the snapshot reads the database), but follow
+        // the WAL so that the checkpoint thresholds see its real length.
+        this.#followWal(wal, header);
+        return { reason };
+      }
       let segment: WalSegment | undefined;
       if (!reason) {
         const cursor = this.#cursor!;
@@ -646,26 +850,30 @@ export class Replicator extends EventEmitter {
           segment,
           generationPages: this.#walPages,
           pageSize: this.#pageSize,
-          prevCommit: this.#commit,
+          prevCommit: this.#scanCommit,
         }),
       };
     });
   }
 
-  /** Publishes what a scan found. */
-  async #publishScan(scan: { reason?: string; captured?: CapturedSegment }): Promise<void> {
-    if (scan.reason) {
-      // A snapshot reads the database file: only consistent under the pin.
-      this.#pinSafely();
-      await this.#snapshot(scan.reason);
-    } else if (scan.captured) {
-      await this.#publishSegment(scan.captured);
+  /** With a snapshot due: moves the cursor over the committed frames of the WAL as it is now. */
+  #followWal(wal: number | undefined, header: WalHeader | undefined): void {
+    if (wal === undefined || !header || header.pageSize !== this.#pageSize) {
+      this.#cursor = { salt1: 0, salt2: 0, offset: WAL_HEADER_SIZE, checksum1: 0, checksum2: 0 };
+      return;
     }
+    const c = this.#cursor;
+    const from =
+      c && c.salt1 === header.salt1 && c.salt2 === header.salt2 && this.#walBytes >= c.offset
+        ? c
+        : initialCursor(header);
+    this.#cursor = readCommittedFrames(wal, header, from).end;
   }
 
   /** Reads new committed frames and publishes them (or a snapshot when continuity is lost). */
   async #syncWal(options: { pin?: boolean } = {}): Promise<void> {
-    await this.#publishScan(this.#scan(options));
+    this.#absorb(this.#scan(options));
+    await this.#flush();
   }
 
   /**
@@ -682,48 +890,60 @@ export class Replicator extends EventEmitter {
       : "database file changed outside SQLite";
   }
 
-  async #publishSegment(captured: CapturedSegment): Promise<void> {
-    const { segment } = captured;
+  /** Freezes the buffer into the next L0 file (one TXID, however many captures it merged) and publishes it. */
+  async #publishBuffer(): Promise<void> {
+    const buffer = this.#buffer;
+    this.#buffer = new CaptureBuffer();
     const txid = this.#txid + 1;
-    const timestamp = Date.now();
-    const enc = encodeSegment({
-      captured,
+    const timestamp = buffer.capturedAt;
+    const enc = buffer.encode({
       pageSize: this.#pageSize,
       txid,
-      timestamp,
       ...(this.#opts.trackChecksums ? { checksums: this.#checksums } : {}),
     });
-    const page1 = captured.pages.get(1);
-    await this.#lease.ensure();
     await this.#upload({
       key: ltxKey(0, txid, txid),
       enc,
+      transactions: buffer.transactions,
       commit: () => {
         this.#txid = txid;
         this.#txTime = timestamp;
-        this.#commit = segment.commit;
-        this.#cursor = segment.end;
-        if (page1) this.#page1 = page1;
-        this.#stats.publishedSyncs++;
+        this.#commit = buffer.commit;
+        this.#published++;
+        this.#queueEvent("sync", { txid, timestamp });
       },
     });
     await this.#publishHead();
-    this.emit("sync", { txid, timestamp });
   }
 
-  /** Create-only upload; state advances only once the object is known to be stored. */
+  /** Events of published uploads wait for the head that names them. */
+  #queueEvent(name: string, payload: unknown): void {
+    this.#events.push([name, payload]);
+  }
+
+  /**
+   * Create-only upload; the published state advances only once the object is
+   * known to be stored. A failed upload stays in `#inflight` and is retried
+   * as is before anything else (see `#flush`).
+   */
   async #upload(item: Inflight): Promise<void> {
     this.#inflight = item;
+    // Fencing: a writer whose lease was taken over (say, during an outage) learns it here, before writing.
+    await this.#lease.ensure();
     try {
-      await this.#store.put(item.key, item.enc.bytes, { ifNoneMatch: "*" });
+      await putLtx(this.#store, item.key, item.enc, { ifNoneMatch: "*" });
     } catch (err) {
       if (!(err instanceof PreconditionFailedError)) throw err;
       // The key exists: ours only if an earlier attempt of this very upload landed.
-      const res = await this.#store.get(item.key).catch((e: unknown) => {
-        if (e instanceof NotFoundError) return undefined;
-        throw e;
-      });
-      if (!res || res.notModified || !sameBytes(res.body, item.enc.bytes)) {
+      const stored = await compareStoredLtx(this.#store, item.key, item.enc);
+      if (stored !== "same") {
+        if (stored === "damaged") {
+          // Damaged on the way back (every LTX file carries its checksum): look again later.
+          throw new StoreRequestError(
+            `reading back ${item.key} from ${this.#store.url} returned a damaged body`,
+            { retryable: true, cause: err },
+          );
+        }
         const lost = new LeaseLostError(
           `${item.key} on ${this.#store.url} was written by another writer; this replicator stops`,
           { cause: err },
@@ -733,7 +953,8 @@ export class Replicator extends EventEmitter {
       }
     }
     this.#inflight = undefined;
-    this.#stats.bytesUploaded += item.enc.bytes.length;
+    disposeLtx(item.enc);
+    this.#stats.bytesUploaded += item.enc.size;
     const h = item.enc.header;
     const level = Number.parseInt(item.key.slice(0, 4), 16);
     this.#files.set(item.key, {
@@ -741,7 +962,7 @@ export class Replicator extends EventEmitter {
       minTXID: h.minTXID,
       maxTXID: h.maxTXID,
       key: item.key,
-      size: item.enc.bytes.length,
+      size: item.enc.size,
       lastModified: new Date(),
       timestamp: h.timestamp,
       indexOffset: item.enc.indexOffset,
@@ -749,9 +970,11 @@ export class Replicator extends EventEmitter {
       page1: item.enc.page1 ?? null,
     });
     // Levels 0-2 are the inputs of the next compaction: keep them instead of downloading them again.
-    if (level < 3 && this.#compactionIntervals) this.#cachePut(item.key, item.enc.bytes);
+    if (level < 3 && this.#compactionIntervals && item.enc.bytes)
+      this.#cachePut(item.key, item.enc.bytes);
     item.commit();
     this.#headDirty = true;
+    await this.#uploadSkeleton(item.skeleton);
   }
 
   #cachePut(key: string, bytes: Uint8Array): void {
@@ -776,34 +999,36 @@ export class Replicator extends EventEmitter {
 
   /** Publishes a full snapshot at the next TXID after a continuity break (or at start). */
   async #snapshot(reason: string): Promise<void> {
-    this.#stats.continuityBreaks[reason] = (this.#stats.continuityBreaks[reason] ?? 0) + 1;
     this.#log.info("publishing snapshot", { reason, txid: this.#txid + 1 });
     const txid = this.#txid + 1;
     const taken = await this.#readSnapshot(txid);
-    await this.#lease.ensure();
-    const skeleton = taken.skeleton;
+    this.#stats.continuityBreaks[reason] = (this.#stats.continuityBreaks[reason] ?? 0) + 1;
+    // The capture position moves to the snapshot now: later captures build on
+    // it even while its upload waits for storage.
+    this.#cursor = taken.cursor;
+    this.#walPages = taken.walPages;
+    this.#expect = taken.expect;
+    this.#page1 = taken.page1;
+    this.#scanCommit = taken.enc.header.commit;
+    this.#snapshotReason = undefined;
+    const timestamp = taken.enc.header.timestamp;
     await this.#upload({
       key: ltxKey(SNAPSHOT_LEVEL, 1, txid),
       enc: taken.enc,
+      ...(taken.skeleton ? { skeleton: taken.skeleton } : {}),
       commit: () => {
         this.#txid = txid;
-        this.#txTime = taken.enc.header.timestamp;
+        this.#txTime = timestamp;
         this.#commit = taken.enc.header.commit;
-        this.#cursor = taken.cursor;
-        this.#walPages = taken.walPages;
-        this.#expect = taken.expect;
-        this.#page1 = taken.page1;
         this.#generation = randomId();
-        this.#snapshotReason = undefined;
         this.#lastSnapshotAt = Date.now();
         this.#stats.snapshots++;
-        this.#stats.publishedSyncs++;
+        this.#published++;
+        this.#queueEvent("snapshot", { txid, reason });
+        this.#queueEvent("sync", { txid, timestamp });
       },
     });
-    await this.#uploadSkeleton(skeleton);
     await this.#publishHead();
-    this.emit("snapshot", { txid, reason });
-    this.emit("sync", { txid, timestamp: taken.enc.header.timestamp });
   }
 
   /**
@@ -859,6 +1084,7 @@ export class Replicator extends EventEmitter {
           walSize: cursor.offset - WAL_HEADER_SIZE,
           ...(checksums ? { checksums } : {}),
           onPage: (pgno, page) => collector.add(pgno, page),
+          spoolDir: dirname(this.#dbPath),
         });
         const after = wal !== undefined ? readWalHeader(wal) : undefined;
         if (!sameGeneration(header, after)) {
@@ -868,6 +1094,7 @@ export class Replicator extends EventEmitter {
               "the WAL kept restarting while a snapshot was read",
             );
           }
+          disposeLtx(enc);
           continue;
         }
         const p1 = walPages.get(1);
@@ -889,6 +1116,8 @@ export class Replicator extends EventEmitter {
 
   /** A snapshot of the current TXID (no new TXID): the 24-hour snapshot. */
   async #periodicSnapshot(): Promise<void> {
+    // Only at a position where everything captured is published (it snapshots the current TXID).
+    if (this.#hasPending()) return;
     const key = ltxKey(SNAPSHOT_LEVEL, 1, this.#txid);
     if (this.#files.has(key) || !this.#cursor) {
       this.#lastSnapshotAt = Date.now();
@@ -922,6 +1151,7 @@ export class Replicator extends EventEmitter {
         walOffset: WAL_HEADER_SIZE,
         walSize: cursor.offset - WAL_HEADER_SIZE,
         onPage: (pgno, page) => collector.add(pgno, page),
+        spoolDir: dirname(this.#dbPath),
       });
       // Frames read above must still belong to the generation the position is in.
       const after = wal !== undefined ? readWalHeader(wal) : undefined;
@@ -929,24 +1159,26 @@ export class Replicator extends EventEmitter {
         this.#walPages.size > 0 &&
         (!after || after.salt1 !== cursor.salt1 || after.salt2 !== cursor.salt2)
       ) {
+        disposeLtx(enc);
         return;
       }
     } finally {
       closeSync(db);
       if (wal !== undefined) closeSync(wal);
     }
-    await this.#lease.ensure();
+    const skeleton = collector.finish();
+    const txid = this.#txid;
     await this.#upload({
       key,
       enc,
+      ...(skeleton ? { skeleton } : {}),
       commit: () => {
         this.#lastSnapshotAt = Date.now();
         this.#stats.snapshots++;
+        this.#queueEvent("snapshot", { txid, reason: "periodic" });
       },
     });
-    await this.#uploadSkeleton(collector.finish());
     await this.#publishHead();
-    this.emit("snapshot", { txid: this.#txid, reason: "periodic" });
   }
 
   /**
@@ -1015,33 +1247,66 @@ export class Replicator extends EventEmitter {
     }
     const previous = this.#head.current;
     this.#headDirty = true;
-    await this.#head.write(head);
+    await this.#writeHead(head);
     this.#headDirty = false;
+    const events = this.#events.splice(0);
+    for (const [name, payload] of events) this.emit(name, payload);
     const now = Date.now();
     const keys = new Set(files.map((f) => f.key));
     for (const f of previous?.files ?? []) if (!keys.has(f.key)) this.#leftHeadAt.set(f.key, now);
     for (const k of keys) this.#leftHeadAt.delete(k);
   }
 
+  /**
+   * Writes the head (CAS). After a write whose answer was lost, the next CAS
+   * fails although nobody else wrote: the stored head then carries our
+   * writer id (only this writer uses it), so its ETag is adopted and the
+   * write tried once more. A head by another writer stops this one.
+   */
+  async #writeHead(head: HeadObject): Promise<void> {
+    try {
+      await this.#head.write(head);
+    } catch (err) {
+      if (!(err instanceof LeaseLostError) || !this.#headUncertain) {
+        if (isStorageFailure(err)) this.#headUncertain = true;
+        throw err;
+      }
+      const stored = await this.#head.load();
+      if (!stored) {
+        throw new StoreRequestError(`could not read back the head object on ${this.#store.url}`, {
+          retryable: true,
+          cause: err,
+        });
+      }
+      if (stored.writerId !== this.#writerId) {
+        this.#fatal = err;
+        throw err;
+      }
+      await this.#head.write(head);
+    }
+    this.#headUncertain = false;
+  }
+
   async #checkpoint(mode: "PASSIVE" | "TRUNCATE"): Promise<void> {
-    let scan: { reason?: string; captured?: CapturedSegment } = {};
+    let sealed = false;
     const out = runCheckpoint(
       this.#conns,
       mode,
       () => {
         // Under the write lock nothing new can commit: capture the WAL's tail
-        // now; it is uploaded after the lock is released.
-        scan = this.#scan();
-        return scan.reason === undefined;
+        // now (it is uploaded after the lock is released, or kept while
+        // storage fails), so the checkpoint loses nothing.
+        this.#absorb(this.#scan());
+        // With a snapshot due nothing needs capturing: while storage works the
+        // snapshot goes first; while it fails, checkpoint anyway to bound the WAL.
+        sealed = this.#snapshotReason === undefined || this.#failingSince !== undefined;
+        return sealed;
       },
       () => (this.#expect?.oldSalt1 === null ? null : (this.#cursor?.salt1 ?? null)),
     );
-    // Publish what was captured (or the snapshot that is due) before the next scan.
-    const pending = scan;
     if (out) this.#expect = out.expectation;
-    await this.#publishScan(pending);
     if (!out) {
-      if (!pending.reason) this.#stats.checkpoints.busy++;
+      if (sealed) this.#stats.checkpoints.busy++;
       return;
     }
     if (mode === "PASSIVE") this.#stats.checkpoints.passive++;
@@ -1072,7 +1337,7 @@ export class Replicator extends EventEmitter {
   compactNow(): Promise<void> {
     return this.#run(async () => {
       this.#assertUsable();
-      await this.#flushPending();
+      await this.#flush();
       for (const level of COMPACTION_LEVELS) await this.#compact(level);
       if (this.#opts.retention > 0) await this.#enforceRetention();
     });
@@ -1087,30 +1352,41 @@ export class Replicator extends EventEmitter {
     );
     for (const run of runs) {
       const inputs: Uint8Array[] = [];
-      for (const f of run) {
-        const cached = this.#cacheTake(f.key);
-        if (cached) {
-          inputs.push(cached);
-          continue;
-        }
-        const res = await this.#store.get(f.key);
-        if (res.notModified)
-          throw new ReplicatorError("INVALID_STATE", `unexpected not-modified for ${f.key}`);
-        inputs.push(res.body);
-      }
+      // Cached inputs stay cached until the output is stored: a failed attempt needs them again.
+      for (const f of run) inputs.push(this.#cache.get(f.key) ?? (await this.#download(f.key)));
       const enc = mergeLtxFiles(inputs);
       const first = run[0]!;
       const last = run[run.length - 1]!;
-      await this.#lease.ensure();
       await this.#upload({
         key: ltxKey(level, first.minTXID, last.maxTXID),
         enc,
         commit: () => {
+          for (const f of run) this.#cacheTake(f.key);
           this.#stats.compactions[level] = (this.#stats.compactions[level] ?? 0) + 1;
+          this.#queueEvent("compaction", { level, minTXID: first.minTXID, maxTXID: last.maxTXID });
         },
       });
       await this.#publishHead();
-      this.emit("compaction", { level, minTXID: first.minTXID, maxTXID: last.maxTXID });
+    }
+  }
+
+  /**
+   * Downloads a compaction input, verified (every LTX file carries its
+   * checksum, so a body damaged in transit shows). A few attempts: a run of
+   * many inputs must not keep failing on one unlucky request.
+   */
+  async #download(key: string): Promise<Uint8Array> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const res = await this.#store.get(key);
+        if (res.notModified) {
+          throw new ReplicatorError("INVALID_STATE", `unexpected not-modified for ${key}`);
+        }
+        decodeLtx(res.body);
+        return res.body;
+      } catch (err) {
+        if (attempt >= 3 || !(isStorageFailure(err) || err instanceof LtxError)) throw err;
+      }
     }
   }
 
@@ -1161,6 +1437,13 @@ export class Replicator extends EventEmitter {
       checkpoints: { ...this.#stats.checkpoints },
       retentionDeletes: this.#stats.retentionDeletes,
       bytesUploaded: this.#stats.bytesUploaded,
+      pending: {
+        transactions: this.#pendingTransactions(),
+        bytes: this.#buffer.bytes + (this.#inflight?.enc.size ?? 0),
+        snapshotDue: this.#snapshotReason !== undefined,
+      },
+      storageFailingSince: this.#failingSince ?? null,
+      bufferOverflows: this.#stats.bufferOverflows,
       store: this.#store.counters(),
       errors: this.#stats.errors,
       lastError: this.#stats.lastError,
@@ -1194,10 +1477,19 @@ export class Replicator extends EventEmitter {
           this.#conns.checkpoint("TRUNCATE");
         } catch (err) {
           failure = err;
+          if (this.#hasPending()) {
+            // Still in the database file: the next start publishes a snapshot.
+            this.#log.warn("closing with changes not published; the next start publishes them", {
+              transactions: this.#pendingTransactions(),
+            });
+          }
         }
       }
       this.#closed = true;
       this.#conns.close();
+      // An upload that never made it: release what holds it (a spool file).
+      if (this.#inflight) disposeLtx(this.#inflight.enc);
+      this.#buffer = new CaptureBuffer();
       if (!this.#fatal) await this.#lease.release().catch(() => {});
       if (this.#ownsStore) await this.#store.close().catch(() => {});
       if (failure) throw failure;
@@ -1224,6 +1516,8 @@ function validateOptions(o: ReplicatorOptions): void {
     "retention",
     "retentionGrace",
     "compactionCacheBytes",
+    "outageBufferBytes",
+    "outageRetryMaxDelay",
   ];
   for (const k of nonNegative) {
     const v = o[k];

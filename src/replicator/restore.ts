@@ -95,6 +95,13 @@ export interface RestoreResult {
 
 /** Bytes of page writes coalesced into one file write. */
 const WRITE_BUFFER = 1 << 20;
+/**
+ * Largest database (in pages) whose page checksums are tracked while the
+ * files are applied (8 bytes per page: 64 MiB at this size, e.g. 32 GiB of
+ * 4 KiB pages). Past it, the finished file is read back to checksum it, so
+ * memory stays bounded whatever the database size.
+ */
+const MAX_TRACKED_PAGES = 8 << 20;
 
 function resolveTarget(o: RestoreOptions): RestoreTarget | undefined {
   if (o.txid !== undefined && o.timestamp !== undefined) {
@@ -146,8 +153,10 @@ async function fileChecksum(fh: FileHandle, pageSize: number, commit: number): P
  * so memory does not grow with the database: downloads hold at most
  * `concurrency * chunkSize` bytes (plus one chunk-sized copy inside the LTX
  * decoder where a page straddles two chunks, and a 1 MiB write buffer), and
- * the applier keeps nothing
- * per page (checksums are verified on the finished file, in 4 MiB reads).
+ * the applier keeps 8 bytes of checksum per page up to 8 Mi pages (larger
+ * databases are checksummed by reading the finished file back, in 4 MiB
+ * reads). Each page is checksummed once: the decoder derives the page
+ * checksum from the same CRC pass that verifies the file checksum.
  * On any failure, including a corrupt or truncated object (typed errors from
  * the LTX decoder or {@link RangedDownloadError}), the temporary file is
  * removed and `outPath` is never created.
@@ -203,14 +212,26 @@ export async function restore(
     fh = await open(tmp, "w+");
     // Coalesced writes: one system call per MiB instead of one per page.
     const applyTarget = fileApplyTarget(fh, { writeBuffer: WRITE_BUFFER });
-    let applier = new LtxApplier(applyTarget, { verifyChecksums: false });
+    // The database checksum comes from the page checksums the decoder computes
+    // along with each file's checksum (one CRC pass per page), tracked by the
+    // applier; only databases too large to track are read back at the end.
+    let track: boolean | undefined;
+    let applier: LtxApplier | undefined;
     let bytesDone = 0;
     let last:
-      | { pageSize: number; commit: number; txid: number; trailerChecksum: bigint | null }
+      | {
+          pageSize: number;
+          commit: number;
+          txid: number;
+          trailerChecksum: bigint | null;
+          /** Database checksum tracked while applying (undefined: not tracked). */
+          checksum: bigint | undefined;
+        }
       | undefined;
     for (let i = 0; i < plan.files.length; i++) {
       const f = plan.files[i]!;
-      const decoder = new LtxDecoder(downloader.chunks(i));
+      // The applier writes each page out (the target copies it) before asking for the next.
+      const decoder = new LtxDecoder(downloader.chunks(i), { reusePageBuffer: true });
       let header: LtxHeader;
       try {
         header = await decoder.readHeader();
@@ -221,7 +242,12 @@ export async function restore(
       // A compacted file may re-cover TXIDs already applied (Litestream's
       // planner allows that); re-applying page images is idempotent, so
       // continue from just before it.
+      track ??= header.commit <= MAX_TRACKED_PAGES;
+      applier ??= new LtxApplier(applyTarget, { verifyChecksums: track });
       if (last && header.minTXID !== last.txid + 1) {
+        // The image is past this file's pre-apply state: no checksum chain to
+        // follow from here, so the finished file is checksummed instead.
+        track = false;
         applier = new LtxApplier(applyTarget, { verifyChecksums: false });
         await applier.resume({
           txid: header.minTXID - 1,
@@ -230,11 +256,18 @@ export async function restore(
         });
       }
       const result = await applier.apply(decoder);
+      if (track && result.position.commit > MAX_TRACKED_PAGES) {
+        // Grown past the budget: stop tracking; the file is checksummed at the end.
+        track = false;
+        applier = new LtxApplier(applyTarget, { verifyChecksums: false });
+        await applier.resume(result.position);
+      }
       last = {
         pageSize: result.position.pageSize,
         commit: result.position.commit,
         txid: result.position.txid,
         trailerChecksum: hasNoChecksum(result.header) ? null : result.trailer.postApplyChecksum,
+        checksum: track ? result.position.checksum : undefined,
       };
       bytesDone += f.size;
       options.onProgress?.({
@@ -248,7 +281,7 @@ export async function restore(
     await applyTarget.flush();
     await fh.sync();
 
-    const checksum = await fileChecksum(fh, last.pageSize, last.commit);
+    const checksum = last.checksum ?? (await fileChecksum(fh, last.pageSize, last.commit));
     let checksumVerified: RestoreResult["checksumVerified"] = "none";
     if (head && head.txid === plan.txid && head.postApplyChecksum !== null) {
       if (head.postApplyChecksum !== checksum) {

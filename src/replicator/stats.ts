@@ -21,8 +21,9 @@ export interface ReplicatorStats {
   pageSize: number;
   /** Current WAL file size in bytes (as of the last sync). */
   walBytes: number;
-  /** Syncs run (including idle ones) and syncs that published a file. */
+  /** Syncs run (background, explicit and final; including idle and failed ones). */
   syncs: number;
+  /** Syncs that published at least one L0 file or snapshot (never more than `syncs`). */
   publishedSyncs: number;
   snapshots: number;
   /** Continuity breaks by reason. */
@@ -32,6 +33,23 @@ export interface ReplicatorStats {
   retentionDeletes: number;
   /** LTX bytes uploaded. */
   bytesUploaded: number;
+  /**
+   * Committed changes captured but not in storage yet: normally empty between
+   * syncs; while storage fails, what is kept in memory for it.
+   */
+  pending: {
+    /** SQLite transactions captured and not yet published (0 when a snapshot will cover them). */
+    transactions: number;
+    /** Bytes held for them (page images, plus the encoded upload that waits). */
+    bytes: number;
+    /** A snapshot is due (continuity lost, or the outage buffer overflowed). */
+    snapshotDue: boolean;
+  };
+  /** Since when uploads fail (ms since epoch), or null while storage works. */
+  storageFailingSince: number | null;
+  /** Times the outage buffer passed `outageBufferBytes` and was dropped for a snapshot. */
+  bufferOverflows: number;
+
   /** Store request counters (requests by kind, bytes in/out, errors, retries). */
   store: StoreCounters;
   /** Errors seen by background syncs and maintenance. */

@@ -71,6 +71,9 @@ export function walChecksum(
   s1: number,
   s2: number,
 ): [number, number] {
+  if (bigEndian === BIG_ENDIAN_PLATFORM && data.byteLength >= WORD_PATH_MIN) {
+    if ((data.byteOffset & 3) === 0) return nativeWalChecksum(data, s1, s2);
+  }
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const le = !bigEndian;
   const n = data.byteLength;
@@ -79,6 +82,24 @@ export function walChecksum(
     s2 = (s2 + view.getUint32(i + 4, le) + s1) >>> 0;
   }
   return [s1, s2];
+}
+
+// WALs written on this machine's byte order (what SQLite does) can be summed
+// over native 32-bit word loads, several times faster than DataView reads.
+const BIG_ENDIAN_PLATFORM = new Uint8Array(new Uint32Array([1]).buffer)[0] === 0;
+const WORD_PATH_MIN = 64;
+
+/** {@link walChecksum} over native-order words of 4-byte aligned `data`. */
+function nativeWalChecksum(data: Uint8Array, s1: number, s2: number): [number, number] {
+  const w = new Int32Array(data.buffer, data.byteOffset, data.byteLength >>> 2);
+  let a = s1 | 0;
+  let b = s2 | 0;
+  const n = w.length;
+  for (let i = 0; i < n; i += 2) {
+    a = (a + w[i]! + b) | 0;
+    b = (b + w[i + 1]! + a) | 0;
+  }
+  return [a >>> 0, b >>> 0];
 }
 
 /** Parses and validates a 32-byte WAL header, including its checksum. */
@@ -170,6 +191,9 @@ export function readCommittedFrames(
   );
   const buf = new Uint8Array(framesPerChunk * frameSize);
   const view = new DataView(buf.buffer);
+  // Frames are 8-byte multiples, so every frame starts on a word of `buf`.
+  const words =
+    header.bigEndianChecksum === BIG_ENDIAN_PLATFORM ? new Int32Array(buf.buffer) : undefined;
 
   const committed = new Map<number, number>();
   const pending = new Map<number, number>();
@@ -196,13 +220,26 @@ export function readCommittedFrames(
       ) {
         break reading;
       }
-      [s1, s2] = walChecksum(buf.subarray(base, base + 8), header.bigEndianChecksum, s1, s2);
-      [s1, s2] = walChecksum(
-        buf.subarray(base + WAL_FRAME_HEADER_SIZE, base + frameSize),
-        header.bigEndianChecksum,
-        s1,
-        s2,
-      );
+      if (words) {
+        // Native word order (the usual case): sum in place, no per-frame allocation.
+        let a = (s1 + words[base >>> 2]! + s2) | 0;
+        let b = (s2 + words[(base >>> 2) + 1]! + a) | 0;
+        const last = (base + frameSize) >>> 2;
+        for (let i = (base + WAL_FRAME_HEADER_SIZE) >>> 2; i < last; i += 2) {
+          a = (a + words[i]! + b) | 0;
+          b = (b + words[i + 1]! + a) | 0;
+        }
+        s1 = a >>> 0;
+        s2 = b >>> 0;
+      } else {
+        [s1, s2] = walChecksum(buf.subarray(base, base + 8), header.bigEndianChecksum, s1, s2);
+        [s1, s2] = walChecksum(
+          buf.subarray(base + WAL_FRAME_HEADER_SIZE, base + frameSize),
+          header.bigEndianChecksum,
+          s1,
+          s2,
+        );
+      }
       if (view.getUint32(base + 16) !== s1 || view.getUint32(base + 20) !== s2) break reading;
       const frameOffset = offset + base;
       pending.set(pgno, frameOffset);

@@ -41,11 +41,13 @@ import type {
   PutResult,
   StoreCounters,
 } from "./object-store.js";
+import { checkSource } from "./put-stream.js";
 import { RequestRunner, type RetryOptions } from "./request-runner.js";
 import {
   InvalidStoreArgumentError,
   NotFoundError,
   PreconditionFailedError,
+  StoreAbortedError,
   StoreRequestError,
 } from "./store-errors.js";
 import { compareKeys, describeKey, validateKey } from "./store-keys.js";
@@ -96,6 +98,11 @@ function metaFromStats(key: string, info: BigIntStats): ObjectMeta {
     etag: `${info.ino.toString(16)}-${info.size.toString(16)}-${info.mtimeNs.toString(16)}`,
     lastModified: new Date(Number(info.mtimeNs / 1_000_000n)),
   };
+}
+
+/** Carries an error thrown by a put's source through the file-writing code. */
+class SourceFailure {
+  constructor(readonly error: unknown) {}
 }
 
 /** An `ObjectStore` on a local directory. */
@@ -229,21 +236,9 @@ export class FileStore implements ObjectStore {
       options.signal,
       async ({ signal }) => {
         this.runner.counters.sent(body.length);
-        const temp = await this.writeTemp(body);
+        const temp = await this.writeTemp([body]);
         try {
-          return await this.locks.withLock(key, signal, async () => {
-            if (options.ifMatch !== undefined) {
-              const current = await stat(path, { bigint: true }).catch(() => undefined);
-              if (
-                !current?.isFile() ||
-                !sameEtag(options.ifMatch, metaFromStats(key, current).etag)
-              ) {
-                throw new PreconditionFailedError(key);
-              }
-            }
-            await this.moveIntoPlace(temp.path, path, key, options.ifNoneMatch === "*");
-            return { etag: temp.etag };
-          });
+          return await this.placeTemp(key, path, temp, options, signal);
         } finally {
           await unlink(temp.path).catch(() => {});
         }
@@ -252,8 +247,68 @@ export class FileStore implements ObjectStore {
     );
   }
 
-  /** Writes `body` to a fresh temp file with a unique mtime; returns its path and ETag. */
-  private async writeTemp(body: Uint8Array): Promise<{ path: string; etag: string }> {
+  async putStream(
+    key: string,
+    source: AsyncIterable<Uint8Array>,
+    options: PutOptions = {},
+  ): Promise<PutResult> {
+    const path = this.pathOf(key);
+    checkSource(source);
+    checkPutOptions(options);
+    this.runner.check(options.signal);
+    // The body goes to a temp file once (a stream cannot be replayed); only
+    // placing it, which is cheap and may meet a busy lock, is retried.
+    let temp: { path: string; etag: string; size: number };
+    try {
+      temp = await this.writeTemp(source, options.signal);
+    } catch (error) {
+      // The source's own errors (and aborts) propagate unchanged.
+      if (error instanceof SourceFailure) throw error.error;
+      throw this.mapError("put", key)(error);
+    }
+    try {
+      return await this.runner.run(
+        "put",
+        options.signal,
+        async ({ signal }) => {
+          this.runner.counters.sent(temp.size);
+          return this.placeTemp(key, path, temp, options, signal);
+        },
+        this.mapError("put", key),
+      );
+    } finally {
+      await unlink(temp.path).catch(() => {});
+    }
+  }
+
+  /** Moves a written temp file to `key` under the put's conditions (holding the key's lock). */
+  private placeTemp(
+    key: string,
+    path: string,
+    temp: { path: string; etag: string },
+    options: PutOptions,
+    signal: AbortSignal,
+  ): Promise<PutResult> {
+    return this.locks.withLock(key, signal, async () => {
+      if (options.ifMatch !== undefined) {
+        const current = await stat(path, { bigint: true }).catch(() => undefined);
+        if (!current?.isFile() || !sameEtag(options.ifMatch, metaFromStats(key, current).etag)) {
+          throw new PreconditionFailedError(key);
+        }
+      }
+      await this.moveIntoPlace(temp.path, path, key, options.ifNoneMatch === "*");
+      return { etag: temp.etag };
+    });
+  }
+
+  /**
+   * Writes `chunks` to a fresh temp file with a unique mtime; returns its path,
+   * size and ETag. Errors of an async source come wrapped in `SourceFailure`.
+   */
+  private async writeTemp(
+    chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+    signal?: AbortSignal,
+  ): Promise<{ path: string; etag: string; size: number }> {
     const path = join(this.tmpDir, `${randomBytes(12).toString("hex")}.tmp`);
     const handle = await open(path, "wx").catch(async (error: unknown) => {
       // First write into this root (or the directory was removed): create it once.
@@ -262,16 +317,36 @@ export class FileStore implements ObjectStore {
       return open(path, "wx");
     });
     try {
-      let written = 0;
-      while (written < body.length) {
-        const { bytesWritten } = await handle.write(body, written, body.length - written);
-        written += bytesWritten;
+      let size = 0;
+      const iterator =
+        Symbol.asyncIterator in chunks
+          ? chunks[Symbol.asyncIterator]()
+          : (chunks as Iterable<Uint8Array>)[Symbol.iterator]();
+      for (;;) {
+        let chunk: Uint8Array;
+        try {
+          if (signal?.aborted) throw new StoreAbortedError(undefined, { cause: signal.reason });
+          const next = await iterator.next();
+          if (next.done) break;
+          if (!(next.value instanceof Uint8Array)) {
+            throw new InvalidStoreArgumentError("source yielded a chunk that is not a Uint8Array");
+          }
+          chunk = next.value;
+        } catch (error) {
+          throw new SourceFailure(error);
+        }
+        let written = 0;
+        while (written < chunk.length) {
+          const { bytesWritten } = await handle.write(chunk, written, chunk.length - written);
+          written += bytesWritten;
+        }
+        size += chunk.length;
       }
       const mtime = nextMtimeSeconds();
       await handle.utimes(mtime, mtime);
       if (this.fsync) await handle.sync();
       const etag = metaFromStats("", await handle.stat({ bigint: true })).etag;
-      return { path, etag };
+      return { path, etag, size };
     } catch (error) {
       await unlink(path).catch(() => {});
       throw error;

@@ -16,6 +16,7 @@ import type {
   PutResult,
   StoreCounters,
 } from "./object-store.js";
+import { checkSource, collectChunks } from "./put-stream.js";
 import { RequestRunner, type RetryOptions } from "./request-runner.js";
 import {
   InvalidStoreArgumentError,
@@ -132,8 +133,27 @@ export class MemoryStore implements ObjectStore {
     validateKey(key);
     checkBody(body);
     checkPutOptions(options);
+    return this.store(key, body.slice(), options);
+  }
+
+  async putStream(
+    key: string,
+    source: AsyncIterable<Uint8Array>,
+    options: PutOptions = {},
+  ): Promise<PutResult> {
+    validateKey(key);
+    checkSource(source);
+    checkPutOptions(options);
+    this.runner.check(options.signal);
+    // Memory holds the whole object anyway: collect, then store like put.
+    const body = await collectChunks(source, options.signal);
+    return this.store(key, body, options);
+  }
+
+  /** Stores `copy` (owned by the store from now on) under the put's conditions. */
+  private store(key: string, copy: Uint8Array, options: PutOptions): Promise<PutResult> {
     return this.runner.run("put", options.signal, async () => {
-      this.runner.counters.sent(body.length);
+      this.runner.counters.sent(copy.length);
       const current = this.objects.get(key);
       if (options.ifNoneMatch === "*" && current) throw new PreconditionFailedError(key);
       if (
@@ -144,7 +164,6 @@ export class MemoryStore implements ObjectStore {
       }
       versions += 1;
       const etag = `${versions.toString(16).padStart(8, "0")}${etagSalt}`;
-      const copy = body.slice();
       this.objects.set(key, {
         body: copy,
         meta: { key, size: copy.length, etag, lastModified: new Date() },

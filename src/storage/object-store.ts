@@ -124,6 +124,20 @@ export interface ObjectStore {
    * an earlier, retried attempt may have written this very body).
    */
   put(key: string, body: Uint8Array, options?: PutOptions): Promise<PutResult>;
+  /**
+   * Optional: writes an object whose body arrives as chunks, without holding
+   * it all in memory (S3: a multipart upload; files: a temp file). Same
+   * atomicity, conditions and errors as `put`; an error thrown by `source`
+   * propagates unchanged and writes nothing. The source is iterated once; it
+   * may reuse a chunk's memory once the next chunk is asked for. Callers go
+   * through `putStream()` (`put-stream.ts`), which buffers and calls `put`
+   * for stores without this method.
+   */
+  putStream?(
+    key: string,
+    source: AsyncIterable<Uint8Array>,
+    options?: PutOptions,
+  ): Promise<PutResult>;
   /** One page of keys in lexicographic order of their UTF-8 bytes (S3's order). */
   list(options?: ListOptions): Promise<ListPage>;
   /** Deletes keys; absent keys are not an error. */

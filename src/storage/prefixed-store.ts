@@ -13,6 +13,7 @@ import type {
   PutResult,
   StoreCounters,
 } from "./object-store.js";
+import { putStream as streamingPut } from "./put-stream.js";
 import { NotFoundError, PreconditionFailedError, StoreClosedError } from "./store-errors.js";
 import { directoryPrefix, validateKey, validatePrefix } from "./store-keys.js";
 import { checkListOptions } from "./store-options.js";
@@ -85,6 +86,18 @@ export function prefixedStore(
     async put(key: string, body: Uint8Array, putOptions?: PutOptions): Promise<PutResult> {
       return store.put(inner(key), body, putOptions).catch(relative);
     },
+    // Offered only when the underlying store streams (callers fall back to put otherwise).
+    ...(typeof store.putStream === "function"
+      ? {
+          async putStream(
+            key: string,
+            source: AsyncIterable<Uint8Array>,
+            putOptions?: PutOptions,
+          ): Promise<PutResult> {
+            return streamingPut(store, inner(key), source, putOptions).catch(relative);
+          },
+        }
+      : {}),
     async list(listOptions: ListOptions = {}): Promise<ListPage> {
       if (closed) throw new StoreClosedError(url);
       const { prefix: sub } = checkListOptions(listOptions);

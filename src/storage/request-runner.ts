@@ -126,7 +126,7 @@ export class RequestRunner {
   }
 
   /** Throws if the store is closed or the signal has fired. */
-  private check(signal?: AbortSignal): void {
+  check(signal?: AbortSignal): void {
     if (this.closed) throw new StoreClosedError(this.describe());
     if (signal?.aborted) throw new StoreAbortedError(undefined, { cause: signal.reason });
   }

@@ -50,11 +50,13 @@ import type {
   RequestKind,
   StoreCounters,
 } from "./object-store.js";
+import { checkSource, PieceReader } from "./put-stream.js";
 import { type AttemptContext, RequestRunner, type RetryOptions } from "./request-runner.js";
 import {
   InvalidStoreArgumentError,
   NotFoundError,
   PreconditionFailedError,
+  StoreAbortedError,
   StoreRequestError,
 } from "./store-errors.js";
 import { describeKey, directoryPrefix, validateKey, validatePrefix } from "./store-keys.js";
@@ -70,6 +72,8 @@ const MIB = 1024 * 1024;
 export const MAX_PART_SIZE = 8 * MIB;
 /** S3's smallest allowed part (all but the last). */
 export const MIN_PART_SIZE = 5 * MIB;
+/** S3's most parts per multipart upload. */
+const MAX_PARTS = 10_000;
 
 /** Options of `new S3Store()`. */
 export interface S3StoreOptions {
@@ -443,7 +447,7 @@ export class S3Store implements ObjectStore {
     };
     const etag =
       body.length > this.multipartThreshold
-        ? await this.putMultipart(key, objectKey, body, options, conditions)
+        ? await this.putMultipart(key, objectKey, this.bodyParts(body), options, conditions)
         : await this.run("put", "put", key, options.signal, async ({ signal }) => {
             this.runner.counters.sent(body.length);
             try {
@@ -463,14 +467,84 @@ export class S3Store implements ObjectStore {
               throw this.conditionalFailure(key, options, error);
             }
           });
+    return this.putResult(key, etag, options);
+  }
+
+  async putStream(
+    key: string,
+    source: AsyncIterable<Uint8Array>,
+    options: PutOptions = {},
+  ): Promise<PutResult> {
+    const objectKey = this.objectKey(key);
+    checkSource(source);
+    checkPutOptions(options);
+    this.runner.check(options.signal);
+    const reader = new PieceReader(source, options.signal);
+    try {
+      // A body that fits under the threshold goes up in one request, as with put.
+      const head = await reader.read(this.multipartThreshold);
+      if (await reader.atEnd()) return await this.put(key, head, options);
+      const conditions = {
+        ...(options.ifNoneMatch === "*" ? { IfNoneMatch: "*" } : {}),
+        ...(options.ifMatch !== undefined ? { IfMatch: unquoteEtag(options.ifMatch) } : {}),
+      };
+      let prefix = head;
+      // Buffers of uploaded parts, filled again: memory stays at the parts in flight.
+      const free: Uint8Array[] = [];
+      const release = (part: Uint8Array) => {
+        if (part.byteOffset === 0 && part.buffer.byteLength === this.partSize) free.push(part);
+      };
+      // Parts of exactly partSize (the last one shorter): the bytes read ahead first.
+      const nextPart = async (): Promise<Uint8Array | undefined> => {
+        if (prefix.length >= this.partSize) {
+          const part = prefix.subarray(0, this.partSize);
+          prefix = prefix.subarray(this.partSize);
+          return part;
+        }
+        const more = await reader.read(
+          this.partSize - prefix.length,
+          prefix.length === 0 ? free.pop() : undefined,
+        );
+        let part = more;
+        if (prefix.length > 0) {
+          part = new Uint8Array(prefix.length + more.length);
+          part.set(prefix);
+          part.set(more, prefix.length);
+          prefix = new Uint8Array(0);
+        }
+        return part.length > 0 ? part : undefined;
+      };
+      const etag = await this.putMultipart(key, objectKey, nextPart, options, conditions, release);
+      return await this.putResult(key, etag, options);
+    } finally {
+      await reader.cancel();
+    }
+  }
+
+  /** The put's result; some servers omit the ETag header, and the contract promises one. */
+  private async putResult(
+    key: string,
+    etag: string | undefined,
+    options: PutOptions,
+  ): Promise<PutResult> {
     if (etag) return { etag: unquoteEtag(etag) };
-    // Some servers omit the ETag header; the contract promises one.
     const meta = await this.head(key, options);
     if (!meta)
       throw new StoreRequestError(`S3 put ${describeKey(key)}: object vanished`, {
         retryable: false,
       });
     return { etag: meta.etag };
+  }
+
+  /** The parts of an in-memory body, one per call (views, not copies). */
+  private bodyParts(body: Uint8Array): () => Promise<Uint8Array | undefined> {
+    let offset = 0;
+    return async () => {
+      if (offset >= body.length) return undefined;
+      const part = body.subarray(offset, offset + this.partSize);
+      offset += part.length;
+      return part;
+    };
   }
 
   /** A put failure as `PreconditionFailedError` when it is one, else unchanged. */
@@ -486,12 +560,19 @@ export class S3Store implements ObjectStore {
     return error;
   }
 
+  /**
+   * Uploads the parts `nextPart` yields (in order; `undefined` ends them).
+   * Parts are asked for one at a time and only when an upload slot is free,
+   * so at most `partConcurrency` parts are held at once. Each part, once
+   * uploaded, goes to `release` (which may reuse its memory).
+   */
   private async putMultipart(
     key: string,
     objectKey: string,
-    body: Uint8Array,
+    nextPart: () => Promise<Uint8Array | undefined>,
     options: PutOptions,
     conditions: { IfNoneMatch?: string; IfMatch?: string },
+    release?: (part: Uint8Array) => void,
   ): Promise<string | undefined> {
     const created = await this.run(
       "put",
@@ -519,13 +600,35 @@ export class S3Store implements ObjectStore {
     const onAbort = () => stop.abort(options.signal?.reason);
     options.signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      const count = Math.ceil(body.length / this.partSize);
-      const etags: string[] = new Array(count);
-      let next = 0;
+      const etags: string[] = [];
+      let count = 0;
+      let ended = false;
+      // Parts are read one at a time, in order, whatever the number of workers.
+      let reading: Promise<unknown> = Promise.resolve();
+      const take = (): Promise<{ index: number; part: Uint8Array } | undefined> => {
+        const taken = reading.then(async () => {
+          if (ended || stop.signal.aborted) return undefined;
+          const part = await nextPart();
+          if (!part) {
+            ended = true;
+            return undefined;
+          }
+          if (count >= MAX_PARTS) {
+            throw new StoreRequestError(
+              `S3 put ${describeKey(key)} in ${this.url}: body needs more than ${MAX_PARTS} parts`,
+              { retryable: false },
+            );
+          }
+          return { index: count++, part };
+        });
+        reading = taken.catch(() => {});
+        return taken;
+      };
       const worker = async () => {
-        while (next < count && !stop.signal.aborted) {
-          const index = next++;
-          const part = body.subarray(index * this.partSize, (index + 1) * this.partSize);
+        while (!stop.signal.aborted) {
+          const piece = await take();
+          if (!piece) break;
+          const { index, part } = piece;
           const uploaded = await this.run("put", "upload part", key, stop.signal, ({ signal }) => {
             this.runner.counters.sent(part.length);
             return this.client.send(
@@ -546,16 +649,21 @@ export class S3Store implements ObjectStore {
             });
           }
           etags[index] = uploaded.ETag;
+          release?.(part);
         }
       };
       await Promise.all(
-        Array.from({ length: Math.min(this.partConcurrency, count) }, () =>
+        Array.from({ length: this.partConcurrency }, () =>
           worker().catch((error: unknown) => {
             stop.abort(error);
             throw error;
           }),
         ),
       );
+      if (!ended) {
+        // Every worker stopped without an error: only the caller's signal does that.
+        throw new StoreAbortedError(undefined, { cause: options.signal?.reason });
+      }
       if (options.ifNoneMatch === "*" || options.ifMatch !== undefined) {
         // Servers that ignore conditions on CompleteMultipartUpload (RGW 16, emulators)
         // still get this check, made as late as possible; AWS enforces it atomically.

@@ -23,6 +23,7 @@ import type {
   RequestKind,
   StoreCounters,
 } from "../storage/object-store.js";
+import { putStream } from "../storage/put-stream.js";
 import {
   PreconditionFailedError,
   StoreAbortedError,
@@ -246,6 +247,30 @@ export class FaultyStore implements ObjectStore {
       throw new PreconditionFailedError(key);
     }
     const res = await this.#inner.put(key, body, options);
+    if (kind === "lostResponse") {
+      this.#record("put", key, kind);
+      throw this.#error("put", key, "ECONNRESET", undefined, "connection reset after the request");
+    }
+    return res;
+  }
+
+  /**
+   * Streams to the inner store (buffering for stores without `putStream`),
+   * with the same faults as `put`: one decision for the whole upload.
+   */
+  async putStream(
+    key: string,
+    source: AsyncIterable<Uint8Array>,
+    options?: PutOptions,
+  ): Promise<PutResult> {
+    const conditional = options?.ifMatch !== undefined || options?.ifNoneMatch !== undefined;
+    const kind = this.#decide("put", key, conditional);
+    await this.#before("put", key, kind, options?.signal);
+    if (kind === "precondition") {
+      this.#record("put", key, kind);
+      throw new PreconditionFailedError(key);
+    }
+    const res = await putStream(this.#inner, key, source, options);
     if (kind === "lostResponse") {
       this.#record("put", key, kind);
       throw this.#error("put", key, "ECONNRESET", undefined, "connection reset after the request");

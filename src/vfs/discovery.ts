@@ -122,6 +122,12 @@ export class Discovery {
   /** ETag of the last head read, adopted by {@link acknowledge} once its plan was applied. */
   #pendingEtag: string | undefined;
   #head: HeadObject | undefined;
+  /**
+   * Key of the snapshot the served version was fully planned from (head mode),
+   * and that of the last full plan handed out, adopted by {@link acknowledge}.
+   */
+  #base: string | undefined;
+  #pendingBase: string | undefined;
   #listPolls = 0;
   readonly #headProbeEvery: number;
 
@@ -149,6 +155,7 @@ export class Discovery {
    */
   async poll(current: Position | undefined, forceReplan = false): Promise<DiscoveryResult> {
     this.#pendingEtag = undefined;
+    this.#pendingBase = undefined;
     if (forceReplan) this.#etag = undefined;
     if (this.#mode === "list") {
       this.#listPolls++;
@@ -179,7 +186,9 @@ export class Discovery {
   /** The caller applied the last poll's result: later polls are conditional on its head. */
   acknowledge(): void {
     if (this.#pendingEtag !== undefined) this.#etag = this.#pendingEtag;
+    if (this.#pendingBase !== undefined) this.#base = this.#pendingBase;
     this.#pendingEtag = undefined;
+    this.#pendingBase = undefined;
   }
 
   /**
@@ -237,12 +246,18 @@ export class Discovery {
       ...(head.skeleton ? { skeleton: head.skeleton } : {}),
       ...(head.page1 ? { page1: head.page1 } : {}),
     };
+    // A new snapshot in the head (periodic ones keep the generation) also means
+    // a full plan: an incremental version keeps pages located in the old
+    // snapshot and its deltas, which retention deletes once they leave the head.
+    const snapshot = head.files.find((f) => f.level === SNAPSHOT_LEVEL)?.key;
     if (
       !current ||
       forceReplan ||
       current.generation !== head.generation ||
-      head.txid < current.txid
+      head.txid < current.txid ||
+      (snapshot !== undefined && snapshot !== this.#base)
     ) {
+      this.#pendingBase = snapshot;
       return full;
     }
     if (head.txid === current.txid) return { kind: "unchanged" };

@@ -13,4 +13,9 @@ export type { BindValue, ExecuteResult, SqlParams, SqlValue } from "./replica-co
 export type { ReplicaHealth, ReplicaStatus } from "./replica-core.js";
 export { ReplicaError, ReplicaQueryError } from "./replica-error.js";
 export type { ReplicaRequestKind, RequestTally } from "./request-stats.js";
-export { type SqliteWasm, type SqliteWasmSource, setDefaultSqliteWasm } from "./sqlite-runtime.js";
+export {
+  type SqliteWasm,
+  type SqliteWasmSource,
+  setDefaultSqliteWasm,
+  setDefaultSyncSqliteWasm,
+} from "./sqlite-runtime.js";

@@ -2,21 +2,29 @@
  * One SQLite connection of a replica: its own wa-sqlite module instance (a
  * module must never be entered twice at once), the replica VFS registered in
  * it. Callers serialize every call into it (see `Replica`).
+ *
+ * Over the async build, reads of pages not cached suspend SQLite until they
+ * arrive. Over the plain build, such a read fails the statement with
+ * SQLITE_IOERR and records a miss ({@link ReplicaConnection.takeMisses}): the
+ * caller waits for it and runs the statement again (`HybridConnection`).
  */
 import * as SQLite from "@journeyapps/wa-sqlite";
 import type { ReplicaCore } from "./replica-core.js";
 import { ReplicaError, ReplicaQueryError } from "./replica-error.js";
 import { ReplicaVfs } from "./replica-vfs.js";
-import { instantiateSqlite } from "./sqlite-runtime.js";
+import { instantiateSqlite, type SqliteBuild } from "./sqlite-runtime.js";
 import {
+  changesConnectionState,
   columnNames,
   errorMessage,
   parameterNames,
   readRow,
   reprepareCount,
   resetStatement,
+  resetStatementSync,
   type SqlValue,
   stepStatement,
+  stepStatementSync,
   TextBinder,
   type WasmSqliteModule,
 } from "./wasm-statement.js";
@@ -47,6 +55,8 @@ const MAX_CACHED_STATEMENTS = 64;
 const SQLITE_ROW = 100;
 const SQLITE_DONE = 101;
 const NO_COLUMNS: readonly string[] = Object.freeze([]);
+/** Attempts at opening a plain-build connection whose first reads miss the page cache. */
+const MAX_OPEN_ATTEMPTS = 8;
 
 function isSqliteError(err: unknown): err is Error & { code: number } {
   return err instanceof Error && typeof (err as { code?: unknown }).code === "number";
@@ -60,6 +70,8 @@ interface Prepared {
   /** Column names, valid while the statement's re-prepare count is `reprepares`. */
   columns: readonly string[];
   reprepares: number;
+  /** Leaves state on the connection (temp tables, settings): see {@link ReplicaConnection.hasState}. */
+  stateful: boolean;
 }
 
 /** Options of {@link ReplicaConnection.open}. */
@@ -77,6 +89,11 @@ export class ReplicaConnection {
   readonly #vfs: ReplicaVfs;
   readonly #core: ReplicaCore;
   readonly #text: TextBinder;
+  /** Which wa-sqlite build the connection runs on. */
+  readonly build: SqliteBuild;
+  /** `sqlite3_step` / `sqlite3_reset` as fits the build (raw exports on the plain build). */
+  readonly #step: (module: WasmSqliteModule, stmt: number) => number | Promise<number>;
+  readonly #reset: (module: WasmSqliteModule, stmt: number) => number | Promise<number>;
   #closed = false;
   /** Prepared single statements by SQL text, least recently used first. */
   readonly #statements = new Map<string, Prepared>();
@@ -84,6 +101,14 @@ export class ReplicaConnection {
   #lastSql: string | undefined;
   /** Statements to run before the first caller's. */
   #setup: string[] | undefined;
+  /** Set while running the connection's own statements (setup, version release). */
+  #internal = false;
+  /**
+   * True once a caller's statement that may leave state on the connection
+   * (a temp table, a PRAGMA setting, an ATTACH) succeeded: later statements
+   * may depend on it, so they must run on this connection.
+   */
+  hasState = false;
 
   private constructor(
     sqlite3: SQLiteAPI,
@@ -91,7 +116,11 @@ export class ReplicaConnection {
     db: number,
     vfs: ReplicaVfs,
     core: ReplicaCore,
+    build: SqliteBuild,
   ) {
+    this.build = build;
+    this.#step = build === "sync" ? stepStatementSync : stepStatement;
+    this.#reset = build === "sync" ? resetStatementSync : resetStatement;
     this.#sqlite3 = sqlite3;
     this.#module = module;
     this.#db = db;
@@ -100,20 +129,43 @@ export class ReplicaConnection {
     this.#text = new TextBinder(module);
   }
 
-  /** Instantiates a module, registers the VFS and opens the database read-only. */
+  /**
+   * Instantiates a module of `build` (`wasm` must be that build), registers
+   * the VFS and opens the database read-only.
+   */
   static async open(
     core: ReplicaCore,
     wasm: WebAssembly.Module,
     options: ReplicaConnectionOptions,
+    build: SqliteBuild = "async",
   ): Promise<ReplicaConnection> {
-    const { module, sqlite3 } = await instantiateSqlite(wasm);
+    const { module, sqlite3 } = await instantiateSqlite(wasm, build);
     vfsCounter++;
-    const vfs = new ReplicaVfs(`pagecast-${vfsCounter}`, module, core, DB_NAME, options);
+    const vfs = new ReplicaVfs(`pagecast-${vfsCounter}`, module, core, DB_NAME, {
+      readAheadPages: options.readAheadPages,
+      suspend: build === "async",
+    });
     sqlite3.vfs_register(vfs, false);
-    const db = await sqlite3.open_v2(DB_NAME, SQLite.SQLITE_OPEN_READONLY, vfs.name);
-    const conn = new ReplicaConnection(sqlite3, module as WasmSqliteModule, db, vfs, core);
+    let db: number;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        db = await sqlite3.open_v2(DB_NAME, SQLite.SQLITE_OPEN_READONLY, vfs.name);
+        break;
+      } catch (err) {
+        // Plain build: opening read a page not cached yet; it is on its way.
+        const misses = vfs.takeMisses();
+        if (!misses || attempt >= MAX_OPEN_ATTEMPTS) throw err;
+        await Promise.all(misses);
+      }
+    }
+    const conn = new ReplicaConnection(sqlite3, module as WasmSqliteModule, db, vfs, core, build);
     // Sorters and temp tables must never try to create files next to the replica.
-    await conn.execute("PRAGMA temp_store = memory");
+    conn.#internal = true;
+    try {
+      await conn.execute("PRAGMA temp_store = memory");
+    } finally {
+      conn.#internal = false;
+    }
     // Keep the read lock (and with it the pinned version and SQLite's page
     // cache) between transactions: no lock, unlock, journal probe, file size
     // and change-counter read per statement. `releaseVersion` lets go of it
@@ -129,7 +181,7 @@ export class ReplicaConnection {
 
   /** True while an explicit transaction (BEGIN ...) is open on this connection. */
   get inTransaction(): boolean {
-    return this.#sqlite3.get_autocommit(this.#db) === 0;
+    return this.#module._sqlite3_get_autocommit(this.#db) === 0;
   }
 
   /**
@@ -143,20 +195,35 @@ export class ReplicaConnection {
   }
 
   /**
+   * Plain build: the fetches of the pages whose reads failed the last
+   * statement (it failed with SQLITE_IOERR because of them), or `undefined`.
+   * Once they have settled, running the statement again gets further.
+   */
+  takeMisses(): Promise<unknown>[] | undefined {
+    return this.#vfs.takeMisses();
+  }
+
+  /**
    * Drops the read lock SQLite keeps in exclusive locking mode, so the next
    * transaction pins the newest version (SQLite then sees a new file change
    * counter and drops its page cache). Only between transactions.
    */
   async releaseVersion(): Promise<void> {
-    await this.execute("PRAGMA locking_mode = NORMAL");
+    const internal = this.#internal;
+    this.#internal = true;
     try {
-      // Any statement that reads the file ends by unlocking it in normal mode.
-      await this.execute("PRAGMA schema_version");
-    } catch {
-      // Even a failed read (the old version's files may be gone) ends the
-      // read transaction, and with it the lock.
+      await this.execute("PRAGMA locking_mode = NORMAL");
+      try {
+        // Any statement that reads the file ends by unlocking it in normal mode.
+        await this.execute("PRAGMA schema_version");
+      } catch {
+        // Even a failed read (the old version's files may be gone) ends the
+        // read transaction, and with it the lock.
+      }
+      await this.execute("PRAGMA locking_mode = EXCLUSIVE");
+    } finally {
+      this.#internal = internal;
     }
-    await this.execute("PRAGMA locking_mode = EXCLUSIVE");
   }
 
   /**
@@ -169,6 +236,8 @@ export class ReplicaConnection {
     if (this.#closed) throw new ReplicaError("REPLICA_CLOSED", "the connection is closed");
     if (this.#setup !== undefined) return this.#setupThen(sql, params);
     this.#vfs.lastError = undefined;
+    // Misses of an earlier statement nobody ran again.
+    if (this.#vfs.missed) this.#vfs.takeMisses();
     const cached = this.#statements.get(sql);
     if (cached === undefined) {
       return this.#prepareAndRun(sql, params).then(
@@ -200,12 +269,16 @@ export class ReplicaConnection {
   async #setupThen(sql: string, params: SqlParams | undefined): Promise<ExecuteResult> {
     const setup = this.#setup ?? [];
     this.#setup = undefined;
+    const internal = this.#internal;
+    this.#internal = true;
     try {
       for (const stmt of setup) await this.execute(stmt);
     } catch (err) {
       // Tried again before the next statement (e.g. after a storage error).
       this.#setup = setup;
       throw err;
+    } finally {
+      this.#internal = internal;
     }
     return this.execute(sql, params);
   }
@@ -216,7 +289,9 @@ export class ReplicaConnection {
   }
 
   async #failedCached(sql: string, cached: Prepared, err: unknown): Promise<never> {
-    // A statement that failed is prepared afresh next time.
+    // A page miss (plain build) says nothing about the statement: keep it for the next run.
+    if (this.#vfs.missed) return this.#failed(err);
+    // A statement that failed otherwise is prepared afresh next time.
     if (this.#statements.get(sql) === cached) this.#statements.delete(sql);
     if (this.#lastSql === sql) this.#lastSql = undefined;
     await this.#sqlite3.finalize(cached.stmt).catch(() => {});
@@ -251,6 +326,7 @@ export class ReplicaConnection {
           params: parameterNames(module, stmt),
           columns: NO_COLUMNS,
           reprepares: -1,
+          stateful: !this.#internal && changesConnectionState(module, stmt),
         };
         prepared.push(p);
         const r = await this.#runPrepared(p, params);
@@ -269,7 +345,7 @@ export class ReplicaConnection {
     const module = this.#module;
     const rows: SqlValue[][] = [];
     for (;;) {
-      const rc = stepStatement(module, p.stmt);
+      const rc = this.#step(module, p.stmt);
       if (typeof rc !== "number") return this.#stepAsync(p, rows, rc);
       if (rc !== SQLITE_ROW) return this.#finish(p, rows, rc);
       rows.push(readRow(module, p.stmt));
@@ -286,7 +362,7 @@ export class ReplicaConnection {
     let rc = await pending;
     while (rc === SQLITE_ROW) {
       rows.push(readRow(module, p.stmt));
-      const next = stepStatement(module, p.stmt);
+      const next = this.#step(module, p.stmt);
       rc = typeof next === "number" ? next : await next;
     }
     return this.#finish(p, rows, rc);
@@ -297,13 +373,14 @@ export class ReplicaConnection {
     const module = this.#module;
     const error =
       rc === SQLITE_DONE ? undefined : new SQLite.SQLiteError(errorMessage(module, this.#db), rc);
-    const reset = resetStatement(module, p.stmt);
+    const reset = this.#reset(module, p.stmt);
     if (typeof reset !== "number") return reset.then(() => this.#result(p, rows, error));
     return this.#result(p, rows, error);
   }
 
   #result(p: Prepared, rows: SqlValue[][], error: Error | undefined): ExecuteResult {
     if (error) throw error;
+    if (p.stateful) this.hasState = true;
     // A schema change re-prepares the statement; its columns may have changed.
     const reprepares = reprepareCount(this.#module, p.stmt);
     if (reprepares !== p.reprepares) {

@@ -379,7 +379,9 @@ export class ReplicaCore {
     this.#discovery.acknowledge();
     // Everything published when the poll started is now applied.
     this.#lastConfirmedAt = started;
-    this.#needsReplan = false;
+    // Only a replanning poll answers a missing file seen meanwhile: a plain poll
+    // that was already running when a read found one still extends the stale plan.
+    if (replan) this.#needsReplan = false;
   }
 
   async #apply(

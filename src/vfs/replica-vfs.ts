@@ -9,6 +9,11 @@
  * reads of pages not cached yet suspend SQLite; every other call answers
  * synchronously. Temporary files (sorters, temp tables) live in memory. Every
  * write fails with SQLITE_READONLY.
+ *
+ * Registered in wa-sqlite's plain (synchronous) build, the VFS cannot
+ * suspend: a read of a page not cached yet starts its fetch, records it as a
+ * miss and fails with SQLITE_IOERR_READ; the caller waits for the misses and
+ * runs the statement again (see `HybridConnection`).
  */
 
 import { FacadeVFS } from "@journeyapps/wa-sqlite/src/FacadeVFS.js";
@@ -43,6 +48,10 @@ export class ReplicaVfs extends FacadeVFS {
   readonly #dbName: string;
   readonly #files = new Map<number, OpenFile>();
   readonly #readAheadPages: number;
+  /** False in the plain build: reads of pages not cached fail and are recorded as misses. */
+  readonly #suspend: boolean;
+  /** Fetches of pages whose reads failed since the last {@link takeMisses} (plain build). */
+  #misses: Promise<unknown>[] = [];
   /** The last failure of a read, so the query layer can report the cause of SQLITE_IOERR. */
   lastError: unknown;
 
@@ -51,12 +60,30 @@ export class ReplicaVfs extends FacadeVFS {
     module: object,
     core: ReplicaCore,
     dbName: string,
-    options: { readAheadPages: number },
+    options: { readAheadPages: number; suspend?: boolean },
   ) {
     super(name, module);
     this.#core = core;
     this.#dbName = dbName;
     this.#readAheadPages = options.readAheadPages;
+    this.#suspend = options.suspend ?? true;
+  }
+
+  /**
+   * The fetches of pages that reads failed on (plain build) since the last
+   * call, or `undefined` when none did. Wait for them, then run the failed
+   * statement again. Their rejections are handled (awaiting them still sees them).
+   */
+  takeMisses(): Promise<unknown>[] | undefined {
+    if (this.#misses.length === 0) return undefined;
+    const misses = this.#misses;
+    this.#misses = [];
+    return misses;
+  }
+
+  /** True when reads failed on pages not cached (plain build) since the last {@link takeMisses}. */
+  get missed(): boolean {
+    return this.#misses.length > 0;
   }
 
   /**
@@ -121,7 +148,7 @@ export class ReplicaVfs extends FacadeVFS {
    * of the whole wasm stack per call.
    */
   override hasAsyncMethod(methodName: string): boolean {
-    return methodName === "xRead";
+    return this.#suspend && methodName === "xRead";
   }
 
   /**
@@ -129,9 +156,10 @@ export class ReplicaVfs extends FacadeVFS {
    * synchronously: wa-sqlite's relay hands the result to Asyncify's
    * `handleAsync`, which only unwinds the stack when the returned thenable
    * settles later. A real promise (a page fetch) suspends SQLite as before.
-   * Never throws (a throw would cross into wasm).
+   * In the plain build the result is always a number. Never throws (a throw
+   * would cross into wasm).
    */
-  override jRead(pFile: number, pData: Uint8Array, iOffset: number): SyncOrAsyncResult {
+  override jRead(pFile: number, pData: Uint8Array, iOffset: number): SyncOrAsyncResult | number {
     let rc: number | Promise<number>;
     try {
       rc = this.#read(pFile, pData, iOffset);
@@ -139,7 +167,8 @@ export class ReplicaVfs extends FacadeVFS {
       this.lastError = err;
       rc = VFS.SQLITE_IOERR_READ;
     }
-    return typeof rc === "number" ? settled(rc) : rc;
+    if (typeof rc !== "number") return rc;
+    return this.#suspend ? settled(rc) : rc;
   }
 
   #read(pFile: number, pData: Uint8Array, iOffset: number): number | Promise<number> {
@@ -175,6 +204,12 @@ export class ReplicaVfs extends FacadeVFS {
       const n = Math.min(pageSize - inPage, total - done);
       const page = this.#core.readPage(version, pgno, file.tracker);
       if (page instanceof Promise) {
+        if (!this.#suspend) {
+          // Nothing may touch pData once this returns: SQLite reuses the buffer.
+          page.catch(() => {});
+          this.#misses.push(page);
+          return VFS.SQLITE_IOERR_READ;
+        }
         return this.#readAfter(page, file, version, pData, iOffset, done, inPage, n);
       }
       pData.set(page.subarray(inPage, inPage + n), done);

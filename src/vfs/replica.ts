@@ -5,17 +5,21 @@
 import type { RestoreTarget } from "../layout/index.js";
 import type { ObjectStore } from "../storage/object-store.js";
 import { type OpenStoreOptions, openStore } from "../storage/open-store.js";
-import {
-  type ExecuteResult,
-  ReplicaConnection,
-  type ReplicaConnectionOptions,
-  type SqlParams,
-  type SqlValue,
+import { HybridConnection, type SqliteModules } from "./hybrid-connection.js";
+import type {
+  ExecuteResult,
+  ReplicaConnectionOptions,
+  SqlParams,
+  SqlValue,
 } from "./replica-connection.js";
 import { ReplicaCore, type ReplicaStatus } from "./replica-core.js";
 import { ReplicaError, ReplicaQueryError } from "./replica-error.js";
 import { SerialQueue } from "./serial-queue.js";
-import { compileSqliteWasm, type SqliteWasmSource } from "./sqlite-runtime.js";
+import {
+  compileSqliteWasm,
+  resolveSyncSqliteWasm,
+  type SqliteWasmSource,
+} from "./sqlite-runtime.js";
 
 /** Options of {@link openReplica}. */
 export interface ReplicaOptions {
@@ -57,6 +61,14 @@ export interface ReplicaOptions {
   rootPrefetchFanout?: number;
   /** The wa-sqlite-async WebAssembly module or bytes (Workers: the imported `.wasm` module). */
   wasm?: SqliteWasmSource;
+  /**
+   * wa-sqlite's plain build (`@journeyapps/wa-sqlite/dist/wa-sqlite.wasm`,
+   * same release as `wasm`), module or bytes: statements whose pages are
+   * cached run on it, about half again as fast as on the async build. Default:
+   * the one paired with `wasm` or registered (`pagecast/node` registers the
+   * package's); `false`: async build only (half the memory per connection).
+   */
+  syncWasm?: SqliteWasmSource | false;
   /** Options for `openStore` when opening by URL. */
   storeOptions?: OpenStoreOptions;
   /** Close the store on `close()` (default: true when opened by URL, false for a given store). */
@@ -72,9 +84,9 @@ export interface ReplicaStoreOptions extends ReplicaOptions {
 
 interface Slot {
   queue: SerialQueue;
-  conn: Promise<ReplicaConnection>;
+  conn: Promise<HybridConnection>;
   /** The connection once open (no await needed on the warm path). */
-  ready: ReplicaConnection | undefined;
+  ready: HybridConnection | undefined;
 }
 
 /** Rows returned by {@link Replica.query}. */
@@ -135,7 +147,7 @@ function rowsToObjects<T extends Row>(result: ExecuteResult): T[] {
  */
 export class Replica {
   readonly #core: ReplicaCore;
-  readonly #wasm: WebAssembly.Module;
+  readonly #modules: SqliteModules;
   readonly #maxConnections: number;
   readonly #connectionOptions: ReplicaConnectionOptions;
   /** Connections with their queues; a slot's queue exists before its connection finished opening. */
@@ -148,8 +160,8 @@ export class Replica {
   /** @internal Use {@link openReplica}. */
   constructor(init: {
     core: ReplicaCore;
-    wasm: WebAssembly.Module;
-    first: ReplicaConnection;
+    modules: SqliteModules;
+    first: HybridConnection;
     maxConnections: number;
     connectionOptions: ReplicaConnectionOptions;
     store: ObjectStore;
@@ -157,7 +169,7 @@ export class Replica {
     backgroundPollMs: number | undefined;
   }) {
     this.#core = init.core;
-    this.#wasm = init.wasm;
+    this.#modules = init.modules;
     this.#slots.push({
       queue: new SerialQueue(),
       conn: Promise.resolve(init.first),
@@ -210,7 +222,8 @@ export class Replica {
     this.#assertOpen();
     const slot = this.#pick();
     return slot.queue.run(async () => {
-      const conn = await slot.conn;
+      // Transactions run on the async build: they wait for pages in place.
+      const conn = await (await slot.conn).transactional();
       await this.#core.pollIfDue();
       if (conn.holdsStaleVersion) await conn.releaseVersion();
       await conn.execute("BEGIN");
@@ -299,7 +312,7 @@ export class Replica {
   }
 
   async #runAsync(
-    conn: ReplicaConnection,
+    conn: HybridConnection,
     sql: string,
     params: SqlParams | undefined,
     polling: Promise<void> | undefined,
@@ -321,7 +334,7 @@ export class Replica {
    * (only outside explicit transactions, which must keep their version).
    */
   async #retryAfterReplan(
-    conn: ReplicaConnection,
+    conn: HybridConnection,
     sql: string,
     params: SqlParams | undefined,
     err: unknown,
@@ -349,7 +362,7 @@ export class Replica {
     if (this.#slots.length < this.#maxConnections) {
       const slot: Slot = {
         queue: new SerialQueue(),
-        conn: ReplicaConnection.open(this.#core, this.#wasm, this.#connectionOptions),
+        conn: HybridConnection.open(this.#core, this.#modules, this.#connectionOptions),
         ready: undefined,
       };
       slot.conn.then(
@@ -405,7 +418,11 @@ export async function openReplica(
       : positive(opts.backgroundPollMs, 0, "backgroundPollMs", 10);
 
   // Compiling the wasm overlaps with the first storage round trips.
-  const wasmPromise = compileSqliteWasm(opts.wasm);
+  const syncSource = resolveSyncSqliteWasm(opts.wasm, opts.syncWasm);
+  const wasmPromise = Promise.all([
+    compileSqliteWasm(opts.wasm),
+    syncSource === undefined ? undefined : compileSqliteWasm(syncSource),
+  ]);
   wasmPromise.catch(() => {});
   const store =
     typeof target === "string" ? await openStore(target, opts.storeOptions) : target.store;
@@ -423,15 +440,16 @@ export async function openReplica(
       ...(at ? { at } : {}),
       ...(opts.clock ? { now: opts.clock } : {}),
     });
-    const [wasm] = await Promise.all([wasmPromise, core.open()]);
+    const [[asyncModule, syncModule]] = await Promise.all([wasmPromise, core.open()]);
+    const modules: SqliteModules = { async: asyncModule, sync: syncModule };
     const connectionOptions: ReplicaConnectionOptions = {
       readAheadPages,
       sqliteCacheKiB: Math.max(64, Math.floor(sqliteCacheBytes / 1024)),
     };
-    const first = await ReplicaConnection.open(core, wasm, connectionOptions);
+    const first = await HybridConnection.open(core, modules, connectionOptions);
     return new Replica({
       core,
-      wasm,
+      modules,
       first,
       maxConnections,
       connectionOptions,

@@ -47,6 +47,13 @@ export interface WasmSqliteModule {
   _sqlite3_bind_parameter_name(stmt: number, i: number): number;
   _sqlite3_stmt_status(stmt: number, op: number, reset: number): number;
   _sqlite3_errmsg(db: number): number;
+  _sqlite3_get_autocommit(db: number): number;
+  /** Plain build only: in the async build a direct call cannot suspend. */
+  _sqlite3_step(stmt: number): number;
+  /** Plain build only (see `_sqlite3_step`). */
+  _sqlite3_reset(stmt: number): number;
+  _sqlite3_stmt_readonly(stmt: number): number;
+  _sqlite3_sql(stmt: number): number;
 }
 
 /** A value SQLite returns: INTEGER (bigint beyond 2^53), REAL, TEXT, BLOB, NULL. */
@@ -70,6 +77,19 @@ export function stepStatement(module: WasmSqliteModule, stmt: number): number | 
   return module.ccall("sqlite3_step", "number", STEP_ARGS, [stmt]);
 }
 
+/**
+ * `sqlite3_step` for wa-sqlite's plain build, which never suspends: the raw
+ * export, without `ccall`'s name lookup and argument conversion.
+ */
+export function stepStatementSync(module: WasmSqliteModule, stmt: number): number {
+  return module._sqlite3_step(stmt);
+}
+
+/** `sqlite3_reset` for the plain build (see {@link stepStatementSync}). */
+export function resetStatementSync(module: WasmSqliteModule, stmt: number): number {
+  return module._sqlite3_reset(stmt);
+}
+
 /** `sqlite3_reset`, same contract as {@link stepStatement}. */
 export function resetStatement(module: WasmSqliteModule, stmt: number): number | Promise<number> {
   return module.ccall("sqlite3_reset", "number", STEP_ARGS, [stmt]);
@@ -83,6 +103,17 @@ export function reprepareCount(module: WasmSqliteModule, stmt: number): number {
 /** The connection's last error message. */
 export function errorMessage(module: WasmSqliteModule, db: number): string {
   return module.UTF8ToString(module._sqlite3_errmsg(db));
+}
+
+/**
+ * Whether running `stmt` may leave state behind on its connection that later
+ * statements depend on: writes (temp tables), settings (PRAGMA), attached
+ * databases. Errs on the side of true for any PRAGMA, ATTACH or DETACH.
+ */
+export function changesConnectionState(module: WasmSqliteModule, stmt: number): boolean {
+  if (module._sqlite3_stmt_readonly(stmt) === 0) return true;
+  const sql = module.UTF8ToString(module._sqlite3_sql(stmt));
+  return /^[\s;]*(PRAGMA|ATTACH|DETACH)\b/i.test(sql);
 }
 
 /** The statement's column names. */

@@ -59,6 +59,11 @@ beforeAll(async () => {
         path: "wa-sqlite-async.wasm",
         contents: readFileSync(require.resolve("@journeyapps/wa-sqlite/dist/wa-sqlite-async.wasm")),
       },
+      {
+        type: "CompiledWasm",
+        path: "wa-sqlite.wasm",
+        contents: readFileSync(require.resolve("@journeyapps/wa-sqlite/dist/wa-sqlite.wasm")),
+      },
     ],
     compatibilityDate: "2025-09-01",
     bindings: {

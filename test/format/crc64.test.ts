@@ -3,9 +3,12 @@ import { describe, expect, test } from "vitest";
 import {
   CHECKSUM_FLAG,
   Crc64,
+  Crc64Combiner,
   crc64,
   DatabaseChecksum,
   databaseChecksum,
+  decodeLtx,
+  encodeLtx,
   LtxError,
   lockPgno,
   pageChecksum,
@@ -65,6 +68,59 @@ describe("crc64 (CRC-64/ISO as Go computes it)", () => {
         expect(c.value).toBe(crc64Reference(view.subarray(s, len - 1)));
       }
     }
+  });
+});
+
+describe("Crc64Combiner", () => {
+  test("crc(A ‖ B) from crc(A) and crc(B) matches the reference for many lengths", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), fc.uint8Array({ maxLength: 300 }), (a, b) => {
+        const joined = new Uint8Array(a.length + b.length);
+        joined.set(a);
+        joined.set(b, a.length);
+        const c = new Crc64().update(a);
+        const cb = new Crc64().update(b);
+        Crc64Combiner.for(b.length).append(c, cb.hi, cb.lo);
+        expect(c.value).toBe(crc64Reference(joined));
+      }),
+      { numRuns: 200 },
+    );
+    for (const n of [4096, 65536]) {
+      const a = new Uint8Array(13).map((_, i) => i * 7);
+      const b = new Uint8Array(n).map((_, i) => (i * 31) ^ (i >>> 8));
+      const c = new Crc64().update(a);
+      const cb = new Crc64().update(b);
+      Crc64Combiner.for(n).append(c, cb.hi, cb.lo);
+      expect(c.value).toBe(new Crc64().update(a).update(b).value);
+    }
+  });
+
+  test("decoded pages carry their page checksum, computed with the file checksum", () => {
+    for (const pageSize of [512, 4096]) {
+      const pages = [1, 2, 3].map((pgno) => ({
+        pgno,
+        data: new Uint8Array(pageSize).map((_, i) => (i * pgno) ^ (i >>> 3)),
+      }));
+      const file = encodeLtx({
+        header: { pageSize, commit: 3, minTXID: 1, maxTXID: 1 },
+        pages,
+        postApplyChecksum: databaseChecksum(
+          new Uint8Array(pageSize * 3).map(
+            (_, i) => pages[Math.floor(i / pageSize)]!.data[i % pageSize]!,
+          ),
+          pageSize,
+        ),
+      });
+      for (const p of decodeLtx(file).pages) {
+        const sum = (BigInt(p.checksumHi!) << 32n) | BigInt(p.checksumLo!);
+        expect(sum).toBe(pageChecksum(p.pgno, p.data));
+      }
+    }
+  });
+
+  test("refuses lengths it cannot precompute", () => {
+    expect(() => new Crc64Combiner(-1)).toThrow(LtxError);
+    expect(() => new Crc64Combiner(1.5)).toThrow(LtxError);
   });
 });
 

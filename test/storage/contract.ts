@@ -4,6 +4,7 @@
  */
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import type { ObjectStore } from "../../src/storage/object-store.js";
+import { putStream } from "../../src/storage/put-stream.js";
 import {
   InvalidStoreArgumentError,
   NotFoundError,
@@ -389,6 +390,153 @@ export function defineStoreContract(
       expect((await store.list({ prefix: "big/" })).objects.map((o) => o.key)).toEqual([
         "big/snapshot.ltx",
       ]);
+    });
+
+    describe("putStream", () => {
+      /** `body` in chunks of the given sizes (cycled), each yielded in one reused buffer. */
+      async function* chunked(body: Uint8Array, sizes: number[]): AsyncGenerator<Uint8Array> {
+        const scratch = new Uint8Array(Math.max(...sizes));
+        let at = 0;
+        for (let i = 0; at < body.length; i++) {
+          const n = Math.min(sizes[i % sizes.length]!, body.length - at);
+          // The same memory every time: a store must not keep the chunk past the next one.
+          scratch.set(body.subarray(at, at + n));
+          yield scratch.subarray(0, n);
+          scratch.fill(0xee);
+          at += n;
+        }
+      }
+      async function* failing(body: Uint8Array, error: Error): AsyncGenerator<Uint8Array> {
+        yield body;
+        throw error;
+      }
+      const same = (a: Uint8Array | undefined, b: Uint8Array) =>
+        a !== undefined && Buffer.compare(Buffer.from(a), Buffer.from(b)) === 0;
+
+      test("has the method, and a small stream round-trips like put", async () => {
+        expect(typeof store.putStream).toBe("function");
+        const body = patternBytes(100_000, 3);
+        const before = store.counters();
+        const put = await putStream(store, "s/small", chunked(body, [1, 0, 4096, 65_536]));
+        const got = await store.get("s/small");
+        expect(same(got.body, body)).toBe(true);
+        expect(got.meta?.etag).toBe(put.etag);
+        expect(store.counters().bytesOut - before.bytesOut).toBe(body.length);
+        // Empty sources make empty objects.
+        await putStream(store, "s/empty", chunked(new Uint8Array(0), [1]));
+        expect((await store.head("s/empty"))?.size).toBe(0);
+      });
+
+      test("a multipart-sized stream round-trips, and conditions hold", async () => {
+        const body = patternBytes(17 * MIB + 777, 11);
+        const put = await putStream(
+          store,
+          "s/big.ltx",
+          chunked(body, [MIB + 3, 100_000, 3 * MIB]),
+          caps.conditionalPut ? { ifNoneMatch: "*" } : {},
+        );
+        const meta = await store.head("s/big.ltx");
+        expect(meta?.size).toBe(body.length);
+        expect(meta?.etag).toBe(put.etag);
+        const whole = await store.get("s/big.ltx");
+        expect(same(whole.body, body)).toBe(true);
+        // Like a multipart put, create-only and compare-and-swap are honoured.
+        await expect(
+          putStream(store, "s/big.ltx", chunked(body, [4 * MIB]), { ifNoneMatch: "*" }),
+        ).rejects.toBeInstanceOf(PreconditionFailedError);
+        await expect(
+          putStream(store, "s/big.ltx", chunked(body, [4 * MIB]), {
+            ifMatch: "0123456789abcdef0123456789abcdef-2",
+          }),
+        ).rejects.toBeInstanceOf(PreconditionFailedError);
+        const other = body.subarray(5);
+        const replaced = await putStream(store, "s/big.ltx", chunked(other, [5 * MIB]), {
+          ifMatch: put.etag,
+        });
+        expect((await store.head("s/big.ltx"))?.etag).toBe(replaced.etag);
+        expect(same((await store.get("s/big.ltx")).body, other)).toBe(true);
+        expect((await listAll(store, "s/")).sort()).toEqual(["s/big.ltx"]);
+      });
+
+      conditional("create-only and compare-and-swap on a small stream", async () => {
+        await putStream(store, "s/c", chunked(text("one"), [2]), { ifNoneMatch: "*" });
+        await expect(
+          putStream(store, "s/c", chunked(text("two"), [2]), { ifNoneMatch: "*" }),
+        ).rejects.toBeInstanceOf(PreconditionFailedError);
+        const etag = (await store.head("s/c"))!.etag;
+        await putStream(store, "s/c", chunked(text("three"), [2]), { ifMatch: etag });
+        expect(str((await store.get("s/c")).body)).toBe("three");
+        await expect(
+          putStream(store, "s/missing", chunked(text("x"), [1]), { ifMatch: etag }),
+        ).rejects.toBeInstanceOf(PreconditionFailedError);
+      });
+
+      test("a failing source writes nothing and its error comes through unchanged", async () => {
+        const small = new Error("source broke early");
+        await expect(putStream(store, "s/f1", failing(text("partial"), small))).rejects.toBe(small);
+        const large = new Error("source broke after a few parts");
+        await expect(
+          putStream(store, "s/f2", failing(patternBytes(12 * MIB, 5), large)),
+        ).rejects.toBe(large);
+        // An existing object stays as it was.
+        await store.put("s/f3", text("kept"));
+        await expect(
+          putStream(store, "s/f3", failing(patternBytes(9 * MIB, 6), large)),
+        ).rejects.toBe(large);
+        expect(await store.head("s/f1")).toBeUndefined();
+        expect(await store.head("s/f2")).toBeUndefined();
+        expect(str((await store.get("s/f3")).body)).toBe("kept");
+      });
+
+      test("an aborted signal stops a stream with StoreAbortedError", async () => {
+        const controller = new AbortController();
+        controller.abort(new Error("stop"));
+        await expect(
+          putStream(store, "s/ab", chunked(text("abc"), [1]), { signal: controller.signal }),
+        ).rejects.toBeInstanceOf(StoreAbortedError);
+        const later = new AbortController();
+        async function* abortMidway(): AsyncGenerator<Uint8Array> {
+          yield patternBytes(9 * MIB, 8);
+          later.abort(new Error("stop now"));
+          yield patternBytes(MIB, 9);
+        }
+        await expect(
+          putStream(store, "s/ab2", abortMidway(), { signal: later.signal }),
+        ).rejects.toBeInstanceOf(StoreAbortedError);
+        expect(await store.head("s/ab")).toBeUndefined();
+        expect(await store.head("s/ab2")).toBeUndefined();
+      });
+
+      test("chunks that are not bytes are refused with a typed error", async () => {
+        async function* bad(): AsyncGenerator<Uint8Array> {
+          yield "text" as unknown as Uint8Array;
+        }
+        await expect(putStream(store, "s/bad", bad())).rejects.toBeInstanceOf(
+          InvalidStoreArgumentError,
+        );
+        await expect(
+          store.putStream!("s/bad", [text("sync")] as unknown as AsyncIterable<Uint8Array>),
+        ).rejects.toBeInstanceOf(InvalidStoreArgumentError);
+        expect(await store.head("s/bad")).toBeUndefined();
+      });
+
+      test("the helper buffers and puts for a store without putStream", async () => {
+        const plain: ObjectStore = {
+          url: store.url,
+          get: (k, o) => store.get(k, o),
+          head: (k, o) => store.head(k, o),
+          put: (k, b, o) => store.put(k, b, o),
+          list: (o) => store.list(o),
+          deleteMany: (k, o) => store.deleteMany(k, o),
+          counters: () => store.counters(),
+          close: async () => {},
+        };
+        expect(plain.putStream).toBeUndefined();
+        const body = patternBytes(70_000, 4);
+        const put = await putStream(plain, "s/plain", chunked(body, [1000]));
+        expect(same((await store.get("s/plain")).body, body)).toBe(true);
+        expect((await store.head("s/plain"))?.etag).toBe(put.etag);
+      });
     });
 
     test("bodies are binary-safe and keys may hold spaces and Unicode", async () => {

@@ -195,6 +195,47 @@ describe("S3Store retries", () => {
     expect(await t.head("big2")).toBeUndefined();
   });
 
+  test("a streamed upload holds few parts, retries a failed part, and is aborted when its source fails", async () => {
+    let parts = 0;
+    const s = await setup((method, url) => {
+      if (method === "PUT" && url.includes("partNumber=3") && parts++ === 0) {
+        return { status: 500, code: "InternalError" };
+      }
+      return undefined;
+    });
+    const MIB = 1024 * 1024;
+    const total = 5 * 8 * MIB + 99;
+    let yielded = 0;
+    let worstAhead = 0;
+    async function* source(): AsyncGenerator<Uint8Array> {
+      const chunk = new Uint8Array(MIB);
+      while (yielded < total) {
+        const n = Math.min(chunk.length, total - yielded);
+        chunk.fill(yielded / MIB);
+        // Bytes taken from the source but not yet sent: what the store holds.
+        worstAhead = Math.max(worstAhead, yielded - s.counters().bytesOut);
+        yielded += n;
+        yield chunk.subarray(0, n);
+      }
+    }
+    await s.putStream("streamed", source());
+    expect((await s.head("streamed"))?.size).toBe(total);
+    const got = await s.get("streamed", { range: { offset: 3 * MIB + 5, length: 1 } });
+    expect(got.body?.[0]).toBe(3);
+    // One part being filled (plus the chunk in hand), never the whole body.
+    expect(worstAhead).toBeLessThanOrEqual(8 * MIB + MIB);
+    const partPuts = proxy!.seen.filter((r) => r.startsWith("PUT ") && r.includes("partNumber"));
+    expect(partPuts).toHaveLength(7);
+    const broken = new Error("source failed");
+    async function* failing(): AsyncGenerator<Uint8Array> {
+      yield new Uint8Array(10 * MIB);
+      throw broken;
+    }
+    await expect(s.putStream("broken", failing())).rejects.toBe(broken);
+    expect(proxy!.seen.some((r) => r.startsWith("DELETE ") && r.includes("uploadId="))).toBe(true);
+    expect(await s.head("broken")).toBeUndefined();
+  });
+
   test("a server that ignores Range still yields exactly the range asked for", async () => {
     const s = await setup((method) => (method === "GET" ? { dropHeaders: ["range"] } : undefined));
     await s.put("k", text("hello world"));

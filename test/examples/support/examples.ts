@@ -66,8 +66,8 @@ export async function bundleForWorker(entry: string): Promise<string> {
       {
         name: "wasm-module",
         setup(b) {
-          b.onResolve({ filter: /\.wasm$/ }, () => ({
-            path: "./wa-sqlite-async.wasm",
+          b.onResolve({ filter: /\.wasm$/ }, (args) => ({
+            path: `./${args.path.slice(args.path.lastIndexOf("/") + 1)}`,
             external: true,
           }));
         },

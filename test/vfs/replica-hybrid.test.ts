@@ -1,0 +1,194 @@
+/**
+ * The plain-build / async-build split of a replica connection
+ * (src/vfs/hybrid-connection.ts): warm statements run on the plain build,
+ * misses are fetched and the statement re-run, cold scans move to the async
+ * build, transactions (explicit or via BEGIN) and connection state stay
+ * consistent, and a failed fetch surfaces as before.
+ */
+import { afterEach, describe, expect, test, vi } from "vitest";
+import { MemoryStore } from "../../src/storage/memory-store.js";
+import { MAX_SYNC_MISSES } from "../../src/vfs/hybrid-connection.js";
+import { openReplica, type Replica, ReplicaQueryError } from "../../src/vfs/index.js";
+import { ReplicaConnection } from "../../src/vfs/replica-connection.js";
+import { primaryValues, RecordingStore, readSqliteWasm, ScriptedWriter } from "./helpers.js";
+
+const open: Replica[] = [];
+afterEach(async () => {
+  vi.restoreAllMocks();
+  await Promise.all(open.splice(0).map((r) => r.close()));
+});
+
+/** A table of ~2 MB (about 500 leaf pages) with an index. */
+async function setup() {
+  const mem = new MemoryStore();
+  const store = new RecordingStore(mem);
+  const writer = new ScriptedWriter(mem, { head: true });
+  await writer.commit(
+    "CREATE TABLE t (id INTEGER PRIMARY KEY, k TEXT, pad TEXT); CREATE INDEX t_k ON t(k);",
+  );
+  await writer.commit(() => {
+    const ins = writer.db.prepare("INSERT INTO t (k, pad) VALUES (?, ?)");
+    for (let i = 0; i < 6000; i++) ins.run(`key-${(i * 7919) % 6000}`, "p".repeat(300));
+  });
+  return { mem, store, writer };
+}
+
+/**
+ * Counts `ReplicaConnection.execute` calls by build from now on (of `sql`
+ * only, when given; a connection's first statement counts twice, as it runs
+ * its setup first).
+ */
+function countBuilds(sql?: string): () => { sync: number; async: number } {
+  const spy = vi.spyOn(ReplicaConnection.prototype, "execute");
+  return () => {
+    const counts = { sync: 0, async: 0 };
+    spy.mock.contexts.forEach((conn, i) => {
+      if (sql === undefined || spy.mock.calls[i]?.[0] === sql) {
+        counts[(conn as ReplicaConnection).build]++;
+      }
+    });
+    return counts;
+  };
+}
+
+describe("plain build beside the async build", () => {
+  test("warm statements run on the plain build and answer like the async build", async () => {
+    const { store, writer } = await setup();
+    const hybrid = await openReplica({ store, wasm: readSqliteWasm, pollIntervalMs: 60_000 });
+    const asyncOnly = await openReplica({
+      store,
+      wasm: readSqliteWasm,
+      syncWasm: false,
+      pollIntervalMs: 60_000,
+    });
+    open.push(hybrid, asyncOnly);
+    const queries: [string, unknown[]][] = [
+      ["SELECT id, k FROM t WHERE id = ?", [4321]],
+      ["SELECT id FROM t WHERE k = ?", ["key-77"]],
+      ["SELECT count(*), min(k), max(id) FROM t WHERE k BETWEEN ? AND ?", ["key-1", "key-3"]],
+      ["SELECT k, count(*) FROM t GROUP BY substr(k, 1, 5) ORDER BY 1 LIMIT 3", []],
+    ];
+    const primary = writer.primaryAt(writer.txid);
+    for (const [sql, params] of queries) {
+      // Cold first (misses, re-runs, maybe the async build), then warm.
+      const want = primaryValues(primary, sql, params);
+      expect(await hybrid.values(sql, params as never)).toEqual(want);
+      expect(await asyncOnly.values(sql, params as never)).toEqual(want);
+    }
+    const builds = countBuilds();
+    for (const [sql, params] of queries) {
+      expect(await hybrid.values(sql, params as never)).toEqual(
+        await asyncOnly.values(sql, params as never),
+      );
+    }
+    // Warm: the hybrid replica ran every statement on the plain build, the other on the async one.
+    expect(builds()).toEqual({ sync: queries.length, async: queries.length });
+  });
+
+  test("a cold point lookup takes as many sequential round trips as on the async build", async () => {
+    const { store } = await setup();
+    const depths: number[] = [];
+    for (const syncWasm of [undefined, false] as const) {
+      const replica = await openReplica({
+        store,
+        wasm: readSqliteWasm,
+        ...(syncWasm === false ? { syncWasm } : {}),
+      });
+      open.push(replica);
+      store.reset();
+      expect(await replica.values("SELECT id FROM t WHERE k = ?", ["key-4242"])).toHaveLength(1);
+      depths.push(store.depth());
+    }
+    expect(depths[0]).toBe(depths[1]);
+  });
+
+  test("a cold scan moves to the async build after a few rounds of misses", async () => {
+    const { store, writer } = await setup();
+    const replica = await openReplica({ store, wasm: readSqliteWasm, readAheadPages: 4 });
+    open.push(replica);
+    const sql = "SELECT sum(length(pad)), count(DISTINCT k) FROM t";
+    const builds = countBuilds(sql);
+    const got = await replica.values(sql);
+    expect(got).toEqual(primaryValues(writer.primaryAt(writer.txid), sql));
+    const counts = builds();
+    expect(counts.sync).toBeGreaterThanOrEqual(MAX_SYNC_MISSES);
+    expect(counts.sync).toBeLessThanOrEqual(MAX_SYNC_MISSES + 1);
+    expect(counts.async).toBeGreaterThanOrEqual(1);
+    // Warm now: the plain build alone.
+    await replica.values(sql);
+    expect(builds()).toEqual({ sync: counts.sync + 1, async: counts.async });
+  });
+
+  test("BEGIN through query() opens the transaction on the async build; it keeps its version", async () => {
+    const { store, writer } = await setup();
+    const replica = await openReplica({ store, wasm: readSqliteWasm, pollIntervalMs: 0 });
+    open.push(replica);
+    const sql = "SELECT count(*), max(id) FROM t";
+    const before = await replica.values(sql);
+    await replica.query("BEGIN");
+    expect(await replica.values(sql)).toEqual(before);
+    await writer.commit("INSERT INTO t (k, pad) VALUES ('new', 'x')");
+    await replica.poll();
+    // Still the transaction's version, however many statements and misses.
+    expect(await replica.values(sql)).toEqual(before);
+    expect(await replica.values("SELECT count(*) FROM t WHERE k = 'new'")).toEqual([[0]]);
+    await replica.query("COMMIT");
+    const after = await replica.values(sql);
+    expect(after).toEqual(primaryValues(writer.primaryAt(writer.txid), sql));
+    expect(after).not.toEqual(before);
+  });
+
+  test("transaction() sees one version; statements outside it see the newest", async () => {
+    const { store, writer } = await setup();
+    const replica = await openReplica({ store, wasm: readSqliteWasm, pollIntervalMs: 0 });
+    open.push(replica);
+    const sql = "SELECT count(*) FROM t";
+    await replica.values(sql);
+    const inside = await replica.transaction(async (tx) => {
+      const a = await tx.values(sql);
+      await writer.commit("INSERT INTO t (k, pad) VALUES ('tx', 'x')");
+      await replica.poll();
+      const b = await tx.values(sql);
+      return [a, b];
+    });
+    expect(inside[0]).toEqual(inside[1]);
+    expect(await replica.values(sql)).toEqual([[(inside[0]![0]![0] as number) + 1]]);
+  });
+
+  test("a temp table keeps later statements on its connection, even cold scans", async () => {
+    const { store, writer } = await setup();
+    const replica = await openReplica({ store, wasm: readSqliteWasm, readAheadPages: 4 });
+    open.push(replica);
+    await replica.query("CREATE TEMP TABLE picked (k TEXT PRIMARY KEY)");
+    await replica.query("INSERT INTO picked VALUES ('key-1'), ('key-2'), ('key-3')");
+    const builds = countBuilds();
+    // Cold: many rounds of misses, but the temp table lives on the plain-build connection.
+    const sql =
+      "SELECT count(*), sum(length(pad)) FROM t WHERE k IN (SELECT k FROM picked) OR id > 0";
+    const got = await replica.values(sql);
+    const primary = writer.primaryAt(writer.txid);
+    expect(got).toEqual(primaryValues(primary, "SELECT count(*), sum(length(pad)) FROM t"));
+    expect(builds().async).toBe(0);
+    expect(await replica.values("SELECT count(*) FROM picked")).toEqual([[3]]);
+  });
+
+  test("a failed page fetch fails the statement with SQLITE_IOERR and the cause", async () => {
+    const { store } = await setup();
+    const replica = await openReplica({ store, wasm: readSqliteWasm, pollIntervalMs: 60_000 });
+    open.push(replica);
+    await replica.values("SELECT count(*) FROM sqlite_schema");
+    const boom = new Error("injected range failure");
+    store.beforeGet = (_key, options) => {
+      if (options?.range) throw boom;
+    };
+    const err = await replica.values("SELECT pad FROM t WHERE id = 5000").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ReplicaQueryError);
+    expect(err).toMatchObject({ code: "SQLITE_IOERR" });
+    let cause = (err as Error).cause;
+    while (cause instanceof Error && cause !== boom && cause.cause) cause = cause.cause;
+    expect(cause).toBe(boom);
+    // The replica recovers once storage answers again.
+    store.beforeGet = undefined;
+    expect(await replica.values("SELECT id FROM t WHERE id = 5000")).toEqual([[5000]]);
+  });
+});
