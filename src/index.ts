@@ -28,6 +28,7 @@ export type {
 } from "./storage/object-store.js";
 export { type OpenStoreOptions, openStore } from "./storage/open-store.js";
 export { type PrefixedStoreOptions, prefixedStore } from "./storage/prefixed-store.js";
+export { putStream } from "./storage/put-stream.js";
 export {
   RangedDownloadError,
   type RangedDownloadErrorCode,

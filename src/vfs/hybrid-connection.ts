@@ -12,10 +12,11 @@
  * (a cold scan, which would otherwise restart over and over) the statement
  * moves to the async-build connection, which waits for pages in place.
  * Explicit transactions always run on the async build: a failed read there
- * would roll the whole transaction back. Once a statement left state on the
- * plain-build connection (a temp table, a PRAGMA setting), later statements
- * stay there however many misses they take, since they may depend on it
- * (explicit transactions cannot see that state).
+ * would roll the whole transaction back. So do statements that leave state
+ * on the connection (a temp table, a PRAGMA setting, an attached database):
+ * the plain build refuses them before running them, so a re-run after a miss
+ * never repeats one, and once the async connection holds state every later
+ * statement runs there too, since it may depend on that state.
  *
  * Both connections read through the same replica core and VFS rules: page 1
  * derived from the version, one version per read transaction, the newest
@@ -26,6 +27,7 @@
 
 import {
   type ExecuteResult,
+  NeedsAsyncBuild,
   ReplicaConnection,
   type ReplicaConnectionOptions,
   type SqlParams,
@@ -35,9 +37,6 @@ import { ReplicaQueryError } from "./replica-error.js";
 
 /** Rounds of page misses a statement may take on the plain build before it moves to the async one. */
 export const MAX_SYNC_MISSES = 4;
-
-/** Rounds of page misses a statement may take on a plain-build connection that holds state. */
-const MAX_STATEFUL_MISSES = 1000;
 
 /** From this round of misses on, the async connection is opened in the background (if not yet). */
 const OPEN_ASYNC_AT_MISS = 2;
@@ -64,6 +63,8 @@ export class HybridConnection {
    * warm path a call into its module per statement.
    */
   #asyncMayBeInTransaction = false;
+  /** The async connection holds state later statements may need: everything runs there. */
+  #asyncOnly = false;
   #closed = false;
 
   private constructor(
@@ -122,7 +123,10 @@ export class HybridConnection {
    */
   execute(sql: string, params?: SqlParams): ExecuteResult | Promise<ExecuteResult> {
     const sync = this.#sync;
-    if (sync === undefined || this.inTransaction) return this.#onAsync(sql, params);
+    if (!this.#asyncOnly && this.#async?.hasState) this.#asyncOnly = true;
+    if (sync === undefined || this.#asyncOnly || this.inTransaction) {
+      return this.#onAsync(sql, params);
+    }
     let result: ExecuteResult | Promise<ExecuteResult>;
     try {
       result = sync.execute(sql, params);
@@ -168,21 +172,30 @@ export class HybridConnection {
   ): Promise<ExecuteResult> {
     let err = failure;
     for (let round = 1; ; round++) {
+      if (err instanceof NeedsAsyncBuild) {
+        // Statements before the stateful one were read-only: running them again is harmless.
+        await this.#abandonTransaction(sync);
+        this.#asyncOnly = true;
+        return this.#onAsync(sql, params);
+      }
       const misses = sync.takeMisses();
-      if (!misses) throw err;
-      const stateful = sync.hasState;
-      if (round === OPEN_ASYNC_AT_MISS && !stateful) this.#openAsync().catch(() => {});
+      if (!misses) {
+        await this.#abandonTransaction(sync);
+        throw err;
+      }
+      if (round === OPEN_ASYNC_AT_MISS) this.#openAsync().catch(() => {});
       try {
         await Promise.all(misses);
       } catch (cause) {
+        await this.#abandonTransaction(sync);
         // What the async build would have reported: the statement's I/O error, caused by the fetch.
         if (err instanceof ReplicaQueryError) {
           throw new ReplicaQueryError(err.sqliteCode, err.message, { cause });
         }
         throw cause;
       }
-      if (round >= (stateful ? MAX_STATEFUL_MISSES : MAX_SYNC_MISSES)) {
-        if (stateful) throw err;
+      if (round >= MAX_SYNC_MISSES) {
+        await this.#abandonTransaction(sync);
         return this.#onAsync(sql, params);
       }
       try {
@@ -206,6 +219,11 @@ export class HybridConnection {
   ): Promise<ExecuteResult> {
     await sync.execute("ROLLBACK");
     return this.#onAsync(sql, params);
+  }
+
+  /** A failed script may have left a transaction open on the plain build (`BEGIN; <error>`): end it. */
+  async #abandonTransaction(sync: ReplicaConnection): Promise<void> {
+    if (sync.inTransaction) await sync.execute("ROLLBACK");
   }
 
   #onAsync(sql: string, params: SqlParams | undefined): ExecuteResult | Promise<ExecuteResult> {

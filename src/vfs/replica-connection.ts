@@ -82,6 +82,18 @@ export interface ReplicaConnectionOptions {
 }
 
 /** One SQLite connection over a replica. */
+/**
+ * Thrown by a plain-build connection before it runs a statement that would
+ * leave state on the connection (temp tables, settings, attached databases):
+ * the caller runs the SQL on the async build instead.
+ */
+export class NeedsAsyncBuild extends Error {
+  constructor() {
+    super("the statement changes connection state: it runs on the async build");
+    this.name = "NeedsAsyncBuild";
+  }
+}
+
 export class ReplicaConnection {
   readonly #sqlite3: SQLiteAPI;
   readonly #module: WasmSqliteModule;
@@ -329,6 +341,9 @@ export class ReplicaConnection {
           stateful: !this.#internal && changesConnectionState(module, stmt),
         };
         prepared.push(p);
+        // State belongs on the async build: a statement that leaves some is
+        // never run here, so a re-run after a page miss cannot repeat it.
+        if (p.stateful && this.build === "sync") throw new NeedsAsyncBuild();
         const r = await this.#runPrepared(p, params);
         if (r.columns.length > 0) result = r;
       }

@@ -108,13 +108,61 @@ export function errorMessage(module: WasmSqliteModule, db: number): string {
 /**
  * Whether running `stmt` may leave state behind on its connection that later
  * statements depend on: writes (temp tables), settings (PRAGMA), attached
- * databases. Errs on the side of true for any PRAGMA, ATTACH or DETACH.
+ * databases. Errs on the side of true: every PRAGMA but the reporting ones
+ * and bare reads of a few settings, every ATTACH and DETACH.
  */
 export function changesConnectionState(module: WasmSqliteModule, stmt: number): boolean {
   if (module._sqlite3_stmt_readonly(stmt) === 0) return true;
   const sql = module.UTF8ToString(module._sqlite3_sql(stmt));
-  return /^[\s;]*(PRAGMA|ATTACH|DETACH)\b/i.test(sql);
+  const pragma = PRAGMA_STATEMENT.exec(sql);
+  if (pragma) {
+    const name = pragma[1]!.toLowerCase();
+    if (pragma[2] === "=") return true;
+    if (REPORTING_PRAGMAS.has(name)) return false;
+    // Settings read back without a value; `name(value)` would set them.
+    return pragma[2] !== undefined || !READABLE_SETTINGS.has(name);
+  }
+  return ATTACH_STATEMENT.test(sql);
 }
+
+/** Whitespace, semicolons and comments before a statement's first keyword. */
+const LEADING = String.raw`(?:\s|;|--[^\n]*(?:\n|$)|/\*[\s\S]*?\*/)*`;
+const PRAGMA_STATEMENT = new RegExp(
+  String.raw`^${LEADING}PRAGMA\s+(?:\w+\s*\.\s*)?(\w+)\s*([=(])?`,
+  "i",
+);
+const ATTACH_STATEMENT = new RegExp(String.raw`^${LEADING}(?:ATTACH|DETACH)\b`, "i");
+
+/** PRAGMAs that only report; an argument names what to report on. */
+const REPORTING_PRAGMAS = new Set([
+  "collation_list",
+  "compile_options",
+  "data_version",
+  "database_list",
+  "foreign_key_check",
+  "foreign_key_list",
+  "freelist_count",
+  "function_list",
+  "index_info",
+  "index_list",
+  "index_xinfo",
+  "integrity_check",
+  "module_list",
+  "page_count",
+  "pragma_list",
+  "quick_check",
+  "table_info",
+  "table_list",
+  "table_xinfo",
+]);
+
+/** Settings whose bare form (no `=`, no argument) only reads them. */
+const READABLE_SETTINGS = new Set([
+  "application_id",
+  "page_size",
+  "schema_version",
+  "user_version",
+]);
 
 /** The statement's column names. */
 export function columnNames(module: WasmSqliteModule, stmt: number): string[] {

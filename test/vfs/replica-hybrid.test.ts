@@ -155,21 +155,73 @@ describe("plain build beside the async build", () => {
     expect(await replica.values(sql)).toEqual([[(inside[0]![0]![0] as number) + 1]]);
   });
 
-  test("a temp table keeps later statements on its connection, even cold scans", async () => {
+  test("a temp table moves its connection to the async build, where transactions see it too", async () => {
     const { store, writer } = await setup();
     const replica = await openReplica({ store, wasm: readSqliteWasm, readAheadPages: 4 });
     open.push(replica);
     await replica.query("CREATE TEMP TABLE picked (k TEXT PRIMARY KEY)");
     await replica.query("INSERT INTO picked VALUES ('key-1'), ('key-2'), ('key-3')");
     const builds = countBuilds();
-    // Cold: many rounds of misses, but the temp table lives on the plain-build connection.
     const sql =
       "SELECT count(*), sum(length(pad)) FROM t WHERE k IN (SELECT k FROM picked) OR id > 0";
     const got = await replica.values(sql);
     const primary = writer.primaryAt(writer.txid);
     expect(got).toEqual(primaryValues(primary, "SELECT count(*), sum(length(pad)) FROM t"));
-    expect(builds().async).toBe(0);
+    expect(builds().sync).toBe(0);
     expect(await replica.values("SELECT count(*) FROM picked")).toEqual([[3]]);
+    expect(await replica.transaction((tx) => tx.values("SELECT count(*) FROM picked"))).toEqual([
+      [3],
+    ]);
+  });
+
+  test("a script is never partly repeated: state-changing statements run once, on the async build", async () => {
+    const { store } = await setup();
+    const replica = await openReplica({ store, wasm: readSqliteWasm, readAheadPages: 1 });
+    open.push(replica);
+    await replica.query("CREATE TEMP TABLE log (x)");
+    // Cold: the SELECT misses many times; the INSERT before it must not run again each time.
+    const got = await replica.values(
+      "INSERT INTO log VALUES (1); SELECT count(*) FROM t WHERE pad LIKE 'p%'",
+    );
+    expect(got).toEqual([[6000]]);
+    expect(await replica.values("SELECT count(*) FROM log")).toEqual([[1]]);
+  });
+
+  test("a temp table built by a cold scan is visible to the next statement", async () => {
+    const { store } = await setup();
+    const replica = await openReplica({ store, wasm: readSqliteWasm, readAheadPages: 1 });
+    open.push(replica);
+    await replica.query("CREATE TEMP TABLE big AS SELECT * FROM t");
+    expect(await replica.values("SELECT count(*) FROM big")).toEqual([[6000]]);
+  });
+
+  test("reporting PRAGMAs leave no state: later cold scans larger than the cache still answer", async () => {
+    const { store, writer } = await setup();
+    const replica = await openReplica({
+      store,
+      wasm: readSqliteWasm,
+      readAheadPages: 1,
+      cacheBytes: 256 * 1024,
+    });
+    open.push(replica);
+    expect((await replica.values("PRAGMA table_info(t)")).length).toBe(3);
+    const builds = countBuilds("PRAGMA user_version");
+    await replica.values("PRAGMA user_version");
+    expect(builds()).toEqual({ sync: 1, async: 0 });
+    const sql = "SELECT count(*), sum(length(pad)) FROM t";
+    expect(await replica.values(sql)).toEqual(primaryValues(writer.primaryAt(writer.txid), sql));
+  });
+
+  test("a script that fails inside a BEGIN leaves no transaction open", async () => {
+    const { store, writer } = await setup();
+    const replica = await openReplica({ store, wasm: readSqliteWasm, pollIntervalMs: 0 });
+    open.push(replica);
+    await replica.values("SELECT count(*) FROM t");
+    const err = await replica.values("BEGIN; SELECT * FROM missing").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ReplicaQueryError);
+    await writer.commit("INSERT INTO t (k, pad) VALUES ('after', 'x')");
+    // Not stuck in the failed script's transaction: the next statement sees the new commit.
+    expect(await replica.values("SELECT count(*) FROM t")).toEqual([[6001]]);
   });
 
   test("a failed page fetch fails the statement with SQLITE_IOERR and the cause", async () => {
