@@ -1477,12 +1477,14 @@ export class Replicator extends EventEmitter {
           this.#conns.checkpoint("TRUNCATE");
         } catch (err) {
           failure = err;
-          if (this.#hasPending()) {
-            // Still in the database file: the next start publishes a snapshot.
-            this.#log.warn("closing with changes not published; the next start publishes them", {
-              transactions: this.#pendingTransactions(),
-            });
-          }
+        }
+        // The final sync may succeed while a later flush (after its
+        // checkpoint) failed: say so either way. The changes are still in the
+        // database file: the next start publishes a snapshot.
+        if (this.#hasPending()) {
+          this.#log.warn("closing with changes not published; the next start publishes them", {
+            transactions: this.#pendingTransactions(),
+          });
         }
       }
       this.#closed = true;
