@@ -6,11 +6,12 @@
 import { openNodeStore } from "../storage/open-node-store.js";
 import { openReplica, type ReplicaOptions } from "../vfs/replica.js";
 import type { SqlValue } from "../vfs/replica-connection.js";
+import { readTimeString } from "../vfs/time-string.js";
 import { readSqliteWasm } from "../vfs-node/node-wasm.js";
 import { expectPositionals, parseArgs } from "./args.js";
 import { type CliCommand, UsageError } from "./cli-io.js";
 
-/** Parses `--at`: an ISO time, or `txid:N` for an exact transaction. */
+/** Parses `--at`: an ISO time with a zone, "N <unit>s ago", or `txid:N` for an exact transaction. */
 function parseAt(text: string): NonNullable<ReplicaOptions["at"]> {
   const m = /^txid:(\d+)$/i.exec(text.trim());
   if (m) {
@@ -19,10 +20,14 @@ function parseAt(text: string): NonNullable<ReplicaOptions["at"]> {
       throw new UsageError("--at txid:N needs a TXID >= 1");
     return { txid };
   }
-  if (Number.isNaN(Date.parse(text))) {
-    throw new UsageError("--at must be a time like 2025-01-31T12:00:00Z or txid:N");
+  // Strict and zone-independent (never Date.parse), like openReplica's own reading.
+  const t = readTimeString(text, Date.now());
+  if (typeof t !== "number") {
+    throw new UsageError(
+      `--at must be a time like 2025-01-31T12:00:00Z, "2 hours ago" or txid:N (${t.message})`,
+    );
   }
-  return text;
+  return new Date(t);
 }
 
 function hex(bytes: Uint8Array): string {

@@ -4,6 +4,7 @@
  * on a terminal.
  */
 import { restore as restoreReplica } from "../replicator/restore.js";
+import { MAX_TIME_MS, readTimeString } from "../vfs/time-string.js";
 import { expectPositionals, integerFlag, parseArgs } from "./args.js";
 import { type CliCommand, UsageError } from "./cli-io.js";
 
@@ -28,9 +29,17 @@ export const restore: CliCommand = async (argv, io) => {
   }
   let timestamp: number | undefined;
   if (typeof f.timestamp === "string") {
-    timestamp = /^\d+$/.test(f.timestamp) ? Number(f.timestamp) : Date.parse(f.timestamp);
-    if (!Number.isFinite(timestamp))
-      throw new UsageError("--timestamp must be an ISO time or epoch milliseconds");
+    // Strict and zone-independent (never Date.parse): the reader's time rules.
+    const t = /^\d+$/.test(f.timestamp)
+      ? Number(f.timestamp)
+      : readTimeString(f.timestamp, Date.now());
+    if (typeof t !== "number" || !Number.isSafeInteger(t) || t > MAX_TIME_MS) {
+      throw new UsageError(
+        "--timestamp must be an ISO time with a zone (2025-01-31T12:00:00Z), " +
+          `"N hours ago" or epoch milliseconds${typeof t === "number" ? "" : ` (${t.message})`}`,
+      );
+    }
+    timestamp = t;
   }
   const txid = f.txid !== undefined ? integerFlag(f, "txid", 0, 1) : undefined;
   const started = Date.now();

@@ -5,7 +5,7 @@
  * `node:` imports.
  */
 import { isValidPageSize, lockPgno, pageChecksumInto } from "./checksum.js";
-import { MAX_PAGE_SIZE } from "./constants.js";
+import { MAX_PAGE_COUNT, MAX_PAGE_SIZE } from "./constants.js";
 import { LtxDecoder } from "./ltx-decoder.js";
 import { invalidArgument, LtxError } from "./ltx-error.js";
 import { hasNoChecksum, isSnapshotHeader, type LtxHeader, type LtxTrailer } from "./ltx-header.js";
@@ -54,7 +54,8 @@ export type LtxSource = AsyncIterable<Uint8Array> | Iterable<Uint8Array> | LtxDe
 /** Options of {@link LtxApplier}. */
 export interface LtxApplierOptions {
   /**
-   * Track per-page checksums (8 bytes of memory per database page) to verify
+   * Track per-page checksums (about 8 bytes of memory per page written;
+   * unwritten pages are zero pages, accounted for arithmetically) to verify
    * pre-apply and post-apply checksums exactly. Default true.
    */
   verifyChecksums?: boolean;
@@ -63,59 +64,203 @@ export interface LtxApplierOptions {
 }
 
 /**
- * Per-page checksums of the image, as uint32 halves (high half 0 = absent;
- * a real page checksum always has bit 63 set), with their running XOR.
+ * Checksums of all-zero pages, derived arithmetically: for a fixed page size
+ * the page checksum is CRC-64 of (pgno ‖ zeros), and a CRC of a fixed-length
+ * message is affine in its bits, so checksum(pgno) = c ⊕ XOR of b[i] over the
+ * set bits i of pgno. That turns the XOR over a range of page numbers into a
+ * parity count per bit: O(32) whatever the range, instead of one page CRC per
+ * page (a grown database's unwritten pages read back as zeros).
+ */
+class ZeroPageChecksums {
+  readonly #lock: number;
+  readonly #page: Uint8Array;
+  /** Index 0: checksum of page number 0; 1 + i: the contribution of bit i. */
+  #hi: Uint32Array | undefined;
+  #lo: Uint32Array | undefined;
+
+  constructor(pageSize: number) {
+    this.#lock = lockPgno(pageSize);
+    this.#page = new Uint8Array(pageSize);
+  }
+
+  #init(): [Uint32Array, Uint32Array] {
+    if (this.#hi !== undefined && this.#lo !== undefined) return [this.#hi, this.#lo];
+    const hi = new Uint32Array(33);
+    const lo = new Uint32Array(33);
+    const pair = new Uint32Array(2);
+    pageChecksumInto(0, this.#page, pair);
+    hi[0] = pair[0]!;
+    lo[0] = pair[1]!;
+    for (let i = 0; i < 32; i++) {
+      pageChecksumInto(2 ** i, this.#page, pair);
+      hi[i + 1] = (pair[0]! ^ hi[0]) >>> 0;
+      lo[i + 1] = (pair[1]! ^ lo[0]) >>> 0;
+    }
+    this.#hi = hi;
+    this.#lo = lo;
+    return [hi, lo];
+  }
+
+  /** Checksum of zero page `pgno` into `out` (0 for the lock page, which never counts). */
+  page(pgno: number, out: Uint32Array): void {
+    if (pgno === this.#lock) {
+      out[0] = 0;
+      out[1] = 0;
+      return;
+    }
+    const [hi, lo] = this.#init();
+    let h = hi[0]!;
+    let l = lo[0]!;
+    for (let i = 0; i < 32; i++) {
+      if (Math.floor(pgno / 2 ** i) % 2 === 1) {
+        h ^= hi[i + 1]!;
+        l ^= lo[i + 1]!;
+      }
+    }
+    out[0] = h >>> 0;
+    out[1] = l >>> 0;
+  }
+
+  /** XOR of the zero-page checksums of pages [first, last] (lock page excluded) into `out`. */
+  range(first: number, last: number, out: Uint32Array): void {
+    if (last < first) {
+      out[0] = 0;
+      out[1] = 0;
+      return;
+    }
+    const [hi, lo] = this.#init();
+    let h = 0;
+    let l = 0;
+    if ((last - first + 1) % 2 === 1) {
+      h = hi[0]!;
+      l = lo[0]!;
+    }
+    for (let i = 0; i < 32; i++) {
+      if ((setBitCount(last, i) - setBitCount(first - 1, i)) % 2 === 1) {
+        h ^= hi[i + 1]!;
+        l ^= lo[i + 1]!;
+      }
+    }
+    if (this.#lock >= first && this.#lock <= last) {
+      // range() counted the lock page as an ordinary zero page: take it back out.
+      const pair = new Uint32Array(2);
+      pageChecksumInto(this.#lock, this.#page, pair);
+      h ^= pair[0]!;
+      l ^= pair[1]!;
+    }
+    out[0] = h >>> 0;
+    out[1] = l >>> 0;
+  }
+}
+
+/** How many integers in [0, x] have bit `i` set (x >= -1; exact below 2^53). */
+function setBitCount(x: number, i: number): number {
+  if (x < 0) return 0;
+  const half = 2 ** i;
+  const period = half * 2;
+  const full = Math.floor((x + 1) / period);
+  return full * half + Math.max(0, x + 1 - full * period - half);
+}
+
+/** Pages per chunk of {@link PageChecksumTable}: 2 KiB of checksums. */
+const CHUNK_PAGES = 256;
+
+/**
+ * Per-page checksums of an image of `size` pages, with their running XOR.
+ * Only pages actually written (or read back by resume) are stored, in 2 KiB
+ * chunks allocated on first use, so memory follows the pages seen, never a
+ * file's size claim; every other page is an all-zero page, whose checksum
+ * {@link ZeroPageChecksums} derives arithmetically. High half 0 = absent (a
+ * real page checksum always has bit 63 set).
  */
 class PageChecksumTable {
-  hi = new Uint32Array(0);
-  lo = new Uint32Array(0);
-  xhi = 0;
-  xlo = 0;
+  readonly #chunks = new Map<number, { hi: Uint32Array; lo: Uint32Array }>();
+  readonly #pair = new Uint32Array(2);
+  #zero: ZeroPageChecksums | undefined;
+  /** Image size in pages covered by the running XOR. */
+  #size = 0;
+  #xhi = 0;
+  #xlo = 0;
 
-  reset(): void {
-    this.hi = new Uint32Array(0);
-    this.lo = new Uint32Array(0);
-    this.xhi = 0;
-    this.xlo = 0;
-  }
-
-  #ensure(pgno: number): void {
-    if (pgno < this.hi.length) return;
-    let n = Math.max(1024, this.hi.length);
-    while (n <= pgno) n *= 2;
-    const hi = new Uint32Array(n);
-    const lo = new Uint32Array(n);
-    hi.set(this.hi);
-    lo.set(this.lo);
-    this.hi = hi;
-    this.lo = lo;
-  }
-
-  set(pgno: number, h: number, l: number): void {
-    this.#ensure(pgno);
-    this.xhi ^= this.hi[pgno]! ^ h;
-    this.xlo ^= this.lo[pgno]! ^ l;
-    this.hi[pgno] = h;
-    this.lo[pgno] = l;
-  }
-
-  has(pgno: number): boolean {
-    return pgno < this.hi.length && this.hi[pgno] !== 0;
-  }
-
-  /** Removes pages in (from, to]. */
-  clearRange(from: number, to: number): void {
-    const end = Math.min(to, this.hi.length - 1);
-    for (let p = from + 1; p <= end; p++) {
-      this.xhi ^= this.hi[p]!;
-      this.xlo ^= this.lo[p]!;
-      this.hi[p] = 0;
-      this.lo[p] = 0;
+  /** Empties the table for an image of `pageSize`-byte pages. */
+  reset(pageSize: number): void {
+    this.#chunks.clear();
+    this.#size = 0;
+    this.#xhi = 0;
+    this.#xlo = 0;
+    if (this.#zero === undefined || this.#zeroPageSize !== pageSize) {
+      this.#zero = new ZeroPageChecksums(pageSize);
+      this.#zeroPageSize = pageSize;
     }
+  }
+  #zeroPageSize = 0;
+
+  #zeros(): ZeroPageChecksums {
+    if (this.#zero === undefined) throw new LtxError("LTX_INVALID_STATE", "page size not set");
+    return this.#zero;
+  }
+
+  #toggle(h: number, l: number): void {
+    this.#xhi = (this.#xhi ^ h) >>> 0;
+    this.#xlo = (this.#xlo ^ l) >>> 0;
+  }
+
+  /** Records page `pgno`'s checksum, growing the image to `pgno` pages if needed. */
+  set(pgno: number, h: number, l: number): void {
+    const key = Math.floor(pgno / CHUNK_PAGES);
+    const i = pgno - key * CHUNK_PAGES;
+    let chunk = this.#chunks.get(key);
+    if (pgno > this.#size) {
+      // Grow to pgno - 1 (zero pages), then add pgno itself: no old value to remove.
+      this.resize(pgno - 1);
+      this.#size = pgno;
+    } else if (chunk !== undefined && chunk.hi[i] !== 0) {
+      this.#toggle(chunk.hi[i]!, chunk.lo[i]!);
+    } else {
+      this.#zeros().page(pgno, this.#pair);
+      this.#toggle(this.#pair[0]!, this.#pair[1]!);
+    }
+    if (chunk === undefined) {
+      chunk = { hi: new Uint32Array(CHUNK_PAGES), lo: new Uint32Array(CHUNK_PAGES) };
+      this.#chunks.set(key, chunk);
+    }
+    chunk.hi[i] = h;
+    chunk.lo[i] = l;
+    this.#toggle(h, l);
+  }
+
+  /**
+   * Sets the image size: pages past a smaller size are dropped, pages added
+   * by a larger one are zero pages. Work is O(stored chunks), not O(size).
+   */
+  resize(size: number): void {
+    const zeros = this.#zeros();
+    if (size > this.#size) {
+      zeros.range(this.#size + 1, size, this.#pair);
+      this.#toggle(this.#pair[0]!, this.#pair[1]!);
+    } else if (size < this.#size) {
+      for (const [key, chunk] of this.#chunks) {
+        const base = key * CHUNK_PAGES;
+        if (base + CHUNK_PAGES - 1 <= size) continue;
+        // Stored pages past the new size turn back into zero pages first...
+        for (let i = Math.max(0, size + 1 - base); i < CHUNK_PAGES; i++) {
+          if (chunk.hi[i] === 0) continue;
+          zeros.page(base + i, this.#pair);
+          this.#toggle(chunk.hi[i]! ^ this.#pair[0]!, chunk.lo[i]! ^ this.#pair[1]!);
+          chunk.hi[i] = 0;
+          chunk.lo[i] = 0;
+        }
+        if (base > size) this.#chunks.delete(key);
+      }
+      // ...then all zero pages past it are removed at once.
+      zeros.range(size + 1, this.#size, this.#pair);
+      this.#toggle(this.#pair[0]!, this.#pair[1]!);
+    }
+    this.#size = size;
   }
 
   get value(): bigint {
-    return (BigInt((this.xhi | 0x80000000) >>> 0) << 32n) | BigInt(this.xlo >>> 0);
+    return (BigInt((this.#xhi | 0x80000000) >>> 0) << 32n) | BigInt(this.#xlo >>> 0);
   }
 }
 
@@ -179,7 +324,7 @@ export class LtxApplier {
       if (!isValidTxid(txid)) throw invalidArgument(`invalid txid: ${String(txid)}`);
       if (!isValidPageSize(pageSize))
         throw invalidArgument(`invalid page size: ${String(pageSize)}`);
-      if (!Number.isInteger(commit) || commit < 0 || commit > 0xffffffff) {
+      if (!Number.isInteger(commit) || commit < 0 || commit > MAX_PAGE_COUNT) {
         throw invalidArgument(`invalid commit: ${String(commit)}`);
       }
       let checksum = position.checksum ?? 0n;
@@ -188,7 +333,7 @@ export class LtxApplier {
         if (typeof read !== "function") {
           throw invalidArgument("resume() with verifyChecksums needs target.read()");
         }
-        this.#table.reset();
+        this.#table.reset(pageSize);
         const lock = lockPgno(pageSize);
         const batch = Math.max(1, Math.floor((1 << 20) / pageSize));
         const page = new Uint8Array(pageSize);
@@ -208,6 +353,7 @@ export class LtxApplier {
             this.#table.set(pgno, this.#pair[0]!, this.#pair[1]!);
           }
         }
+        this.#table.resize(commit);
         const actual = this.#table.value;
         if (position.checksum !== undefined && position.checksum !== actual) {
           throw new LtxError(
@@ -298,10 +444,16 @@ export class LtxApplier {
     }
 
     const { pageSize, commit } = header;
-    const prevCommit = snapshot || pos === undefined ? 0 : pos.commit;
+    if (commit > MAX_PAGE_COUNT) {
+      // Checked before any work: nothing here may be sized by this claim.
+      throw new LtxError(
+        "LTX_CORRUPT",
+        `commit ${commit} exceeds SQLite's maximum page count ${MAX_PAGE_COUNT}`,
+      );
+    }
     if (snapshot) {
       await this.#target.truncate(0);
-      this.#table.reset();
+      this.#table.reset(pageSize);
     }
     let pageCount = 0;
     for await (const page of dec.pages()) {
@@ -322,16 +474,9 @@ export class LtxApplier {
 
     let checksum = tracked ? trailer.postApplyChecksum : 0n;
     if (this.#verify) {
-      if (commit < prevCommit) this.#table.clearRange(commit, prevCommit);
-      // Pages the database grew by without being written read back as zeros.
-      const lock = lockPgno(pageSize);
-      let zero: Uint8Array | undefined;
-      for (let pgno = prevCommit + 1; pgno <= commit; pgno++) {
-        if (pgno === lock || this.#table.has(pgno)) continue;
-        zero ??= new Uint8Array(pageSize);
-        pageChecksumInto(pgno, zero, this.#pair);
-        this.#table.set(pgno, this.#pair[0]!, this.#pair[1]!);
-      }
+      // Pages the database grew by without being written read back as zeros;
+      // the table accounts for them arithmetically, whatever their number.
+      this.#table.resize(commit);
       checksum = this.#table.value;
       if (tracked && checksum !== trailer.postApplyChecksum) {
         throw new LtxError(

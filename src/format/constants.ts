@@ -27,6 +27,9 @@ export const MIN_PAGE_SIZE = 512;
 /** Largest SQLite page size. */
 export const MAX_PAGE_SIZE = 65536;
 
+/** SQLite's largest database size in pages (SQLITE_MAX_PAGE_COUNT): larger commits are corrupt. */
+export const MAX_PAGE_COUNT = 0xfffffffe;
+
 /** Byte offset of SQLite's lock ("pending byte") page; that page is never stored. */
 export const PENDING_BYTE = 0x40000000;
 

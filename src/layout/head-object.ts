@@ -22,11 +22,51 @@ import { SKELETON_MAX_BYTES, skeletonKey } from "./skeleton-file.js";
 /** Store key of the head object, relative to the replica root. */
 export const HEAD_OBJECT_KEY = "pagecast-head.json";
 
-/** Largest head object accepted (bytes). A valid one is a few KiB. */
-export const HEAD_OBJECT_MAX_BYTES = 1024 * 1024;
-
 /** Most files a head may list (bounds the work a hostile document can cause). */
 export const HEAD_OBJECT_MAX_FILES = 10_000;
+
+/** Largest integer field of a head (TXIDs, sizes, timestamps): 16 digits. */
+const MAX_TXID = Number.MAX_SAFE_INTEGER;
+
+/**
+ * Largest head object accepted (bytes): the worst-case serialization of a
+ * head with {@link HEAD_OBJECT_MAX_FILES} files (every number at its 16-digit
+ * maximum, 128-character ids, every optional field), so any head the limits
+ * allow can be written (about 2.2 MiB; a typical one is a few KiB).
+ */
+export const HEAD_OBJECT_MAX_BYTES = worstCaseHeadBytes();
+
+function worstCaseHeadBytes(): number {
+  const n = MAX_TXID;
+  const key = ltxKey(SNAPSHOT_LEVEL, n, n);
+  const file = JSON.stringify({
+    level: SNAPSHOT_LEVEL,
+    minTXID: n,
+    maxTXID: n,
+    key,
+    size: n,
+    indexOffset: n,
+    indexSize: n,
+    timestamp: n,
+  });
+  const id = "x".repeat(128);
+  const top = JSON.stringify({
+    format: "pagecast-head",
+    version: 1,
+    writerId: id,
+    generation: id,
+    txid: n,
+    timestamp: n,
+    pageSize: 65536,
+    commit: 0xffffffff,
+    postApplyChecksum: "f".repeat(16),
+    files: [],
+    skeleton: { key: skeletonKey(n), size: n, txid: n },
+    page1: { key, offset: n, size: n },
+  });
+  // One comma between consecutive file entries.
+  return top.length + HEAD_OBJECT_MAX_FILES * (file.length + 1) - 1;
+}
 
 /** One file of the head's plan. */
 export interface HeadFile {
@@ -128,7 +168,6 @@ const FILE_KEYS = [
 ] as const;
 const ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
 const CHECKSUM_PATTERN = /^[0-9a-f]{16}$/;
-const MAX_TXID = Number.MAX_SAFE_INTEGER;
 
 function invalid(message: string): LayoutError {
   return new LayoutError("HEAD_OBJECT_INVALID", `invalid head object: ${message}`);

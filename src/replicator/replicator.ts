@@ -24,6 +24,7 @@ import {
 } from "../format/index.js";
 import {
   fileTime,
+  HEAD_OBJECT_MAX_FILES,
   type HeadFile,
   type HeadObject,
   type HeadSkeleton,
@@ -1218,6 +1219,25 @@ export class Replicator extends EventEmitter {
 
   async #publishHead(): Promise<void> {
     const plan = planRestore([...this.#files.values()]);
+    if (plan.files.length >= HEAD_OBJECT_MAX_FILES) {
+      // A plan this long (no compaction, or compaction lagging) is at the
+      // head's limit: a snapshot restarts it at one file. Past the limit the
+      // head cannot be written, so it stays dirty until the snapshot's head.
+      if (this.#snapshotReason === undefined) {
+        this.#log.warn(
+          "the restore plan reached the head object's file limit; publishing a snapshot",
+          {
+            files: plan.files.length,
+            limit: HEAD_OBJECT_MAX_FILES,
+          },
+        );
+      }
+      this.#snapshotReason ??= "restore plan at the head object's file limit";
+      if (plan.files.length > HEAD_OBJECT_MAX_FILES) {
+        this.#headDirty = true;
+        return;
+      }
+    }
     const files: HeadFile[] = [];
     for (const f of plan.files) files.push(await this.#headFile(this.#files.get(f.key)!));
     const head: HeadObject = {

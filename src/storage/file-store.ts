@@ -15,15 +15,32 @@
  *   fresh, strictly increasing mtime, so a version's ETag is not reused even
  *   when the file system recycles the inode.
  * - Keys that would escape the root are refused (see `store-keys.ts`), as is
- *   the reserved first segment `.pagecast` (temp and lock files). Symbolic
- *   links inside the root are not listed.
+ *   the reserved first segment `.pagecast` (temp and lock files).
+ * - Symbolic links inside the root are never followed: before each operation
+ *   the real path of the key's directory must be exactly the root's real path
+ *   joined with the key's segments (so no link, even one pointing inside the
+ *   root, can alias keys and bypass their locks), directories are created one
+ *   level at a time without following links, and a key that is itself a link
+ *   is refused (`STORE_INVALID_ARGUMENT`); listing skips links. A link swapped
+ *   in by a concurrent process between the check and the operation is not
+ *   caught (the root is trusted not to be modified by hostile processes).
  * Limits: a key cannot be both an object and a "directory" of other keys
  * (`a` and `a/b`), unlike S3. Temp files of a crashed writer stay in
  * `.pagecast/tmp`.
  */
 import { randomBytes } from "node:crypto";
-import type { BigIntStats, Dirent } from "node:fs";
-import { link, mkdir, open, readdir, rename, rmdir, stat, unlink } from "node:fs/promises";
+import { type BigIntStats, constants, type Dirent } from "node:fs";
+import {
+  link,
+  lstat,
+  mkdir,
+  open,
+  readdir,
+  realpath,
+  rename,
+  rmdir,
+  unlink,
+} from "node:fs/promises";
 import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { pathToFileURL } from "node:url";
 import { PagecastError } from "../errors.js";
@@ -75,6 +92,10 @@ export interface FileStoreOptions {
   locks?: FileKeyLockOptions;
 }
 
+// O_NOFOLLOW makes opening a key that is a symbolic link fail (ELOOP) instead
+// of reading the link's target; 0 where the platform lacks it.
+const READ_NOFOLLOW = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0);
+
 const RETRYABLE_CODES = new Set(["EMFILE", "ENFILE", "EBUSY", "EAGAIN", "EINTR", "ETIMEDOUT"]);
 const DELETE_CONCURRENCY = 16;
 
@@ -114,6 +135,8 @@ export class FileStore implements ObjectStore {
   private readonly runner: RequestRunner;
   private readonly locks: FileKeyLocks;
   private readonly tmpDir: string;
+  /** Real path of the root, cached once known (a root is not expected to move). */
+  private realRoot: string | undefined;
 
   constructor(options: FileStoreOptions) {
     if (typeof options.root !== "string" || !isAbsolute(options.root)) {
@@ -147,6 +170,81 @@ export class FileStore implements ObjectStore {
     return path;
   }
 
+  private linkError(key: string): InvalidStoreArgumentError {
+    return new InvalidStoreArgumentError(
+      `key ${describeKey(key)} leads through a symbolic link; links in a file store are not followed`,
+    );
+  }
+
+  /** The root's real path; `undefined` when the root does not exist and `create` is false. */
+  private async realRootPath(create: boolean): Promise<string | undefined> {
+    if (this.realRoot !== undefined) return this.realRoot;
+    try {
+      this.realRoot = await realpath(this.root);
+    } catch (error) {
+      if (errnoCode(error) !== "ENOENT") throw error;
+      if (!create) return undefined;
+      await mkdir(this.root, { recursive: true });
+      this.realRoot = await realpath(this.root);
+    }
+    return this.realRoot;
+  }
+
+  /**
+   * Checks that the directory `segments` (relative to the root) is reached
+   * through no symbolic link: its real path must be the real root joined with
+   * `segments`. Returns false when it does not exist (or a parent is a file);
+   * with `create`, makes the missing levels one at a time, never through a link.
+   * Throws `InvalidStoreArgumentError` (naming `key`) when a link is in the way.
+   */
+  private async checkDirectory(
+    segments: readonly string[],
+    key: string,
+    create: boolean,
+  ): Promise<boolean> {
+    const realRoot = await this.realRootPath(create);
+    if (realRoot === undefined) return false;
+    if (segments.length === 0) return true;
+    const expected = join(realRoot, ...segments);
+    const directory = join(this.root, ...segments);
+    try {
+      if ((await realpath(directory)) !== expected) throw this.linkError(key);
+      return true;
+    } catch (error) {
+      const code = errnoCode(error);
+      if (code !== "ENOENT" && code !== "ENOTDIR") throw error;
+      if (!create) return false;
+    }
+    // The root itself is trusted (and may be removed while the store is open).
+    await mkdir(this.root, { recursive: true });
+    // mkdir({ recursive }) would follow a link to a directory outside the root
+    // and create there; go level by level and refuse links instead.
+    for (let depth = 1; depth <= segments.length; depth++) {
+      const level = join(this.root, ...segments.slice(0, depth));
+      let info = await lstat(level).catch((error: unknown) => {
+        if (errnoCode(error) === "ENOENT") return undefined;
+        throw error;
+      });
+      if (info === undefined) {
+        await mkdir(level).catch((error: unknown) => {
+          if (errnoCode(error) !== "EEXIST") throw error;
+        });
+        info = await lstat(level);
+      }
+      if (info.isSymbolicLink()) throw this.linkError(key);
+      // A file in the way: the realpath below fails with ENOTDIR for the caller.
+      if (!info.isDirectory()) break;
+    }
+    // Checked again: a link may have replaced a level meanwhile.
+    if ((await realpath(directory)) !== expected) throw this.linkError(key);
+    return true;
+  }
+
+  /** Segments of the directory holding `key`. */
+  private parentSegments(key: string): string[] {
+    return key.split("/").slice(0, -1);
+  }
+
   private mapError(operation: string, key: string) {
     return (error: unknown): PagecastError => {
       if (error instanceof PagecastError) return error;
@@ -169,11 +267,15 @@ export class FileStore implements ObjectStore {
       "get",
       options.signal,
       async () => {
-        const handle = await open(path, "r").catch((error: unknown) => {
+        if (!(await this.checkDirectory(this.parentSegments(key), key, false))) {
+          throw new NotFoundError(key);
+        }
+        const handle = await open(path, READ_NOFOLLOW).catch((error: unknown) => {
           const code = errnoCode(error);
           if (code === "ENOENT" || code === "ENOTDIR" || code === "EISDIR") {
             throw new NotFoundError(key);
           }
+          if (code === "ELOOP") throw this.linkError(key);
           throw error;
         });
         try {
@@ -215,7 +317,9 @@ export class FileStore implements ObjectStore {
       options.signal,
       async () => {
         try {
-          const info = await stat(path, { bigint: true });
+          if (!(await this.checkDirectory(this.parentSegments(key), key, false))) return undefined;
+          const info = await lstat(path, { bigint: true });
+          if (info.isSymbolicLink()) throw this.linkError(key);
           return info.isFile() ? metaFromStats(key, info) : undefined;
         } catch (error) {
           const code = errnoCode(error);
@@ -289,9 +393,10 @@ export class FileStore implements ObjectStore {
     options: PutOptions,
     signal: AbortSignal,
   ): Promise<PutResult> {
-    return this.locks.withLock(key, signal, async () => {
+    return this.withKeyLock(key, signal, async () => {
       if (options.ifMatch !== undefined) {
-        const current = await stat(path, { bigint: true }).catch(() => undefined);
+        // lstat: a link is never the current version of a key.
+        const current = await lstat(path, { bigint: true }).catch(() => undefined);
         if (!current?.isFile() || !sameEtag(options.ifMatch, metaFromStats(key, current).etag)) {
           throw new PreconditionFailedError(key);
         }
@@ -299,6 +404,16 @@ export class FileStore implements ObjectStore {
       await this.moveIntoPlace(temp.path, path, key, options.ifNoneMatch === "*");
       return { etag: temp.etag };
     });
+  }
+
+  /** Runs `action` holding `key`'s lock, once the lock directory is known to be no link. */
+  private async withKeyLock<T>(
+    key: string,
+    signal: AbortSignal,
+    action: () => Promise<T>,
+  ): Promise<T> {
+    await this.checkDirectory([FILE_STORE_RESERVED, "locks"], key, true);
+    return this.locks.withLock(key, signal, action);
   }
 
   /**
@@ -309,13 +424,10 @@ export class FileStore implements ObjectStore {
     chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
     signal?: AbortSignal,
   ): Promise<{ path: string; etag: string; size: number }> {
+    // Checked on every write: a linked `.pagecast` would put temp files outside.
+    await this.checkDirectory([FILE_STORE_RESERVED, "tmp"], FILE_STORE_RESERVED, true);
     const path = join(this.tmpDir, `${randomBytes(12).toString("hex")}.tmp`);
-    const handle = await open(path, "wx").catch(async (error: unknown) => {
-      // First write into this root (or the directory was removed): create it once.
-      if (errnoCode(error) !== "ENOENT") throw error;
-      await mkdir(this.tmpDir, { recursive: true });
-      return open(path, "wx");
-    });
+    const handle = await open(path, "wx");
     try {
       let size = 0;
       const iterator =
@@ -364,12 +476,13 @@ export class FileStore implements ObjectStore {
   ): Promise<void> {
     // A concurrent delete may prune the freshly made directory; a few rounds settle it.
     for (let round = 0; ; round++) {
-      await mkdir(dirname(path), { recursive: true });
       try {
+        await this.checkDirectory(this.parentSegments(key), key, true);
         if (createOnly) await link(temp, path);
         else await rename(temp, path);
         break;
       } catch (error) {
+        if (error instanceof PagecastError) throw error;
         const code = errnoCode(error);
         if (code === "ENOENT" && round < 5) continue;
         if (createOnly && code === "EEXIST") throw new PreconditionFailedError(key);
@@ -406,7 +519,7 @@ export class FileStore implements ObjectStore {
         const { page, continuationToken } = paginateKeys(keys, checked, options);
         const metas = await Promise.all(
           page.map(async ({ key }) => {
-            const info = await stat(join(this.root, ...key.split("/")), { bigint: true }).catch(
+            const info = await lstat(join(this.root, ...key.split("/")), { bigint: true }).catch(
               () => undefined,
             );
             // A key deleted since the directory was read is simply left out.
@@ -432,10 +545,13 @@ export class FileStore implements ObjectStore {
   ): Promise<void> {
     let entries: Dirent[];
     try {
+      // A prefix naming a linked directory must not list what is behind the link.
+      if (!(await this.checkDirectory(base.split("/").slice(0, -1), base, false))) return;
       entries = await readdir(base === "" ? this.root : join(this.root, ...base.split("/")), {
         withFileTypes: true,
       });
     } catch (error) {
+      if (error instanceof InvalidStoreArgumentError) return;
       const code = errnoCode(error);
       if (code === "ENOENT" || code === "ENOTDIR") return;
       throw error;
@@ -479,7 +595,10 @@ export class FileStore implements ObjectStore {
   }
 
   private async deleteOne(key: string, path: string, signal: AbortSignal): Promise<void> {
-    await this.locks.withLock(key, signal, async () => {
+    await this.withKeyLock(key, signal, async () => {
+      // Unlinking a key that is a link removes only the link, but a linked
+      // parent directory would lead outside the root.
+      if (!(await this.checkDirectory(this.parentSegments(key), key, false))) return;
       try {
         await unlink(path);
       } catch (error) {
@@ -488,7 +607,7 @@ export class FileStore implements ObjectStore {
         // A "key" that is a directory of other keys is not an object (Linux says
         // EISDIR, macOS EPERM; a real permission error must still surface).
         if (code === "EISDIR" || code === "EPERM") {
-          const info = await stat(path).catch(() => undefined);
+          const info = await lstat(path).catch(() => undefined);
           if (info?.isDirectory()) return;
         }
         throw error;

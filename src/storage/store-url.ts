@@ -128,8 +128,15 @@ export function parseStoreUrl(url: string): StoreLocation {
     if (parsed.hostname !== "" && parsed.hostname !== "localhost") {
       fail("file URL must name a local path (file:///abs/path)");
     }
+    // Node's fileURLToPath refuses encoded slashes too; refusing them here means
+    // an encoded slash can never smuggle a ".." segment past the raw-path check.
+    if (/%2f/i.test(parsed.pathname)) fail("file URL path must not contain an encoded '/'");
     const path = decodePath(parsed.pathname, "file URL path");
     if (!path.startsWith("/") || path === "/") fail("file URL must name an absolute directory");
+    // Re-checked after decoding: the promise is about the path returned, not the URL text.
+    for (const segment of path.split("/")) {
+      if (segment === "." || segment === "..") fail('file URL path has a "." or ".." segment');
+    }
     return { scheme, path };
   }
 

@@ -210,7 +210,8 @@ export class HybridConnection {
   /**
    * The SQL opened a transaction on the plain build (a `BEGIN` passed to
    * `query`): undo it there and run the SQL on the async build, where the
-   * transaction can wait for pages without being rolled back.
+   * transaction can wait for pages without being rolled back. The replica
+   * ends it when the call returns (Replica#endLeftTransaction).
    */
   async #moveTransaction(
     sync: ReplicaConnection,

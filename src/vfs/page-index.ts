@@ -70,6 +70,9 @@ export interface VersionMeta {
   timestamp: number | undefined;
 }
 
+/** SQLite's largest page count: `commit` beyond it cannot be a database. */
+export const MAX_PAGE_COUNT = 4294967294;
+
 /** Overlays kept before they are flattened into a new dense base. */
 const MAX_OVERLAYS = 8;
 
@@ -91,6 +94,7 @@ class DenseLayer implements Layer {
 
   find(pgno: number): PageLocation | undefined {
     if (pgno > this.commit) return undefined;
+    // Beyond the arrays (sized by the largest page present): undefined, absent.
     const slot = this.slots[pgno];
     if (!slot) return undefined;
     return { file: this.files[slot - 1]!, offset: this.offsets[pgno]!, size: this.sizes[pgno]! };
@@ -150,6 +154,47 @@ function checkEntries(loaded: LoadedFile, pageSize: number): void {
   }
 }
 
+/** Refuses a page count SQLite cannot have (a damaged head or header). */
+function checkCommitLimit(meta: VersionMeta): void {
+  const commit = meta.commit;
+  if (!Number.isSafeInteger(commit) || commit < 0 || commit > MAX_PAGE_COUNT) {
+    throw new ReplicaError(
+      "REPLICA_INDEX_INVALID",
+      `TXID ${meta.txid} claims ${commit} pages; SQLite allows at most ${MAX_PAGE_COUNT}`,
+    );
+  }
+}
+
+/**
+ * Checks a full plan's `meta.commit` against `maxPgno`, the largest page its
+ * files hold at or below it: a full plan (from a snapshot) holds every page
+ * of the database, the lock page aside, so a larger claim is a damaged head
+ * or header, refused before anything is sized by it.
+ */
+function checkCommit(meta: VersionMeta, maxPgno: number): void {
+  checkCommitLimit(meta);
+  const commit = meta.commit;
+  const lock = lockPgno(meta.pageSize);
+  const held = maxPgno + 1 === lock ? lock : maxPgno;
+  if (commit > held) {
+    throw new ReplicaError(
+      "REPLICA_INDEX_INVALID",
+      `TXID ${meta.txid} claims ${commit} pages but its files hold pages up to ${maxPgno}`,
+    );
+  }
+}
+
+/** Largest page number at or below `commit` that `files` name (0 when none). */
+function maxPgnoOf(files: LoadedFile[], commit: number): number {
+  let max = 0;
+  for (const loaded of files) {
+    for (const e of loaded.entries) {
+      if (e.pgno > max && e.pgno <= commit) max = e.pgno;
+    }
+  }
+  return max;
+}
+
 /** An immutable page index of one replica version. */
 export class PageIndex {
   readonly txid: number;
@@ -158,8 +203,16 @@ export class PageIndex {
   readonly timestamp: number | undefined;
   readonly #base: DenseLayer;
   readonly #overlays: SparseLayer[];
+  /** Largest page number present in this version (every index array is sized by it). */
+  readonly #maxPgno: number;
 
-  private constructor(meta: VersionMeta, base: DenseLayer, overlays: SparseLayer[]) {
+  private constructor(
+    meta: VersionMeta,
+    base: DenseLayer,
+    overlays: SparseLayer[],
+    maxPgno: number,
+  ) {
+    this.#maxPgno = maxPgno;
     this.txid = meta.txid;
     this.commit = meta.commit;
     this.pageSize = meta.pageSize;
@@ -173,13 +226,16 @@ export class PageIndex {
    * snapshot). Later files' frames replace earlier ones.
    */
   static fromFiles(files: LoadedFile[], meta: VersionMeta): PageIndex {
+    for (const loaded of files) checkEntries(loaded, meta.pageSize);
     const commit = meta.commit;
-    const slots = new Uint32Array(commit + 1);
-    const offsets = new Float64Array(commit + 1);
-    const sizes = new Uint32Array(commit + 1);
+    // Sized by what the files hold, never by the (untrusted) commit claim.
+    const maxPgno = maxPgnoOf(files, commit);
+    checkCommit(meta, maxPgno);
+    const slots = new Uint32Array(maxPgno + 1);
+    const offsets = new Float64Array(maxPgno + 1);
+    const sizes = new Uint32Array(maxPgno + 1);
     const planFiles: PlanFile[] = [];
     for (const loaded of files) {
-      checkEntries(loaded, meta.pageSize);
       planFiles.push(loaded.file);
       const slot = planFiles.length;
       for (const e of loaded.entries) {
@@ -189,7 +245,12 @@ export class PageIndex {
         sizes[e.pgno] = e.size;
       }
     }
-    return new PageIndex(meta, new DenseLayer(commit, planFiles, slots, offsets, sizes), []);
+    return new PageIndex(
+      meta,
+      new DenseLayer(commit, planFiles, slots, offsets, sizes),
+      [],
+      maxPgno,
+    );
   }
 
   /**
@@ -205,10 +266,15 @@ export class PageIndex {
         `page size changed from ${this.pageSize} to ${meta.pageSize} without a snapshot`,
       );
     }
+    for (const loaded of files) checkEntries(loaded, meta.pageSize);
+    // Pages this version holds: the older ones it kept plus the ones the files name.
+    checkCommitLimit(meta);
+    // Growth may leave pages absent until written: no claim about coverage here,
+    // but the arrays of a later flattening are still sized by the pages present.
+    const maxPgno = Math.max(Math.min(this.#maxPgno, meta.commit), maxPgnoOf(files, meta.commit));
     const newest = new Map<number, { slot: number; offset: number; size: number }>();
     const planFiles: PlanFile[] = [];
     for (const loaded of files) {
-      checkEntries(loaded, meta.pageSize);
       planFiles.push(loaded.file);
       const slot = planFiles.length - 1;
       for (const e of loaded.entries) {
@@ -227,7 +293,7 @@ export class PageIndex {
       sizes[i] = loc.size;
     });
     const layer = new SparseLayer(meta.commit, planFiles, pgnos, slots, offsets, sizes);
-    const next = new PageIndex(meta, this.#base, [...this.#overlays, layer]);
+    const next = new PageIndex(meta, this.#base, [...this.#overlays, layer], maxPgno);
     return next.#overlays.length > MAX_OVERLAYS ? next.#flatten() : next;
   }
 
@@ -251,12 +317,13 @@ export class PageIndex {
 
   #flatten(): PageIndex {
     const commit = this.commit;
-    const slots = new Uint32Array(commit + 1);
-    const offsets = new Float64Array(commit + 1);
-    const sizes = new Uint32Array(commit + 1);
+    const maxPgno = this.#maxPgno;
+    const slots = new Uint32Array(maxPgno + 1);
+    const offsets = new Float64Array(maxPgno + 1);
+    const sizes = new Uint32Array(maxPgno + 1);
     const files: PlanFile[] = [];
     const slotOf = new Map<PlanFile, number>();
-    for (let pgno = 1; pgno <= commit; pgno++) {
+    for (let pgno = 1; pgno <= maxPgno; pgno++) {
       const loc = this.lookup(pgno);
       if (!loc) continue;
       let slot = slotOf.get(loc.file);
@@ -275,7 +342,7 @@ export class PageIndex {
       pageSize: this.pageSize,
       timestamp: this.timestamp,
     };
-    return new PageIndex(meta, new DenseLayer(commit, files, slots, offsets, sizes), []);
+    return new PageIndex(meta, new DenseLayer(commit, files, slots, offsets, sizes), [], maxPgno);
   }
 }
 

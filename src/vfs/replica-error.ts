@@ -7,6 +7,8 @@ import { PagecastError } from "../errors.js";
  * - `REPLICA_CLOSED`: the replica was used after `close()`.
  * - `REPLICA_INVALID_ARGUMENT`: a bad option (`at`, cache size, ...).
  * - `REPLICA_EMPTY`: the store holds no replica to read.
+ * - `REPLICA_INDEX_INVALID`: a page index, head or header that cannot describe the
+ *   database (impossible frames, a page count beyond SQLite's limit or beyond the files).
  * - `REPLICA_PAGE_INVALID`: a fetched page frame failed validation (never served).
  * - `REPLICA_PAGE_MISSING`: the page index has no entry for a page inside the database.
  * - `REPLICA_PLAN_STALE`: a file named by the current plan is gone (retention); the replica re-plans.

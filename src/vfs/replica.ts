@@ -20,6 +20,7 @@ import {
   resolveSyncSqliteWasm,
   type SqliteWasmSource,
 } from "./sqlite-runtime.js";
+import { readTimeString } from "./time-string.js";
 
 /** Options of {@link openReplica}. */
 export interface ReplicaOptions {
@@ -40,8 +41,11 @@ export interface ReplicaOptions {
   /** SQLite connections (each its own wa-sqlite instance) queries spread over (default 1). */
   connections?: number;
   /**
-   * A fixed past state: a time (`Date` or ISO string: the newest state
-   * committed at or before it) or `{ txid }`. The replica never polls.
+   * A fixed past state: a time (the newest state committed at or before it)
+   * or `{ txid }`. The replica never polls. A string is an ISO 8601 time WITH
+   * a zone ("2025-01-31T12:00:00Z") or "N minutes|hours|days|weeks ago";
+   * anything else (no zone, loose forms) is refused with
+   * `REPLICA_INVALID_ARGUMENT`, so the state never depends on the local zone.
    */
   at?: Date | string | { txid: number };
   /** `lagSeconds` above which health is `lagging` (default 60). */
@@ -106,12 +110,10 @@ function toRestoreTarget(at: ReplicaOptions["at"]): RestoreTarget | undefined {
     return { timestamp: at };
   }
   if (typeof at === "string") {
-    const t = Date.parse(at);
-    if (Number.isNaN(t)) {
-      throw new ReplicaError(
-        "REPLICA_INVALID_ARGUMENT",
-        `\`at\` is not a valid time: ${JSON.stringify(at.slice(0, 64))}`,
-      );
+    // Strict, zone-independent reading (never Date.parse): the same rules as time travel.
+    const t = readTimeString(at, Date.now());
+    if (typeof t !== "number") {
+      throw new ReplicaError("REPLICA_INVALID_ARGUMENT", `\`at\`: ${t.message}`);
     }
     return { timestamp: t };
   }
@@ -195,19 +197,31 @@ export class Replica {
     return this.#core.url;
   }
 
-  /** Runs `sql` and returns the rows of its last row-returning statement as objects. */
+  /**
+   * Runs `sql` and returns the rows of its last row-returning statement as
+   * objects. A transaction the SQL opens (BEGIN, SAVEPOINT) ends with the
+   * call (rolled back); use {@link Replica.transaction} for several queries
+   * on one version.
+   */
   async query<T extends Row = Row>(sql: string, params?: SqlParams): Promise<T[]> {
     const result = this.#run(sql, params);
     return rowsToObjects<T>(result instanceof Promise ? await result : result);
   }
 
-  /** Runs `sql` and returns the rows of its last row-returning statement as arrays. */
+  /**
+   * Runs `sql` and returns the rows of its last row-returning statement as
+   * arrays. A transaction the SQL opens ends with the call, as in {@link Replica.query}.
+   */
   async values(sql: string, params?: SqlParams): Promise<SqlValue[][]> {
     const result = this.#run(sql, params);
     return (result instanceof Promise ? await result : result).rows;
   }
 
-  /** Runs `sql` and returns the column names and rows (arrays) of its last row-returning statement. */
+  /**
+   * Runs `sql` and returns the column names and rows (arrays) of its last
+   * row-returning statement. A transaction the SQL opens ends with the call,
+   * as in {@link Replica.query}.
+   */
   async execute(sql: string, params?: SqlParams): Promise<ExecuteResult> {
     const { columns, rows } = await this.#run(sql, params);
     return { columns: [...columns], rows };
@@ -303,12 +317,42 @@ export class Replica {
     try {
       result = conn.execute(sql, params);
     } catch (err) {
-      return this.#retryAfterReplan(conn, sql, params, err);
+      return this.#afterFailure(conn, sql, params, err);
     }
     if (result instanceof Promise) {
-      return result.catch((err: unknown) => this.#retryAfterReplan(conn, sql, params, err));
+      return result.then(
+        (r) => this.#afterSuccess(conn, r),
+        (err: unknown) => this.#afterFailure(conn, sql, params, err),
+      );
     }
+    // Cheap on the warm path: a flag check unless the SQL ran on the async build.
+    return conn.inTransaction ? this.#afterSuccess(conn, result) : result;
+  }
+
+  /**
+   * A transaction the SQL opened (a BEGIN or SAVEPOINT passed to query) ends
+   * with the call: left open, it would pin its connection to an old version
+   * (stale answers) and make transaction() fail on it. Rolled back, since a
+   * replica has nothing to commit.
+   */
+  async #endLeftTransaction(conn: HybridConnection): Promise<void> {
+    if (conn.inTransaction) await conn.execute("ROLLBACK");
+  }
+
+  async #afterSuccess(conn: HybridConnection, result: ExecuteResult): Promise<ExecuteResult> {
+    await this.#endLeftTransaction(conn);
     return result;
+  }
+
+  async #afterFailure(
+    conn: HybridConnection,
+    sql: string,
+    params: SqlParams | undefined,
+    err: unknown,
+  ): Promise<ExecuteResult> {
+    // The statement's own error is the one to report.
+    await this.#endLeftTransaction(conn).catch(() => {});
+    return this.#retryAfterReplan(conn, sql, params, err);
   }
 
   async #runAsync(
@@ -322,11 +366,13 @@ export class Replica {
       else await this.#core.pollIfDue();
       if (conn.holdsStaleVersion) await conn.releaseVersion();
     }
+    let result: ExecuteResult;
     try {
-      return await conn.execute(sql, params);
+      result = await conn.execute(sql, params);
     } catch (err) {
-      return this.#retryAfterReplan(conn, sql, params, err);
+      return this.#afterFailure(conn, sql, params, err);
     }
+    return this.#afterSuccess(conn, result);
   }
 
   /**
@@ -347,7 +393,14 @@ export class Replica {
     ) {
       await this.#core.poll(true).catch(() => {});
       if (conn.holdsStaleVersion) await conn.releaseVersion();
-      return conn.execute(sql, params);
+      let result: ExecuteResult;
+      try {
+        result = await conn.execute(sql, params);
+      } catch (again) {
+        await this.#endLeftTransaction(conn).catch(() => {});
+        throw again;
+      }
+      return this.#afterSuccess(conn, result);
     }
     throw err;
   }

@@ -313,7 +313,7 @@ describe(`fuzz: head object parser (${FUZZ_CASES} cases per property)`, () => {
       encoder.encode(JSON.stringify(base).replace('"txid":', '"txid":1,"txid":')),
       "dup",
     );
-    // A plan of 6,000 files (about the most that fits in the byte limit) still parses.
+    // A plan of 6,000 files still parses.
     const files: HeadFile[] = [file(SNAPSHOT_LEVEL, 1, 1, 1000, 100)];
     for (let i = 2; i <= 6000; i++) files.push(file(0, i, i, 1000, 100));
     const big = { ...(base as unknown as HeadObject), txid: 6000, files, postApplyChecksum: null };
@@ -321,13 +321,11 @@ describe(`fuzz: head object parser (${FUZZ_CASES} cases per property)`, () => {
   });
 
   /*
-   * BUG (src/layout/head-object.ts, confirmed): HEAD_OBJECT_MAX_FILES (10,000)
-   * cannot be reached: a plan of more than about 6,300 files serializes to
-   * more than HEAD_OBJECT_MAX_BYTES (1 MiB), so serializeHeadObject throws
-   * and a writer without compaction (`--no-compaction`, 1 s syncs) can no
-   * longer publish its head after roughly 1 h 45 min of steady writes.
+   * HEAD_OBJECT_MAX_BYTES is the worst-case size of a head naming
+   * HEAD_OBJECT_MAX_FILES files, so every head the limits allow can be
+   * serialized and parsed back (the writer snapshots at the file limit).
    */
-  test.skip("BUG: a head naming HEAD_OBJECT_MAX_FILES files can be serialized", () => {
+  test("a head naming HEAD_OBJECT_MAX_FILES files can be serialized", () => {
     const base = fc.sample(validHead, { numRuns: 1, seed: 1 })[0]!;
     const files: HeadFile[] = [file(SNAPSHOT_LEVEL, 1, 1_000_000, 1000, 100)];
     for (let i = 1; i < HEAD_OBJECT_MAX_FILES; i++) {

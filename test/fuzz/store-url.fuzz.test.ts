@@ -274,14 +274,30 @@ describe(`fuzz: store URLs (${FUZZ_CASES} cases per property)`, () => {
   );
 
   /*
-   * BUG (src/storage/store-url.ts, confirmed, low severity): a file URL whose
-   * segment hides ".." behind an encoded slash ("a%2F..%2Fb") passes the
-   * raw-path dot check and comes back as a path with a ".." segment, which the
-   * module promises to refuse (openNodeStore itself is safe: fileURLToPath
-   * refuses encoded slashes).
+   * A file URL never yields a path with a ".." segment, even one hidden behind
+   * encoded slashes ("a%2F..%2Fb"): encoded slashes are refused.
    */
-  test.skip("BUG: file URLs never yield a path with a '..' segment", () => {
-    const loc = parseStoreUrl("file:///srv/replicas/a%2F..%2F..%2Fetc");
-    expect(loc.scheme === "file" && loc.path.split("/").includes("..")).toBe(false);
+  test("file URLs never yield a path with a '..' segment", () => {
+    for (const url of [
+      "file:///srv/replicas/a%2F..%2F..%2Fetc",
+      "file:///srv/replicas/a%2f..",
+      "file:///srv/replicas/%2E%2E%2Fetc",
+    ]) {
+      expect(() => parseStoreUrl(url), url).toThrow(
+        expect.objectContaining({ code: "STORE_INVALID_URL" }),
+      );
+    }
+    // Property: whatever is accepted has no "." or ".." segment.
+    for (const url of ["file:///srv/a%2Fb", "file:///srv/a%252F..%252Fb", "file:///srv/..%2e"]) {
+      let loc: StoreLocation;
+      try {
+        loc = parseStoreUrl(url);
+      } catch (err) {
+        expectTyped(err, /^STORE_INVALID_URL$/, url);
+        continue;
+      }
+      const segments = loc.scheme === "file" ? loc.path.split("/") : [];
+      expect(segments.includes("..") || segments.includes("."), url).toBe(false);
+    }
   });
 });

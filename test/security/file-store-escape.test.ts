@@ -135,22 +135,24 @@ describe("file store confinement", () => {
   });
 
   /*
-   * BUG (src/storage/file-store.ts, confirmed): symbolic links inside the
-   * root are followed by get/head/put/delete (only listing skips them). A
-   * root that contains a link to a directory outside it (a copied or shared
-   * replica directory) lets `get("link/secret")` read, and `put("link/x")`
-   * write, files outside the root. Fix idea: open with O_NOFOLLOW per
-   * segment, or realpath the parent directory and check it stays under the
-   * real root before each operation.
+   * Symbolic links inside the root are never followed: a key that is a link,
+   * or lies under a linked directory, cannot be read, and a put through a
+   * linked directory creates nothing outside the root.
    */
-  test.skip("BUG: symbolic links inside the root do not lead outside it", async () => {
+  test("symbolic links inside the root do not lead outside it", async () => {
     const { parent, root } = layout();
     symlinkSync(join(parent, "outside"), join(root, "link"));
     symlinkSync(join(parent, "secret"), join(root, "secret-link"));
     const store = new FileStore({ root, fsync: false });
     await expect(store.get("secret-link")).rejects.toBeInstanceOf(PagecastError);
     await expect(store.get("link/victim")).rejects.toBeInstanceOf(PagecastError);
+    await expect(store.head("link/victim")).rejects.toBeInstanceOf(PagecastError);
     await store.put("link/planted", new Uint8Array([1])).catch(() => {});
+    await store.put("link/deeper/planted", new Uint8Array([1])).catch(() => {});
+    await store.deleteMany(["link/victim"]).catch(() => {});
     expect(existsSync(join(parent, "outside", "planted"))).toBe(false);
+    expect(existsSync(join(parent, "outside", "deeper"))).toBe(false);
+    expect(existsSync(join(parent, "outside", "victim"))).toBe(true);
+    expect((await store.list({ prefix: "link/" })).objects).toEqual([]);
   });
 });

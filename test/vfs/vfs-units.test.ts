@@ -81,6 +81,25 @@ describe("PageIndex", () => {
     );
   });
 
+  test("a page count is never trusted to size memory: impossible or uncovered claims are refused", () => {
+    const snap = loaded(file("snap", 1, 1, 9), [1, 2, 3]);
+    for (const commit of [0x3fffffff, 0xffffffff, 2 ** 53]) {
+      expect(() => PageIndex.fromFiles([snap], meta(1, commit))).toThrow(
+        expect.objectContaining({ code: "REPLICA_INDEX_INVALID" }),
+      );
+    }
+    const idx = PageIndex.fromFiles([snap], meta(1, 3));
+    expect(() => idx.extend([loaded(file("a", 2, 2), [2])], meta(2, 0xffffffff))).toThrow(
+      expect.objectContaining({ code: "REPLICA_INDEX_INVALID" }),
+    );
+    // Growth without writing the new pages (yet): allowed, sized by the pages present.
+    let grown = idx.extend([loaded(file("b", 2, 2), [2])], meta(2, 0x3fffffff));
+    for (let i = 0; i < 10; i++) grown = grown.extend([], meta(3 + i, 0x3fffffff));
+    expect(grown.lookup(0x3fffffff)).toBeUndefined();
+    expect(grown.lookup(2)?.file.key).toBe("b");
+    expect(grown.lookup(3)?.file.key).toBe("snap");
+  });
+
   test("rejects entries that cannot be frames of the file", () => {
     const bad: LoadedFile = {
       file: file("x", 1, 1, 9),
