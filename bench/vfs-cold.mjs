@@ -24,6 +24,7 @@ import os from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import Database from "better-sqlite3";
+import { prng } from "./lib/prng.mjs";
 
 // PAGECAST_DIST: another build to measure (e.g. before/after a change).
 const dist = process.env.PAGECAST_DIST
@@ -45,18 +46,6 @@ const FULL = process.argv.includes("--full");
 const ROWS = flag("rows", FULL ? 1_000_000 : 200_000);
 const DELAY = flag("delay", 20);
 const TRIALS = flag("trials", 7);
-
-/** Deterministic PRNG (mulberry32). */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function email(id) {
   return `user${((id * 7919) % 1_000_003).toString(36)}-${id}@example.com`;

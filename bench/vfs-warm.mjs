@@ -22,6 +22,7 @@ import os, { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import Database from "better-sqlite3";
+import { prng } from "./lib/prng.mjs";
 
 // PAGECAST_DIST: another build to measure (e.g. before/after a change).
 const dist = process.env.PAGECAST_DIST
@@ -47,18 +48,6 @@ const SECONDS = flag("seconds", 1);
 const ROUNDS = flag("rounds", 5);
 const KEYS = flag("keys", 2000);
 const PAGE_SIZE = 4096;
-
-/** Deterministic PRNG (mulberry32). */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function buildDatabase(path) {
   const db = new Database(path);

@@ -9,7 +9,7 @@
  */
 import { type EncodedLtx, LtxBuilder } from "./ltx-builder.js";
 import type { PageChecksums } from "./page-checksums.js";
-import type { CapturedSegment } from "./segment-encoder.js";
+import type { CapturedSegment } from "./segment-capture.js";
 import type { WalCursor } from "./wal-reader.js";
 
 /** Captured changes awaiting upload (see the module comment). */
@@ -125,7 +125,8 @@ export class CaptureBuffer {
     for (const pgno of [...this.#pages.keys()].sort((a, b) => a - b)) {
       const page = this.#pages.get(pgno)!;
       builder.page(pgno, page);
-      input.checksums?.set(pgno, page);
+      // The encoder already computed the page's checksum: reuse it.
+      input.checksums?.setChecksum(pgno, builder.lastPageChecksumHi, builder.lastPageChecksumLo);
     }
     // Every page up to the final size that changed is in the file; pages past it are gone.
     if (this.#commit < this.#prevCommit) input.checksums?.truncate(this.#commit);

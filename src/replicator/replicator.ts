@@ -62,7 +62,7 @@ import { PageChecksums } from "./page-checksums.js";
 import { LeaseLostError, ReplicatorError } from "./replicator-error.js";
 import { restore } from "./restore.js";
 import { selectExpiredFiles } from "./retention.js";
-import { type CapturedSegment, captureSegment } from "./segment-encoder.js";
+import { type CapturedSegment, captureSegment } from "./segment-capture.js";
 import { type BuiltSkeleton, SkeletonCollector } from "./skeleton.js";
 import { buildSnapshot } from "./snapshotter.js";
 import { SqliteConnections } from "./sqlite-connections.js";

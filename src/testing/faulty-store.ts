@@ -24,11 +24,8 @@ import type {
   StoreCounters,
 } from "../storage/object-store.js";
 import { putStream } from "../storage/put-stream.js";
-import {
-  PreconditionFailedError,
-  StoreAbortedError,
-  StoreRequestError,
-} from "../storage/store-errors.js";
+import { abortableDelay } from "../storage/request-runner.js";
+import { PreconditionFailedError, StoreRequestError } from "../storage/store-errors.js";
 import { type Prng, prng } from "./prng.js";
 import { TestingError } from "./testing-error.js";
 
@@ -340,7 +337,7 @@ export class FaultyStore implements ObjectStore {
         throw this.#error(op, key, "ECONNRESET", undefined, "connection reset");
       case "timeout":
         this.#record(op, key, kind);
-        await delay(this.#timeoutMs, signal);
+        await abortableDelay(this.#timeoutMs, signal);
         throw this.#error(
           op,
           key,
@@ -350,7 +347,7 @@ export class FaultyStore implements ObjectStore {
         );
       case "slow":
         this.#record(op, key, kind);
-        await delay(this.#slowMs, signal);
+        await abortableDelay(this.#slowMs, signal);
         return;
       default:
         return;
@@ -375,24 +372,6 @@ export class FaultyStore implements ObjectStore {
       { retryable: true, serverCode, ...(status !== undefined ? { status } : {}) },
     );
   }
-}
-
-function delay(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(new StoreAbortedError(undefined, { cause: signal.reason }));
-      return;
-    }
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(new StoreAbortedError(undefined, { cause: signal?.reason }));
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 /** Wraps `inner` so that a fraction `rate` of its requests get one of `kinds` (see {@link FaultKind}). */

@@ -1,14 +1,11 @@
 /**
- * Turns one sync's committed WAL frames into an L0 LTX file: the newest
- * version of every page they changed, plus pages the database grew by without
+ * Captures one sync's committed WAL frames for an L0 LTX file: the newest
+ * image of every page they changed, plus pages the database grew by without
  * a frame in this segment (read from earlier frames of the generation or the
- * database file, as Litestream does), with Commit = database size after the
- * last commit.
+ * database file, as Litestream does). The capture buffer merges and encodes.
  */
 import { lockPgno } from "../format/index.js";
 import { readDbPages } from "./database-file.js";
-import { type EncodedLtx, LtxBuilder } from "./ltx-builder.js";
-import type { PageChecksums } from "./page-checksums.js";
 import { readFramePage, type WalSegment } from "./wal-reader.js";
 
 /** A segment with the images of every page its L0 file needs, read while they were stable. */
@@ -50,32 +47,4 @@ export function captureSegment(input: {
     );
   }
   return { segment, prevCommit: input.prevCommit, pages };
-}
-
-/** Encodes the L0 file `0000/<txid>-<txid>.ltx` of a captured segment. */
-export function encodeSegment(input: {
-  captured: CapturedSegment;
-  pageSize: number;
-  txid: number;
-  timestamp: number;
-  checksums?: PageChecksums;
-}): EncodedLtx {
-  const { segment, pages, prevCommit } = input.captured;
-  const builder = new LtxBuilder({
-    pageSize: input.pageSize,
-    commit: segment.commit,
-    minTXID: input.txid,
-    maxTXID: input.txid,
-    timestamp: input.timestamp,
-    walOffset: segment.startOffset,
-    walSize: segment.end.offset - segment.startOffset,
-    walSalt1: segment.end.salt1,
-    walSalt2: segment.end.salt2,
-  });
-  for (const [pgno, page] of pages) {
-    builder.page(pgno, page);
-    input.checksums?.set(pgno, page);
-  }
-  if (segment.commit < prevCommit) input.checksums?.truncate(segment.commit);
-  return builder.finish();
 }
