@@ -25,6 +25,7 @@
  * async connection, as before.
  */
 
+import { StatementContext } from "./bulk-fetch.js";
 import {
   type ExecuteResult,
   NeedsAsyncBuild,
@@ -88,8 +89,11 @@ export class HybridConnection {
   static async open(
     core: ReplicaCore,
     modules: SqliteModules,
-    options: ReplicaConnectionOptions,
+    connectionOptions: ReplicaConnectionOptions,
   ): Promise<HybridConnection> {
+    // One statement context for both builds: a statement keeps its fetch
+    // state when it is run again or moves to the async build.
+    const options = { ...connectionOptions, statement: new StatementContext() };
     const first = modules.sync
       ? await ReplicaConnection.open(core, modules.sync, options, "sync")
       : await ReplicaConnection.open(core, modules.async, options, "async");
@@ -170,6 +174,21 @@ export class HybridConnection {
     params: SqlParams | undefined,
     failure: unknown,
   ): Promise<ExecuteResult> {
+    const statement = this.#options.statement;
+    if (statement) statement.keep = true;
+    try {
+      return await this.#retryRounds(sync, sql, params, failure);
+    } finally {
+      if (statement) statement.keep = false;
+    }
+  }
+
+  async #retryRounds(
+    sync: ReplicaConnection,
+    sql: string,
+    params: SqlParams | undefined,
+    failure: unknown,
+  ): Promise<ExecuteResult> {
     let err = failure;
     for (let round = 1; ; round++) {
       if (err instanceof NeedsAsyncBuild) {
@@ -184,6 +203,9 @@ export class HybridConnection {
         throw err;
       }
       if (round === OPEN_ASYNC_AT_MISS) this.#openAsync().catch(() => {});
+      // A statement that misses: learn what it will read (bulk fetching uses
+      // it from the next miss on) while its pages are on their way.
+      if (!this.#options.statement?.plans.has(sql) && !sync.inTransaction) await sync.plan(sql);
       try {
         await Promise.all(misses);
       } catch (cause) {
