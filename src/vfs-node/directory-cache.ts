@@ -65,6 +65,8 @@ class DirectoryCache implements PersistentCacheBackend {
   #bytes: number | undefined;
   #writesSinceScan = 0;
   #scanning: Promise<void> | undefined;
+  /** Bytes this process has written in all (to account for writes during a scan). */
+  #written = 0;
   #evictions = 0;
   /** Entries whose modification time this process refreshed already. */
   readonly #touched = new Set<string>();
@@ -120,15 +122,14 @@ class DirectoryCache implements PersistentCacheBackend {
       throw err;
     }
     this.#touched.add(key);
+    this.#written += value.length;
     if (this.#bytes !== undefined) this.#bytes += value.length - old;
     this.#writesSinceScan++;
-    if (
-      this.#bytes === undefined ||
-      this.#bytes > this.#maxBytes ||
-      this.#writesSinceScan >= RESCAN_EVERY_WRITES
-    ) {
+    if (this.#bytes === undefined || this.#writesSinceScan >= RESCAN_EVERY_WRITES) {
       await this.#scan();
     }
+    // Concurrent writes may have landed during a scan: measure again until within the bound.
+    for (let i = 0; i < 3 && (this.#bytes ?? 0) > this.#maxBytes; i++) await this.#scan();
   }
 
   async delete(key: string): Promise<void> {
@@ -149,6 +150,7 @@ class DirectoryCache implements PersistentCacheBackend {
 
   async close(): Promise<void> {
     await this.#scanning;
+    if ((this.#bytes ?? 0) > this.#maxBytes) await this.#scan();
   }
 
   /** Measures the directory and evicts the least recently used entries past the bound. */
@@ -163,6 +165,7 @@ class DirectoryCache implements PersistentCacheBackend {
 
   async #scanOnce(): Promise<void> {
     this.#writesSinceScan = 0;
+    const writtenBefore = this.#written;
     const entries: { path: string; size: number; mtime: number }[] = [];
     let total = 0;
     const now = Date.now();
@@ -217,7 +220,8 @@ class DirectoryCache implements PersistentCacheBackend {
       }
       this.#touched.clear();
     }
-    this.#bytes = total;
+    // Entries written while the directory was listed may be missing from `total`.
+    this.#bytes = total + (this.#written - writtenBefore);
   }
 }
 

@@ -44,6 +44,8 @@ import type { StatementPlan, TreeUse } from "./statement-plan.js";
 export const KEEP_MISSING = 6;
 /** First read-ahead window along a leaf list, in leaves; each further miss multiplies it by 4. */
 const FIRST_WINDOW = 16;
+/** Unwanted bytes (as a multiple of the wanted ones) a bulk fetch may read to save requests. */
+const WASTE_FACTOR = 4;
 /** Pages that ride along with a miss; more become a small bulk fetch. */
 const ALONG_PAGES = 4;
 /** Range GETs a read-ahead window aims for. */
@@ -177,10 +179,14 @@ export interface BulkFetchHost {
   /** True when `loc` is cached or on its way. */
   pendingOrCached(loc: PageLocation): boolean;
   /**
-   * Plans the range GETs of a bulk fetch of `reqs`, bridging at most
-   * `maxWasteBytes`, aiming for `maxRuns` requests (default: one wave).
+   * Plans the range GETs of a bulk fetch of `reqs`: `maxRuns` requests
+   * (default: one wave) if bridging at most `maxWasteBytes` gets there; small
+   * gaps always bridged, within `maxTotalWasteBytes`.
    */
-  planRuns(reqs: PageRequest[], maxWasteBytes: number, maxRuns?: number): BulkPlan;
+  planRuns(
+    reqs: PageRequest[],
+    options: { maxRuns: number | undefined; maxWasteBytes: number; maxTotalWasteBytes: number },
+  ): BulkPlan;
   /** Starts a planned bulk fetch; `onPage` sees each wanted page as it lands. */
   fetchRuns(
     version: ReplicaVersion,
@@ -206,9 +212,18 @@ export interface BulkPlan {
 
 /** Options of {@link BulkFetcher}. */
 export interface BulkFetchOptions {
-  /** Most bytes one statement may fetch in bulk (0 disables bulk fetching). */
-  budgetBytes: number;
+  /**
+   * Most bytes one statement may fetch in bulk (0 disables bulk fetching).
+   * Default: the database's size (its frames) up to {@link MAX_DEFAULT_BUDGET},
+   * at least half of `cacheBytes`.
+   */
+  budgetBytes: number | undefined;
+  /** The page cache's size: bulk-fetched pages must fit in it. */
+  cacheBytes: number;
 }
+
+/** Largest default budget of one statement's bulk fetches. */
+export const MAX_DEFAULT_BUDGET = 256 * 1024 * 1024;
 
 /** Decides and starts bulk fetches for statements that keep missing. */
 export class BulkFetcher {
@@ -259,11 +274,10 @@ export class BulkFetcher {
     pgno: number,
     state: StatementFetchState,
   ): PageRequest[] | undefined {
-    if (this.#options.budgetBytes <= 0) return undefined;
+    if (this.#options.budgetBytes === 0) return undefined;
     if (this.#host.hydrating(version)) return [];
-    // A page already on its way (a bulk fetch, read-ahead) is not a new miss.
     const missedLoc = version.index.lookup(pgno);
-    if (!missedLoc || this.#host.pendingOrCached(missedLoc)) return [];
+    if (!missedLoc) return [];
     const roots = state.plan ? state.plan.trees.keys() : undefined;
     let map = this.map(version, roots);
     let tree = map.treeOf(pgno);
@@ -271,16 +285,24 @@ export class BulkFetcher {
       map = this.map(version, roots);
       tree = map.treeOf(pgno);
     }
+    const pending = this.#host.pendingOrCached(missedLoc);
     if (!tree) {
+      if (pending) return [];
       const along = this.#overflowMiss(version, pgno, state);
       return along.length > 0 ? along : undefined;
     }
     const ts = state.tree(tree.root);
-    ts.misses++;
     const pos = map.leafPos(pgno);
-    const sequential = pos >= 0 && ts.lastPos >= 0 && pos > ts.lastPos && pos <= ts.lastPos + 2;
+    // In key order: the next leaf, or one past what read-ahead asked for.
+    const sequential =
+      pos >= 0 &&
+      ts.lastPos >= 0 &&
+      pos > ts.lastPos &&
+      (pos <= ts.lastPos + 2 || (pos >= ts.ahead - 1 && pos <= ts.ahead + 2));
     if (pos >= 0) ts.lastPos = pos;
-    if (ts.whole) return [];
+    // A page already on its way (a bulk fetch, read-ahead) is not a new miss.
+    if (pending || ts.whole) return [];
+    ts.misses++;
     const use: TreeUse | undefined = state.plan?.trees.get(tree.root);
     const access = use?.access;
     if (
@@ -365,17 +387,26 @@ export class BulkFetcher {
     mayHydrate = false,
     maxRuns?: number,
   ): void {
-    const left = this.#options.budgetBytes - state.bulkBytes;
+    const left = this.#budget(version) - state.bulkBytes;
     if (left <= 0 || reqs.length === 0) return;
+    // Within the byte budget, and no more pages than the cache holds without
+    // evicting the first before the statement reads them.
+    const maxPages = Math.floor(this.#options.cacheBytes / 2 / version.index.pageSize);
     const take: PageRequest[] = [];
     let bytes = 0;
     for (const r of reqs) {
-      if (bytes + r.loc.size > left) break;
+      if (bytes + r.loc.size > left || take.length >= maxPages) break;
       take.push(r);
       bytes += r.loc.size;
     }
     if (take.length === 0) return;
-    const plan = this.#host.planRuns(take, Math.max(0, left - bytes), maxRuns);
+    // Gaps cheaper to read than a request are bridged (within the budget);
+    // beyond that, a few times the wanted bytes to get down to one wave.
+    const plan = this.#host.planRuns(take, {
+      maxRuns,
+      maxWasteBytes: bytes * WASTE_FACTOR,
+      maxTotalWasteBytes: Math.max(0, left - bytes),
+    });
     if (mayHydrate) {
       const total = this.#host.versionBytes(version);
       const fetched = this.#stats.bytes;
@@ -617,6 +648,14 @@ export class BulkFetcher {
       }
     }
     return out;
+  }
+
+  /** The byte budget of one statement over `version`. */
+  #budget(version: ReplicaVersion): number {
+    const set = this.#options.budgetBytes;
+    if (set !== undefined) return set;
+    const size = this.#host.versionBytes(version);
+    return Math.max(this.#options.cacheBytes / 2, Math.min(size, MAX_DEFAULT_BUDGET));
   }
 
   #usable(version: ReplicaVersion): number | undefined {

@@ -73,6 +73,8 @@ interface Pass {
   bytes: number;
   totalBytes: number;
   cancelled: boolean;
+  /** Settles when every chunk has. */
+  done: Promise<void> | undefined;
 }
 
 /** Decoded pages of the whole database, each tagged with the frame it came from. */
@@ -207,7 +209,11 @@ export class Hydrator {
    */
   hydrate(txid: number, layout: FrameLayout, commit: number): Promise<void> {
     if (this.#abort.signal.aborted) return Promise.resolve();
-    if (this.#pass) this.#pass.cancelled = true;
+    const current = this.#pass;
+    if (current && current.txid === txid && !current.cancelled && current.done) {
+      return current.done;
+    }
+    if (current) current.cancelled = true;
     this.#image.reserve(commit);
     const chunks = new Map<string, Chunk[]>();
     let totalBytes = 0;
@@ -260,6 +266,7 @@ export class Hydrator {
       bytes: 0,
       totalBytes,
       cancelled: false,
+      done: undefined,
     };
     this.#pass = pass;
     this.#state = "running";
@@ -302,7 +309,7 @@ export class Hydrator {
         work.push(c.promise);
       }
     }
-    return Promise.all(work).then(
+    pass.done = Promise.all(work).then(
       () => {
         if (this.#pass === pass && !pass.cancelled) this.#state = "done";
       },
@@ -313,6 +320,7 @@ export class Hydrator {
         }
       },
     );
+    return pass.done;
   }
 
   /** Stops hydrating (requests in flight are aborted) and drops the image. */

@@ -65,11 +65,12 @@ export class PageCache {
   }
 
   /**
-   * Stores `page` only if that evicts nothing (pages a range GET brought
-   * along: welcome, but never at the expense of pages in use).
+   * Stores `page` only if that leaves `reserve` bytes free (pages a range GET
+   * brought along: welcome, but never at the expense of pages in use or of
+   * the wanted pages still arriving).
    */
-  setIfRoom(loc: PageLocation, page: Uint8Array): boolean {
-    if (this.#lru.calculatedSize + page.byteLength > this.#maxBytes) return false;
+  setIfRoom(loc: PageLocation, page: Uint8Array, reserve = 0): boolean {
+    if (this.#lru.calculatedSize + page.byteLength > this.#maxBytes - reserve) return false;
     const key = locationKey(loc);
     if (!this.#lru.has(key)) this.#lru.set(key, page);
     return true;
@@ -78,6 +79,11 @@ export class PageCache {
   /** Room left before the cache starts evicting, in bytes. */
   get free(): number {
     return this.#maxBytes - this.#lru.calculatedSize;
+  }
+
+  /** The cache's bound in bytes. */
+  get maxBytes(): number {
+    return this.#maxBytes;
   }
 
   /** Drops everything (e.g. on close). */

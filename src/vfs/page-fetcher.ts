@@ -7,7 +7,7 @@
  * read locally and every range fetched is stored in it. A frame that fails
  * validation is never served.
  */
-import pLimit, { type LimitFunction } from "p-limit";
+import pLimit from "p-limit";
 import { decodePageFrame } from "../format/index.js";
 import type { ObjectStore } from "../storage/object-store.js";
 import { type FileFrames, FrameLayout } from "./frame-layout.js";
@@ -30,6 +30,8 @@ export interface PageFetcherOptions {
   concurrency: number;
   /** Most bulk range GETs in flight. */
   bulkConcurrency?: number;
+  /** Most bytes of bulk range GETs in flight (default 64 MiB): bounds the memory they hold. */
+  bulkBytesInFlight?: number;
   /** Frames separated by at most this many unwanted bytes still share one GET. */
   coalesceGapBytes?: number;
   /** Upper bound on one coalesced GET. */
@@ -44,6 +46,8 @@ interface Inflight {
   promise: Promise<Uint8Array>;
   /** The request was sent (false while it waits for a slot). */
   started: boolean;
+  /** Part of a bulk fetch (bounded: worth waiting for even while queued). */
+  bulk: boolean;
 }
 
 interface Run {
@@ -60,6 +64,48 @@ const SPREAD_RUNS = 6;
 /** ...reading at most this many times their wanted bytes in between. */
 const SPREAD_WASTE = 3;
 
+/** Runs tasks with a bound on how many (and, for bulk, how many bytes) are in flight. */
+type Limiter = <T>(task: () => Promise<T>, bytes: number) => Promise<T>;
+
+/** At most `count` tasks and `maxBytes` bytes at once (a task larger than the bound runs alone). */
+function byteLimit(count: number, maxBytes = 64 * 1024 * 1024): Limiter {
+  let running = 0;
+  let bytesInFlight = 0;
+  const queue: { bytes: number; start: () => void }[] = [];
+  const pump = () => {
+    while (queue.length > 0) {
+      const next = queue[0]!;
+      if (running >= count || (running > 0 && bytesInFlight + next.bytes > maxBytes)) return;
+      queue.shift();
+      running++;
+      bytesInFlight += next.bytes;
+      next.start();
+    }
+  };
+  return <T>(task: () => Promise<T>, bytes: number) =>
+    new Promise<T>((resolve, reject) => {
+      queue.push({
+        bytes,
+        start: () => {
+          task()
+            .then(resolve, reject)
+            .finally(() => {
+              running--;
+              bytesInFlight -= bytes;
+              pump();
+            });
+        },
+      });
+      pump();
+    });
+}
+
+/** A count-only limiter (p-limit). */
+function countLimit(count: number): Limiter {
+  const limit = pLimit(count);
+  return (task) => limit(task);
+}
+
 /** Called after a page was fetched and decoded (not for cache hits). */
 export type FetchedHook = (req: PageRequest, page: Uint8Array) => void;
 
@@ -68,7 +114,7 @@ export class PageFetcher {
   readonly #store: ObjectStore;
   readonly #bulkStore: ObjectStore;
   readonly #cache: PageCache;
-  readonly #limits: Record<LimitKind, LimitFunction>;
+  readonly #limits: Record<LimitKind, Limiter>;
   readonly #gap: number;
   readonly #maxRange: number;
   readonly #persistent: { cache: PersistentCache; namespace: string } | undefined;
@@ -81,9 +127,9 @@ export class PageFetcher {
     this.#cache = cache;
     const n = Math.max(1, options.concurrency);
     this.#limits = {
-      demand: pLimit(n),
-      prefetch: pLimit(n),
-      bulk: pLimit(Math.max(n, options.bulkConcurrency ?? n)),
+      demand: countLimit(n),
+      prefetch: countLimit(n),
+      bulk: byteLimit(Math.max(n, options.bulkConcurrency ?? n), options.bulkBytesInFlight),
     };
     this.#gap = options.coalesceGapBytes ?? 0;
     this.#maxRange = options.maxRangeBytes ?? 4 * 1024 * 1024;
@@ -121,7 +167,7 @@ export class PageFetcher {
     if (cached) return cached;
     const key = locationKey(want.loc);
     const pending = this.#inflight.get(key);
-    if (pending?.started) {
+    if (pending?.started || pending?.bulk) {
       if (along.length > 0) this.prefetch(along, pageSize);
       // Riding on another read (a bulk range, read-ahead): if that one fails,
       // this page still gets a request of its own before the query sees an error.
@@ -257,7 +303,7 @@ export class PageFetcher {
     const body = this.#limits[kind](() => {
       for (const e of entries) e.started = true;
       return this.#read(run, store);
-    });
+    }, run.end - run.start);
     for (const item of run.items) {
       const k = locationKey(item.loc);
       const promise = body.then(async (bytes) => {
@@ -292,7 +338,7 @@ export class PageFetcher {
       });
       // Rejections are observed by whoever awaits; background ones must not surface as unhandled.
       promise.catch(() => {});
-      const entry: Inflight = { promise, started: false };
+      const entry: Inflight = { promise, started: false, bulk: kind === "bulk" };
       entries.push(entry);
       const cleanup = () => {
         if (this.#inflight.get(k) === entry) this.#inflight.delete(k);
@@ -314,7 +360,9 @@ export class PageFetcher {
         size: frames.sizes[i]!,
       };
       if (this.#cache.has(loc)) continue;
-      if (this.#cache.free < pageSize) return;
+      // Half the cache stays for the wanted pages of bulk fetches still arriving.
+      const reserve = this.#cache.maxBytes / 2;
+      if (this.#cache.free < pageSize + reserve) return;
       const rel = loc.offset - run.start;
       try {
         let page = decodePageFrame(bytes.subarray(rel, rel + loc.size), {
@@ -322,7 +370,7 @@ export class PageFetcher {
           pageSize,
         });
         if (page.byteLength !== page.buffer.byteLength) page = page.slice();
-        this.#cache.setIfRoom(loc, page);
+        this.#cache.setIfRoom(loc, page, reserve);
       } catch {
         // Not served; a later read fetches and validates it on its own.
       }

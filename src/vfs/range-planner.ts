@@ -23,8 +23,15 @@ export interface PlannedRun {
 export interface RunPlanOptions {
   /** Stop bridging gaps once there are at most this many runs. */
   maxRuns: number;
-  /** Most unwanted bytes bridged in all. */
+  /** Most unwanted bytes bridged to get down to `maxRuns`. */
   maxWasteBytes: number;
+  /**
+   * Gaps this small are always bridged (reading them costs less than a
+   * request), whatever `maxRuns`; default 0.
+   */
+  freeGapBytes?: number;
+  /** Most unwanted bytes bridged in all, free gaps included (default: unbounded). */
+  maxTotalWasteBytes?: number;
   /** Largest single range; longer runs are split at frame boundaries. */
   maxRangeBytes: number;
 }
@@ -53,7 +60,7 @@ export function planRuns(reqs: readonly PageRequest[], options: RunPlanOptions):
       runs.push(run);
     }
   }
-  if (runs.length > options.maxRuns && options.maxWasteBytes > 0) {
+  if (runs.length > 1 && (runs.length > options.maxRuns || (options.freeGapBytes ?? 0) > 0)) {
     runs = bridge(runs, options);
   }
   return runs.flatMap((r) => split(r, options.maxRangeBytes));
@@ -72,8 +79,13 @@ function bridge(runs: PlannedRun[], options: RunPlanOptions): PlannedRun[] {
   const joined = new Uint8Array(runs.length);
   let count = runs.length;
   let waste = 0;
+  const free = options.freeGapBytes ?? 0;
+  const total = options.maxTotalWasteBytes ?? Number.POSITIVE_INFINITY;
   for (const g of gaps) {
-    if (count <= options.maxRuns || waste + g.bytes > options.maxWasteBytes) break;
+    if (waste + g.bytes > total) break;
+    if (g.bytes > free && (count <= options.maxRuns || waste + g.bytes > options.maxWasteBytes)) {
+      break;
+    }
     joined[g.i] = 1;
     waste += g.bytes;
     count--;

@@ -120,9 +120,13 @@ export interface ReplicaCoreOptions {
 }
 
 /** Parallel range GETs one bulk fetch aims for. */
-const BULK_REQUESTS = 24;
+const BULK_REQUESTS = 16;
+/** Bulk range GETs in flight at most (and at most 64 MiB of them). */
+const BULK_CONCURRENCY = 64;
+/** Gaps between wanted frames read rather than split (cheaper than a request). */
+const FREE_GAP_BYTES = 128 * 1024;
 /** Largest bulk range GET. */
-const MAX_BULK_RANGE = 8 * 1024 * 1024;
+const MAX_BULK_RANGE = 4 * 1024 * 1024;
 /** Range GETs hydration keeps in flight. */
 const HYDRATE_CONCURRENCY = 16;
 
@@ -207,14 +211,15 @@ export class ReplicaCore {
     this.cache = options.pageCache ?? new PageCache(options.cacheBytes);
     this.fetcher = new PageFetcher(this.#pageStore, this.cache, {
       concurrency: options.concurrency,
-      bulkConcurrency: BULK_REQUESTS,
+      bulkConcurrency: BULK_CONCURRENCY,
       coalesceGapBytes: 0,
       bulkStore: tallied("bulk"),
       ...(this.#persistent ? { persistent: { cache: this.#persistent, namespace: this.url } } : {}),
     });
     this.fetcher.onFetched = (req, page) => this.#afterFetch(req, page);
     this.bulk = new BulkFetcher(this.#bulkHost(), {
-      budgetBytes: options.bulkFetchBytes ?? Math.floor(options.cacheBytes / 2),
+      budgetBytes: options.bulkFetchBytes,
+      cacheBytes: options.cacheBytes,
     });
   }
 
@@ -297,10 +302,12 @@ export class ReplicaCore {
         this.cache.has(loc) ||
         this.fetcher.isInflight(loc) ||
         this.#hydrator?.pending(loc) !== undefined,
-      planRuns: (reqs, maxWasteBytes, maxRuns) => {
+      planRuns: (reqs, options) => {
         const runs = planRuns(reqs, {
-          maxRuns: maxRuns ?? BULK_REQUESTS,
-          maxWasteBytes,
+          maxRuns: options.maxRuns ?? BULK_REQUESTS,
+          maxWasteBytes: options.maxWasteBytes,
+          maxTotalWasteBytes: options.maxTotalWasteBytes,
+          freeGapBytes: FREE_GAP_BYTES,
           maxRangeBytes: MAX_BULK_RANGE,
         });
         return { runs, bytes: runs.reduce((n, r) => n + (r.end - r.start), 0) };

@@ -97,9 +97,12 @@ export interface ReplicaOptions {
   /**
    * The fetch budget of B-tree-aware bulk fetching: most bytes one statement
    * may fetch in bulk (a B-tree's remaining leaves in one wave of coalesced
-   * range GETs, when it scans a tree or keeps missing in it). Default: half
-   * of `cacheBytes`; 0 disables bulk fetching (every miss is then fetched on
-   * its own, with read-ahead).
+   * range GETs, when it scans a tree or keeps missing in it; on a file whose
+   * trees interleave those ranges also read the pages between the leaves).
+   * Default: the database's size (its LTX frames) up to 256 MiB, at least
+   * half of `cacheBytes`; 0 disables bulk fetching (every miss is then
+   * fetched on its own, with read-ahead). Pages kept are bounded by the page
+   * cache either way.
    */
   bulkFetchBytes?: number;
   /**
@@ -524,9 +527,10 @@ export async function openReplica(
     throw new ReplicaError("REPLICA_INVALID_ARGUMENT", 'hydrate must be "auto", true or false');
   }
   const hydrateMaxBytes = positive(opts.hydrateMaxBytes, cacheBytes, "hydrateMaxBytes", 0);
-  const bulkFetchBytes = Math.floor(
-    positive(opts.bulkFetchBytes, Math.floor(cacheBytes / 2), "bulkFetchBytes", 0),
-  );
+  const bulkFetchBytes =
+    opts.bulkFetchBytes === undefined
+      ? undefined
+      : Math.floor(positive(opts.bulkFetchBytes, 0, "bulkFetchBytes", 0));
   const persistentCache = resolvePersistentCache(opts);
 
   // Compiling the wasm overlaps with the first storage round trips.
@@ -551,7 +555,7 @@ export async function openReplica(
       rootPrefetchFanout,
       hydrate,
       hydrateMaxBytes,
-      bulkFetchBytes,
+      ...(bulkFetchBytes !== undefined ? { bulkFetchBytes } : {}),
       ...(persistentCache ? { persistentCache } : {}),
       ...(at ? { at } : {}),
       ...(opts.clock ? { now: opts.clock } : {}),
