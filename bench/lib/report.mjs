@@ -147,7 +147,14 @@ export function writeReports(dir, run) {
   }
   lines.push("## Notes per figure", "");
   for (const f of run.figures) {
-    lines.push(`### ${f.id}. ${f.title}`, "", `Goal: ${f.goal}.`, "");
+    lines.push(
+      `### ${f.id}. ${f.title}`,
+      "",
+      `Goal: ${f.goal}.`,
+      "",
+      `Reproduce: \`npm run build && node bench/run.mjs --only ${f.id}${run.quick ? " --quick" : ""}\`.`,
+      "",
+    );
     if (f.error) lines.push(`Failed: ${md(f.error.message)}`, "");
     for (const r of f.rows) if (r.note) lines.push(`- ${md(r.label)}: ${md(r.note)}`);
     for (const n of f.notes ?? []) lines.push(`- ${md(n)}`);
