@@ -153,7 +153,7 @@ describe("cacheDir", () => {
 
   test("the directory stays within its bound", async () => {
     const mem = new MemoryStore();
-    const writer = await published(mem);
+    await published(mem);
     const dir = cacheDir();
     const maxBytes = 96 * 1024;
     const recording = new RecordingStore(mem);
