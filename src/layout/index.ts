@@ -1,5 +1,6 @@
 /** Replica layout shared by the writer (replicator, restore) and the reader (VFS). Reader-safe. */
 
+export { planRestoreWithTimes, readHeaderTime } from "./file-times.js";
 export {
   HEAD_OBJECT_KEY,
   HEAD_OBJECT_MAX_BYTES,

@@ -18,6 +18,7 @@ import {
   MAX_COMPACTION_LEVEL,
   parseHeadObject,
   planRestore,
+  planRestoreWithTimes,
   type ReplicaFile,
   type RestoreTarget,
   SNAPSHOT_LEVEL,
@@ -197,7 +198,8 @@ export class Discovery {
    * naming the earliest available state when the target precedes retention.
    */
   async planAt(target: RestoreTarget): Promise<DiscoveryResult & { kind: "update" }> {
-    // The head (when present) gives exact commit times; listings only upload times.
+    // The head (when present) gives exact commit times; listings only upload
+    // times, so other files' times come from their headers when needed.
     const [files, head] = await Promise.all([
       listAllLevels(this.stores.list),
       this.stores.head.get(HEAD_OBJECT_KEY).then(
@@ -213,7 +215,7 @@ export class Discovery {
       const t = times.get(f.key);
       if (t !== undefined) f.timestamp = t;
     }
-    const plan = planRestore(files, target);
+    const plan = await planRestoreWithTimes(this.stores.list, files, target);
     return {
       kind: "update",
       full: true,
