@@ -384,7 +384,10 @@ describe("writer under faults", () => {
     expect([header.walSalt1, header.walSalt2, header.walOffset]).toEqual([0, 0, 0]);
 
     const pos = await r.sync();
-    expect(pos.txid).toBe(after.txid);
+    // Nothing was committed since; only the replicator's own checkpoint bump (a
+    // commit that changes no data) may still be published as one more TXID.
+    expect(pos.txid).toBeGreaterThanOrEqual(after.txid);
+    expect(pos.txid).toBeLessThanOrEqual(after.txid + 1);
     await checkLayout(s.inner);
     await expectRestoreEquals(s.inner, s.dir, dump(s.app));
   });
