@@ -3,6 +3,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { relations } from "drizzle-orm";
 import { integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { Replicator } from "../../src/replicator/replicator.js";
 import type {
   PrimaryConnection,
   RouterReplica,
@@ -10,8 +11,12 @@ import type {
   StatementResult,
 } from "../../src/router/connection.js";
 import type { WritePosition } from "../../src/router/write-position.js";
+import { MemoryStore } from "../../src/storage/memory-store.js";
+import { openReplica, type Replica } from "../../src/vfs/replica.js";
+import { readSqliteWasm } from "../../src/vfs-node/node-wasm.js";
+import { tempDir } from "../replicator/helpers.js";
 
-export { tempDir } from "../replicator/helpers.js";
+export { tempDir };
 
 export const users = sqliteTable("users", {
   id: integer("id").primaryKey(),
@@ -126,5 +131,57 @@ export class FakeReplica implements RouterReplica {
 
   close(): void {
     this.db.close();
+  }
+}
+
+/** Registers a cleanup (run in reverse order after each test). */
+export type Defer = (fn: () => unknown) => void;
+
+/**
+ * A WAL-mode primary with the test schema, a Replicator publishing it to a
+ * memory store and `replicaCount` real replicas following it.
+ */
+export interface ReplicatedPrimary {
+  dir: string;
+  file: Database.Database;
+  store: MemoryStore;
+  replicator: Replicator;
+  replicas: Replica[];
+}
+
+export async function replicatedPrimary(
+  defer: Defer,
+  options: { syncInterval: number; replicaCount?: number; pollIntervalMs?: number },
+): Promise<ReplicatedPrimary> {
+  const { dir, cleanup } = tempDir();
+  defer(cleanup);
+  const file = primaryFile(dir);
+  defer(() => file.close());
+  const store = new MemoryStore();
+  const replicator = await Replicator.start({
+    db: join(dir, "primary.db"),
+    store,
+    syncInterval: options.syncInterval,
+    compaction: false,
+  });
+  defer(() => replicator.close());
+  const replicas: Replica[] = [];
+  for (let i = 0; i < (options.replicaCount ?? 2); i++) {
+    const r = await openReplica({
+      store,
+      wasm: readSqliteWasm,
+      pollIntervalMs: options.pollIntervalMs ?? 20,
+    });
+    defer(() => r.close());
+    replicas.push(r);
+  }
+  return { dir, file, store, replicator, replicas };
+}
+
+/** Publishes everything committed so far and brings every replica up to it. */
+export async function catchUp(env: { replicator: Replicator; replicas: Replica[] }): Promise<void> {
+  const { txid } = await env.replicator.sync();
+  for (const r of env.replicas) {
+    while ((r.status().txid ?? 0) < txid) await r.poll();
   }
 }

@@ -340,15 +340,20 @@ describe("health and fallbacks", () => {
 
     const u = setup();
     u.r2.lagSeconds = 100;
-    u.r1.fail = new ReplicaQueryError(1, "no such table: users");
+    u.r1.fail = new ReplicaQueryError(1, "misuse of aggregate: count()");
     await expect(u.db.select().from(users)).rejects.toMatchObject({
       cause: { code: "SQLITE_ERROR" },
     });
     expect(u.primary.sql).toHaveLength(0);
     u.r1.fail = new ReplicaQueryError(8, "attempt to write a readonly database");
     expect(await where(u, () => u.db.select().from(users))).toBe("mixed p=1 r=1");
+    // A name the replica cannot resolve may exist on the primary (a temp table, a schema change
+    // not replicated yet): the primary answers.
+    u.r1.fail = new ReplicaQueryError(1, "no such table: users");
+    expect(await where(u, () => u.db.select().from(users))).toBe("mixed p=1 r=1");
     const st = vfsStatus(u.db);
     expect(st.fallbacks.reasons["replica-read-only"]).toBe(1);
+    expect(st.fallbacks.reasons["replica-missing-object"]).toBe(1);
     expect(st.replicas[0]!.errors).toBe(0);
     expect(vfsStatus(s.db).fallbacks.reasons).toMatchObject({
       "replica-error": 1,
