@@ -98,11 +98,15 @@ export class ReplicatorPositions {
   /** The one resolution loop: runs while positions wait. */
   async #run(): Promise<void> {
     this.#running = true;
+    const r = this.#replicator;
+    let seen = r.position.txid;
     try {
       while (this.#waiters.length > 0) {
-        const published = await this.#nextPublish();
+        // A publish may have happened while this loop was busy (its event then unheard).
+        const published = r.position.txid > seen || (await this.#nextPublish());
         // Published far enough: `after + 2` holds the write.
-        const txid = this.#replicator.position.txid;
+        const txid = r.position.txid;
+        seen = txid;
         this.#settle((w) => (txid >= w.after + 2 ? w.after + 2 : null));
         if (this.#waiters.length === 0) break;
         // A write committed since that publish (marked seeing it) is on its
@@ -118,7 +122,7 @@ export class ReplicatorPositions {
         const start = { startSeq: ++this.#seq, startedAt: Date.now() };
         let synced: number | undefined;
         try {
-          synced = (await this.#replicator.sync()).txid;
+          synced = (await r.sync()).txid;
           if (!this.#known || this.#known.startSeq < start.startSeq) {
             this.#known = { txid: synced, ...start };
           }
