@@ -15,16 +15,14 @@ import type { CacheConfig } from "drizzle-orm/cache/core/types";
 import { blob, integer, real, sqliteTable, text } from "drizzle-orm/sqlite-core";
 import { afterEach, describe, expect, test } from "vitest";
 import type { PrimaryConnection } from "../../src/router/connection.js";
-import { createRouter, type RouterOptions } from "../../src/router/router.js";
+import { createRouter } from "../../src/router/router.js";
 import { vfsStatus } from "../../src/router/vfs-status.js";
-import type { WritePosition } from "../../src/router/write-position.js";
 import { asyncSessionContext } from "../../src/router-node/async-session-context.js";
 import { betterSqlitePrimary } from "../../src/router-node/better-sqlite-primary.js";
 import {
   catchUp,
-  FakeReplica,
-  primaryFile,
-  RecordingPrimary,
+  exactPositions,
+  fakeReplicaRouter,
   replicatedPrimary,
   SCHEMA_SQL,
   schema,
@@ -41,35 +39,9 @@ afterEach(async () => {
 const context = asyncSessionContext();
 
 /** Primary + two fake replicas (reading the primary's file through their own connections). */
-function setup(
-  options: Partial<RouterOptions<typeof schema>> & {
-    wrap?: (p: PrimaryConnection) => PrimaryConnection;
-  } = {},
-) {
-  const { dir, cleanup } = tempDir();
-  defer(cleanup);
-  const file = primaryFile(dir);
-  defer(() => file.close());
-  const base = betterSqlitePrimary(file);
-  const primary = new RecordingPrimary(options.wrap ? options.wrap(base) : base);
-  const r1 = new FakeReplica("r1", join(dir, "primary.db"));
-  const r2 = new FakeReplica("r2", join(dir, "primary.db"));
-  defer(() => r1.close());
-  defer(() => r2.close());
-  const { wrap: _w, ...rest } = options;
-  const db = createRouter({ primary, replicas: [r1, r2], schema, context, ...rest });
-  const replicaSql = () => r1.sql.length + r2.sql.length;
-  return { dir, db, primary, r1, r2, file, replicaSql };
-}
-
-/** Every write lands in TXID `next.txid`. */
-function exactPositions(next: { txid: number }) {
-  return (p: PrimaryConnection): PrimaryConnection => ({
-    ...p,
-    inTransaction: () => p.inTransaction!(),
-    batch: (s) => p.batch(s),
-    position: (): WritePosition => ({ txid: next.txid, at: Date.now() }),
-  });
+function setup(options: Parameters<typeof fakeReplicaRouter>[2] = {}) {
+  const s = fakeReplicaRouter(defer, context, options);
+  return { ...s, replicaSql: () => s.counts().replicas };
 }
 
 /** Like an asynchronous driver (a remote primary): each statement starts a little later. */
