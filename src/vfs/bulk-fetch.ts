@@ -85,6 +85,8 @@ export class StatementFetchState {
   readonly recent: number[] = [];
   /** Overflow pages guessed or found per owning tree root. */
   readonly overflowOwner = new Map<number, number>();
+  /** Misses seen before the plan was known. */
+  readonly unplanned: { version: ReplicaVersion; pgno: number }[] = [];
 
   constructor(plan: StatementPlan | undefined) {
     this.plan = plan;
@@ -193,6 +195,8 @@ export interface BulkFetchHost {
     plan: BulkPlan,
     onPage: (req: PageRequest, page: Uint8Array) => void,
   ): Promise<void>;
+  /** Plain read-ahead of `reqs` (the fetcher coalesces them). */
+  prefetch(version: ReplicaVersion, reqs: PageRequest[]): void;
   /** Bytes of every current frame of `version` (what hydrating it reads). */
   versionBytes(version: ReplicaVersion): number;
   /** Whether hydration covers `version` (running for it, or done). */
@@ -273,9 +277,12 @@ export class BulkFetcher {
     version: ReplicaVersion,
     pgno: number,
     state: StatementFetchState,
+    replay = false,
   ): PageRequest[] | undefined {
     if (this.#options.budgetBytes === 0) return undefined;
     if (this.#host.hydrating(version)) return [];
+    // Decided without a plan: decided again once the plan is known (see planArrived).
+    if (!state.plan && !replay) state.unplanned.push({ version, pgno });
     const missedLoc = version.index.lookup(pgno);
     if (!missedLoc) return [];
     const roots = state.plan ? state.plan.trees.keys() : undefined;
@@ -285,7 +292,7 @@ export class BulkFetcher {
       map = this.map(version, roots);
       tree = map.treeOf(pgno);
     }
-    const pending = this.#host.pendingOrCached(missedLoc);
+    const pending = !replay && this.#host.pendingOrCached(missedLoc);
     if (!tree) {
       if (pending) return [];
       const along = this.#overflowMiss(version, pgno, state);
@@ -301,8 +308,13 @@ export class BulkFetcher {
       (pos <= ts.lastPos + 2 || (pos >= ts.ahead - 1 && pos <= ts.ahead + 2));
     if (pos >= 0) ts.lastPos = pos;
     // A page already on its way (a bulk fetch, read-ahead) is not a new miss.
-    if (pending || ts.whole) return [];
-    ts.misses++;
+    if (pending) return [];
+    if (!replay) ts.misses++;
+    // Fetched whole as far as the budget and the cache allowed, and still
+    // missing (a scan past that point): read ahead along the leaf list.
+    if (ts.whole) {
+      return this.#spread(version, map, tree.root, this.#readAhead(version, tree, ts, pos), state);
+    }
     const use: TreeUse | undefined = state.plan?.trees.get(tree.root);
     const access = use?.access;
     if (
@@ -344,8 +356,24 @@ export class BulkFetcher {
     state: StatementFetchState,
   ): PageRequest[] {
     if (reqs.length <= ALONG_PAGES) return reqs;
-    this.#bulk(version, map, root, reqs, state, undefined, false, WINDOW_REQUESTS);
+    // Past the budget: plain read-ahead (the fetcher still coalesces it).
+    if (!this.#bulk(version, map, root, reqs, state, undefined, false, WINDOW_REQUESTS))
+      return reqs;
     return [];
+  }
+
+  /**
+   * The statement's plan is known now: the misses it had before are decided
+   * again with it (a scan found at its first miss is fetched in bulk at once,
+   * not at its next miss). Pages chosen go out as read-ahead.
+   */
+  planArrived(state: StatementFetchState): void {
+    const misses = state.unplanned.splice(0);
+    if (!state.plan) return;
+    for (const { version, pgno } of misses) {
+      const along = this.onMiss(version, pgno, state, true);
+      if (along && along.length > 0) this.#host.prefetch(version, along);
+    }
   }
 
   /** Fetches the rest of `tree` (from `pos` on, then the start), within the budget. */
@@ -386,9 +414,9 @@ export class BulkFetcher {
     ts: TreeState | undefined,
     mayHydrate = false,
     maxRuns?: number,
-  ): void {
+  ): boolean {
     const left = this.#budget(version) - state.bulkBytes;
-    if (left <= 0 || reqs.length === 0) return;
+    if (left <= 0 || reqs.length === 0) return false;
     // Within the byte budget, and no more pages than the cache holds without
     // evicting the first before the statement reads them.
     const maxPages = Math.floor(this.#options.cacheBytes / 2 / version.index.pageSize);
@@ -399,7 +427,7 @@ export class BulkFetcher {
       take.push(r);
       bytes += r.loc.size;
     }
-    if (take.length === 0) return;
+    if (take.length === 0) return false;
     // Gaps cheaper to read than a request are bridged (within the budget);
     // beyond that, a few times the wanted bytes to get down to one wave.
     const plan = this.#host.planRuns(take, {
@@ -416,7 +444,7 @@ export class BulkFetcher {
         this.#host.autoHydrate(version, `a statement reads most of tree ${root}`)
       ) {
         this.#stats.hydrations++;
-        return;
+        return true;
       }
     }
     state.bulkBytes += plan.bytes;
@@ -435,6 +463,7 @@ export class BulkFetcher {
         () => this.#afterBulk(version, map, root, arrived, state, ts),
         () => {},
       );
+    return true;
   }
 
   /**

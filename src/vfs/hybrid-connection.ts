@@ -213,7 +213,11 @@ export class HybridConnection {
       if (round === OPEN_ASYNC_AT_MISS) this.#openAsync().catch(() => {});
       // A statement that misses: learn what it will read (bulk fetching uses
       // it from the next miss on) while its pages are on their way.
-      if (!this.#options.statement?.plans.has(sql) && !sync.inTransaction) await sync.plan(sql);
+      const statement = this.#options.statement;
+      if (statement && !statement.plans.has(sql) && !sync.inTransaction) {
+        await sync.plan(sql);
+        if (statement.state) this.#core.bulk.planArrived(statement.state);
+      }
       try {
         await Promise.all(misses);
       } catch (cause) {

@@ -318,6 +318,7 @@ export class ReplicaCore {
           onPage,
         }),
       versionBytes: (version) => this.layout(version).bytes,
+      prefetch: (version, reqs) => this.fetcher.prefetch(reqs, version.index.pageSize),
       hydrating: (version) =>
         this.#hydrator?.active === true && version === this.#current && this.#hydrationRequested,
       mayAutoHydrate: (bytes) =>
