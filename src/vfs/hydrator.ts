@@ -323,6 +323,11 @@ export class Hydrator {
     return pass.done;
   }
 
+  /** Settles when the current pass has (at once when there is none). */
+  settled(): Promise<void> {
+    return this.#pass?.done ?? Promise.resolve();
+  }
+
   /** Stops hydrating (requests in flight are aborted) and drops the image. */
   close(): void {
     this.#abort.abort();

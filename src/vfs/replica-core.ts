@@ -192,6 +192,7 @@ export class ReplicaCore {
   readonly #hydrateStore: ObjectStore;
   readonly #layouts = new WeakMap<ReplicaVersion, FrameLayout>();
   readonly #persistent: PersistentCache | undefined;
+  #hydratorPageSize = 0;
 
   constructor(options: ReplicaCoreOptions) {
     this.#options = options;
@@ -280,18 +281,18 @@ export class ReplicaCore {
     });
   }
 
-  #hydratorPageSize = 0;
-
-  /** Waits until hydration of the current version is complete (tests, scripts); resolves at once when off. */
+  /** Waits until hydration of the current version is complete (or failed); at once when off. */
   async hydrated(): Promise<void> {
     for (;;) {
       const h = this.#hydrator;
       const v = this.#current;
       if (!h || !v) return;
       const st = h.status();
-      if (st.state !== "running" && st.txid === v.index.txid) return;
       if (st.state === "failed" || st.state === "off") return;
-      await new Promise((r) => setTimeout(r, 5));
+      if (st.state === "done" && st.txid === v.index.txid) return;
+      // A pass for an older version (a poll applied a newer one) is followed by one for it.
+      if (st.txid !== v.index.txid) this.hydrate();
+      await h.settled();
     }
   }
 
