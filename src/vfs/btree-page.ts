@@ -81,6 +81,21 @@ function readVarint(
   return undefined;
 }
 
+/**
+ * Offsets of the cells of a leaf page of one of `types`, after checking
+ * that the cell pointer array fits the page; `undefined` otherwise.
+ */
+function leafCells(page: Uint8Array, pgno: number, types: readonly number[]): number[] | undefined {
+  const h = headerOffset(pgno);
+  if (!types.includes(page[h]!) || h + 8 > page.length) return undefined;
+  const view = new DataView(page.buffer, page.byteOffset, page.byteLength);
+  const cells = view.getUint16(h + 3);
+  if (h + 8 + cells * 2 > page.length) return undefined;
+  const out: number[] = [];
+  for (let i = 0; i < cells; i++) out.push(view.getUint16(h + 8 + i * 2));
+  return out;
+}
+
 /** Size in bytes of a record value with the given serial type. */
 function serialTypeSize(t: number): number {
   if (t <= 4) return t;
@@ -108,14 +123,8 @@ function readIntValue(page: Uint8Array, pos: number, t: number): number | undefi
  * whose record does not fit the page locally are skipped.
  */
 export function schemaRootPages(page: Uint8Array, pgno: number, maxPgno: number): number[] {
-  const h = headerOffset(pgno);
-  if (page[h] !== PAGE_TYPE_LEAF_TABLE || h + 8 > page.length) return [];
-  const view = new DataView(page.buffer, page.byteOffset, page.byteLength);
-  const cells = view.getUint16(h + 3);
-  if (h + 8 + cells * 2 > page.length) return [];
   const roots: number[] = [];
-  for (let i = 0; i < cells; i++) {
-    const cell = view.getUint16(h + 8 + i * 2);
+  for (const cell of leafCells(page, pgno, [PAGE_TYPE_LEAF_TABLE]) ?? []) {
     const payloadLen = readVarint(page, cell, page.length);
     if (!payloadLen) continue;
     const rowid = readVarint(page, payloadLen[1], page.length);
@@ -188,17 +197,12 @@ export function leafOverflowChains(
   usable: number,
   maxPgno: number,
 ): OverflowChain[] {
-  const h = headerOffset(pgno);
-  const type = page[h];
-  if (type !== PAGE_TYPE_LEAF_TABLE && type !== PAGE_TYPE_LEAF_INDEX) return [];
-  const table = type === PAGE_TYPE_LEAF_TABLE;
-  if (h + 8 > page.length) return [];
+  const table = page[headerOffset(pgno)] === PAGE_TYPE_LEAF_TABLE;
+  const cells = leafCells(page, pgno, [PAGE_TYPE_LEAF_TABLE, PAGE_TYPE_LEAF_INDEX]);
+  if (!cells) return [];
   const view = new DataView(page.buffer, page.byteOffset, page.byteLength);
-  const cells = view.getUint16(h + 3);
-  if (h + 8 + cells * 2 > page.length) return [];
   const out: OverflowChain[] = [];
-  for (let i = 0; i < cells; i++) {
-    const cell = view.getUint16(h + 8 + i * 2);
+  for (const cell of cells) {
     const len = readVarint(page, cell, page.length);
     if (!len) continue;
     let pos = len[1];
@@ -270,14 +274,8 @@ export function indexLeafRowids(
   pgno: number,
   usable: number,
 ): (number | undefined)[] {
-  const h = headerOffset(pgno);
-  if (page[h] !== PAGE_TYPE_LEAF_INDEX || h + 8 > page.length) return [];
-  const view = new DataView(page.buffer, page.byteOffset, page.byteLength);
-  const cells = view.getUint16(h + 3);
-  if (h + 8 + cells * 2 > page.length) return [];
   const out: (number | undefined)[] = [];
-  for (let i = 0; i < cells; i++) {
-    const cell = view.getUint16(h + 8 + i * 2);
+  for (const cell of leafCells(page, pgno, [PAGE_TYPE_LEAF_INDEX]) ?? []) {
     const len = readVarint(page, cell, page.length);
     if (!len || localPayload(len[0], usable, false) < len[0] || len[1] + len[0] > page.length) {
       out.push(undefined);

@@ -512,3 +512,13 @@ export const SCATTERED_QUERIES: ScatteredQuery[] = [
     params: [100],
   },
 ];
+
+/**
+ * A {@link ScriptedWriter} (page size 1024, skeleton and page 1 in the head)
+ * that published {@link fillScattered}'s database once. Close it when done.
+ */
+export async function publishScattered(store: ObjectStore): Promise<ScriptedWriter> {
+  const writer = new ScriptedWriter(store, { pageSize: 1024, skeleton: true, page1: true });
+  await writer.commit(() => fillScattered(writer.db));
+  return writer;
+}

@@ -11,6 +11,7 @@ import { openReplica, type Replica, type ReplicaOptions } from "../../src/vfs/in
 import {
   fillScattered,
   primaryValues,
+  publishScattered,
   type RecordedCall,
   RecordingStore,
   readSqliteWasm,
@@ -29,9 +30,8 @@ const SHAPES = SCATTERED_QUERIES;
 
 async function published(): Promise<{ mem: MemoryStore; writer: ScriptedWriter }> {
   const mem = new MemoryStore();
-  const writer = new ScriptedWriter(mem, { pageSize: 1024, skeleton: true, page1: true });
+  const writer = await publishScattered(mem);
   cleanups.push(() => writer.close());
-  await writer.commit(() => fillScattered(writer.db));
   return { mem, writer };
 }
 

@@ -10,12 +10,12 @@ import { afterEach, describe, expect, test } from "vitest";
 import { MemoryStore } from "../../src/storage/memory-store.js";
 import { openReplica, type Replica, type ReplicaOptions } from "../../src/vfs/index.js";
 import {
-  fillScattered,
   primaryValues,
+  publishScattered,
   RecordingStore,
   readSqliteWasm,
   SCATTERED_QUERIES,
-  ScriptedWriter,
+  type ScriptedWriter,
 } from "./helpers.js";
 
 const cleanups: (() => unknown)[] = [];
@@ -25,9 +25,8 @@ afterEach(async () => {
 
 async function published(): Promise<{ mem: MemoryStore; writer: ScriptedWriter }> {
   const mem = new MemoryStore();
-  const writer = new ScriptedWriter(mem, { pageSize: 1024, skeleton: true, page1: true });
+  const writer = await publishScattered(mem);
   cleanups.push(() => writer.close());
-  await writer.commit(() => fillScattered(writer.db));
   return { mem, writer };
 }
 

@@ -30,12 +30,12 @@ import {
 } from "../../src/vfs/index.js";
 import { directoryCacheBackend } from "../../src/vfs-node/directory-cache.js";
 import {
-  fillScattered,
   primaryValues,
+  publishScattered,
   RecordingStore,
   readSqliteWasm,
   SCATTERED_QUERIES,
-  ScriptedWriter,
+  type ScriptedWriter,
 } from "./helpers.js";
 
 const root = resolve(import.meta.dirname, "../..");
@@ -55,9 +55,8 @@ function cacheDir(): string {
 }
 
 async function published(store: ObjectStore = new MemoryStore()): Promise<ScriptedWriter> {
-  const writer = new ScriptedWriter(store, { pageSize: 1024, skeleton: true, page1: true });
+  const writer = await publishScattered(store);
   cleanups.push(() => writer.close());
-  await writer.commit(() => fillScattered(writer.db));
   return writer;
 }
 
