@@ -122,6 +122,7 @@ export function writeReports(dir, run) {
     "",
     `Per-request proxy delay: ${run.delayMs} ms (throughput figures: ${run.throughputDelayMs} ms).`,
     "",
+    ...(run.notes ?? []).flatMap((n) => [md(n), ""]),
     "## Summary",
     "",
     markdownTable(rows),
