@@ -45,7 +45,7 @@ export const KEEP_MISSING = 6;
 /** First read-ahead window along a leaf list, in leaves; each further miss multiplies it by 4. */
 const FIRST_WINDOW = 16;
 /** Unwanted bytes (as a multiple of the wanted ones) a bulk fetch may read to save requests. */
-const WASTE_FACTOR = 4;
+const WASTE_FACTOR = 8;
 /** Pages that ride along with a miss; more become a small bulk fetch. */
 const ALONG_PAGES = 4;
 /** Range GETs a read-ahead window aims for. */

@@ -124,7 +124,7 @@ const BULK_REQUESTS = 16;
 /** Bulk range GETs in flight at most (and at most 64 MiB of them). */
 const BULK_CONCURRENCY = 64;
 /** Gaps between wanted frames read rather than split (cheaper than a request). */
-const FREE_GAP_BYTES = 128 * 1024;
+const FREE_GAP_BYTES = 512 * 1024;
 /** Largest bulk range GET. */
 const MAX_BULK_RANGE = 4 * 1024 * 1024;
 /** Range GETs hydration keeps in flight. */
