@@ -31,13 +31,11 @@ for (const f of partial.figures)
     },
   });
 figures.sort((a, b) => Number(a.id) - Number(b.id));
-const merged = {
-  ...full,
-  figures,
-  notes: [
-    ...(full.notes ?? []).filter((n) => !n.startsWith("Figures ")),
-    `Figures ${[...ids].join(", ")}: from \`${partial.command}\` started ${partial.startedAt} (pagecast ${partial.versions.pagecast}, load average at start ${partial.machine.loadAverage.map((x) => x.toFixed(2)).join(" / ")}); the other figures from the full run above.`,
-  ],
-};
+const from = `from \`${partial.command}\` started ${partial.startedAt} (pagecast ${partial.versions.pagecast}, load average at start ${partial.machine.loadAverage.map((x) => x.toFixed(2)).join(" / ")})`;
+const notes = (full.notes ?? []).filter((n) => !ids.has(/^Figure (\d+):/.exec(n)?.[1] ?? ""));
+for (const id of ids)
+  notes.push(`Figure ${id}: ${from}; the other figures from the full run above unless noted.`);
+notes.sort((a, b) => Number(/\d+/.exec(a)?.[0] ?? 0) - Number(/\d+/.exec(b)?.[0] ?? 0));
+const merged = { ...full, figures, notes };
 writeReports(outDir ?? dirname(fullPath), merged);
 console.log(`merged figures ${[...ids].join(", ")} into ${outDir ?? dirname(fullPath)}`);
