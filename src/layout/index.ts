@@ -7,6 +7,7 @@ export {
   type HeadObject,
   type HeadPage1,
   type HeadSkeleton,
+  type HeadWriterHealth,
   parseHeadObject,
   serializeHeadObject,
 } from "./head-object.js";

@@ -50,6 +50,25 @@ export interface ReplicatorStats {
   /** Times the outage buffer passed `outageBufferBytes` and was dropped for a snapshot. */
   bufferOverflows: number;
 
+  /**
+   * The writer's own health: `healthy`; `diverged` (a divergence was
+   * detected and the snapshot repairing it is not published yet);
+   * `storage-unavailable` (uploads fail or stall: changes are kept until
+   * storage returns); `database-unavailable` (the database file cannot be
+   * opened, e.g. after it was swapped; retried every sync).
+   */
+  health: "healthy" | "diverged" | "storage-unavailable" | "database-unavailable";
+  /**
+   * Times the writer found that the replica could not be continued from the
+   * database: the divergence check found a page that differs, WAL frames
+   * were lost before they were captured, or the files were swapped behind
+   * the writer. Each was logged as an error and repaired by a snapshot.
+   */
+  divergences: number;
+  /** The last divergence, if any: when (ms since epoch) and why. */
+  lastDivergence: { at: number; reason: string } | null;
+  /** The divergence check: pages compared, complete passes, end of the last pass (ms since epoch). */
+  verification: { pages: number; passes: number; lastPassAt: number | null };
   /** Store request counters (requests by kind, bytes in/out, errors, retries). */
   store: StoreCounters;
   /** Errors seen by background syncs and maintenance. */

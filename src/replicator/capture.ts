@@ -1,0 +1,524 @@
+/**
+ * The capture side of the writer (Litestream's db.go): the only part that
+ * touches the database's files, through {@link DatabaseFiles}. It follows the
+ * WAL (committed frames since the capture position become captured page
+ * images, held in a {@link CaptureBuffer} until the upload pipeline takes
+ * them), notices anything that breaks continuity (a WAL restarted by someone
+ * else, files swapped behind the connections, page 1 rewritten outside
+ * SQLite) and asks for a snapshot instead, reads snapshots, runs the
+ * controlled checkpoints and the rolling divergence check.
+ *
+ * Everything here is synchronous except snapshot reads: the caller runs
+ * those and every other call one at a time (the replicator's capture lane).
+ */
+
+import { CaptureBuffer } from "./capture-buffer.js";
+import {
+  type CheckpointPolicy,
+  checkpointModeFor,
+  type RestartExpectation,
+  restartIsContinuous,
+  runCheckpoint,
+} from "./checkpointer.js";
+import { DatabaseFiles } from "./database-files.js";
+import type { ReplicatorLogger } from "./logger.js";
+import type { UploadableLtx } from "./ltx-builder.js";
+import type { PageChecksums } from "./page-checksums.js";
+import { captureSegment } from "./segment-capture.js";
+import type { BuiltSkeleton } from "./skeleton.js";
+import { readFullSnapshot, readPositionSnapshot } from "./snapshot-reader.js";
+import type { CheckpointResult } from "./sqlite-connections.js";
+import { RollingVerifier } from "./verifier.js";
+import {
+  initialCursor,
+  readCommittedFrames,
+  readFully,
+  readWalHeader,
+  WAL_FRAME_HEADER_SIZE,
+  WAL_HEADER_SIZE,
+  type WalCursor,
+  type WalHeader,
+  type WalSegment,
+} from "./wal-reader.js";
+
+/** What the capture side reports to the rest of the writer. */
+export interface CaptureHooks {
+  log: ReplicatorLogger;
+  /** The replica can no longer be continued from the database (logged as an error by the hook). */
+  divergence(reason: string): void;
+  /** A failure worth counting (the database could not be opened, ...). */
+  error(err: unknown): void;
+  /** A checkpoint ran (`result`), or could not take the write lock (undefined). */
+  checkpoint(
+    mode: "PASSIVE" | "TRUNCATE",
+    result: CheckpointResult | undefined,
+    clean: boolean,
+  ): void;
+  /** The outage buffer passed its budget and was dropped for a snapshot. */
+  overflow(): void;
+}
+
+/** Options of the capture side. */
+export interface CaptureOptions {
+  path: string;
+  busyTimeout: number;
+  policy: CheckpointPolicy;
+  /** Bytes of captured page images kept while storage fails (see `outageBufferBytes`). */
+  bufferBudget: number;
+}
+
+/** A position to continue from (resume), as found by resume.ts. */
+export interface CapturePosition {
+  cursor: WalCursor;
+  walPages: Map<number, number>;
+  commit: number;
+  page1: Uint8Array | undefined;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** The capture side (see the module comment). */
+export class Capture {
+  readonly #opts: CaptureOptions;
+  readonly #hooks: CaptureHooks;
+  #files: DatabaseFiles | undefined;
+  #pageSize: number;
+  /** Where the next WAL scan starts; undefined until a snapshot or resume sets it. */
+  #cursor: WalCursor | undefined;
+  /** Newest frame of each page in the current WAL generation, up to the cursor. */
+  #walPages = new Map<number, number>();
+  /** Database size in pages at the cursor. */
+  #commit = 0;
+  #expect: RestartExpectation | undefined;
+  /** Newest image of page 1 at the cursor (to notice page 1 rewritten outside SQLite). */
+  #page1: Uint8Array | undefined;
+  #walBytes = 0;
+  #lastCheckpoint: { salt1: number; frames: number } | undefined;
+  /** The pin was re-taken since the last scan: frames up to it may not be captured yet. */
+  #repinned = false;
+  /** Set while the database cannot be opened (after a swap, or gone). */
+  #unavailable: { since: number; reason: string } | undefined;
+  #buffer = new CaptureBuffer();
+  #snapshotReason: string | undefined = "no replicated position (start)";
+  readonly verifier = new RollingVerifier();
+
+  private constructor(opts: CaptureOptions, hooks: CaptureHooks, files: DatabaseFiles) {
+    this.#opts = opts;
+    this.#hooks = hooks;
+    this.#files = files;
+    this.#pageSize = files.pageSize;
+  }
+
+  /** Opens the database (see `DatabaseFiles.open`). */
+  static open(opts: CaptureOptions, hooks: CaptureHooks): Capture {
+    return new Capture(opts, hooks, DatabaseFiles.open(opts.path, opts.busyTimeout));
+  }
+
+  get pageSize(): number {
+    return this.#pageSize;
+  }
+  /** The open files, or undefined while the database is unavailable. */
+  get files(): DatabaseFiles | undefined {
+    return this.#files;
+  }
+  get unavailable(): { since: number; reason: string } | undefined {
+    return this.#unavailable;
+  }
+  get walBytes(): number {
+    return this.#walBytes;
+  }
+  /** Captured changes not handed to the upload pipeline yet. */
+  get buffer(): CaptureBuffer {
+    return this.#buffer;
+  }
+  /** Why a snapshot is due, if one is. */
+  get snapshotReason(): string | undefined {
+    return this.#snapshotReason;
+  }
+  /** The capture position (for the periodic snapshot), once one exists. */
+  get position(): { cursor: WalCursor; walPages: Map<number, number> } | undefined {
+    return this.#cursor ? { cursor: this.#cursor, walPages: this.#walPages } : undefined;
+  }
+
+  /** A snapshot is due; whatever the buffer holds is covered by it. */
+  requestSnapshot(reason: string): void {
+    this.#snapshotReason ??= reason;
+    this.#buffer = new CaptureBuffer();
+  }
+
+  /** Replaces the snapshot reason (the start's, once resume found out why). */
+  setSnapshotReason(reason: string): void {
+    this.#snapshotReason = reason;
+    this.#buffer = new CaptureBuffer();
+  }
+
+  /** Hands the captured changes to the upload pipeline (undefined when there are none or a snapshot is due). */
+  takeBuffer(): CaptureBuffer | undefined {
+    if (this.#snapshotReason !== undefined || this.#buffer.empty) return undefined;
+    const buffer = this.#buffer;
+    this.#buffer = new CaptureBuffer();
+    return buffer;
+  }
+
+  /** Continues from a resumed position (see resume.ts). */
+  adopt(at: CapturePosition): void {
+    this.#cursor = at.cursor;
+    this.#walPages = at.walPages;
+    this.#commit = at.commit;
+    this.#page1 = at.page1;
+    this.#snapshotReason = undefined;
+    this.#expect = undefined;
+  }
+
+  /** Takes the pin (with a bump write first, so it holds a real read mark). */
+  pin(): void {
+    const conns = this.#files?.conns;
+    if (!conns || conns.pinned) return;
+    if (conns.lock()) conns.bumpAndUnlock();
+    conns.takePin();
+    this.#repinned = true;
+  }
+
+  /**
+   * Pins after a resume whose own sync ran unpinned: a WAL restart by the
+   * bump is continuous only if nobody committed since `before` (data_version).
+   */
+  pinAfterResume(before: number): void {
+    const conns = this.#files?.conns;
+    if (!conns || conns.pinned) return;
+    const oldSalt1 = this.#cursor?.salt1 ?? null;
+    const locked = conns.lock();
+    const after = conns.dataVersion();
+    if (locked) conns.bumpAndUnlock();
+    conns.takePin();
+    this.#repinned = true;
+    this.#expect = { oldSalt1, clean: locked && after === before };
+  }
+
+  /**
+   * One capture: checks the files, then reads the WAL's new committed frames
+   * into the buffer, or asks for a snapshot when continuity is lost. With
+   * `failing` (storage down) the buffer is bounded by the budget; without it
+   * and over the budget (a slow upload) capture waits and the WAL keeps the frames.
+   */
+  scan(
+    options: { failing?: boolean; pin?: boolean; force?: boolean; sealing?: boolean } = {},
+  ): void {
+    const reopened = options.sealing ? undefined : this.#ensureFiles();
+    const files = this.#files;
+    if (!files) return;
+    if (
+      !options.force &&
+      !options.failing &&
+      this.#buffer.bytes >= this.#opts.bufferBudget &&
+      this.#snapshotReason === undefined
+    ) {
+      return;
+    }
+    if (options.pin !== false) this.pin();
+    const header = readWalHeader(files.wal);
+    this.#walBytes = files.walSize();
+    let reason = reopened ?? this.#snapshotReason;
+    if (!reason && header && header.pageSize !== this.#pageSize) {
+      reason = "page size changed";
+      this.#hooks.divergence(reason);
+    }
+    if (reason) {
+      // Nothing to capture (the snapshot reads the database), but follow the
+      // WAL so that the checkpoint thresholds see its real length.
+      this.#followWal(header);
+      this.requestSnapshot(reason);
+      this.#repinned = false;
+      return;
+    }
+    const lost = this.#readNew(header);
+    if (typeof lost === "string") {
+      this.#hooks.divergence(lost);
+      this.requestSnapshot(lost);
+      return;
+    }
+    this.#repinned = false;
+    const segment = lost;
+    if (!segment || segment.transactions === 0) return;
+    for (const [p, o] of segment.pages) this.#walPages.set(p, o);
+    const captured = captureSegment({
+      db: files.db,
+      wal: files.wal,
+      segment,
+      generationPages: this.#walPages,
+      pageSize: this.#pageSize,
+      prevCommit: this.#commit,
+    });
+    this.#buffer.add(captured, Date.now());
+    this.#cursor = segment.end;
+    this.#commit = segment.commit;
+    const page1 = captured.pages.get(1);
+    if (page1) this.#page1 = page1;
+    if (options.failing && this.#buffer.bytes > this.#opts.bufferBudget) {
+      this.#hooks.log.warn(
+        "storage unavailable too long: buffered changes dropped, a snapshot follows",
+        { bytes: this.#buffer.bytes, transactions: this.#buffer.transactions },
+      );
+      this.#hooks.overflow();
+      this.requestSnapshot("storage unavailable too long");
+    }
+  }
+
+  /** The new committed frames after the cursor, or why they cannot be captured. */
+  #readNew(header: WalHeader | undefined): WalSegment | string | undefined {
+    const files = this.#files!;
+    const cursor = this.#cursor!;
+    let segment: WalSegment | undefined;
+    if (!header) {
+      if (cursor.offset !== WAL_HEADER_SIZE && !this.#expect?.clean) {
+        return "WAL truncated by another connection (frames not captured)";
+      }
+    } else if (header.salt1 === cursor.salt1 && header.salt2 === cursor.salt2) {
+      if (this.#walBytes < cursor.offset) return "WAL shrank below the replicated position";
+      segment = readCommittedFrames(files.wal, header, cursor);
+      this.#expect = undefined;
+    } else if (restartIsContinuous(this.#expect)) {
+      this.#cursor = initialCursor(header);
+      this.#walPages = new Map();
+      this.#expect = undefined;
+      segment = readCommittedFrames(files.wal, header, this.#cursor);
+    } else {
+      this.#hooks.log.debug("unexpected WAL restart", {
+        oldSalt1: cursor.salt1,
+        newSalt1: header.salt1,
+        expected: this.#expect ? "after our checkpoint" : "no",
+      });
+      return "WAL restarted by another connection (frames not captured)";
+    }
+    return this.#checkPage1(segment) ?? segment;
+  }
+
+  /**
+   * A database file rewritten in place (a backup copied over it) shows as a
+   * page 1 that differs from the newest version captured while the WAL holds
+   * no newer one.
+   */
+  #checkPage1(segment: WalSegment | undefined): string | undefined {
+    if (!this.#page1 || this.#walPages.has(1) || segment?.pages.has(1)) return undefined;
+    const buf = new Uint8Array(100);
+    readFully(this.#files!.db, buf, 0);
+    return sameBytes(buf, this.#page1.subarray(0, 100))
+      ? undefined
+      : "database file changed outside SQLite";
+  }
+
+  /** With a snapshot due: moves the cursor over the committed frames of the WAL as it is now. */
+  #followWal(header: WalHeader | undefined): void {
+    if (!header || header.pageSize !== this.#pageSize) {
+      this.#cursor = { salt1: 0, salt2: 0, offset: WAL_HEADER_SIZE, checksum1: 0, checksum2: 0 };
+      return;
+    }
+    const c = this.#cursor;
+    const from =
+      c && c.salt1 === header.salt1 && c.salt2 === header.salt2 && this.#walBytes >= c.offset
+        ? c
+        : initialCursor(header);
+    this.#cursor = readCommittedFrames(this.#files!.wal, header, from).end;
+  }
+
+  /**
+   * Checks the files behind the connections and reopens them after a swap
+   * (connections closed first, then descriptors; see database-files.ts), so
+   * the replicator never holds locks on a file that is no longer the
+   * application's. Returns the reason when they were reopened.
+   */
+  #ensureFiles(): string | undefined {
+    let reason: string | undefined;
+    if (this.#files) {
+      const change = this.#files.changed();
+      if (!change) return undefined;
+      this.#hooks.divergence(change.reason);
+      this.requestSnapshot(change.reason);
+      this.disconnect();
+      this.#unavailable = { since: Date.now(), reason: change.reason };
+      reason = change.reason;
+    }
+    const lost = this.#unavailable ?? { since: Date.now(), reason: "database reopened" };
+    try {
+      this.#files = DatabaseFiles.open(this.#opts.path, this.#opts.busyTimeout);
+    } catch (err) {
+      if (reason !== undefined) {
+        this.#hooks.log.warn("database unavailable; waiting for it", {
+          reason,
+          error: (err as Error).message,
+        });
+        this.#hooks.error(err);
+      }
+      return undefined;
+    }
+    this.#hooks.log.info("database reopened", { after: lost.reason });
+    this.#unavailable = undefined;
+    this.#pageSize = this.#files.pageSize;
+    this.#cursor = undefined;
+    this.#walPages = new Map();
+    this.#expect = undefined;
+    this.#page1 = undefined;
+    this.#lastCheckpoint = undefined;
+    return lost.reason;
+  }
+
+  /** Closes the connections and descriptors (they reopen at the next scan). */
+  disconnect(): void {
+    const files = this.#files;
+    this.#files = undefined;
+    files?.close();
+  }
+
+  /** Frames of the WAL up to the capture position. */
+  #frames(): number {
+    if (!this.#cursor) return 0;
+    const frameSize = WAL_FRAME_HEADER_SIZE + this.#pageSize;
+    return Math.max(0, (this.#cursor.offset - WAL_HEADER_SIZE) / frameSize);
+  }
+
+  /**
+   * PASSIVE or TRUNCATE checkpoint when the WAL passed a threshold. Under the
+   * write lock the WAL's tail is captured first (nothing can commit then), so
+   * the checkpoint loses nothing. `failing`: storage is down, so checkpoint
+   * even with a snapshot due (it reads the whole database later) to keep the WAL bounded.
+   */
+  checkpointIfDue(failing: boolean): void {
+    const files = this.#files;
+    if (!files || this.#unavailable) return;
+    const frames = this.#frames();
+    const mode = checkpointModeFor(frames, this.#opts.policy);
+    // After a checkpoint that could not restart the WAL (readers elsewhere), do
+    // not retry on every sync: each attempt costs a lock and a bump write.
+    const last = this.#lastCheckpoint;
+    const retry =
+      !last ||
+      last.salt1 !== this.#cursor?.salt1 ||
+      frames >= last.frames + Math.max(1, Math.floor(this.#opts.policy.passivePages / 2));
+    if (!mode || !retry) return;
+    this.#lastCheckpoint = { salt1: this.#cursor?.salt1 ?? 0, frames };
+    let locked = false;
+    const out = runCheckpoint(
+      files.conns,
+      mode,
+      () => {
+        locked = true;
+        // A swap since the scan: never checkpoint stale frames into the new file.
+        if (files.changed()) return false;
+        this.scan({ failing, force: true, pin: false, sealing: true });
+        return this.#snapshotReason === undefined || failing;
+      },
+      () => (this.#expect?.oldSalt1 === null ? null : (this.#cursor?.salt1 ?? null)),
+    );
+    if (out) {
+      this.#expect = out.expectation;
+      this.#repinned = true;
+      this.#hooks.checkpoint(mode, out.result, out.expectation.clean);
+    } else if (!locked) {
+      this.#hooks.checkpoint(mode, undefined, false);
+    }
+  }
+
+  /**
+   * Whether the divergence check may run now: the files are open, nothing is
+   * captured and unencoded, no snapshot is due, and every frame up to the
+   * pin has been captured (so the database file holds nothing newer than
+   * the cursor).
+   */
+  get verifiable(): boolean {
+    return (
+      this.#files !== undefined &&
+      this.#cursor !== undefined &&
+      this.#snapshotReason === undefined &&
+      this.#buffer.empty &&
+      !this.#repinned &&
+      this.#files.conns.pinned
+    );
+  }
+
+  /**
+   * Compares up to `pages` pages with `checksums` (the state the pipeline
+   * encoded, which equals the capture position when {@link verifiable}). A
+   * mismatch is a divergence: reported, and a snapshot is due.
+   */
+  verify(checksums: PageChecksums, pages: number): void {
+    if (!this.verifiable) return;
+    const files = this.#files!;
+    const pgno = this.verifier.step(
+      {
+        db: files.db,
+        wal: files.wal,
+        walPages: this.#walPages,
+        salts: this.#cursor!,
+        pageSize: this.#pageSize,
+        commit: this.#commit,
+        checksums,
+      },
+      pages,
+    );
+    if (pgno === undefined) return;
+    const reason = `replica diverged from the database (page ${pgno})`;
+    this.#hooks.divergence(reason);
+    this.requestSnapshot(reason);
+  }
+
+  /**
+   * Reads the snapshot that is due, at TXID `txid` (async: the caller keeps
+   * other capture calls out meanwhile). The capture position moves to it.
+   */
+  async readSnapshot(
+    txid: number,
+    checksums: PageChecksums | undefined,
+  ): Promise<{ enc: UploadableLtx; skeleton: BuiltSkeleton | undefined; reason: string }> {
+    const reason = this.#snapshotReason ?? "requested";
+    // A snapshot reads the database file: only consistent under the pin.
+    this.pin();
+    const taken = await readFullSnapshot(this.#files!, txid, checksums);
+    this.#cursor = taken.cursor;
+    this.#walPages = taken.walPages;
+    this.#expect = taken.expect;
+    this.#page1 = taken.page1;
+    this.#commit = taken.enc.header.commit;
+    this.#snapshotReason = undefined;
+    this.#repinned = false;
+    this.verifier.restart();
+    return { enc: taken.enc, skeleton: taken.skeleton, reason };
+  }
+
+  /** A snapshot of the capture position itself (the periodic snapshot); see `readPositionSnapshot`. */
+  readPositionSnapshot(
+    txid: number,
+    timestamp: number,
+  ): Promise<{ enc: UploadableLtx; skeleton: BuiltSkeleton | undefined } | undefined> {
+    if (!this.#files || !this.#cursor) return Promise.resolve(undefined);
+    return readPositionSnapshot(this.#files, {
+      cursor: this.#cursor,
+      walPages: this.#walPages,
+      commit: this.#commit,
+      txid,
+      timestamp,
+    }).catch((err: unknown) => {
+      // The WAL moved on under the read: try again at a later sync.
+      if ((err as { code?: unknown }).code !== "WAL_CHANGED") throw err;
+      this.#hooks.log.debug("periodic snapshot skipped: the WAL changed while it was read");
+      return undefined;
+    });
+  }
+
+  /** The final checkpoint of `close()`: unpinned, TRUNCATE. */
+  finalCheckpoint(): void {
+    const conns = this.#files?.conns;
+    if (!conns) return;
+    conns.releasePin();
+    conns.checkpoint("TRUNCATE");
+  }
+
+  /** Closes the files. */
+  close(): void {
+    this.disconnect();
+    this.#buffer = new CaptureBuffer();
+  }
+}
