@@ -2,22 +2,40 @@
  * `pagecast status <url>... [--json]`: opens each replica (lazily: no page is
  * read) and prints its status as a table (TXID, last commit, lag, health in
  * color on a terminal, cache, requests) or as JSON for scripts.
+ *
+ * Health combines the replica's freshness with what the writer published
+ * about itself in the head object: a writer that detected a divergence (the
+ * replica did not equal the database) shows `diverged` until the snapshot
+ * repairing it is published, whatever the lag.
  */
+import { HEAD_OBJECT_KEY, type HeadWriterHealth, parseHeadObject } from "../layout/index.js";
+import type { ObjectStore } from "../storage/object-store.js";
 import { openNodeStore } from "../storage/open-node-store.js";
+import { NotFoundError } from "../storage/store-errors.js";
 import { openReplica } from "../vfs/replica.js";
 import type { ReplicaHealth, ReplicaStatus } from "../vfs/replica-core.js";
 import { readSqliteWasm } from "../vfs-node/node-wasm.js";
 import { expectPositionals, parseArgs } from "./args.js";
 import { type CliCommand, UsageError } from "./cli-io.js";
 
+/** The replica's health, or `diverged` when its writer says the replica does not equal the database. */
+type Health = ReplicaHealth | "diverged";
+
 type Outcome =
-  | { url: string; status: ReplicaStatus }
+  | {
+      url: string;
+      health: Health;
+      status: ReplicaStatus;
+      /** What the writer published about its health in the head (absent: nothing to report). */
+      writer: HeadWriterHealth | null;
+    }
   | { url: string; error: { message: string; code: string | undefined } };
 
-const COLORS: Record<ReplicaHealth, string> = {
+const COLORS: Record<Health, string> = {
   healthy: "\x1b[32m",
   lagging: "\x1b[33m",
   stale: "\x1b[31m",
+  diverged: "\x1b[31m",
   unknown: "\x1b[2m",
 };
 
@@ -41,7 +59,10 @@ async function inspect(url: string): Promise<Outcome> {
     try {
       const replica = await openReplica({ store, wasm: readSqliteWasm });
       try {
-        return { url, status: replica.status() };
+        const status = replica.status();
+        const writer = await writerHealth(store);
+        const health = writer?.health === "diverged" ? "diverged" : status.health;
+        return { url, health, status, writer };
       } finally {
         await replica.close();
       }
@@ -57,6 +78,18 @@ async function inspect(url: string): Promise<Outcome> {
         code: typeof code === "string" ? code : undefined,
       },
     };
+  }
+}
+
+/** The head's `writer` field (null when absent, or when there is no pagecast head). */
+async function writerHealth(store: ObjectStore): Promise<HeadWriterHealth | null> {
+  try {
+    const res = await store.get(HEAD_OBJECT_KEY);
+    if (res.notModified) return null;
+    return parseHeadObject(res.body).writer ?? null;
+  } catch (err) {
+    if (err instanceof NotFoundError) return null;
+    throw err;
   }
 }
 
@@ -77,7 +110,7 @@ function row(o: Outcome, now: number, color: boolean): string[] {
   const committed = s.commitTime
     ? `${s.commitTime.toISOString()} (${seconds(Math.max(0, (now - s.commitTime.getTime()) / 1000))} ago)`
     : "-";
-  const health = color ? `${COLORS[s.health]}${s.health}\x1b[0m` : s.health;
+  const health = color ? `${COLORS[o.health]}${o.health}\x1b[0m` : o.health;
   const c = s.cache;
   const lookups = c.hits + c.misses;
   const cache = `${c.entries} pages, ${bytes(c.bytes)}${lookups > 0 ? `, ${Math.round((100 * c.hits) / lookups)}% hits` : ""}`;
@@ -97,7 +130,11 @@ function row(o: Outcome, now: number, color: boolean): string[] {
     health,
     cache,
     `${requests} (${kinds.join(", ")}), ${bytes(received)}`,
-    s.lastError ? `${s.lastError.message}${s.lastError.code ? ` [${s.lastError.code}]` : ""}` : "",
+    s.lastError
+      ? `${s.lastError.message}${s.lastError.code ? ` [${s.lastError.code}]` : ""}`
+      : o.writer?.health === "diverged"
+        ? `writer: ${o.writer.lastDivergence} (repair snapshot pending)`
+        : "",
   ];
 }
 
