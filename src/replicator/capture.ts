@@ -75,6 +75,8 @@ export interface CapturePosition {
   page1: Uint8Array | undefined;
 }
 
+const CHANGED_OUTSIDE = "database file changed outside SQLite";
+
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
@@ -102,6 +104,8 @@ export class Capture {
   #repinned = false;
   /** Set while the database cannot be opened (after a swap, or gone). */
   #unavailable: { since: number; reason: string } | undefined;
+  /** The current unavailability was logged. */
+  #reported = false;
   #buffer = new CaptureBuffer();
   #snapshotReason: string | undefined = "no replicated position (start)";
   readonly verifier = new RollingVerifier();
@@ -236,6 +240,14 @@ export class Capture {
       return;
     }
     const lost = this.#readNew(header);
+    if (lost === CHANGED_OUTSIDE) {
+      // Rewritten in place (a backup copied over it): our connections must
+      // not keep locks on it (an application reopening it in rollback mode
+      // could never write), so they are closed and reopened.
+      this.#swapped(lost);
+      this.#reopen();
+      return;
+    }
     if (typeof lost === "string") {
       this.#hooks.divergence(lost);
       this.requestSnapshot(lost);
@@ -306,9 +318,7 @@ export class Capture {
     if (!this.#page1 || this.#walPages.has(1) || segment?.pages.has(1)) return undefined;
     const buf = new Uint8Array(100);
     readFully(this.#files!.db, buf, 0);
-    return sameBytes(buf, this.#page1.subarray(0, 100))
-      ? undefined
-      : "database file changed outside SQLite";
+    return sameBytes(buf, this.#page1.subarray(0, 100)) ? undefined : CHANGED_OUTSIDE;
   }
 
   /** With a snapshot due: moves the cursor over the committed frames of the WAL as it is now. */
@@ -332,23 +342,33 @@ export class Capture {
    * application's. Returns the reason when they were reopened.
    */
   #ensureFiles(): string | undefined {
-    let reason: string | undefined;
     if (this.#files) {
       const change = this.#files.changed();
       if (!change) return undefined;
-      this.#hooks.divergence(change.reason);
-      this.requestSnapshot(change.reason);
-      this.disconnect();
-      this.#unavailable = { since: Date.now(), reason: change.reason };
-      reason = change.reason;
+      this.#swapped(change.reason);
     }
+    return this.#reopen();
+  }
+
+  /** The file changed behind the connections: a divergence; close everything (reopened next). */
+  #swapped(reason: string): void {
+    this.#hooks.divergence(reason);
+    this.requestSnapshot(reason);
+    this.disconnect();
+    this.#unavailable = { since: Date.now(), reason };
+    this.#reported = false;
+  }
+
+  /** Reopens the files after a swap; returns why they were closed, or undefined while they cannot be opened. */
+  #reopen(): string | undefined {
     const lost = this.#unavailable ?? { since: Date.now(), reason: "database reopened" };
     try {
       this.#files = DatabaseFiles.open(this.#opts.path, this.#opts.busyTimeout);
     } catch (err) {
-      if (reason !== undefined) {
+      if (!this.#reported) {
+        this.#reported = true;
         this.#hooks.log.warn("database unavailable; waiting for it", {
-          reason,
+          reason: lost.reason,
           error: (err as Error).message,
         });
         this.#hooks.error(err);

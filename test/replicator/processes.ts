@@ -124,3 +124,59 @@ export function pagecast(
     ),
   );
 }
+
+/** The Replicator (built code) in a child process of its own (fixtures/replicator-child.mjs). */
+export interface ReplicatorChild {
+  /** Sends a command and resolves with the answer line (without its first word). */
+  ask(cmd: "sync" | "stats" | "close"): Promise<string>;
+  stats(): Promise<Record<string, unknown> & { health?: string; divergences?: number }>;
+  stderr(): string;
+  exited: Promise<number | null>;
+}
+
+export async function startReplicatorChild(
+  db: string,
+  url: string,
+  options: Record<string, unknown> = {},
+): Promise<ReplicatorChild> {
+  const child = spawn(
+    process.execPath,
+    [
+      join(import.meta.dirname, "fixtures", "replicator-child.mjs"),
+      JSON.stringify({ dist, db, url, options }),
+    ],
+    { cwd: root, stdio: ["pipe", "pipe", "pipe"] },
+  );
+  let err = "";
+  child.stderr!.on("data", (d: Buffer) => {
+    err += d.toString();
+  });
+  const waiting: ((line: string) => void)[] = [];
+  let ready!: () => void;
+  const started = new Promise<void>((res) => {
+    ready = res;
+  });
+  const exited = new Promise<number | null>((res) => child.on("exit", (code) => res(code)));
+  const { createInterface } = await import("node:readline");
+  createInterface({ input: child.stdout! }).on("line", (l) => {
+    if (l.startsWith("READY")) ready();
+    else waiting.shift()?.(l.slice(l.indexOf(" ") + 1));
+  });
+  await Promise.race([
+    started,
+    exited.then((code) => {
+      throw new Error(`replicator child exited (${code}): ${err}`);
+    }),
+  ]);
+  const ask = (cmd: string) =>
+    new Promise<string>((res) => {
+      waiting.push(res);
+      child.stdin!.write(`${cmd}\n`);
+    });
+  return {
+    ask,
+    stats: async () => JSON.parse(await ask("stats")),
+    stderr: () => err,
+    exited,
+  };
+}
