@@ -11,15 +11,8 @@
  * Everything here is synchronous except snapshot reads: the caller runs
  * those and every other call one at a time (the replicator's capture lane).
  */
-
 import { CaptureBuffer } from "./capture-buffer.js";
-import {
-  type CheckpointPolicy,
-  checkpointModeFor,
-  type RestartExpectation,
-  restartIsContinuous,
-  runCheckpoint,
-} from "./checkpointer.js";
+import { type CheckpointPolicy, checkpointModeFor, runCheckpoint } from "./checkpointer.js";
 import { DatabaseFiles } from "./database-files.js";
 import type { ReplicatorLogger } from "./logger.js";
 import type { UploadableLtx } from "./ltx-builder.js";
@@ -29,17 +22,10 @@ import type { BuiltSkeleton } from "./skeleton.js";
 import { readFullSnapshot, readPositionSnapshot } from "./snapshot-reader.js";
 import type { CheckpointResult } from "./sqlite-connections.js";
 import { RollingVerifier } from "./verifier.js";
-import {
-  initialCursor,
-  readCommittedFrames,
-  readFully,
-  readWalHeader,
-  WAL_FRAME_HEADER_SIZE,
-  WAL_HEADER_SIZE,
-  type WalCursor,
-  type WalHeader,
-  type WalSegment,
-} from "./wal-reader.js";
+import { type CapturePosition, CHANGED_OUTSIDE, WalPosition } from "./wal-position.js";
+import { readWalHeader } from "./wal-reader.js";
+
+export type { CapturePosition } from "./wal-position.js";
 
 /** What the capture side reports to the rest of the writer. */
 export interface CaptureHooks {
@@ -67,37 +53,13 @@ export interface CaptureOptions {
   bufferBudget: number;
 }
 
-/** A position to continue from (resume), as found by resume.ts. */
-export interface CapturePosition {
-  cursor: WalCursor;
-  walPages: Map<number, number>;
-  commit: number;
-  page1: Uint8Array | undefined;
-}
-
-const CHANGED_OUTSIDE = "database file changed outside SQLite";
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 /** The capture side (see the module comment). */
 export class Capture {
   readonly #opts: CaptureOptions;
   readonly #hooks: CaptureHooks;
   #files: DatabaseFiles | undefined;
   #pageSize: number;
-  /** Where the next WAL scan starts; undefined until a snapshot or resume sets it. */
-  #cursor: WalCursor | undefined;
-  /** Newest frame of each page in the current WAL generation, up to the cursor. */
-  #walPages = new Map<number, number>();
-  /** Database size in pages at the cursor. */
-  #commit = 0;
-  #expect: RestartExpectation | undefined;
-  /** Newest image of page 1 at the cursor (to notice page 1 rewritten outside SQLite). */
-  #page1: Uint8Array | undefined;
+  readonly #at = new WalPosition();
   #walBytes = 0;
   #lastCheckpoint: { salt1: number; frames: number } | undefined;
   /** The pin was re-taken since the last scan: frames up to it may not be captured yet. */
@@ -143,11 +105,6 @@ export class Capture {
   get snapshotReason(): string | undefined {
     return this.#snapshotReason;
   }
-  /** The capture position (for the periodic snapshot), once one exists. */
-  get position(): { cursor: WalCursor; walPages: Map<number, number> } | undefined {
-    return this.#cursor ? { cursor: this.#cursor, walPages: this.#walPages } : undefined;
-  }
-
   /** A snapshot is due; whatever the buffer holds is covered by it. */
   requestSnapshot(reason: string): void {
     this.#snapshotReason ??= reason;
@@ -170,12 +127,8 @@ export class Capture {
 
   /** Continues from a resumed position (see resume.ts). */
   adopt(at: CapturePosition): void {
-    this.#cursor = at.cursor;
-    this.#walPages = at.walPages;
-    this.#commit = at.commit;
-    this.#page1 = at.page1;
+    this.#at.adopt(at);
     this.#snapshotReason = undefined;
-    this.#expect = undefined;
   }
 
   /** Takes the pin (with a bump write first, so it holds a real read mark). */
@@ -194,13 +147,13 @@ export class Capture {
   pinAfterResume(before: number): void {
     const conns = this.#files?.conns;
     if (!conns || conns.pinned) return;
-    const oldSalt1 = this.#cursor?.salt1 ?? null;
+    const oldSalt1 = this.#at.cursor?.salt1 ?? null;
     const locked = conns.lock();
     const after = conns.dataVersion();
     if (locked) conns.bumpAndUnlock();
     conns.takePin();
     this.#repinned = true;
-    this.#expect = { oldSalt1, clean: locked && after === before };
+    this.#at.expect = { oldSalt1, clean: locked && after === before };
   }
 
   /**
@@ -234,42 +187,37 @@ export class Capture {
     if (reason) {
       // Nothing to capture (the snapshot reads the database), but follow the
       // WAL so that the checkpoint thresholds see its real length.
-      this.#followWal(header);
+      this.#at.follow(files, header, this.#walBytes);
       this.requestSnapshot(reason);
       this.#repinned = false;
       return;
     }
-    const lost = this.#readNew(header);
-    if (lost === CHANGED_OUTSIDE) {
+    const found = this.#at.readNew(files, header, this.#walBytes, this.#hooks.log);
+    if (found === CHANGED_OUTSIDE) {
       // Rewritten in place (a backup copied over it): our connections must
       // not keep locks on it (an application reopening it in rollback mode
       // could never write), so they are closed and reopened.
-      this.#swapped(lost);
+      this.#swapped(found);
       this.#reopen();
       return;
     }
-    if (typeof lost === "string") {
-      this.#hooks.divergence(lost);
-      this.requestSnapshot(lost);
+    if (typeof found === "string") {
+      this.#hooks.divergence(found);
+      this.requestSnapshot(found);
       return;
     }
     this.#repinned = false;
-    const segment = lost;
-    if (!segment || segment.transactions === 0) return;
-    for (const [p, o] of segment.pages) this.#walPages.set(p, o);
+    if (!found || found.transactions === 0) return;
     const captured = captureSegment({
       db: files.db,
       wal: files.wal,
-      segment,
-      generationPages: this.#walPages,
+      segment: found,
+      generationPages: this.#at.walPages,
       pageSize: this.#pageSize,
-      prevCommit: this.#commit,
+      prevCommit: this.#at.commit,
     });
     this.#buffer.add(captured, Date.now());
-    this.#cursor = segment.end;
-    this.#commit = segment.commit;
-    const page1 = captured.pages.get(1);
-    if (page1) this.#page1 = page1;
+    this.#at.advance(found, captured.pages.get(1));
     if (options.failing && this.#buffer.bytes > this.#opts.bufferBudget) {
       this.#hooks.log.warn(
         "storage unavailable too long: buffered changes dropped, a snapshot follows",
@@ -278,61 +226,6 @@ export class Capture {
       this.#hooks.overflow();
       this.requestSnapshot("storage unavailable too long");
     }
-  }
-
-  /** The new committed frames after the cursor, or why they cannot be captured. */
-  #readNew(header: WalHeader | undefined): WalSegment | string | undefined {
-    const files = this.#files!;
-    const cursor = this.#cursor!;
-    let segment: WalSegment | undefined;
-    if (!header) {
-      if (cursor.offset !== WAL_HEADER_SIZE && !this.#expect?.clean) {
-        return "WAL truncated by another connection (frames not captured)";
-      }
-    } else if (header.salt1 === cursor.salt1 && header.salt2 === cursor.salt2) {
-      if (this.#walBytes < cursor.offset) return "WAL shrank below the replicated position";
-      segment = readCommittedFrames(files.wal, header, cursor);
-      this.#expect = undefined;
-    } else if (restartIsContinuous(this.#expect)) {
-      this.#cursor = initialCursor(header);
-      this.#walPages = new Map();
-      this.#expect = undefined;
-      segment = readCommittedFrames(files.wal, header, this.#cursor);
-    } else {
-      this.#hooks.log.debug("unexpected WAL restart", {
-        oldSalt1: cursor.salt1,
-        newSalt1: header.salt1,
-        expected: this.#expect ? "after our checkpoint" : "no",
-      });
-      return "WAL restarted by another connection (frames not captured)";
-    }
-    return this.#checkPage1(segment) ?? segment;
-  }
-
-  /**
-   * A database file rewritten in place (a backup copied over it) shows as a
-   * page 1 that differs from the newest version captured while the WAL holds
-   * no newer one.
-   */
-  #checkPage1(segment: WalSegment | undefined): string | undefined {
-    if (!this.#page1 || this.#walPages.has(1) || segment?.pages.has(1)) return undefined;
-    const buf = new Uint8Array(100);
-    readFully(this.#files!.db, buf, 0);
-    return sameBytes(buf, this.#page1.subarray(0, 100)) ? undefined : CHANGED_OUTSIDE;
-  }
-
-  /** With a snapshot due: moves the cursor over the committed frames of the WAL as it is now. */
-  #followWal(header: WalHeader | undefined): void {
-    if (!header || header.pageSize !== this.#pageSize) {
-      this.#cursor = { salt1: 0, salt2: 0, offset: WAL_HEADER_SIZE, checksum1: 0, checksum2: 0 };
-      return;
-    }
-    const c = this.#cursor;
-    const from =
-      c && c.salt1 === header.salt1 && c.salt2 === header.salt2 && this.#walBytes >= c.offset
-        ? c
-        : initialCursor(header);
-    this.#cursor = readCommittedFrames(this.#files!.wal, header, from).end;
   }
 
   /**
@@ -378,10 +271,7 @@ export class Capture {
     this.#hooks.log.info("database reopened", { after: lost.reason });
     this.#unavailable = undefined;
     this.#pageSize = this.#files.pageSize;
-    this.#cursor = undefined;
-    this.#walPages = new Map();
-    this.#expect = undefined;
-    this.#page1 = undefined;
+    this.#at.reset();
     this.#lastCheckpoint = undefined;
     return lost.reason;
   }
@@ -393,33 +283,29 @@ export class Capture {
     files?.close();
   }
 
-  /** Frames of the WAL up to the capture position. */
-  #frames(): number {
-    if (!this.#cursor) return 0;
-    const frameSize = WAL_FRAME_HEADER_SIZE + this.#pageSize;
-    return Math.max(0, (this.#cursor.offset - WAL_HEADER_SIZE) / frameSize);
-  }
-
   /**
    * PASSIVE or TRUNCATE checkpoint when the WAL passed a threshold. Under the
    * write lock the WAL's tail is captured first (nothing can commit then), so
-   * the checkpoint loses nothing. `failing`: storage is down, so checkpoint
-   * even with a snapshot due (it reads the whole database later) to keep the WAL bounded.
+   * the checkpoint loses nothing (the buffer holds it until it is published).
+   * `failing`: storage is down, so checkpoint even with a snapshot due (it
+   * reads the whole database later) to keep the WAL bounded.
    */
   checkpointIfDue(failing: boolean): void {
     const files = this.#files;
     if (!files || this.#unavailable) return;
-    const frames = this.#frames();
+    // A slow (not failing) upload with the buffer at its budget: the WAL keeps the frames.
+    if (!failing && this.#buffer.bytes >= this.#opts.bufferBudget) return;
+    const frames = this.#at.frames(this.#pageSize);
     const mode = checkpointModeFor(frames, this.#opts.policy);
     // After a checkpoint that could not restart the WAL (readers elsewhere), do
     // not retry on every sync: each attempt costs a lock and a bump write.
     const last = this.#lastCheckpoint;
     const retry =
       !last ||
-      last.salt1 !== this.#cursor?.salt1 ||
+      last.salt1 !== this.#at.cursor?.salt1 ||
       frames >= last.frames + Math.max(1, Math.floor(this.#opts.policy.passivePages / 2));
     if (!mode || !retry) return;
-    this.#lastCheckpoint = { salt1: this.#cursor?.salt1 ?? 0, frames };
+    this.#lastCheckpoint = { salt1: this.#at.cursor?.salt1 ?? 0, frames };
     let locked = false;
     const out = runCheckpoint(
       files.conns,
@@ -431,10 +317,10 @@ export class Capture {
         this.scan({ failing, force: true, pin: false, sealing: true });
         return this.#snapshotReason === undefined || failing;
       },
-      () => (this.#expect?.oldSalt1 === null ? null : (this.#cursor?.salt1 ?? null)),
+      () => (this.#at.expect?.oldSalt1 === null ? null : (this.#at.cursor?.salt1 ?? null)),
     );
     if (out) {
-      this.#expect = out.expectation;
+      this.#at.expect = out.expectation;
       this.#repinned = true;
       this.#hooks.checkpoint(mode, out.result, out.expectation.clean);
     } else if (!locked) {
@@ -451,7 +337,7 @@ export class Capture {
   get verifiable(): boolean {
     return (
       this.#files !== undefined &&
-      this.#cursor !== undefined &&
+      this.#at.cursor !== undefined &&
       this.#snapshotReason === undefined &&
       this.#buffer.empty &&
       !this.#repinned &&
@@ -471,10 +357,10 @@ export class Capture {
       {
         db: files.db,
         wal: files.wal,
-        walPages: this.#walPages,
-        salts: this.#cursor!,
+        walPages: this.#at.walPages,
+        salts: this.#at.cursor!,
         pageSize: this.#pageSize,
-        commit: this.#commit,
+        commit: this.#at.commit,
         checksums,
       },
       pages,
@@ -497,11 +383,7 @@ export class Capture {
     // A snapshot reads the database file: only consistent under the pin.
     this.pin();
     const taken = await readFullSnapshot(this.#files!, txid, checksums);
-    this.#cursor = taken.cursor;
-    this.#walPages = taken.walPages;
-    this.#expect = taken.expect;
-    this.#page1 = taken.page1;
-    this.#commit = taken.enc.header.commit;
+    this.#at.moveTo(taken);
     this.#snapshotReason = undefined;
     this.#repinned = false;
     this.verifier.restart();
@@ -513,11 +395,12 @@ export class Capture {
     txid: number,
     timestamp: number,
   ): Promise<{ enc: UploadableLtx; skeleton: BuiltSkeleton | undefined } | undefined> {
-    if (!this.#files || !this.#cursor) return Promise.resolve(undefined);
+    const cursor = this.#at.cursor;
+    if (!this.#files || !cursor) return Promise.resolve(undefined);
     return readPositionSnapshot(this.#files, {
-      cursor: this.#cursor,
-      walPages: this.#walPages,
-      commit: this.#commit,
+      cursor,
+      walPages: this.#at.walPages,
+      commit: this.#at.commit,
       txid,
       timestamp,
     }).catch((err: unknown) => {

@@ -17,17 +17,14 @@ import {
   SNAPSHOT_LEVEL,
 } from "../layout/index.js";
 import type { ObjectStore } from "../storage/object-store.js";
-import {
-  PreconditionFailedError,
-  StoreAbortedError,
-  StoreRequestError,
-} from "../storage/store-errors.js";
+import { PreconditionFailedError, StoreRequestError } from "../storage/store-errors.js";
 import type { HeadWriter } from "./head-writer.js";
 import type { WriterHealth } from "./health.js";
 import type { Lease } from "./lease.js";
 import type { ReplicatorLogger } from "./logger.js";
 import type { UploadableLtx } from "./ltx-builder.js";
 import { compareStoredLtx, disposeLtx, putLtx } from "./ltx-upload.js";
+import { errorText, isStorageFailure, StorageOutage } from "./outage.js";
 import { PageChecksums } from "./page-checksums.js";
 import { LeaseLostError } from "./replicator-error.js";
 import type { BuiltSkeleton } from "./skeleton.js";
@@ -51,14 +48,7 @@ export interface Upload {
   skeleton?: BuiltSkeleton;
 }
 
-/** Failures that mean "storage is unavailable right now" (as opposed to a bug or a lost lease). */
-export function isStorageFailure(err: unknown): boolean {
-  return err instanceof StoreRequestError || err instanceof StoreAbortedError;
-}
-
-export function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
+export { errorText, isStorageFailure } from "./outage.js";
 
 /** What the pipeline needs from the rest of the writer. */
 export interface PublisherDeps {
@@ -108,12 +98,8 @@ export class Publisher {
   headDirty = false;
   #headUncertain = false;
   readonly #events: [string, unknown][] = [];
-  /** Since when uploads fail (outage mode), or undefined while storage works. */
-  failingSince: number | undefined;
-  #failures = 0;
-  /** Background attempts wait until then (backoff). */
-  retryAt = 0;
-  #lastOutageLog = 0;
+  /** Outage mode (see outage.ts). */
+  readonly outage: StorageOutage;
   /** A lost lease or another writer's file: the writer stops. */
   fatal: unknown;
   /** L0 files and snapshots published (a sync during which this moved counts as published). */
@@ -123,6 +109,7 @@ export class Publisher {
   constructor(deps: PublisherDeps, generation: string) {
     this.#d = deps;
     this.generation = generation;
+    this.outage = new StorageOutage(deps.log, deps.syncInterval, deps.outageRetryMaxDelay);
   }
 
   /** Adopts the files found at start (with what the head knows of them). */
@@ -145,60 +132,30 @@ export class Publisher {
     return (this.#d.head.current?.files ?? []).map((f) => f.key);
   }
 
+  /** Continues at the head's position (resume), `checksums` being the database's there. */
+  adoptHead(head: HeadObject, checksums: PageChecksums): void {
+    this.checksums = checksums;
+    this.txid = head.txid;
+    this.txTime = head.timestamp;
+    this.commit = head.commit;
+    this.pageSize = head.pageSize;
+    this.generation = head.generation;
+    this.skeleton = head.skeleton;
+  }
+
   /** Whether an upload or a head write waits. */
   get busy(): boolean {
     return this.inflight !== undefined || this.headDirty;
   }
 
-  /** Runs storage work; returns the storage failure it met (entering outage mode), rethrows anything else. */
-  async tryStorage(fn: () => Promise<void>): Promise<unknown> {
-    try {
-      await fn();
-    } catch (err) {
-      if (!isStorageFailure(err)) throw err;
-      this.noteFailure(err);
-      return err;
-    }
-    if (this.failingSince !== undefined) {
-      this.#d.log.info("storage available again; caught up", {
-        txid: this.txid,
-        outageMs: Date.now() - this.failingSince,
-      });
-      this.failingSince = undefined;
-    }
-    this.#failures = 0;
-    this.retryAt = 0;
-    return undefined;
+  /** Runs storage work; returns the storage failure it met (see {@link StorageOutage.attempt}). */
+  tryStorage(fn: () => Promise<void>): Promise<unknown> {
+    return this.outage.attempt(fn, () => this.txid);
   }
 
-  /** Outage mode: background uploads back off exponentially (with jitter) up to `outageRetryMaxDelay`. */
-  noteFailure(err: unknown): void {
-    const now = Date.now();
-    this.#failures++;
-    const cap = Math.min(
-      this.#d.outageRetryMaxDelay,
-      Math.max(1, this.#d.syncInterval) * 2 ** Math.min(this.#failures - 1, 20),
-    );
-    this.retryAt = now + cap / 2 + (Math.random() * cap) / 2;
-    this.#outage(err, now);
-  }
-
-  #outage(err: unknown, now: number): void {
-    if (this.failingSince === undefined) {
-      this.failingSince = now;
-      this.#lastOutageLog = now;
-      this.#d.log.warn("storage unavailable; committed changes are kept until it returns", {
-        error: errorText(err),
-      });
-    } else if (now - this.#lastOutageLog >= 30_000) {
-      this.#lastOutageLog = now;
-      this.#d.log.warn("storage still unavailable; retrying", {
-        for: `${Math.round((now - this.failingSince) / 1000)}s`,
-        attempts: this.#failures,
-        nextRetryInMs: Math.max(0, Math.round(this.retryAt - now)),
-        error: errorText(err),
-      });
-    }
+  /** Since when uploads fail (outage mode), or undefined while storage works. */
+  get failingSince(): number | undefined {
+    return this.outage.since;
   }
 
   /**
@@ -222,7 +179,7 @@ export class Publisher {
     if (!problem) return;
     const err = new StoreRequestError(`${this.#d.store.url}: ${problem}`, { retryable: true });
     if (this.failingSince === undefined) this.#d.error(err);
-    this.#outage(err, now);
+    this.outage.note(err, now);
   }
 
   /**

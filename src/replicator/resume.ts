@@ -16,16 +16,26 @@
  *   copied over the file, an offline VACUUM, writes checkpointed while nobody
  *   replicated) takes a snapshot, and the reason is logged.
  */
+import { existsSync } from "node:fs";
 import { lockPgno, pageChecksumInto } from "../format/checksum.js";
 import { decodeLtxHeader, LTX_HEADER_SIZE, LTX_TRAILER_SIZE } from "../format/index.js";
-import { type HeadObject, type ReplicaFile, SNAPSHOT_LEVEL } from "../layout/index.js";
+import {
+  fileTime,
+  type HeadObject,
+  LayoutError,
+  type ReplicaFile,
+  SNAPSHOT_LEVEL,
+} from "../layout/index.js";
 import type { ObjectStore } from "../storage/object-store.js";
 import { NotFoundError, StoreAbortedError, StoreRequestError } from "../storage/store-errors.js";
-import type { CapturePosition } from "./capture.js";
+import type { Capture, CapturePosition } from "./capture.js";
 import { dbSizeInPages, readDbPages } from "./database-file.js";
 import type { DatabaseFiles } from "./database-files.js";
 import type { ReplicatorLogger } from "./logger.js";
 import { PageChecksums } from "./page-checksums.js";
+import type { Publisher } from "./publisher.js";
+import { ReplicatorError } from "./replicator-error.js";
+import { restore } from "./restore.js";
 import {
   initialCursor,
   readCommittedFrames,
@@ -230,4 +240,69 @@ function checksumCandidates(
     }
   }
   return sums;
+}
+
+/**
+ * At start, with the database open: continues at the head's position when
+ * the database is still there (capturing first what was committed while
+ * nobody replicated, before the pin's bump write can restart the WAL), or
+ * makes a snapshot due, logging why. Returns when the newest snapshot was
+ * published, when resumed.
+ */
+export async function resumeOrSnapshot(input: {
+  store: ObjectStore;
+  capture: Capture;
+  pub: Publisher;
+  head: HeadObject | undefined;
+  listing: { files: ReplicaFile[]; txid: number };
+  trackChecksums: boolean;
+  log: ReplicatorLogger;
+}): Promise<{ lastSnapshotAt: number } | undefined> {
+  const { capture, pub, head, log } = input;
+  const files = capture.files!;
+  const before = files.conns.dataVersion();
+  const found = input.trackChecksums
+    ? await findResumePoint(input.store, files, head, input.listing)
+    : { reason: "no replicated position (start)" };
+  if ("reason" in found || !head) {
+    const reason = "reason" in found ? found.reason : "no replicated position (start)";
+    if (head) log.info("publishing a snapshot at start", { reason });
+    capture.setSnapshotReason(reason);
+    capture.pin();
+    return undefined;
+  }
+  capture.adopt(found);
+  pub.adoptHead(head, found.checksums);
+  log.info("resuming from the replica's head without a snapshot", {
+    txid: head.txid,
+    matched: found.matched,
+  });
+  capture.scan({ pin: false });
+  capture.pinAfterResume(before);
+  const snapshots = [...pub.files.values()].filter((f) => f.level === SNAPSHOT_LEVEL);
+  return { lastSnapshotAt: Math.max(0, ...snapshots.map((f) => fileTime(f))) };
+}
+
+/**
+ * The database file must exist at start; with `autoRestore`, a missing one is
+ * restored from the replica first (`DB_MISSING` when the replica is empty too).
+ */
+export async function ensureDatabase(
+  path: string,
+  store: ObjectStore,
+  autoRestore: boolean,
+  log: ReplicatorLogger,
+): Promise<void> {
+  if (existsSync(path)) return;
+  if (!autoRestore) throw new ReplicatorError("DB_MISSING", `database ${path} does not exist`);
+  try {
+    const res = await restore(store, path, { logger: log });
+    log.info("database restored from replica", { txid: res.txid, path });
+  } catch (err) {
+    if (!(err instanceof LayoutError && err.code === "REPLICA_EMPTY")) throw err;
+    throw new ReplicatorError(
+      "DB_MISSING",
+      `database ${path} does not exist and the replica ${store.url} is empty`,
+    );
+  }
 }

@@ -1,5 +1,9 @@
 /** Counters the replicator exposes through `stats()`. */
-import type { StoreCounters } from "../storage/object-store.js";
+import type { ObjectStore, StoreCounters } from "../storage/object-store.js";
+import type { Capture } from "./capture.js";
+import type { WriterHealth } from "./health.js";
+import type { Maintenance } from "./maintenance.js";
+import type { Publisher } from "./publisher.js";
 
 /** A replicated position: the newest published TXID and its commit time. */
 export interface ReplicaPosition {
@@ -74,4 +78,74 @@ export interface ReplicatorStats {
   /** Errors seen by background syncs and maintenance. */
   errors: number;
   lastError: string | null;
+}
+
+/** The parts of a replicator {@link collectStats} reads. */
+export interface StatsSources {
+  writerId: string;
+  capture: Capture;
+  pub: Publisher;
+  health: WriterHealth;
+  maint: Maintenance;
+  store: ObjectStore;
+  counters: {
+    syncs: number;
+    publishedSyncs: number;
+    snapshots: number;
+    continuityBreaks: Record<string, number>;
+    checkpoints: { passive: number; truncate: number; busy: number };
+    bufferOverflows: number;
+    errors: number;
+    lastError: string | null;
+    lastSyncAt: number | null;
+  };
+  /** Transactions captured and not published yet. */
+  pending: number;
+}
+
+/** A snapshot of a replicator's counters. */
+export function collectStats(s: StatsSources): ReplicatorStats {
+  const { pub, capture, counters: c } = s;
+  const last = s.health.last;
+  return {
+    writerId: s.writerId,
+    generation: pub.generation,
+    txid: pub.txid,
+    lastSyncAt: c.lastSyncAt,
+    commit: pub.commit,
+    pageSize: pub.pageSize,
+    walBytes: capture.walBytes,
+    syncs: c.syncs,
+    publishedSyncs: c.publishedSyncs,
+    snapshots: c.snapshots,
+    continuityBreaks: { ...c.continuityBreaks },
+    compactions: { ...s.maint.compactions },
+    checkpoints: { ...c.checkpoints },
+    retentionDeletes: s.maint.retentionDeletes,
+    bytesUploaded: pub.bytesUploaded,
+    pending: {
+      transactions: s.pending,
+      bytes: capture.buffer.bytes + (pub.inflight?.enc.size ?? 0),
+      snapshotDue: capture.snapshotReason !== undefined,
+    },
+    storageFailingSince: pub.failingSince ?? null,
+    bufferOverflows: c.bufferOverflows,
+    health: s.health.diverged
+      ? "diverged"
+      : capture.unavailable
+        ? "database-unavailable"
+        : pub.failingSince !== undefined
+          ? "storage-unavailable"
+          : "healthy",
+    divergences: s.health.divergences,
+    lastDivergence: last ? { ...last } : null,
+    verification: {
+      pages: capture.verifier.pages,
+      passes: capture.verifier.passes,
+      lastPassAt: capture.verifier.lastPassAt,
+    },
+    store: s.store.counters(),
+    errors: c.errors,
+    lastError: c.lastError,
+  };
 }

@@ -136,12 +136,16 @@ describe("the database changed behind the replicator", () => {
       db,
       store,
       syncInterval: 30,
-      checkpointPages: 1,
-      truncatePages: 2,
+      checkpointPages: 5,
+      truncatePages: 10,
       verifyPages: 16,
     });
     try {
-      await sqlite3(db, "INSERT INTO t (v) VALUES ('one more')");
+      await sqlite3(
+        db,
+        "CREATE TABLE more (id INTEGER PRIMARY KEY, v BLOB)",
+        "INSERT INTO more (v) SELECT randomblob(3000) FROM t LIMIT 20",
+      );
       // The replicator's own TRUNCATE checkpoint moves every page into the database file.
       await until("a TRUNCATE checkpoint", () => r.stats().checkpoints.truncate > 0);
       let release!: () => void;
