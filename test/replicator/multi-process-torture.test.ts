@@ -358,9 +358,11 @@ test(
     const end = start + SECONDS * 1000;
     let nextKill = start + rand.int(4000, 8000);
     let nextCheckpoint = start + 3000;
-    const vacuums = [0.3, 0.75].map((f) => start + f * SECONDS * 1000);
-    let switchDue = true;
-    let swapAt = start + 0.5 * SECONDS * 1000;
+    // Longer runs repeat the rarer events.
+    const ms = SECONDS * 1000;
+    let nextVacuum = start + 0.3 * ms;
+    let switchAt = start + 0.6 * ms;
+    let swapAt = start + 0.5 * ms;
     let backup: { path: string; takenAt: number } | undefined;
     while (Date.now() < end) {
       const now = Date.now();
@@ -376,8 +378,8 @@ test(
         const r = await sqlite3(["PRAGMA wal_checkpoint(TRUNCATE)"], 500);
         if (r.code === 0) counts.checkpoints++;
       }
-      if (vacuums.length > 0 && now >= vacuums[0]!) {
-        vacuums.shift();
+      if (now >= nextVacuum) {
+        nextVacuum = now + Math.max(0.45 * ms, 60_000);
         const r = await sqlite3(["VACUUM"]);
         if (r.code === 0) counts.vacuums++;
         else appErrors.push(`VACUUM: ${r.stderr.trim()}`);
@@ -399,25 +401,26 @@ test(
         const swappedAt = Date.now();
         resumeWriters();
         counts.swaps++;
-        swapAt = Number.POSITIVE_INFINITY;
+        swapAt = Date.now() + Math.max(ms, 150_000);
         // Markers committed until the writers really resumed may be undone too.
         for (const [m, mk] of markers)
           if (mk.ackAt <= swappedAt && mk.ackAt >= backup.takenAt) uncertain.add(m);
+        backup = undefined;
       }
       if (now >= nextKill) {
         await sleep(rand.int(0, 400));
         await killReplicator();
-        if (switchDue && now > start + 0.6 * SECONDS * 1000) {
+        if (now >= switchAt) {
           // journal_mode DELETE -> WAL while nobody replicates (it needs every connection gone).
-          switchDue = false;
+          switchAt = now + Math.max(ms, 150_000);
           await pauseWriters();
           const r = await sqlite3([
             "PRAGMA journal_mode=DELETE",
-            `INSERT INTO m (marker, writer, at) VALUES ('j-1', 'j', ${Date.now()})`,
+            `INSERT INTO m (marker, writer, at) VALUES ('j-${counts.journalSwitches + 1}', 'j', ${Date.now()})`,
             "PRAGMA journal_mode=WAL",
           ]);
           if (r.code === 0) {
-            ack("j-1", Date.now());
+            ack(`j-${counts.journalSwitches + 1}`, Date.now());
             counts.journalSwitches++;
           } else appErrors.push(`journal switch: ${r.stderr.trim()}`);
           resumeWriters();
@@ -477,6 +480,7 @@ test(
         markers: markers.size,
         uncertain: uncertain.size,
         missed: late.length,
+        statusViolations: violations.length,
         worstDelayMs: worst,
         appErrors: appErrors.length,
         ...counts,
