@@ -1,5 +1,11 @@
-/** `pagecast ltx list <url>`: the LTX files of a replica per level, with TXIDs, sizes and times. */
+/**
+ * `pagecast ltx list <url>`: the LTX files of a replica per level, with TXIDs,
+ * sizes and times. For a directory (file://), `--json` also gives each
+ * file's path: LTX files sit in Litestream's `ltx/<level>/` layout (or the
+ * `%04x/` one of earlier pagecast versions), not at their store keys.
+ */
 import { listAllLevels } from "../layout/index.js";
+import { FileStore } from "../storage/file-store.js";
 import { openNodeStore } from "../storage/open-node-store.js";
 import { expectPositionals, parseArgs } from "./args.js";
 import type { CliCommand } from "./cli-io.js";
@@ -12,13 +18,16 @@ export const ltxList: CliCommand = async (argv, io) => {
   try {
     const files = await listAllLevels(store);
     if (args.flags.json === true) {
-      io.stdout(
-        `${JSON.stringify(
-          files.map((f) => ({ ...f, lastModified: f.lastModified.toISOString() })),
-          null,
-          2,
-        )}\n`,
-      );
+      const rows = [];
+      for (const f of files) {
+        const path = store instanceof FileStore ? await store.filePath(f.key) : undefined;
+        rows.push({
+          ...f,
+          lastModified: f.lastModified.toISOString(),
+          ...(path !== undefined ? { path } : {}),
+        });
+      }
+      io.stdout(`${JSON.stringify(rows, null, 2)}\n`);
       return 0;
     }
     if (files.length === 0) {
