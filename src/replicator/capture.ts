@@ -156,6 +156,11 @@ export class Capture {
     this.#at.expect = { oldSalt1, clean: locked && after === before };
   }
 
+  /** Checks the files behind the connections (reopening them after a swap; see {@link scan}). */
+  checkFiles(): void {
+    this.#ensureFiles();
+  }
+
   /**
    * One capture: checks the files, then reads the WAL's new committed frames
    * into the buffer, or asks for a snapshot when continuity is lost. With
@@ -378,11 +383,18 @@ export class Capture {
   async readSnapshot(
     txid: number,
     checksums: PageChecksums | undefined,
-  ): Promise<{ enc: UploadableLtx; skeleton: BuiltSkeleton | undefined; reason: string }> {
+  ): Promise<
+    { enc: UploadableLtx; skeleton: BuiltSkeleton | undefined; reason: string } | undefined
+  > {
+    // Never through connections whose files were swapped (the pin's bump
+    // write would hold locks on the application's new file).
+    this.#ensureFiles();
+    const files = this.#files;
+    if (!files) return undefined;
     const reason = this.#snapshotReason ?? "requested";
     // A snapshot reads the database file: only consistent under the pin.
     this.pin();
-    const taken = await readFullSnapshot(this.#files!, txid, checksums);
+    const taken = await readFullSnapshot(files, txid, checksums);
     this.#at.moveTo(taken);
     this.#snapshotReason = undefined;
     this.#repinned = false;
@@ -396,7 +408,7 @@ export class Capture {
     timestamp: number,
   ): Promise<{ enc: UploadableLtx; skeleton: BuiltSkeleton | undefined } | undefined> {
     const cursor = this.#at.cursor;
-    if (!this.#files || !cursor) return Promise.resolve(undefined);
+    if (!this.#files || !cursor || this.#files.changed()) return Promise.resolve(undefined);
     return readPositionSnapshot(this.#files, {
       cursor,
       walPages: this.#at.walPages,

@@ -111,12 +111,19 @@ export class Publishing {
   async #snapshot(): Promise<void> {
     const pub = this.#d.pub;
     const txid = pub.txid + 1;
-    const covers = this.#d.health.divergences;
-    this.#d.log.info("publishing snapshot", { reason: this.#d.capture.snapshotReason, txid });
-    const taken = await this.#d.captureLane.run(() =>
-      this.#d.capture.readSnapshot(txid, this.#d.trackChecksums ? pub.checksums : undefined),
-    );
+    let covers = 0;
+    const taken = await this.#d.captureLane.run(() => {
+      const reading = this.#d.capture.readSnapshot(
+        txid,
+        this.#d.trackChecksums ? pub.checksums : undefined,
+      );
+      // Every divergence noticed so far (including by the read's own file check) is covered.
+      covers = this.#d.health.divergences;
+      return reading;
+    });
+    if (!taken) return; // The database is unavailable: the snapshot waits for it.
     const { reason, enc } = taken;
+    this.#d.log.info("publishing snapshot", { reason, txid });
     this.#d.counters.continuityBreaks[reason] =
       (this.#d.counters.continuityBreaks[reason] ?? 0) + 1;
     const timestamp = enc.header.timestamp;

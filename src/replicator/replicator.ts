@@ -230,6 +230,8 @@ export class Replicator extends EventEmitter {
         if (this.#closed) return;
         this.#pub.watch(Date.now());
         const failing = this.#pub.failingSince !== undefined;
+        // Swapped files first: they explain a page that differs.
+        this.#capture.checkFiles();
         if (this.#o.trackChecksums && this.#o.verifyPages > 0) {
           this.#capture.verify(this.#pub.checksums, this.#o.verifyPages);
         }
