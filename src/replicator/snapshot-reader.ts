@@ -63,23 +63,11 @@ export async function readFullSnapshot(
       segment && segment.commit > 0 ? segment.commit : dbSizeInPages(files.db, pageSize);
     const cursor = segment ? segment.end : emptyCursor();
     const walPages = segment?.pages ?? new Map<number, number>();
-    const timestamp = Date.now();
-    const collector = new SkeletonCollector({ pageSize, commit, txid, timestamp });
-    const enc = await buildSnapshot({
-      db: files.db,
-      wal: files.wal,
-      walPages,
-      salts: cursor,
-      pageSize,
-      commit,
-      txid,
-      timestamp,
-      walOffset: WAL_HEADER_SIZE,
-      walSize: cursor.offset - WAL_HEADER_SIZE,
-      ...(checksums ? { checksums } : {}),
-      onPage: (pgno, page) => collector.add(pgno, page),
-      spoolDir: dirname(files.path),
-    });
+    const { enc, skeleton } = await encode(
+      files,
+      { cursor, walPages, commit, txid, timestamp: Date.now() },
+      checksums,
+    );
     if (!sameGeneration(header, readWalHeader(files.wal))) {
       disposeLtx(enc);
       if (attempt >= 3) {
@@ -99,7 +87,7 @@ export async function readFullSnapshot(
     const expect: RestartExpectation | undefined = header
       ? undefined
       : { oldSalt1: null, clean: true };
-    return { enc, skeleton: collector.finish(), cursor, walPages, expect, page1 };
+    return { enc, skeleton, cursor, walPages, expect, page1 };
   }
 }
 
@@ -118,6 +106,32 @@ export async function readPositionSnapshot(
     timestamp: number;
   },
 ): Promise<{ enc: UploadableLtx; skeleton: BuiltSkeleton | undefined } | undefined> {
+  const { cursor, walPages } = at;
+  const { enc, skeleton } = await encode(files, at, undefined);
+  // Frames read above must still belong to the generation the position is in.
+  const after = readWalHeader(files.wal);
+  if (
+    walPages.size > 0 &&
+    (!after || after.salt1 !== cursor.salt1 || after.salt2 !== cursor.salt2)
+  ) {
+    disposeLtx(enc);
+    return undefined;
+  }
+  return { enc, skeleton };
+}
+
+/** Encodes the image at `at` (spooled next to the database when large), with its B-tree skeleton. */
+async function encode(
+  files: DatabaseFiles,
+  at: {
+    cursor: WalCursor;
+    walPages: ReadonlyMap<number, number>;
+    commit: number;
+    txid: number;
+    timestamp: number;
+  },
+  checksums: PageChecksums | undefined,
+): Promise<{ enc: UploadableLtx; skeleton: BuiltSkeleton | undefined }> {
   const { cursor, walPages, commit, txid, timestamp } = at;
   const pageSize = files.pageSize;
   const collector = new SkeletonCollector({ pageSize, commit, txid, timestamp });
@@ -132,17 +146,9 @@ export async function readPositionSnapshot(
     timestamp,
     walOffset: WAL_HEADER_SIZE,
     walSize: cursor.offset - WAL_HEADER_SIZE,
+    ...(checksums ? { checksums } : {}),
     onPage: (pgno, page) => collector.add(pgno, page),
     spoolDir: dirname(files.path),
   });
-  // Frames read above must still belong to the generation the position is in.
-  const after = readWalHeader(files.wal);
-  if (
-    walPages.size > 0 &&
-    (!after || after.salt1 !== cursor.salt1 || after.salt2 !== cursor.salt2)
-  ) {
-    disposeLtx(enc);
-    return undefined;
-  }
   return { enc, skeleton: collector.finish() };
 }
