@@ -48,6 +48,7 @@ import { resolveRange, validateRange } from "./byte-range.js";
 import { sameEtag } from "./etag.js";
 import { type FileKeyLockOptions, FileKeyLocks } from "./file-key-lock.js";
 import type {
+  AttemptFailure,
   GetOptions,
   GetResult,
   ListOptions,
@@ -57,12 +58,14 @@ import type {
   PutOptions,
   PutResult,
   StoreCounters,
+  StoreHealth,
 } from "./object-store.js";
 import { checkSource } from "./put-stream.js";
 import { RequestRunner, type RetryOptions } from "./request-runner.js";
 import {
   InvalidStoreArgumentError,
   NotFoundError,
+  ObjectTooLargeError,
   PreconditionFailedError,
   StoreAbortedError,
   StoreRequestError,
@@ -71,6 +74,7 @@ import { compareKeys, describeKey, validateKey } from "./store-keys.js";
 import {
   checkBody,
   checkListOptions,
+  checkMaxBytes,
   checkPutOptions,
   DELETE_BATCH_SIZE,
   listStartAfter,
@@ -263,6 +267,7 @@ export class FileStore implements ObjectStore {
   async get(key: string, options: GetOptions = {}): Promise<GetResult> {
     const path = this.pathOf(key);
     if (options.range) validateRange(options.range);
+    checkMaxBytes(options);
     return this.runner.run(
       "get",
       options.signal,
@@ -287,6 +292,13 @@ export class FileStore implements ObjectStore {
             return { notModified: true };
           }
           const { start, end } = resolveRange(options.range, meta.size);
+          if (options.maxBytes !== undefined && end - start > options.maxBytes) {
+            throw new ObjectTooLargeError(key, {
+              size: end - start,
+              maxBytes: options.maxBytes,
+              meta,
+            });
+          }
           const body = new Uint8Array(end - start);
           let filled = 0;
           while (filled < body.length) {
@@ -626,6 +638,14 @@ export class FileStore implements ObjectStore {
 
   counters(): StoreCounters {
     return this.runner.counters.snapshot();
+  }
+
+  health(): StoreHealth {
+    return this.runner.health();
+  }
+
+  onAttemptFailure(listener: (failure: AttemptFailure) => void): () => void {
+    return this.runner.onAttemptFailure(listener);
   }
 
   async close(): Promise<void> {
