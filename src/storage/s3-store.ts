@@ -119,8 +119,8 @@ export interface S3StoreOptions {
   /**
    * Longest silence of a connection while a request is in flight (no byte
    * sent or received), in ms (default 10 000; 0 disables): an endpoint that
-   * accepts connections and never answers fails the attempt after about this
-   * long (the Node SDK starts watching a socket up to 3 s into the request).
+   * accepts connections and never answers fails the attempt after this long;
+   * a silence that starts later in a request may be cut up to 3 s sooner.
    * Not applied to a given `client`.
    */
   idleTimeoutMs?: number;
@@ -241,6 +241,15 @@ function parseContentRange(value: string): { start: number; total: number } | un
     : undefined;
 }
 
+/**
+ * The SDK's `socketTimeout` for an idle limit: the Node handler starts a
+ * timeout of 6 s or more only 3 s into the request, so it is given 3 s less
+ * and a request that never hears back fails after `idleMs`, not `idleMs` + 3 s.
+ */
+function sdkSocketTimeout(idleMs: number): number {
+  return idleMs >= 9_000 ? idleMs - 3_000 : Math.min(idleMs, 5_999);
+}
+
 function timeoutOption(name: string, value: number | undefined, fallback: number): number {
   const ms = value ?? fallback;
   if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) {
@@ -354,7 +363,9 @@ export class S3Store implements ObjectStore {
         // http, or fetch in Workers) takes what it understands.
         requestHandler: {
           ...(this.connectTimeoutMs > 0 ? { connectionTimeout: this.connectTimeoutMs } : {}),
-          ...(this.idleTimeoutMs > 0 ? { socketTimeout: this.idleTimeoutMs } : {}),
+          ...(this.idleTimeoutMs > 0
+            ? { socketTimeout: sdkSocketTimeout(this.idleTimeoutMs) }
+            : {}),
         },
         ...options.clientConfig,
         maxAttempts: 1,
@@ -459,7 +470,7 @@ export class S3Store implements ObjectStore {
       },
       this.mapError(operation, key),
       {
-        operation: `S3 ${operation} ${describeKey(key)}`,
+        operation: key === "" ? `S3 ${operation}` : `S3 ${operation} ${describeKey(key)}`,
         ...(bytes !== undefined ? { bytes } : {}),
       },
     );
