@@ -15,7 +15,7 @@ import type { CliIo } from "./cli-io.js";
 export const DEFAULT_CLI_TIMEOUT_MS = 30_000;
 
 /** How much longer than `--timeout` a command gets before it is abandoned. */
-const DEADLINE_GRACE_MS = 1_000;
+export const DEADLINE_GRACE_MS = 1_000;
 
 /** The flag spec of `--timeout`, for `parseArgs`. */
 export const TIMEOUT_FLAG = { timeout: "string" } as const;

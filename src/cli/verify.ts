@@ -11,13 +11,14 @@ import { existsSync } from "node:fs";
 import Database from "better-sqlite3";
 import { PagecastError } from "../errors.js";
 import type { ObjectStore } from "../storage/object-store.js";
+import { formatDuration } from "../storage/request-runner.js";
 import { StoreClosedError } from "../storage/store-errors.js";
 import { openReplica, type Replica } from "../vfs/replica.js";
 import { ReplicaQueryError } from "../vfs/replica-error.js";
 import { readSqliteWasm } from "../vfs-node/node-wasm.js";
 import { expectPositionals, parseArgs } from "./args.js";
 import type { CliCommand } from "./cli-io.js";
-import { openCliStore, readTimeout } from "./cli-timeout.js";
+import { DEADLINE_GRACE_MS, openCliStore, readTimeout } from "./cli-timeout.js";
 
 /** A failure of `pagecast verify` before it could wait (`VERIFY_DB_MISSING`). */
 export class VerifyError extends PagecastError {}
@@ -80,18 +81,24 @@ export const verify: CliCommand = async (argv, io) => {
   let store: ObjectStore | undefined;
   let replica: Replica | undefined;
   let lastProblem: string | undefined;
-  // At the deadline the store closes: a storage call still waiting ends at once.
+  let hung: string | undefined;
+  // Just after the deadline the store closes: a storage call still waiting ends at once.
   const stopAt =
     timeoutMs > 0
       ? setTimeout(
           () => {
+            const since = store?.health?.()?.oldestInFlightSince;
+            if (since) {
+              hung = `storage: a request got no answer for ${formatDuration(Date.now() - since.getTime())}`;
+            }
             void store?.close();
           },
-          Math.max(0, deadline - Date.now()),
+          Math.max(0, deadline - Date.now()) + DEADLINE_GRACE_MS,
         )
       : undefined;
   try {
-    store = await openCliStore(url, io, timeoutMs);
+    // Storage operations get what is left of the command's time.
+    store = await openCliStore(url, io, timeoutMs > 0 ? Math.max(1, deadline - Date.now()) : 0);
     while (!io.signal.aborted) {
       try {
         // Lazily: the replica may not exist until the writer's first upload.
@@ -128,7 +135,7 @@ export const verify: CliCommand = async (argv, io) => {
       await sleep(Math.min(POLL_MS, Math.max(0, deadline - Date.now())), io.signal);
     }
     const storageError = store?.health?.()?.lastError;
-    lastProblem ??= storageError ? `storage: ${storageError.reason}` : undefined;
+    lastProblem ??= hung ?? (storageError ? `storage: ${storageError.reason}` : undefined);
     const st = replica?.status();
     const where = st
       ? `the replica is at TXID ${st.txid}${st.commitTime ? ` (committed ${st.commitTime.toISOString()})` : ""}`
