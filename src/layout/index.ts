@@ -5,9 +5,11 @@ export {
   HEAD_OBJECT_MAX_FILES,
   type HeadFile,
   type HeadObject,
+  type HeadObjectRead,
   type HeadPage1,
   type HeadSkeleton,
   parseHeadObject,
+  readHeadObject,
   serializeHeadObject,
 } from "./head-object.js";
 export { LayoutError } from "./layout-error.js";

@@ -9,17 +9,16 @@
  * Discovery only plans; the caller reads page indexes and switches versions.
  */
 import {
-  HEAD_OBJECT_KEY,
   type HeadObject,
   type HeadPage1,
   type HeadSkeleton,
   listAllLevels,
   listLevel,
   MAX_COMPACTION_LEVEL,
-  parseHeadObject,
   planRestore,
   type ReplicaFile,
   type RestoreTarget,
+  readHeadObject,
   SNAPSHOT_LEVEL,
 } from "../layout/index.js";
 import type { ObjectStore } from "../storage/object-store.js";
@@ -166,11 +165,12 @@ export class Discovery {
     try {
       const conditional = current !== undefined && this.#etag !== undefined;
       const store = conditional ? this.stores.poll : this.stores.head;
-      const res = await store.get(HEAD_OBJECT_KEY, conditional ? { ifNoneMatch: this.#etag! } : {});
+      // Size-checked before download: the head is untrusted.
+      const res = await readHeadObject(store, conditional ? { ifNoneMatch: this.#etag! } : {});
       if (res.notModified) return { kind: "unchanged" };
-      head = parseHeadObject(res.body);
+      head = res.head;
       // Adopted only once the plan is applied: until then the next poll re-reads the head.
-      this.#pendingEtag = res.meta.etag;
+      this.#pendingEtag = res.etag;
     } catch (err) {
       if (!(err instanceof NotFoundError)) throw err;
       this.#mode = "list";
@@ -200,8 +200,8 @@ export class Discovery {
     // The head (when present) gives exact commit times; listings only upload times.
     const [files, head] = await Promise.all([
       listAllLevels(this.stores.list),
-      this.stores.head.get(HEAD_OBJECT_KEY).then(
-        (res) => (res.notModified ? undefined : parseHeadObject(res.body)),
+      readHeadObject(this.stores.head).then(
+        (res) => (res.notModified ? undefined : res.head),
         (err: unknown) => {
           if (err instanceof NotFoundError) return undefined;
           throw err;
