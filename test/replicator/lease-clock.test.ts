@@ -131,7 +131,7 @@ describe("lease clocks without a server clock (file store shared by hosts)", () 
     const { dir, cleanup } = tempDir("pagecast-lease-clock-");
     cleanups.push(cleanup);
     const store = new FileStore({ root: dir, fsync: false });
-    expect(store.serverTime).toBeUndefined();
+    expect((store as ObjectStore).serverTime).toBeUndefined();
     return store;
   }
 
