@@ -164,6 +164,8 @@ const CLOCK_SKEW_CODES = new Set([
   "SignatureDoesNotMatch",
   "AuthFailure",
 ]);
+/** A change of the SDK's clock offset this large means a request was signed with a wrong time (the SDK's threshold). */
+const CLOCK_SKEW_CORRECTION_MS = 240_000;
 /** Defaults of the connection timeouts (ms). */
 export const S3_TIMEOUT_DEFAULTS = { connectTimeoutMs: 5_000, idleTimeoutMs: 10_000 } as const;
 /** Error codes with which servers refuse the DeleteObjects call itself. */
@@ -381,15 +383,19 @@ export class S3Store implements ObjectStore {
 
   /** Maps SDK and network errors of `operation` on `key` to typed errors. */
   private mapError(operation: string, key: string) {
-    return (error: unknown): PagecastError => {
+    return (error: unknown, clockMoved = false): PagecastError => {
       if (error instanceof PagecastError) return error;
       const { status, code } = describeSdkError(error);
       const shape = (typeof error === "object" && error !== null ? error : {}) as SdkErrorShape;
+      // A refusal after which the SDK moved its clock offset by minutes (the
+      // SDK's own flag, or seen around the attempt): a HEAD's refusal has no
+      // body, hence no code, so the offset alone tells.
+      const corrected = clockMoved || shape.$metadata?.clockSkewCorrected === true;
       const clockSkew =
-        status === 403 &&
-        code !== undefined &&
-        CLOCK_SKEW_CODES.has(code) &&
-        (code === "RequestTimeTooSkewed" || shape.$metadata?.clockSkewCorrected === true);
+        status !== undefined &&
+        status < 500 &&
+        (code === "RequestTimeTooSkewed" ||
+          (corrected && (status === 403 || (code !== undefined && CLOCK_SKEW_CODES.has(code)))));
       const retryable =
         status === undefined ||
         clockSkew ||
@@ -459,13 +465,16 @@ export class S3Store implements ObjectStore {
       kind,
       signal,
       async (context) => {
+        const offset = this.clockOffset();
         try {
           const value = await attempt(context);
           this.answered = true;
           return value;
         } catch (error) {
-          if (describeSdkError(error).status !== undefined) this.answered = true;
-          throw error;
+          if (describeSdkError(error).status === undefined) throw error;
+          this.answered = true;
+          const moved = Math.abs(this.clockOffset() - offset) >= CLOCK_SKEW_CORRECTION_MS;
+          throw moved ? this.mapError(operation, key)(error, true) : error;
         }
       },
       this.mapError(operation, key),
@@ -1109,9 +1118,13 @@ export class S3Store implements ObjectStore {
    * and the `ServerTime` of clock-skew refusals); undefined before any answer.
    */
   serverTime(): number | undefined {
-    if (!this.answered) return undefined;
+    return this.answered ? Date.now() + this.clockOffset() : undefined;
+  }
+
+  /** The SDK's estimate of the server's clock minus this host's, in ms. */
+  private clockOffset(): number {
     const offset = (this.client.config as { systemClockOffset?: unknown }).systemClockOffset;
-    return Date.now() + (typeof offset === "number" && Number.isFinite(offset) ? offset : 0);
+    return typeof offset === "number" && Number.isFinite(offset) ? offset : 0;
   }
 
   async close(): Promise<void> {
