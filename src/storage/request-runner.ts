@@ -171,8 +171,13 @@ export class RequestRunner {
   private readonly minBytesPerSecond: number;
   private readonly random: () => number;
   private readonly listeners = new Set<(failure: AttemptFailure) => void>();
-  /** Fires on close: attempts in flight and backoffs end at once. */
-  private readonly closing = new AbortController();
+  /**
+   * Called on close: attempts in flight and backoffs end at once. Plain
+   * callbacks, not a long-lived AbortSignal: Workers refuse I/O objects made
+   * in one request from being used in another.
+   */
+  private readonly onClose = new Set<() => void>();
+  private closed = false;
   private readonly inFlight = new Map<number, number>();
   private nextAttemptId = 0;
   private failingSince: number | null = null;
@@ -220,12 +225,15 @@ export class RequestRunner {
 
   /** Makes every later `run` fail with `StoreClosedError`; attempts in flight end with it too. */
   close(): void {
-    if (!this.closing.signal.aborted) this.closing.abort(new StoreClosedError(this.describe()));
+    if (this.closed) return;
+    this.closed = true;
+    for (const callback of [...this.onClose]) callback();
+    this.onClose.clear();
   }
 
   /** Throws if the store is closed or the signal has fired. */
   check(signal?: AbortSignal): void {
-    if (this.closing.signal.aborted) throw new StoreClosedError(this.describe());
+    if (this.closed) throw new StoreClosedError(this.describe());
     if (signal?.aborted) throw new StoreAbortedError(undefined, { cause: signal.reason });
   }
 
@@ -314,7 +322,7 @@ export class RequestRunner {
         if (signal?.aborted && !(error instanceof StoreAbortedError)) {
           error = new StoreAbortedError(undefined, { cause: signal.reason });
         }
-        if (this.closing.signal.aborted && !(error instanceof StoreAbortedError)) {
+        if (this.closed && !(error instanceof StoreAbortedError)) {
           error = new StoreClosedError(this.describe());
         }
       }
@@ -406,17 +414,17 @@ export class RequestRunner {
     const both = new AbortController();
     const stop = () => both.abort();
     signal?.addEventListener("abort", stop, { once: true });
-    this.closing.signal.addEventListener("abort", stop, { once: true });
-    if (signal?.aborted || this.closing.signal.aborted) stop();
+    this.onClose.add(stop);
+    if (signal?.aborted || this.closed) stop();
     try {
       await abortableDelay(ms, both.signal);
     } catch (error) {
       if (signal?.aborted) throw new StoreAbortedError(undefined, { cause: signal.reason });
-      if (this.closing.signal.aborted) throw new StoreClosedError(this.describe());
+      if (this.closed) throw new StoreClosedError(this.describe());
       throw error;
     } finally {
       signal?.removeEventListener("abort", stop);
-      this.closing.signal.removeEventListener("abort", stop);
+      this.onClose.delete(stop);
     }
   }
 
@@ -434,7 +442,6 @@ export class RequestRunner {
     let timeout: StoreRequestError | undefined;
     let onAbort: (() => void) | undefined;
     let onClose: (() => void) | undefined;
-    const closing = this.closing.signal;
     // Racing the attempt against its signal means a transport that ignores the
     // signal still cannot hang the caller.
     const stopped = new Promise<never>((_, reject) => {
@@ -448,7 +455,7 @@ export class RequestRunner {
         reject(closed);
       };
       signal?.addEventListener("abort", onAbort, { once: true });
-      closing.addEventListener("abort", onClose, { once: true });
+      this.onClose.add(onClose);
       if (Number.isFinite(limitMs)) {
         const ms = Math.max(0, limitMs);
         timer = setTimeout(() => {
@@ -475,7 +482,7 @@ export class RequestRunner {
         clearTimeout(timer);
         this.inFlight.delete(id);
         if (onAbort) signal?.removeEventListener("abort", onAbort);
-        if (onClose) closing.removeEventListener("abort", onClose);
+        if (onClose) this.onClose.delete(onClose);
       });
   }
 }
