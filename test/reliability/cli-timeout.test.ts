@@ -107,7 +107,8 @@ describe.skipIf(!built).concurrent("one-shot commands against a hung endpoint", 
       /pagecast: S3 get "pagecast-head.json" failed \(timeout: no data for 10 s\), retrying 2\/5/,
     );
     expect(r.stderr).toMatch(/retrying 3\/5/);
-    expect(r.stderr).toMatch(/no answer within 30 s.*\[STORE_TIMEOUT\]/);
+    // The request's own deadline, or (when a loaded machine started it late) the command's.
+    expect(r.stderr).toMatch(/no answer within 30 s.*\[(STORE_TIMEOUT|CLI_TIMEOUT)\]/);
     expect(r.ms).toBeGreaterThanOrEqual(29_000);
     expect(r.ms).toBeLessThan(45_000);
     console.log(
