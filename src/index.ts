@@ -71,6 +71,7 @@ export {
   type ReplicaHealth,
   type ReplicaOptions,
   ReplicaQueryError,
+  type ReplicaReadOptions,
   type ReplicaRequestKind,
   type ReplicaStatus,
   type ReplicaStoreOptions,

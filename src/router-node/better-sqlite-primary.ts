@@ -2,7 +2,10 @@
  * A better-sqlite3 database as the router's primary. better-sqlite3 is
  * synchronous: each call runs to completion, so a batch inside
  * `db.transaction()` is atomic. With a Replicator attached (same process),
- * writes get exact replica positions for read-your-writes.
+ * writes get exact replica positions for read-your-writes. Results are
+ * better-sqlite3's own (run results as it returns them; numbers or, with
+ * `safeIntegers`, bigints; Buffers), and the router gives replica answers
+ * the same types.
  */
 import type Database from "better-sqlite3";
 import type { Replicator } from "../replicator/replicator.js";
@@ -11,6 +14,7 @@ import type {
   RunResult,
   Statement,
   StatementResult,
+  ValueTypes,
 } from "../router/connection.js";
 import { RouterError } from "../router/router-error.js";
 import type { WritePosition } from "../router/write-position.js";
@@ -24,6 +28,12 @@ export interface BetterSqlitePrimaryOptions {
   resolveWaitMs?: number;
   /** Prepared statements kept for reuse (default 128). */
   statementCacheSize?: number;
+  /**
+   * Every INTEGER as a bigint (better-sqlite3's `safeIntegers`), on the
+   * primary and, through the router, on replicas. Default: the database's
+   * `defaultSafeIntegers` setting when this primary is created.
+   */
+  safeIntegers?: boolean;
 }
 
 /** better-sqlite3 binds Buffers, not plain Uint8Arrays, and no booleans. */
@@ -35,6 +45,20 @@ function bindable(params: readonly unknown[]): unknown[] {
     }
     return v;
   });
+}
+
+/** Whether statements of `db` return bigints (its `defaultSafeIntegers`, which it cannot report). */
+function defaultSafeIntegers(db: Database.Database): boolean {
+  try {
+    return typeof db.prepare("SELECT 0").pluck().get() === "bigint";
+  } catch {
+    return false;
+  }
+}
+
+/** A BLOB as better-sqlite3 returns it: a Buffer over the same bytes. */
+function toBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /** Creates the primary connection over an open better-sqlite3 database. */
@@ -49,6 +73,13 @@ export function betterSqlitePrimary(
     );
   }
   const cacheSize = options.statementCacheSize ?? 128;
+  // Fixed for every statement prepared here, so primary and replicas agree
+  // even if the database's default changes later.
+  const safeIntegers = options.safeIntegers ?? defaultSafeIntegers(db);
+  const valueTypes: ValueTypes = Object.freeze({
+    integers: safeIntegers ? "bigint" : "number",
+    blob: toBuffer,
+  });
   const cache = new Map<string, Database.Statement>();
   const positions = options.replicator
     ? new ReplicatorPositions(options.replicator, {
@@ -73,6 +104,7 @@ export function betterSqlitePrimary(
         return undefined;
       throw err;
     }
+    stmt.safeIntegers(safeIntegers);
     if (stmt.reader) stmt.raw(true);
     if (cacheSize > 0) {
       if (cache.size >= cacheSize) cache.delete(cache.keys().next().value as string);
@@ -124,8 +156,8 @@ export function betterSqlitePrimary(
       exec(sql, params);
       return {};
     }
-    const r = stmt.run(...bindable(params));
-    return { changes: r.changes, lastInsertRowid: r.lastInsertRowid };
+    // better-sqlite3's own result object: `{ changes, lastInsertRowid }`.
+    return stmt.run(...bindable(params));
   };
 
   const one = (s: Statement): StatementResult => {
@@ -147,6 +179,7 @@ export function betterSqlitePrimary(
     batch: async (statements) => db.transaction(() => statements.map(one))(),
     inTransaction: () => db.inTransaction,
     position: (): WritePosition => (positions ? positions.mark() : { at: Date.now() }),
+    valueTypes: () => valueTypes,
   };
   if (positions) primary.resolvePosition = (position) => positions.resolve(position);
   return primary;

@@ -8,6 +8,13 @@
  * (its own schedule); if that TXID may not hold the write, `sync()` settles it
  * (`sync()` covers every transaction committed before the call, and costs no
  * request when nothing new is committed).
+ *
+ * However many writes wait, one resolution serves them all: one pair of
+ * event listeners, and at most one `sync()` per publish, answering for every
+ * write committed before it started. While writes keep coming, not even
+ * that: the replicator publishes them on its own schedule, and each publish
+ * answers for the writes two TXIDs back. So a burst of writes costs a sync
+ * or two when it ends, not one per write.
  */
 import type { Replicator } from "../replicator/replicator.js";
 import type { WritePosition } from "../router/write-position.js";
@@ -18,14 +25,12 @@ export interface ReplicatorPositionsOptions {
   waitMs?: number;
 }
 
-interface Resolution {
-  /** The `after` the resolution was computed for. */
-  after: number;
-  /** Mark sequence and wall time when it started: it covers writes committed before. */
-  startSeq: number;
-  startedAt: number;
-  promise: Promise<number>;
-}
+/**
+ * After a publish, how long a write may take to follow before the waiters
+ * left are settled by a `sync()` (ms). A write marked after the publish
+ * proves more will be published without one.
+ */
+const GRACE_MS = 20;
 
 /** A `sync()` answer: every write committed before its start is in TXID <= `txid`. */
 interface Known {
@@ -34,14 +39,25 @@ interface Known {
   startedAt: number;
 }
 
+/** A position waiting for its TXID. */
+interface Waiter {
+  after: number;
+  resolve: (txid: number | undefined) => void;
+}
+
 /** Marks and resolves positions against one replicator. */
 export class ReplicatorPositions {
   readonly #replicator: Replicator;
   readonly #waitMs: number;
   readonly #seqOf = new WeakMap<WritePosition, number>();
   #seq = 0;
-  #latest: Resolution | undefined;
+  /** The `after` of the newest mark: the published TXID when the latest write committed. */
+  #lastMarkAfter = -1;
+  /** Called by the next mark (see `#nextMark`). */
+  #onMark: (() => void) | undefined;
   #known: Known | undefined;
+  #waiters: Waiter[] = [];
+  #running = false;
 
   constructor(replicator: Replicator, options: ReplicatorPositionsOptions = {}) {
     this.#replicator = replicator;
@@ -52,6 +68,8 @@ export class ReplicatorPositions {
   mark(): WritePosition {
     const position: WritePosition = { after: this.#replicator.position.txid, at: Date.now() };
     this.#seqOf.set(position, ++this.#seq);
+    this.#lastMarkAfter = position.after!;
+    this.#onMark?.();
     return position;
   }
 
@@ -64,55 +82,100 @@ export class ReplicatorPositions {
     // A sync that started after this write committed already answered for it.
     const known = this.#known;
     if (known && this.#startedAfter(known, position)) return Promise.resolve(known.txid);
-    // A resolution started after this write committed, for the same or a later
-    // bound, answers for it too.
-    const latest = this.#latest;
-    if (latest && after <= latest.after && this.#startedAfter(latest, position)) {
-      return latest.promise;
-    }
-    const resolution: Resolution = {
-      after,
-      startSeq: ++this.#seq,
-      startedAt: Date.now(),
-      promise: this.#run(after),
-    };
-    this.#latest = resolution;
-    resolution.promise.catch(() => {
-      if (this.#latest === resolution) this.#latest = undefined;
+    return new Promise((resolve) => {
+      this.#waiters.push({ after, resolve });
+      if (!this.#running) void this.#run();
     });
-    return resolution.promise;
   }
 
-  /** Whether something that started at (`startSeq`, `startedAt`) began after `position`'s commit. */
-  #startedAfter(start: { startSeq: number; startedAt: number }, position: WritePosition): boolean {
+  /** Whether a sync that started at (`startSeq`, `startedAt`) began after `position`'s commit. */
+  #startedAfter(start: Known, position: WritePosition): boolean {
     const seq = this.#seqOf.get(position);
     // Positions marked here compare exactly; those from bookmarks by wall time.
     return seq !== undefined ? start.startSeq > seq : start.startedAt > position.at;
   }
 
-  async #run(after: number): Promise<number> {
+  /** The one resolution loop: runs while positions wait. */
+  async #run(): Promise<void> {
+    this.#running = true;
     const r = this.#replicator;
-    await this.#nextPublish();
-    if (r.position.txid >= after + 2) return after + 2;
-    const start = { startSeq: ++this.#seq, startedAt: Date.now() };
-    const { txid } = await r.sync();
-    if (!this.#known || this.#known.startSeq < start.startSeq) this.#known = { txid, ...start };
-    return txid;
+    let seen = r.position.txid;
+    try {
+      while (this.#waiters.length > 0) {
+        // A publish may have happened while this loop was busy (its event then unheard).
+        const published = r.position.txid > seen || (await this.#nextPublish());
+        // Published far enough: `after + 2` holds the write.
+        const txid = r.position.txid;
+        seen = txid;
+        this.#settle((w) => (txid >= w.after + 2 ? w.after + 2 : null));
+        if (this.#waiters.length === 0) break;
+        // A write committed since that publish (marked seeing it) is on its
+        // way: the replicator's next publish (`txid + 1`) answers for every
+        // waiter left but the newest, without an upload of ours. Writes
+        // flowing now are likely to be followed by another within moments.
+        if (published && (this.#lastMarkAfter >= txid || (await this.#nextMark(GRACE_MS)))) {
+          continue;
+        }
+        // Every waiter committed before this sync starts (each was marked after its commit).
+        const covered = this.#waiters;
+        this.#waiters = [];
+        const start = { startSeq: ++this.#seq, startedAt: Date.now() };
+        let synced: number | undefined;
+        try {
+          synced = (await r.sync()).txid;
+          if (!this.#known || this.#known.startSeq < start.startSeq) {
+            this.#known = { txid: synced, ...start };
+          }
+        } catch {
+          // Unresolved (the replicator fails or closed): callers keep the safe bound.
+        }
+        for (const w of covered) w.resolve(synced);
+      }
+    } finally {
+      this.#running = false;
+    }
   }
 
-  #nextPublish(): Promise<void> {
+  /** Resolves the waiters `answer` has a TXID for; the others keep waiting. */
+  #settle(answer: (w: Waiter) => number | null): void {
+    const waiting: Waiter[] = [];
+    for (const w of this.#waiters) {
+      const txid = answer(w);
+      if (txid === null) waiting.push(w);
+      else w.resolve(txid);
+    }
+    this.#waiters = waiting;
+  }
+
+  /** Resolves true at the next mark, false after `ms`. */
+  #nextMark(ms: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const done = (marked: boolean) => {
+        clearTimeout(timer);
+        this.#onMark = undefined;
+        resolve(marked);
+      };
+      this.#onMark = () => done(true);
+      const timer = setTimeout(() => done(false), ms);
+      timer.unref();
+    });
+  }
+
+  /** Resolves at the replicator's next publish (true), or after `waitMs` (false). */
+  #nextPublish(): Promise<boolean> {
     const r = this.#replicator;
     return new Promise((resolve) => {
-      const done = () => {
+      const done = (published: boolean) => {
         clearTimeout(timer);
-        r.off("sync", done);
-        r.off("snapshot", done);
-        resolve();
+        r.off("sync", onPublish);
+        r.off("snapshot", onPublish);
+        resolve(published);
       };
-      const timer = setTimeout(done, this.#waitMs);
+      const onPublish = () => done(true);
+      const timer = setTimeout(() => done(false), this.#waitMs);
       timer.unref();
-      r.on("sync", done);
-      r.on("snapshot", done);
+      r.on("sync", onPublish);
+      r.on("snapshot", onPublish);
     });
   }
 }

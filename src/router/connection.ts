@@ -4,6 +4,7 @@
  * primary or replica never depends on an ORM version: rows are arrays, `get`
  * returns one row or `undefined`.
  */
+import type { ReplicaReadOptions } from "../vfs/replica.js";
 import type { WritePosition } from "./write-position.js";
 
 /** How Drizzle wants a statement's result. `values` and `all` both return rows as arrays. */
@@ -16,21 +17,49 @@ export interface Statement {
   method: StatementMethod;
 }
 
-/** What `run` reports (fields the driver does not know are omitted). */
+/**
+ * What `run` reports: the driver's own result object, returned to Drizzle
+ * as is (better-sqlite3: `{ changes, lastInsertRowid }`).
+ */
 export interface RunResult {
   changes?: number;
   lastInsertRowid?: number | bigint;
 }
 
+/**
+ * The JS types a primary's driver gives SQLite values. The router converts
+ * replica answers to them, so a result does not depend on which side
+ * answered.
+ */
+export interface ValueTypes {
+  /**
+   * INTEGER values: `"number"` (precision lost past 2^53, better-sqlite3's
+   * default) or `"bigint"` (every one, better-sqlite3's `safeIntegers`).
+   */
+  integers: "number" | "bigint";
+  /** Wraps a BLOB's bytes in the driver's type (e.g. a Node Buffer); default: the Uint8Array. */
+  blob?: (bytes: Uint8Array) => unknown;
+}
+
+/** How a replica should return values (see {@link ValueTypes}); `Replica` methods take the same. */
+export type ReadOptions = ReplicaReadOptions;
+
 /** The result of one batch statement: rows for `all`/`values`, a row for `get`, a RunResult for `run`. */
 export type StatementResult = unknown[][] | unknown[] | undefined | RunResult;
 
-/** A connection that can read: rows as arrays. */
+/**
+ * A connection that can read: rows as arrays. `options` matter for replicas
+ * (primaries answer with their driver's types).
+ */
 export interface ReadConnection {
   /** Every row of the statement, each as an array of column values. */
-  all(sql: string, params: readonly unknown[]): Promise<unknown[][]>;
+  all(sql: string, params: readonly unknown[], options?: ReadOptions): Promise<unknown[][]>;
   /** The first row, or `undefined`. */
-  get(sql: string, params: readonly unknown[]): Promise<unknown[] | undefined>;
+  get(
+    sql: string,
+    params: readonly unknown[],
+    options?: ReadOptions,
+  ): Promise<unknown[] | undefined>;
 }
 
 /** A connection that can also write. */
@@ -62,6 +91,12 @@ export interface PrimaryConnection extends SqlConnection {
    * it cannot be determined. May wait for the writer to publish.
    */
   resolvePosition?(position: WritePosition): Promise<number | undefined>;
+  /**
+   * The JS types the driver returns (asked at each replica read, so it may
+   * change). Without it, replica values are returned as the replica gives
+   * them (numbers, bigint past 2^53, Uint8Array).
+   */
+  valueTypes?(): ValueTypes;
 }
 
 /** The parts of a replica's status the router uses (a `Replica`'s `status()` has them all). */
@@ -76,7 +111,8 @@ export interface ReplicaHealthStatus {
 
 /**
  * A replica as the router sees it. `Replica` objects from `openReplica` are
- * adapted automatically; anything else implementing this interface works too.
+ * adapted automatically; anything else implementing this interface works too
+ * (honouring `ReadOptions.safeIntegers` when the primary returns bigints).
  */
 export interface RouterReplica extends ReadConnection {
   /** Name for status and counters (a `Replica`'s URL). */

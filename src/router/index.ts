@@ -10,6 +10,7 @@ export type {
   Statement,
   StatementMethod,
   StatementResult,
+  ValueTypes,
 } from "./connection.js";
 export {
   type DrizzleOptions,
@@ -41,6 +42,7 @@ export {
   classifyStatement,
   type StatementClass,
   type StatementKind,
+  type StatementReferences,
   type TransactionEffect,
 } from "./statement-classifier.js";
 export { vfsStatus } from "./vfs-status.js";

@@ -6,11 +6,13 @@
  * replica (which would refuse it too: replicas are read-only files).
  */
 import type { DrizzleConfig, WithSubquery } from "drizzle-orm";
+import type { Cache } from "drizzle-orm/cache/core";
 import { drizzle, type SqliteRemoteDatabase } from "drizzle-orm/sqlite-proxy";
-import type { ReadConnection, Statement, StatementMethod } from "./connection.js";
+import type { ReadConnection, Statement, StatementMethod, ValueTypes } from "./connection.js";
 import { type ReplicaLike, replicaAdapter } from "./replica-adapter.js";
 import { RouterError } from "./router-error.js";
 import { classifyStatement, type StatementClass } from "./statement-classifier.js";
+import { conformRow, conformRows, readOptions } from "./value-types.js";
 
 /** Members of a Drizzle database that write or open transactions. */
 export type WritingMembers =
@@ -41,38 +43,54 @@ export type DrizzleOptions<TSchema extends Record<string, unknown>> = Pick<
 export interface ReadOnlyBackend {
   /** Runs one read. */
   read(sql: string, params: readonly unknown[], method: StatementMethod): Promise<unknown>;
+  /** Like `read`, but returns the sqlite-proxy result itself (`{ rows }`); used when present. */
+  readResult?(
+    sql: string,
+    params: readonly unknown[],
+    method: StatementMethod,
+  ): Promise<{ rows: unknown }>;
   /** Runs reads on one consistent version, when the backend can. */
   readBatch(statements: readonly Statement[]): Promise<unknown[]>;
   /** The error for a statement that may write. */
   refuse(sql: string, cls: StatementClass): Error;
 }
 
-/** `rows` as sqlite-proxy wants them for `method`. */
+/**
+ * `rows` as sqlite-proxy wants them for `method`, with the JS types `types`
+ * names (a router's primary driver's) when given.
+ */
 export async function readRows(
   conn: ReadConnection,
   sql: string,
   params: readonly unknown[],
   method: StatementMethod,
+  types?: ValueTypes,
 ): Promise<unknown> {
-  if (method === "get") return conn.get(sql, params);
-  const rows = await conn.all(sql, params);
-  return method === "run" ? [] : rows;
+  const options = readOptions(types);
+  if (method === "get") {
+    const row = await conn.get(sql, params, options);
+    return types && row ? conformRow(row, types) : row;
+  }
+  const rows = await conn.all(sql, params, options);
+  if (method === "run") return [];
+  return types ? conformRows(rows, types) : rows;
 }
 
 /** Runs reads one after another on one connection (a connection runs one statement at a time). */
 export async function readSequentially(
   conn: ReadConnection,
   statements: readonly Statement[],
+  types?: ValueTypes,
 ): Promise<unknown[]> {
   const results: unknown[] = [];
-  for (const s of statements) results.push(await readRows(conn, s.sql, s.params, s.method));
+  for (const s of statements) results.push(await readRows(conn, s.sql, s.params, s.method, types));
   return results;
 }
 
 /** Builds a sqlite-proxy database whose every statement must be read-only. */
 export function readOnlyDrizzle<TSchema extends Record<string, unknown>>(
   backend: ReadOnlyBackend,
-  options: DrizzleOptions<TSchema> = {},
+  options: DrizzleOptions<TSchema> & { cache?: Cache } = {},
 ): ReadonlyDatabase<TSchema> {
   const check = (sql: string) => {
     const cls = classifyStatement(sql);
@@ -81,6 +99,9 @@ export function readOnlyDrizzle<TSchema extends Record<string, unknown>>(
   const db = drizzle<TSchema>(
     async (sql, params, method) => {
       check(sql);
+      if (backend.readResult) {
+        return (await backend.readResult(sql, params, method)) as { rows: unknown[] };
+      }
       return { rows: (await backend.read(sql, params, method)) as unknown[] };
     },
     async (batch) => {

@@ -36,14 +36,14 @@ export function replicaAdapter(replica: ReplicaLike): RouterReplica {
   return {
     name: replica.url,
     status: () => replica.status(),
-    all: (sql, values) => replica.values(sql, params(values)),
-    get: async (sql, values) => (await replica.values(sql, params(values)))[0],
+    all: (sql, values, options) => replica.values(sql, params(values), options),
+    get: async (sql, values, options) => (await replica.values(sql, params(values), options))[0],
     poll: () => replica.poll(),
     snapshot: <T>(fn: (conn: ReadConnection) => Promise<T>) =>
       replica.transaction((tx) =>
         fn({
-          all: (sql, values) => tx.values(sql, params(values)),
-          get: async (sql, values) => (await tx.values(sql, params(values)))[0],
+          all: (sql, values, options) => tx.values(sql, params(values), options),
+          get: async (sql, values, options) => (await tx.values(sql, params(values), options))[0],
         }),
       ),
   };
@@ -80,12 +80,22 @@ const CONNECTION_CODES = new Set([
   "SQLITE_PROTOCOL",
 ]);
 
+/** SQLite's messages for a name it cannot resolve. */
+const MISSING = /^(no such (table|view|column|function|collation|module)|unknown database)\b/;
+
 /** How a failed replica read is handled. */
 export type ReplicaFailure =
   /** The replica could not read (storage, closed, corrupt page): try the primary. */
   | "connection"
   /** The replica refused a write: the statement belongs on the primary. */
   | "read-only"
+  /**
+   * The replica lacks a table, column, function or database the statement
+   * names: it may exist only on the primary connection (a temp table, an
+   * attached database, a function registered there) or not be replicated
+   * yet. The primary answers (with its own error if it lacks it too).
+   */
+  | "missing"
   /** The SQL itself failed: report it, do not retry elsewhere. */
   | "sql";
 
@@ -94,16 +104,20 @@ export type ReplicaFailure =
  * storage errors are connection failures, except SQL errors reported by the
  * replica's SQLite and bad arguments; errors of foreign replica
  * implementations count as SQL errors unless they carry
- * `connectionError: true`.
+ * `connectionError: true`. A name the replica cannot resolve ("no such
+ * table: x") is `missing`, whoever reports it.
  */
 export function classifyReplicaFailure(err: unknown): ReplicaFailure {
   if (err instanceof ReplicaQueryError) {
     if (err.code === "SQLITE_READONLY") return "read-only";
+    if (err.code === "SQLITE_ERROR" && MISSING.test(err.message)) return "missing";
     return CONNECTION_CODES.has(err.code) ? "connection" : "sql";
   }
   if (err instanceof PagecastError) {
     return err.code.endsWith("_INVALID_ARGUMENT") ? "sql" : "connection";
   }
   if ((err as { connectionError?: unknown } | null)?.connectionError === true) return "connection";
+  // Other SQLite bindings (e.g. better-sqlite3) report the same messages.
+  if (err instanceof Error && MISSING.test(err.message)) return "missing";
   return "sql";
 }

@@ -20,7 +20,14 @@ export type FallbackReason =
   /** The chosen replica failed with a connection-level error. */
   | "replica-error"
   /** The chosen replica refused the statement as a write. */
-  | "replica-read-only";
+  | "replica-read-only"
+  /**
+   * The statement reads something only the primary's connection has (a temp
+   * table, an attached database, `last_insert_rowid()`, a PRAGMA function).
+   */
+  | "primary-only"
+  /** The chosen replica lacked a table, column or function the statement names. */
+  | "replica-missing-object";
 
 /** A replica with the router's bookkeeping. */
 export interface ReplicaEntry {
@@ -32,6 +39,8 @@ export interface ReplicaEntry {
   /** Not chosen before this time (ms) after a connection failure. */
   coolUntil: number;
   lastKick: number;
+  /** A poll the router asked for is in flight. */
+  polling: boolean;
   lastError: { message: string; code: string | undefined; at: Date } | null;
 }
 
@@ -67,6 +76,7 @@ export class ReplicaSelector {
       errors: 0,
       coolUntil: 0,
       lastKick: Number.NEGATIVE_INFINITY,
+      polling: false,
       lastError: null,
     }));
   }
@@ -148,16 +158,33 @@ export class ReplicaSelector {
     };
   }
 
-  #kick(entry: ReplicaEntry, now: number): void {
+  /**
+   * Asks every replica that lacks `txid` to poll now, whatever the rate
+   * limit: the writer just published a TXID a session waits for, and a
+   * replica that polls lazily would otherwise learn of it only at its next
+   * query or kick (a session's reads go to the primary meanwhile).
+   */
+  wake(txid: number): void {
+    const now = this.#o.now();
+    for (const entry of this.entries) {
+      const st = entry.replica.status();
+      if (!st.pinned && (st.txid ?? 0) < txid) this.#kick(entry, now, true);
+    }
+  }
+
+  #kick(entry: ReplicaEntry, now: number, force = false): void {
     const poll = entry.replica.poll;
-    if (!poll || now - entry.lastKick < this.#o.pollKickMs) return;
+    if (!poll || entry.polling || (!force && now - entry.lastKick < this.#o.pollKickMs)) return;
     entry.lastKick = now;
+    entry.polling = true;
+    const done = () => {
+      entry.polling = false;
+    };
     try {
-      poll.call(entry.replica).catch(() => {
-        // Recorded in the replica's own status.
-      });
+      poll.call(entry.replica).then(done, done); // failures are recorded in the replica's status
     } catch {
       // A closed replica may refuse synchronously: it simply stays unhealthy.
+      done();
     }
   }
 }

@@ -21,6 +21,8 @@ interface TransactionState {
   openedBy: string | undefined;
   /** A write ran inside the open transaction: its position is taken at commit. */
   dirty: boolean;
+  /** A DDL statement ran inside the open transaction (a rollback may undo a temp table). */
+  ddl: boolean;
 }
 
 /**
@@ -32,7 +34,13 @@ export class RouterSession {
   /** Read-your-writes state lives in the root session. */
   readonly #root: RouterSession;
   readonly #requirement: Requirement;
-  readonly tx: TransactionState = { open: false, openedBy: undefined, dirty: false };
+  readonly tx: TransactionState = { open: false, openedBy: undefined, dirty: false, ddl: false };
+  /** Settles once every statement issued so far in this session for the primary has. */
+  #primaryTail: Promise<void> | undefined;
+  /** Position resolution in flight for this session's writes (root only). */
+  #resolving = false;
+  /** The newest position waiting for the resolution in flight to end (root only). */
+  #resolveNext: WritePosition | undefined;
 
   constructor(requirement: Requirement = emptyRequirement(), parent?: RouterSession) {
     this.#root = parent ? parent.#root : this;
@@ -58,6 +66,54 @@ export class RouterSession {
   /** What replicas must have reached for this session to read from them. */
   get requirement(): Readonly<Requirement> {
     return this.#requirement;
+  }
+
+  /**
+   * Records a statement sent to the primary that reads must not overtake
+   * (on one connection, statements run in the order they were issued).
+   */
+  issued(done: Promise<unknown>): void {
+    const settled = done.then(
+      () => {},
+      () => {},
+    );
+    const tail = this.#primaryTail
+      ? Promise.all([this.#primaryTail, settled]).then(() => {})
+      : settled;
+    this.#primaryTail = tail;
+    tail.then(() => {
+      if (this.#primaryTail === tail) this.#primaryTail = undefined;
+    });
+  }
+
+  /** Settles once every statement {@link issued} so far has; `undefined` when none is in flight. */
+  get inFlight(): Promise<void> | undefined {
+    return this.#primaryTail;
+  }
+
+  /**
+   * Coalesces position resolutions: returns true when the caller should
+   * resolve `position` now; otherwise `position` is kept (only the newest) for
+   * {@link resolutionDone} to hand out. Resolving a newer position also
+   * covers every older one.
+   */
+  startResolution(position: WritePosition): boolean {
+    const root = this.#root;
+    if (root.#resolving) {
+      root.#resolveNext = position;
+      return false;
+    }
+    root.#resolving = true;
+    return true;
+  }
+
+  /** Ends the resolution in flight; returns the position to resolve next, if any (already started). */
+  resolutionDone(): WritePosition | undefined {
+    const root = this.#root;
+    const next = root.#resolveNext;
+    root.#resolveNext = undefined;
+    root.#resolving = next !== undefined;
+    return next;
   }
 
   /** Records a committed write. */

@@ -3,8 +3,14 @@
  * are routed one by one in the proxy callback: proven reads to a healthy
  * replica, everything else (writes, RETURNING, DDL, PRAGMA, transactions,
  * batches) to the primary. Routing happens when a statement runs, not when a
- * query is built, so it sees the session's latest writes.
+ * query is built, so it sees the session's latest writes. The aim is a
+ * database indistinguishable from Drizzle over the primary alone: statements
+ * take effect in the order they were issued, whatever lives only on the
+ * primary's connection is read there, and results have the primary driver's
+ * types and shapes whichever side answered.
  */
+import type { Cache } from "drizzle-orm/cache/core";
+import { DefaultLogger } from "drizzle-orm/logger";
 import { drizzle, type SqliteRemoteDatabase } from "drizzle-orm/sqlite-proxy";
 import type { ObjectStore } from "../storage/object-store.js";
 import type { ReplicaOptions } from "../vfs/replica.js";
@@ -18,6 +24,7 @@ import type {
   StatementResult,
 } from "./connection.js";
 import { PrimaryGate } from "./primary-gate.js";
+import { PrimaryState } from "./primary-state.js";
 import {
   type DrizzleOptions,
   describeStatement,
@@ -28,10 +35,22 @@ import {
 } from "./read-only-database.js";
 import { classifyReplicaFailure, type ReplicaLike, toRouterReplica } from "./replica-adapter.js";
 import { type FallbackReason, type ReplicaEntry, ReplicaSelector } from "./replica-selector.js";
+import { RouterCache } from "./router-cache.js";
 import { RouterError } from "./router-error.js";
 import { getDefaultSessionContext, RouterSession, type SessionContext } from "./router-session.js";
-import { classifyStatement, type StatementClass } from "./statement-classifier.js";
-import type { WritePosition } from "./write-position.js";
+import {
+  classifyStatement,
+  type StatementClass,
+  type TransactionEffect,
+} from "./statement-classifier.js";
+import {
+  addPosition,
+  emptyRequirement,
+  type Requirement,
+  replicaSatisfies,
+  resolveRequirement,
+  type WritePosition,
+} from "./write-position.js";
 
 /** Options of {@link createRouter}. */
 export interface RouterOptions<TSchema extends Record<string, unknown> = Record<string, never>> {
@@ -53,6 +72,15 @@ export interface RouterOptions<TSchema extends Record<string, unknown> = Record<
   schema?: TSchema;
   /** Drizzle logger and casing. */
   drizzle?: Omit<DrizzleOptions<TSchema>, "schema">;
+  /**
+   * Drizzle's query cache (a `Cache` from `drizzle-orm/cache/core`, e.g.
+   * `upstashCache()`), shared by every database of the router (`$primary`,
+   * `$replica`, sessions; not time travel). Writes through the router
+   * invalidate it as Drizzle does; a replica's answer is only cached when
+   * that replica already holds every write made through the router, so a
+   * cached result never predates one.
+   */
+  cache?: Cache;
   /**
    * Where the current session lives across awaits. Default: the provider
    * `pagecast/node` registers (AsyncLocalStorage); `null` for none (explicit
@@ -171,7 +199,8 @@ interface Binding {
   mode: Mode;
 }
 
-type ProxyResult = { rows: unknown[] } & Record<string, unknown>;
+/** What the sqlite-proxy callback returns: `{ rows }`, or for `run` the driver's own result. */
+type ProxyResult = { rows: unknown } | StatementResult;
 
 const FALLBACK_REASONS: FallbackReason[] = [
   "no-replicas",
@@ -179,6 +208,8 @@ const FALLBACK_REASONS: FallbackReason[] = [
   "read-your-writes",
   "replica-error",
   "replica-read-only",
+  "primary-only",
+  "replica-missing-object",
 ];
 
 function positiveNumber(value: number | undefined, fallback: number, name: string): number {
@@ -215,10 +246,20 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
   );
 }
 
-/** Shapes a primary result as sqlite-proxy wants it. */
-function proxyRows(method: StatementMethod, result: StatementResult): ProxyResult {
-  if (method === "run") return { rows: [], ...(result as object) };
-  return { rows: result as unknown[] };
+/**
+ * Shapes a primary result as sqlite-proxy wants it: rows under `rows`; a
+ * `run` result exactly as the driver returned it (Drizzle hands it to the
+ * caller as is).
+ */
+function proxyResult(method: StatementMethod, result: StatementResult): ProxyResult {
+  return method === "run" ? result : { rows: result };
+}
+
+/** Statements after which the primary's temp objects or attached databases may have changed. */
+function changesSchema(cls: StatementClass): boolean {
+  return (
+    cls.kind === "ddl" || cls.kind === "attach" || cls.kind === "multiple" || cls.kind === "unknown"
+  );
 }
 
 class Router<TSchema extends Record<string, unknown>> implements RouterInternals {
@@ -234,6 +275,13 @@ class Router<TSchema extends Record<string, unknown>> implements RouterInternals
   readonly drizzle: Omit<DrizzleOptions<TSchema>, "schema"> | undefined;
   readonly timeTravel: RouterOptions["timeTravel"];
   readonly now: () => number;
+  readonly assumePublishedWithinMs: number;
+  /** What exists only on the primary's connection (temp objects, attached databases). */
+  readonly primaryState = new PrimaryState();
+  /** Drizzle's cache, wrapped so that answers older than a write are not stored. */
+  readonly cache: RouterCache | undefined;
+  /** Every write made through the router (all sessions): a cacheable replica answer holds them all. */
+  readonly written: Requirement = emptyRequirement();
   readonly counts = {
     primaryReads: 0,
     replicaReads: 0,
@@ -274,6 +322,7 @@ class Router<TSchema extends Record<string, unknown>> implements RouterInternals
       "readYourWrites.assumePublishedWithinMs",
     );
     this.now = options.clock ?? Date.now;
+    this.assumePublishedWithinMs = assume;
     this.selector = new ReplicaSelector(replicas, {
       maxLagSeconds: this.maxLagSeconds,
       tieSeconds: positiveNumber(options.tieSeconds, 1, "tieSeconds"),
@@ -287,6 +336,7 @@ class Router<TSchema extends Record<string, unknown>> implements RouterInternals
     this.schema = options.schema;
     this.drizzle = options.drizzle;
     this.timeTravel = options.timeTravel;
+    this.cache = options.cache ? new RouterCache(options.cache) : undefined;
   }
 
   // ---- sessions ----
@@ -315,41 +365,52 @@ class Router<TSchema extends Record<string, unknown>> implements RouterInternals
   ): Promise<ProxyResult> {
     const session = this.session(binding);
     const cls = classifyStatement(sql);
-    if (
-      binding.mode === "route" &&
-      cls.readOnly &&
-      !session.tx.open &&
-      this.gate.owner !== session
-    ) {
-      const rows = await this.#routeRead(session, sql, params, method);
-      if (rows) return rows;
+    // A `run` result is the primary connection's state (changes, last rowid).
+    if (binding.mode === "route" && cls.readOnly && method !== "run") {
+      // Statements issued earlier in this session take effect first, as on one connection.
+      const earlier = session.inFlight;
+      if (earlier) await earlier;
+      if (!session.tx.open && this.gate.owner !== session) {
+        const rows = await this.#routeRead(session, cls, sql, params, method);
+        if (rows) return rows;
+      }
     }
-    return this.#onPrimary(session, cls, () =>
-      this.#primaryStatement(sql, params, method).then((r) => proxyRows(method, r)),
+    const done = this.#onPrimary(
+      session,
+      [cls],
+      () => this.#primaryStatement(sql, params, method).then((r) => proxyResult(method, r)),
+      cls.transaction,
     );
+    if (!cls.readOnly) session.issued(done);
+    return done;
   }
 
   async batch(binding: Binding, statements: Statement[]): Promise<ProxyResult[]> {
     const session = this.session(binding);
     this.counts.batches++;
     const classes = statements.map((s) => classifyStatement(s.sql));
-    const writes = classes.some((c) => !c.readOnly);
     // A batch is one atomic unit on the primary, whatever it holds.
-    const cls: StatementClass = writes
-      ? { kind: "write", readOnly: false }
-      : { kind: "read", readOnly: true };
-    return this.#onPrimary(session, cls, async () => {
+    const done = this.#onPrimary(session, classes, async () => {
       const results = await this.primary.batch(statements);
-      return results.map((r, i) => proxyRows(statements[i]!.method, r));
+      return results.map((r, i) => proxyResult(statements[i]!.method, r));
     });
+    if (classes.some((c) => !c.readOnly)) session.issued(done);
+    return done;
   }
 
-  async replicaRead(sql: string, params: readonly unknown[], method: StatementMethod) {
+  /** A `$replica` read: the best replica regardless of read-your-writes. */
+  async replicaRead(
+    sql: string,
+    params: readonly unknown[],
+    method: StatementMethod,
+  ): Promise<{ rows: unknown }> {
     const entry = this.selector.chooseAny();
     if (!entry) throw new RouterError("ROUTER_NO_REPLICA", "no replica has loaded a version yet");
     entry.reads++;
     this.counts.replicaReads++;
-    return readRows(entry.replica, sql, params, method);
+    const cacheable = this.#holdsEveryWrite(entry);
+    const rows = await readRows(entry.replica, sql, params, method, this.primary.valueTypes?.());
+    return cacheable ? { rows } : this.cache!.uncacheable({ rows });
   }
 
   async replicaBatch(statements: readonly Statement[]): Promise<unknown[]> {
@@ -358,33 +419,60 @@ class Router<TSchema extends Record<string, unknown>> implements RouterInternals
     entry.reads += statements.length;
     this.counts.replicaReads += statements.length;
     const r = entry.replica;
+    const types = this.primary.valueTypes?.();
     return r.snapshot
-      ? r.snapshot((tx) => readSequentially(tx, statements))
-      : readSequentially(r, statements);
+      ? r.snapshot((tx) => readSequentially(tx, statements, types))
+      : readSequentially(r, statements, types);
+  }
+
+  /** Whether `entry` holds every write made through the router (always true without a cache). */
+  #holdsEveryWrite(entry: ReplicaEntry): boolean {
+    if (!this.cache) return true;
+    const st = entry.replica.status();
+    return replicaSatisfies(this.written, {
+      txid: st.txid,
+      lagSeconds: st.lagSeconds,
+      now: this.now(),
+      assumePublishedWithinMs: this.assumePublishedWithinMs,
+    });
   }
 
   async #routeRead(
     session: RouterSession,
+    cls: StatementClass,
     sql: string,
     params: unknown[],
     method: StatementMethod,
   ): Promise<ProxyResult | undefined> {
+    if (this.primaryState.needsPrimary(cls)) {
+      this.#fallback("primary-only", undefined);
+      return undefined;
+    }
     const choice = this.selector.choose(this.ryw ? session.requirement : undefined);
     if ("reason" in choice) {
       this.#fallback(choice.reason, undefined);
       return undefined;
     }
     const entry = choice.entry;
+    const cacheable = this.#holdsEveryWrite(entry);
     try {
-      const rows = (await readRows(entry.replica, sql, params, method)) as unknown[];
+      const rows = await readRows(entry.replica, sql, params, method, this.primary.valueTypes?.());
       entry.reads++;
       this.counts.replicaReads++;
-      return { rows };
+      const result = { rows };
+      return cacheable ? result : this.cache!.uncacheable(result);
     } catch (err) {
       const failure = classifyReplicaFailure(err);
       if (failure === "sql") throw err;
       if (failure === "connection") this.selector.failed(entry, err);
-      this.#fallback(failure === "connection" ? "replica-error" : "replica-read-only", entry);
+      this.#fallback(
+        failure === "connection"
+          ? "replica-error"
+          : failure === "missing"
+            ? "replica-missing-object"
+            : "replica-read-only",
+        entry,
+      );
       return undefined;
     }
   }
@@ -414,38 +502,50 @@ class Router<TSchema extends Record<string, unknown>> implements RouterInternals
   }
 
   /**
-   * Runs `work` on the primary for `session`: waits while another session's
-   * transaction is open, takes the gate when this statement opens one, and
-   * afterwards updates the transaction state and read-your-writes position.
+   * Runs `work` (one statement, or a batch of them) on the primary for
+   * `session`: waits while another session's transaction is open, takes the
+   * gate when the statement opens one (`effect`), and afterwards updates the
+   * transaction state, read-your-writes position and what exists only on the
+   * primary.
    */
   async #onPrimary<T>(
     session: RouterSession,
-    cls: StatementClass,
+    classes: readonly StatementClass[],
     work: () => Promise<T>,
+    effect?: TransactionEffect,
   ): Promise<T> {
     await this.gate.enter(session);
-    const effect = cls.transaction;
     const opens = effect?.op === "begin" || (effect?.op === "savepoint" && !session.tx.open);
     if (opens) {
       this.gate.hold(session);
       this.counts.transactions++;
     }
-    const write = !cls.readOnly && cls.kind !== "transaction";
-    if (cls.readOnly) this.counts.primaryReads++;
+    const readOnly = classes.every((c) => c.readOnly);
+    const write = !readOnly && classes.some((c) => c.kind !== "transaction");
+    if (readOnly) this.counts.primaryReads++;
     else if (write) this.counts.writes++;
+    const schema = classes.some(changesSchema);
+    if (schema && session.tx.open) session.tx.ddl = true;
+    // A rollback may undo temp objects created in the transaction.
+    const undo = (effect?.op === "rollback" || effect?.op === "rollback-to") && session.tx.ddl;
     let ok = false;
     try {
       const result = await work();
       ok = true;
       return result;
     } finally {
-      this.#afterPrimary(session, cls, write, ok);
+      if (schema || undo) await this.primaryState.refresh(this.primary);
+      this.#afterPrimary(session, effect, write, ok);
     }
   }
 
-  #afterPrimary(session: RouterSession, cls: StatementClass, write: boolean, ok: boolean): void {
+  #afterPrimary(
+    session: RouterSession,
+    effect: TransactionEffect | undefined,
+    write: boolean,
+    ok: boolean,
+  ): void {
     const tx = session.tx;
-    const effect = cls.transaction;
     if (effect && ok) {
       switch (effect.op) {
         case "begin":
@@ -476,32 +576,60 @@ class Router<TSchema extends Record<string, unknown>> implements RouterInternals
     if (!tx.open) {
       if (tx.dirty) {
         tx.dirty = false;
-        if (this.ryw) this.#mark(session);
+        this.#mark(session);
       }
+      tx.ddl = false;
       tx.openedBy = undefined;
       this.gate.release(session);
     }
   }
 
-  /** Records the position of a write that just committed. */
+  /** Records the position of a write that just committed (for read-your-writes and the cache). */
   #mark(session: RouterSession): void {
+    if (!this.ryw && !this.cache) return;
     const position: WritePosition = this.primary.position?.() ?? { at: this.now() };
-    session.addPosition(position);
+    if (this.ryw) session.addPosition(position);
+    if (this.cache) addPosition(this.written, position);
     if (position.txid === undefined && position.after !== undefined)
       this.#resolve(session, position);
   }
 
+  /**
+   * Resolves `position` to an exact TXID. One resolution per session is in
+   * flight at a time: positions arriving meanwhile wait, and only the newest
+   * is resolved next (its TXID covers the older ones).
+   */
   #resolve(session: RouterSession, position: WritePosition): void {
-    const resolve = this.primary.resolvePosition;
-    if (!resolve) return;
-    resolve.call(this.primary, position).then(
-      (txid) => {
-        if (txid !== undefined) session.resolved(position, txid);
-      },
-      () => {
-        // Unresolved: the session keeps the safe bound (after + 2).
-      },
-    );
+    if (!this.primary.resolvePosition) return;
+    if (session.startResolution(position)) this.#resolveNow(session, position);
+  }
+
+  #resolveNow(session: RouterSession, position: WritePosition): void {
+    let resolving: Promise<number | undefined>;
+    try {
+      // Called at once: a position the primary already knows resolves in one hop,
+      // before a read that follows a bookmark's resumption is routed.
+      resolving = this.primary.resolvePosition!(position);
+    } catch (err) {
+      resolving = Promise.reject(err);
+    }
+    resolving
+      .then(
+        (txid) => {
+          if (txid === undefined) return;
+          if (this.ryw) session.resolved(position, txid);
+          if (this.cache) resolveRequirement(this.written, position, txid);
+          // Published: replicas may fetch it now rather than at their next kick.
+          this.selector.wake(txid);
+        },
+        () => {
+          // Unresolved: the safe bound (after + 2) stays.
+        },
+      )
+      .then(() => {
+        const next = session.resolutionDone();
+        if (next) this.#resolveNow(session, next);
+      });
   }
 
   // ---- figures ----
@@ -544,11 +672,26 @@ class Router<TSchema extends Record<string, unknown>> implements RouterInternals
 
   // ---- databases ----
 
+  /**
+   * Drizzle settings of every database of the router. `logger: true` becomes
+   * a DefaultLogger: sqlite-proxy's `drizzle()` drops the cache otherwise.
+   */
+  drizzleConfig() {
+    const { logger, ...rest } = this.drizzle ?? {};
+    return {
+      ...rest,
+      ...(logger === true ? { logger: new DefaultLogger() } : logger ? { logger } : {}),
+      ...(this.schema ? { schema: this.schema } : {}),
+      ...(this.cache ? { cache: this.cache } : {}),
+    };
+  }
+
   database(binding: Binding): SqliteRemoteDatabase<TSchema> {
     const db = drizzle<TSchema>(
-      (sql, params, method) => this.execute(binding, sql, params, method),
-      (batch) => this.batch(binding, batch as Statement[]),
-      { ...this.drizzle, ...(this.schema ? { schema: this.schema } : {}) },
+      (sql, params, method) =>
+        this.execute(binding, sql, params, method) as Promise<{ rows: unknown[] }>,
+      (batch) => this.batch(binding, batch as Statement[]) as Promise<{ rows: unknown[] }[]>,
+      this.drizzleConfig(),
     );
     const context = this.context;
     if (context) {
@@ -566,7 +709,8 @@ class Router<TSchema extends Record<string, unknown>> implements RouterInternals
   readOnly(): ReadonlyDatabase<TSchema> {
     return readOnlyDrizzle<TSchema>(
       {
-        read: (sql, params, method) => this.replicaRead(sql, params, method),
+        read: async (sql, params, method) => (await this.replicaRead(sql, params, method)).rows,
+        readResult: (sql, params, method) => this.replicaRead(sql, params, method),
         readBatch: (statements) => this.replicaBatch(statements),
         refuse: (sql, cls) =>
           new RouterError(
@@ -574,7 +718,7 @@ class Router<TSchema extends Record<string, unknown>> implements RouterInternals
             `$replica is read-only: refused ${describeStatement(sql, cls)}`,
           ),
       },
-      { ...this.drizzle, ...(this.schema ? { schema: this.schema } : {}) },
+      this.drizzleConfig(),
     );
   }
 }

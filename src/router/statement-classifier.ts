@@ -42,6 +42,23 @@ export type TransactionEffect =
   | { op: "release"; name: string }
   | { op: "rollback-to"; name: string };
 
+/**
+ * What a read-only statement names that may exist only on the primary's
+ * connection (temp objects, attached databases, connection state).
+ */
+export interface StatementReferences {
+  /** Every identifier and keyword, lower-cased (a temp table's name is among them). */
+  names: ReadonlySet<string>;
+  /** Names used as a schema qualifier (`temp` in `temp.t`), lower-cased. */
+  schemas: ReadonlySet<string>;
+  /**
+   * Reads state only the primary's connection has: the temp schema
+   * (`sqlite_temp_master`), PRAGMA table-valued functions (`pragma_temp_store`)
+   * or `last_insert_rowid()`, `changes()`, `total_changes()`.
+   */
+  connectionState: boolean;
+}
+
 /** Classification of one SQL string. */
 export interface StatementClass {
   kind: StatementKind;
@@ -49,6 +66,8 @@ export interface StatementClass {
   readOnly: boolean;
   /** Set for `transaction` statements. */
   transaction?: TransactionEffect;
+  /** Set for read-only statements. */
+  refs?: StatementReferences;
 }
 
 interface Token {
@@ -216,6 +235,33 @@ function readsOnly(tokens: Token[]): boolean {
   return true;
 }
 
+/** Functions whose result is state of the connection that runs them. */
+const CONNECTION_FUNCTIONS = new Set(["last_insert_rowid", "changes", "total_changes"]);
+/** Schema tables of the connection's temp schema. */
+const TEMP_SCHEMA_TABLES = new Set(["sqlite_temp_master", "sqlite_temp_schema"]);
+
+function references(tokens: Token[]): StatementReferences {
+  const names = new Set<string>();
+  const schemas = new Set<string>();
+  let connectionState = false;
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i]!;
+    if (t.type !== "word" && t.type !== "name") continue;
+    const name = t.text.toLowerCase();
+    names.add(name);
+    const next = tokens[i + 1];
+    if (next?.type === "punct" && next.text === ".") schemas.add(name);
+    if (
+      TEMP_SCHEMA_TABLES.has(name) ||
+      name.startsWith("pragma_") ||
+      (t.type === "word" && next?.text === "(" && CONNECTION_FUNCTIONS.has(name))
+    ) {
+      connectionState = true;
+    }
+  }
+  return { names, schemas, connectionState };
+}
+
 function classifyUncached(sql: string): StatementClass {
   const statements = tokenize(sql);
   if (!statements) return { kind: "unknown", readOnly: false };
@@ -232,10 +278,10 @@ function classifyUncached(sql: string): StatementClass {
     case "VALUES":
     case "WITH":
       return readsOnly(tokens)
-        ? { kind: "read", readOnly: true }
+        ? { kind: "read", readOnly: true, refs: references(tokens) }
         : { kind: "write", readOnly: false };
     case "EXPLAIN":
-      return { kind: "explain", readOnly: true };
+      return { kind: "explain", readOnly: true, refs: references(tokens) };
     case "INSERT":
     case "UPDATE":
     case "DELETE":

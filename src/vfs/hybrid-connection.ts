@@ -65,6 +65,7 @@ export class HybridConnection {
   #asyncMayBeInTransaction = false;
   /** The async connection holds state later statements may need: everything runs there. */
   #asyncOnly = false;
+  #safeIntegers = false;
   #closed = false;
 
   private constructor(
@@ -94,6 +95,13 @@ export class HybridConnection {
       ? await ReplicaConnection.open(core, modules.sync, options, "sync")
       : await ReplicaConnection.open(core, modules.async, options, "async");
     return new HybridConnection(core, modules, options, first);
+  }
+
+  /** Return every INTEGER as a bigint: applies to the statements that follow, on both builds. */
+  set safeIntegers(on: boolean) {
+    this.#safeIntegers = on;
+    if (this.#sync) this.#sync.safeIntegers = on;
+    if (this.#async) this.#async.safeIntegers = on;
   }
 
   /** True while an explicit transaction is open (it runs on the async connection). */
@@ -254,7 +262,10 @@ export class HybridConnection {
       opening.then(
         (conn) => {
           if (this.#closed) void conn.close();
-          else this.#async = conn;
+          else {
+            conn.safeIntegers = this.#safeIntegers;
+            this.#async = conn;
+          }
         },
         () => {
           // Tried again on the next need.

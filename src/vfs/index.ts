@@ -4,6 +4,7 @@ export {
   openReplica,
   Replica,
   type ReplicaOptions,
+  type ReplicaReadOptions,
   type ReplicaStoreOptions,
   type ReplicaTransaction,
   type Row,

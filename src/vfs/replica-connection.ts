@@ -121,6 +121,8 @@ export class ReplicaConnection {
    * may depend on it, so they must run on this connection.
    */
   hasState = false;
+  /** Return every INTEGER as a bigint (set by the caller before each statement). */
+  safeIntegers = false;
 
   private constructor(
     sqlite3: SQLiteAPI,
@@ -363,7 +365,7 @@ export class ReplicaConnection {
       const rc = this.#step(module, p.stmt);
       if (typeof rc !== "number") return this.#stepAsync(p, rows, rc);
       if (rc !== SQLITE_ROW) return this.#finish(p, rows, rc);
-      rows.push(readRow(module, p.stmt));
+      rows.push(readRow(module, p.stmt, this.safeIntegers));
     }
   }
 
@@ -376,7 +378,7 @@ export class ReplicaConnection {
     const module = this.#module;
     let rc = await pending;
     while (rc === SQLITE_ROW) {
-      rows.push(readRow(module, p.stmt));
+      rows.push(readRow(module, p.stmt, this.safeIntegers));
       const next = this.#step(module, p.stmt);
       rc = typeof next === "number" ? next : await next;
     }

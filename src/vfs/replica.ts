@@ -96,10 +96,23 @@ interface Slot {
 /** Rows returned by {@link Replica.query}. */
 export type Row = Record<string, SqlValue>;
 
+/** How a query returns its values. */
+export interface ReplicaReadOptions {
+  /**
+   * Every INTEGER as a bigint, like better-sqlite3's `safeIntegers` (REAL
+   * values stay numbers). Default: numbers, bigint only past 2^53.
+   */
+  safeIntegers?: boolean;
+}
+
 /** What a {@link Replica.transaction} callback gets: queries on one connection, one version. */
 export interface ReplicaTransaction {
-  query<T extends Row = Row>(sql: string, params?: SqlParams): Promise<T[]>;
-  values(sql: string, params?: SqlParams): Promise<SqlValue[][]>;
+  query<T extends Row = Row>(
+    sql: string,
+    params?: SqlParams,
+    options?: ReplicaReadOptions,
+  ): Promise<T[]>;
+  values(sql: string, params?: SqlParams, options?: ReplicaReadOptions): Promise<SqlValue[][]>;
 }
 
 function toRestoreTarget(at: ReplicaOptions["at"]): RestoreTarget | undefined {
@@ -203,8 +216,12 @@ export class Replica {
    * call (rolled back); use {@link Replica.transaction} for several queries
    * on one version.
    */
-  async query<T extends Row = Row>(sql: string, params?: SqlParams): Promise<T[]> {
-    const result = this.#run(sql, params);
+  async query<T extends Row = Row>(
+    sql: string,
+    params?: SqlParams,
+    options?: ReplicaReadOptions,
+  ): Promise<T[]> {
+    const result = this.#run(sql, params, options);
     return rowsToObjects<T>(result instanceof Promise ? await result : result);
   }
 
@@ -212,8 +229,12 @@ export class Replica {
    * Runs `sql` and returns the rows of its last row-returning statement as
    * arrays. A transaction the SQL opens ends with the call, as in {@link Replica.query}.
    */
-  async values(sql: string, params?: SqlParams): Promise<SqlValue[][]> {
-    const result = this.#run(sql, params);
+  async values(
+    sql: string,
+    params?: SqlParams,
+    options?: ReplicaReadOptions,
+  ): Promise<SqlValue[][]> {
+    const result = this.#run(sql, params, options);
     return (result instanceof Promise ? await result : result).rows;
   }
 
@@ -222,8 +243,12 @@ export class Replica {
    * row-returning statement. A transaction the SQL opens ends with the call,
    * as in {@link Replica.query}.
    */
-  async execute(sql: string, params?: SqlParams): Promise<ExecuteResult> {
-    const { columns, rows } = await this.#run(sql, params);
+  async execute(
+    sql: string,
+    params?: SqlParams,
+    options?: ReplicaReadOptions,
+  ): Promise<ExecuteResult> {
+    const { columns, rows } = await this.#run(sql, params, options);
     return { columns: [...columns], rows };
   }
 
@@ -241,10 +266,18 @@ export class Replica {
       await this.#core.pollIfDue();
       if (conn.holdsStaleVersion) await conn.releaseVersion();
       await conn.execute("BEGIN");
+      const run = (sql: string, params?: SqlParams, options?: ReplicaReadOptions) => {
+        conn.safeIntegers = options?.safeIntegers === true;
+        return conn.execute(sql, params);
+      };
       const tx: ReplicaTransaction = {
-        query: async <R extends Row = Row>(sql: string, params?: SqlParams) =>
-          rowsToObjects<R>(await conn.execute(sql, params)),
-        values: async (sql: string, params?: SqlParams) => (await conn.execute(sql, params)).rows,
+        query: async <R extends Row = Row>(
+          sql: string,
+          params?: SqlParams,
+          options?: ReplicaReadOptions,
+        ) => rowsToObjects<R>(await run(sql, params, options)),
+        values: async (sql: string, params?: SqlParams, options?: ReplicaReadOptions) =>
+          (await run(sql, params, options)).rows,
       };
       try {
         const result = await fn(tx);
@@ -289,10 +322,15 @@ export class Replica {
   }
 
   /** Runs on a connection; the result itself when it completed synchronously (warm). */
-  #run(sql: string, params: SqlParams | undefined): ExecuteResult | Promise<ExecuteResult> {
+  #run(
+    sql: string,
+    params: SqlParams | undefined,
+    options: ReplicaReadOptions | undefined,
+  ): ExecuteResult | Promise<ExecuteResult> {
     this.#assertOpen();
     const slot = this.#pick();
-    return slot.queue.runNow(() => this.#runOn(slot, sql, params));
+    const safeIntegers = options?.safeIntegers === true;
+    return slot.queue.runNow(() => this.#runOn(slot, sql, params, safeIntegers));
   }
 
   /**
@@ -304,9 +342,16 @@ export class Replica {
     slot: Slot,
     sql: string,
     params: SqlParams | undefined,
+    safeIntegers: boolean,
   ): ExecuteResult | Promise<ExecuteResult> {
     const conn = slot.ready;
-    if (!conn) return slot.conn.then((c) => this.#runAsync(c, sql, params, undefined));
+    if (!conn) {
+      return slot.conn.then((c) => {
+        c.safeIntegers = safeIntegers;
+        return this.#runAsync(c, sql, params, undefined);
+      });
+    }
+    conn.safeIntegers = safeIntegers;
     // A statement outside an explicit transaction starts one: poll first when
     // due, and let go of an older version SQLite still holds.
     if (!conn.inTransaction) {

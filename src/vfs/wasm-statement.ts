@@ -199,10 +199,10 @@ function decodeText(heap: Uint8Array, ptr: number, n: number): string {
 
 /**
  * The current row as an array. Integers beyond the safe range become bigint
- * (as wa-sqlite's API returns them); TEXT is decoded with its byte length and
- * BLOBs are copied out of WebAssembly memory.
+ * (as wa-sqlite's API returns them), every integer with `bigints`; TEXT is
+ * decoded with its byte length and BLOBs are copied out of WebAssembly memory.
  */
-export function readRow(module: WasmSqliteModule, stmt: number): SqlValue[] {
+export function readRow(module: WasmSqliteModule, stmt: number, bigints = false): SqlValue[] {
   const n = module._sqlite3_data_count(stmt);
   const row = new Array<SqlValue>(n);
   for (let i = 0; i < n; i++) {
@@ -211,7 +211,7 @@ export function readRow(module: WasmSqliteModule, stmt: number): SqlValue[] {
         const lo = module._sqlite3_column_int64(stmt, i);
         const hi = module.getTempRet0();
         row[i] =
-          hi > 0x1fffff || hi < -0x200000
+          bigints || hi > 0x1fffff || hi < -0x200000
             ? (BigInt(hi) << 32n) | (BigInt(lo) & 0xffffffffn)
             : hi * 0x100000000 + (lo >>> 0);
         break;

@@ -3,15 +3,23 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { relations } from "drizzle-orm";
 import { integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { Replicator } from "../../src/replicator/replicator.js";
 import type {
   PrimaryConnection,
   RouterReplica,
   Statement,
   StatementResult,
 } from "../../src/router/connection.js";
+import { createRouter, type RouterDatabase, type RouterOptions } from "../../src/router/router.js";
+import type { SessionContext } from "../../src/router/router-session.js";
 import type { WritePosition } from "../../src/router/write-position.js";
+import { betterSqlitePrimary } from "../../src/router-node/better-sqlite-primary.js";
+import { MemoryStore } from "../../src/storage/memory-store.js";
+import { openReplica, type Replica } from "../../src/vfs/replica.js";
+import { readSqliteWasm } from "../../src/vfs-node/node-wasm.js";
+import { tempDir } from "../replicator/helpers.js";
 
-export { tempDir } from "../replicator/helpers.js";
+export { tempDir };
 
 export const users = sqliteTable("users", {
   id: integer("id").primaryKey(),
@@ -127,4 +135,105 @@ export class FakeReplica implements RouterReplica {
   close(): void {
     this.db.close();
   }
+}
+
+/** Registers a cleanup (run in reverse order after each test). */
+export type Defer = (fn: () => unknown) => void;
+
+/**
+ * A WAL-mode primary with the test schema, a Replicator publishing it to a
+ * memory store and `replicaCount` real replicas following it.
+ */
+export interface ReplicatedPrimary {
+  dir: string;
+  file: Database.Database;
+  store: MemoryStore;
+  replicator: Replicator;
+  replicas: Replica[];
+}
+
+export async function replicatedPrimary(
+  defer: Defer,
+  options: { syncInterval: number; replicaCount?: number; pollIntervalMs?: number },
+): Promise<ReplicatedPrimary> {
+  const { dir, cleanup } = tempDir();
+  defer(cleanup);
+  const file = primaryFile(dir);
+  defer(() => file.close());
+  const store = new MemoryStore();
+  const replicator = await Replicator.start({
+    db: join(dir, "primary.db"),
+    store,
+    syncInterval: options.syncInterval,
+    compaction: false,
+  });
+  defer(() => replicator.close());
+  const replicas: Replica[] = [];
+  for (let i = 0; i < (options.replicaCount ?? 2); i++) {
+    const r = await openReplica({
+      store,
+      wasm: readSqliteWasm,
+      pollIntervalMs: options.pollIntervalMs ?? 20,
+    });
+    defer(() => r.close());
+    replicas.push(r);
+  }
+  return { dir, file, store, replicator, replicas };
+}
+
+/** Publishes everything committed so far and brings every replica up to it. */
+export async function catchUp(env: { replicator: Replicator; replicas: Replica[] }): Promise<void> {
+  const { txid } = await env.replicator.sync();
+  for (const r of env.replicas) {
+    while ((r.status().txid ?? 0) < txid) await r.poll();
+  }
+}
+
+/** What {@link fakeReplicaRouter} makes. */
+export interface FakeReplicaRouter {
+  dir: string;
+  db: RouterDatabase<typeof schema>;
+  primary: RecordingPrimary;
+  r1: FakeReplica;
+  r2: FakeReplica;
+  file: Database.Database;
+  /** Statements that reached the primary and the replicas so far. */
+  counts(): { primary: number; replicas: number };
+}
+
+/**
+ * A router over a recording better-sqlite3 primary (`wrap` may change what it
+ * reports) and two fake replicas reading the primary's file.
+ */
+export function fakeReplicaRouter(
+  defer: Defer,
+  context: SessionContext,
+  options: Partial<RouterOptions<typeof schema>> & {
+    wrap?: (p: PrimaryConnection) => PrimaryConnection;
+  } = {},
+): FakeReplicaRouter {
+  const { dir, cleanup } = tempDir();
+  defer(cleanup);
+  const file = primaryFile(dir);
+  defer(() => file.close());
+  const base = betterSqlitePrimary(file);
+  const primary = new RecordingPrimary(options.wrap ? options.wrap(base) : base);
+  const r1 = new FakeReplica("r1", join(dir, "primary.db"));
+  const r2 = new FakeReplica("r2", join(dir, "primary.db"));
+  defer(() => r1.close());
+  defer(() => r2.close());
+  const { wrap: _w, ...rest } = options;
+  const db = createRouter({ primary, replicas: [r1, r2], schema, context, ...rest });
+  const counts = () => ({ primary: primary.sql.length, replicas: r1.sql.length + r2.sql.length });
+  return { dir, db, primary, r1, r2, file, counts };
+}
+
+/** A position reporter for a primary: every write lands in TXID `next.txid`. */
+export function exactPositions(next: { txid: number }) {
+  return (p: PrimaryConnection): PrimaryConnection => ({
+    ...p,
+    inTransaction: () => p.inTransaction!(),
+    batch: (s) => p.batch(s),
+    position: (): WritePosition => ({ txid: next.txid, at: Date.now() }),
+  });
 }

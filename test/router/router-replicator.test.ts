@@ -9,7 +9,6 @@ import { join } from "node:path";
 import type Database from "better-sqlite3";
 import { eq, sql } from "drizzle-orm";
 import { afterEach, describe, expect, test } from "vitest";
-import { Replicator } from "../../src/replicator/replicator.js";
 import { restore } from "../../src/replicator/restore.js";
 import { createRouter } from "../../src/router/router.js";
 import { vfsStatus } from "../../src/router/vfs-status.js";
@@ -17,36 +16,15 @@ import { decodeBookmark } from "../../src/router/write-position.js";
 import { asyncSessionContext } from "../../src/router-node/async-session-context.js";
 import { betterSqlitePrimary } from "../../src/router-node/better-sqlite-primary.js";
 import { ReplicatorPositions } from "../../src/router-node/replicator-positions.js";
-import { MemoryStore } from "../../src/storage/memory-store.js";
-import { openReplica, type Replica } from "../../src/vfs/replica.js";
-import { readSqliteWasm } from "../../src/vfs-node/node-wasm.js";
-import { primaryFile, schema, tempDir, users } from "./helpers.js";
+import { replicatedPrimary, schema, users } from "./helpers.js";
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-async function setup(syncInterval: number) {
-  const { dir, cleanup } = tempDir();
-  cleanups.push(cleanup);
-  const file = primaryFile(dir);
-  cleanups.push(() => file.close());
-  const store = new MemoryStore();
-  const replicator = await Replicator.start({
-    db: join(dir, "primary.db"),
-    store,
-    syncInterval,
-    compaction: false,
-  });
-  cleanups.push(() => replicator.close());
-  const replicas: Replica[] = [];
-  for (let i = 0; i < 2; i++) {
-    const r = await openReplica({ store, wasm: readSqliteWasm, pollIntervalMs: 20 });
-    cleanups.push(() => r.close());
-    replicas.push(r);
-  }
-  return { dir, file, store, replicator, replicas };
+function setup(syncInterval: number) {
+  return replicatedPrimary((fn) => cleanups.push(fn), { syncInterval });
 }
 
 function rows(file: Database.Database, q: string): unknown[] {

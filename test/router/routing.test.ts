@@ -1,27 +1,17 @@
-/**
- * Routing per statement kind, fallbacks, transactions and batches, the
- * primary gate, read-your-writes within a context, an explicit session and
- * across a bookmark, and the escape hatches. Replicas here are controllable
- * fakes reading the primary's file (what matters is where statements go).
- */
-import { join } from "node:path";
 import type Database from "better-sqlite3";
 import { eq, sql } from "drizzle-orm";
 import { afterEach, describe, expect, test } from "vitest";
-import type { PrimaryConnection } from "../../src/router/connection.js";
-import { createRouter, type RouterOptions } from "../../src/router/router.js";
+import { createRouter } from "../../src/router/router.js";
 import { RouterError } from "../../src/router/router-error.js";
 import { vfsStatus } from "../../src/router/vfs-status.js";
-import type { WritePosition } from "../../src/router/write-position.js";
 import { asyncSessionContext } from "../../src/router-node/async-session-context.js";
 import { betterSqlitePrimary } from "../../src/router-node/better-sqlite-primary.js";
 import { ReplicaError, ReplicaQueryError } from "../../src/vfs/replica-error.js";
 import {
-  FakeReplica,
+  exactPositions,
+  fakeReplicaRouter,
   posts,
   primaryFile,
-  RecordingPrimary,
-  schema,
   tempDir,
   users,
 } from "./helpers.js";
@@ -33,27 +23,8 @@ afterEach(() => {
 
 const context = asyncSessionContext();
 
-function setup(
-  options: Partial<RouterOptions<typeof schema>> & {
-    wrap?: (p: PrimaryConnection) => PrimaryConnection;
-  } = {},
-) {
-  const { dir, cleanup } = tempDir();
-  cleanups.push(cleanup);
-  const file = primaryFile(dir);
-  cleanups.push(() => file.close());
-  const base = betterSqlitePrimary(file);
-  const primary = new RecordingPrimary(options.wrap ? options.wrap(base) : base);
-  const r1 = new FakeReplica("r1", join(dir, "primary.db"));
-  const r2 = new FakeReplica("r2", join(dir, "primary.db"));
-  cleanups.push(
-    () => r1.close(),
-    () => r2.close(),
-  );
-  const { wrap: _w, ...rest } = options;
-  const db = createRouter({ primary, replicas: [r1, r2], schema, context, ...rest });
-  const counts = () => ({ primary: primary.sql.length, replicas: r1.sql.length + r2.sql.length });
-  return { db, primary, r1, r2, file, counts };
+function setup(options: Parameters<typeof fakeReplicaRouter>[2] = {}) {
+  return fakeReplicaRouter((fn) => cleanups.push(fn as () => void), context, options);
 }
 
 /** Runs `fn` and reports where its statements went. */
@@ -68,16 +39,6 @@ async function where(s: ReturnType<typeof setup>, fn: () => Promise<unknown>) {
   if (p > 0 && r === 0) return "primary";
   if (r > 0 && p === 0) return "replica";
   return `mixed p=${p} r=${r}`;
-}
-
-/** A position reporter for a primary: every write lands in TXID `next.txid`. */
-function exactPositions(next: { txid: number }) {
-  return (p: PrimaryConnection): PrimaryConnection => ({
-    ...p,
-    inTransaction: () => p.inTransaction!(),
-    batch: (s) => p.batch(s),
-    position: (): WritePosition => ({ txid: next.txid, at: Date.now() }),
-  });
 }
 
 describe("routing per statement kind", () => {
@@ -340,15 +301,20 @@ describe("health and fallbacks", () => {
 
     const u = setup();
     u.r2.lagSeconds = 100;
-    u.r1.fail = new ReplicaQueryError(1, "no such table: users");
+    u.r1.fail = new ReplicaQueryError(1, "misuse of aggregate: count()");
     await expect(u.db.select().from(users)).rejects.toMatchObject({
       cause: { code: "SQLITE_ERROR" },
     });
     expect(u.primary.sql).toHaveLength(0);
     u.r1.fail = new ReplicaQueryError(8, "attempt to write a readonly database");
     expect(await where(u, () => u.db.select().from(users))).toBe("mixed p=1 r=1");
+    // A name the replica cannot resolve may exist on the primary (a temp table, a schema change
+    // not replicated yet): the primary answers.
+    u.r1.fail = new ReplicaQueryError(1, "no such table: users");
+    expect(await where(u, () => u.db.select().from(users))).toBe("mixed p=1 r=1");
     const st = vfsStatus(u.db);
     expect(st.fallbacks.reasons["replica-read-only"]).toBe(1);
+    expect(st.fallbacks.reasons["replica-missing-object"]).toBe(1);
     expect(st.replicas[0]!.errors).toBe(0);
     expect(vfsStatus(s.db).fallbacks.reasons).toMatchObject({
       "replica-error": 1,

@@ -115,4 +115,25 @@ describe("classifyStatement", () => {
       ),
     ).toBe(false);
   });
+
+  test("what a read names that may exist only on the primary's connection", () => {
+    const refs = (q: string) => classifyStatement(q).refs!;
+    const r = refs('select "Scratch".x, y from [Scratch] join temp.other o on o.id = "Scratch".id');
+    expect([...r.schemas].sort()).toEqual(["o", "scratch", "temp"]);
+    expect(r.names.has("scratch")).toBe(true);
+    expect(r.names.has("other")).toBe(true);
+    expect(r.connectionState).toBe(false);
+    // Connection state: functions of the connection, its temp schema, PRAGMA functions.
+    expect(refs("select last_insert_rowid()").connectionState).toBe(true);
+    expect(refs("SELECT Changes ( ), total_changes()").connectionState).toBe(true);
+    expect(refs("select name from sqlite_temp_master").connectionState).toBe(true);
+    expect(refs("select * from pragma_table_info('t')").connectionState).toBe(true);
+    expect(refs("explain select * from pragma_temp_store").connectionState).toBe(true);
+    // A column or table that happens to be called `changes` or `temp` is no connection state.
+    expect(refs("select changes, temp from changes").connectionState).toBe(false);
+    expect(refs("select changes, temp from changes").schemas.size).toBe(0);
+    // Literals and parameters are not names.
+    expect(refs("select 'scratch', :scratch").names.has("scratch")).toBe(false);
+    expect(classifyStatement("insert into t values (1)").refs).toBeUndefined();
+  });
 });

@@ -1,0 +1,57 @@
+/**
+ * Drizzle's query cache behind a router. Drizzle stores whatever a select
+ * returned; a replica may answer before it holds a write that already
+ * invalidated the cache, and that stale answer would then be served, even
+ * to the session that wrote (breaking read-your-writes). So the router marks
+ * answers of replicas that lack some write made through it, and this wrapper
+ * does not store them (they are still returned to the caller).
+ */
+import { Cache, type MutationOption } from "drizzle-orm/cache/core";
+import type { CacheConfig } from "drizzle-orm/cache/core/types";
+
+/** The user's cache, minus answers older than a write. */
+export class RouterCache extends Cache {
+  readonly #inner: Cache;
+  readonly #uncacheable = new WeakSet<object>();
+
+  constructor(inner: Cache) {
+    super();
+    this.#inner = inner;
+  }
+
+  /** Marks a sqlite-proxy result as too old to store; returns it. */
+  uncacheable<T extends object>(result: T): T {
+    this.#uncacheable.add(result);
+    return result;
+  }
+
+  override strategy(): "explicit" | "all" {
+    return this.#inner.strategy();
+  }
+
+  override get(
+    key: string,
+    tables: string[],
+    isTag: boolean,
+    isAutoInvalidate?: boolean,
+  ): Promise<unknown[] | undefined> {
+    return this.#inner.get(key, tables, isTag, isAutoInvalidate);
+  }
+
+  override async put(
+    key: string,
+    response: unknown,
+    tables: string[],
+    isTag: boolean,
+    config?: CacheConfig,
+  ): Promise<void> {
+    if (typeof response === "object" && response !== null && this.#uncacheable.has(response)) {
+      return;
+    }
+    return this.#inner.put(key, response, tables, isTag, config);
+  }
+
+  override onMutate(params: MutationOption): Promise<void> {
+    return this.#inner.onMutate(params);
+  }
+}
