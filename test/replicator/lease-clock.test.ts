@@ -7,7 +7,6 @@
  * host's monotonic clock when the store has no server clock (file store).
  * Hosts are played with the `hostname` option; clocks with `now`.
  */
-import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { afterEach, describe, expect, inject, test } from "vitest";
 import { LEASE_KEY, Lease } from "../../src/replicator/lease.js";
 import { LeaseHeldError, LeaseLostError } from "../../src/replicator/replicator-error.js";
@@ -15,6 +14,7 @@ import { FileStore } from "../../src/storage/file-store.js";
 import { MemoryStore } from "../../src/storage/memory-store.js";
 import type { ObjectStore } from "../../src/storage/object-store.js";
 import { S3Store } from "../../src/storage/s3-store.js";
+import { createBucket, rgwServer } from "../support/s3-server.js";
 import { tempDir } from "./helpers.js";
 
 const DAY = 86_400_000;
@@ -95,30 +95,22 @@ serverClockSuite(
   1_000,
 );
 
-const rgw = process.env.PAGECAST_RGW_ENDPOINT;
+const rgw = rgwServer();
 describe.skipIf(!rgw)("on Ceph RGW", () => {
-  const credentials = {
-    accessKeyId: process.env.PAGECAST_RGW_ACCESS_KEY ?? "S3RVER",
-    secretAccessKey: process.env.PAGECAST_RGW_SECRET_KEY ?? "S3RVER",
-  };
   const bucket = `pagecast-lease-clock-${Date.now().toString(36)}`;
-  let created = false;
+  let created: Promise<void> | undefined;
   let n = 0;
   serverClockSuite(
     "lease clocks (RGW)",
     async () => {
-      if (!created) {
-        const c = new S3Client({
-          endpoint: rgw!,
-          region: "us-east-1",
-          forcePathStyle: true,
-          credentials,
-        });
-        await c.send(new CreateBucketCommand({ Bucket: bucket }));
-        c.destroy();
-        created = true;
-      }
-      const store = new S3Store({ bucket, prefix: `l${++n}`, endpoint: rgw!, credentials });
+      created ??= createBucket(rgw!.endpoint, bucket, rgw!.credentials);
+      await created;
+      const store = new S3Store({
+        bucket,
+        prefix: `l${++n}`,
+        endpoint: rgw!.endpoint,
+        credentials: rgw!.credentials,
+      });
       cleanups.push(() => store.close());
       return store;
     },

@@ -8,7 +8,6 @@
  * the server's offset from the answer and the store repeats it, even with
  * retries off; later requests are signed right.
  */
-import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { afterEach, describe, expect, inject, test } from "vitest";
 import { Replicator } from "../../src/replicator/replicator.js";
 import type { AttemptFailure } from "../../src/storage/object-store.js";
@@ -18,6 +17,7 @@ import { type FaultProxy, startFaultProxy } from "../../src/testing/fault-proxy-
 import { openReplica } from "../../src/vfs/replica.js";
 import { readSqliteWasm } from "../../src/vfs-node/node-wasm.js";
 import { openApp, tempDir } from "../replicator/helpers.js";
+import { createBucket, rgwServer } from "../support/s3-server.js";
 
 const s3 = inject("s3");
 const DAY = 86_400_000;
@@ -149,28 +149,18 @@ describe("S3 requests with a skewed clock", () => {
   });
 });
 
-const rgw = process.env.PAGECAST_RGW_ENDPOINT;
+const rgw = rgwServer();
 describe.skipIf(!rgw)("clock skew on Ceph RGW (a real server refusing skewed signatures)", () => {
   test("a client 20 minutes behind, then one 400 days ahead: refused once each, then served", async () => {
-    const credentials = {
-      accessKeyId: process.env.PAGECAST_RGW_ACCESS_KEY ?? "S3RVER",
-      secretAccessKey: process.env.PAGECAST_RGW_SECRET_KEY ?? "S3RVER",
-    };
+    const { endpoint, credentials } = rgw!;
     const bucket = `pagecast-skew-${Date.now().toString(36)}`;
-    const c = new S3Client({
-      endpoint: rgw!,
-      region: "us-east-1",
-      forcePathStyle: true,
-      credentials,
-    });
-    await c.send(new CreateBucketCommand({ Bucket: bucket }));
-    c.destroy();
+    await createBucket(endpoint, bucket, credentials);
     for (const offset of [-20 * 60_000, 400 * DAY]) {
       const failures: AttemptFailure[] = [];
       const s = new S3Store({
         bucket,
         prefix: `o${offset}`,
-        endpoint: rgw!,
+        endpoint,
         credentials,
         retry: { maxAttempts: 1, onAttemptFailure: (f) => failures.push(f) },
         clientConfig: { systemClockOffset: offset },
