@@ -19,6 +19,7 @@ import {
   StoreRequestError,
   StoreTimeoutError,
 } from "./store-errors.js";
+import { StoreHealthTracker } from "./store-health.js";
 
 /** How a store retries and how long it waits. Every field is optional. */
 export interface RetryOptions {
@@ -66,6 +67,13 @@ export interface AttemptContext {
   signal: AbortSignal;
   /** 1 for the first attempt. */
   attempt: number;
+  /**
+   * Tells the runner how many body bytes this attempt transfers, once known
+   * (e.g. from a response's `Content-Length`): its time limit and the
+   * operation's deadline grow by `bytes / minBytesPerSecond`. Only the first
+   * call of an attempt counts.
+   */
+  expectBytes(bytes: number): void;
 }
 
 /** What a backend tells the runner about one operation. */
@@ -170,7 +178,6 @@ export class RequestRunner {
   private readonly operationTimeoutMs: number;
   private readonly minBytesPerSecond: number;
   private readonly random: () => number;
-  private readonly listeners = new Set<(failure: AttemptFailure) => void>();
   /**
    * Called on close: attempts in flight and backoffs end at once. Plain
    * callbacks, not a long-lived AbortSignal: Workers refuse I/O objects made
@@ -178,12 +185,7 @@ export class RequestRunner {
    */
   private readonly onClose = new Set<() => void>();
   private closed = false;
-  private readonly inFlight = new Map<number, number>();
-  private nextAttemptId = 0;
-  private failingSince: number | null = null;
-  private consecutiveFailures = 0;
-  private lastError: { message: string; code: string; reason: string; at: number } | null = null;
-  private lastSuccessAt: number | null = null;
+  private readonly tracker = new StoreHealthTracker();
 
   /** `describe` names the store in errors (a credential-free URL). */
   constructor(
@@ -219,7 +221,7 @@ export class RequestRunner {
       if (typeof options.onAttemptFailure !== "function") {
         throw new InvalidStoreArgumentError("retry option onAttemptFailure must be a function");
       }
-      this.listeners.add(options.onAttemptFailure);
+      this.tracker.onAttemptFailure(options.onAttemptFailure);
     }
   }
 
@@ -245,29 +247,12 @@ export class RequestRunner {
 
   /** Registers a listener for failed attempts; returns its remover. */
   onAttemptFailure(listener: (failure: AttemptFailure) => void): () => void {
-    if (typeof listener !== "function") {
-      throw new InvalidStoreArgumentError("onAttemptFailure needs a function");
-    }
-    this.listeners.add(listener);
-    return () => {
-      this.listeners.delete(listener);
-    };
+    return this.tracker.onAttemptFailure(listener);
   }
 
   /** A snapshot of the store's health. */
   health(): StoreHealth {
-    let oldest: number | null = null;
-    for (const started of this.inFlight.values()) {
-      if (oldest === null || started < oldest) oldest = started;
-    }
-    return {
-      failingSince: this.failingSince === null ? null : new Date(this.failingSince),
-      consecutiveFailures: this.consecutiveFailures,
-      lastError: this.lastError && { ...this.lastError, at: new Date(this.lastError.at) },
-      lastSuccessAt: this.lastSuccessAt === null ? null : new Date(this.lastSuccessAt),
-      inFlight: this.inFlight.size,
-      oldestInFlightSince: oldest === null ? null : new Date(oldest),
-    };
+    return this.tracker.snapshot();
   }
 
   /** Extra time for `bytes` of body at the slowest acceptable rate. */
@@ -291,8 +276,9 @@ export class RequestRunner {
     const operation = info.operation ?? `${kind} request`;
     const allowance = this.allowanceMs(info.bytes);
     const started = monotonic();
-    const budget = this.operationTimeoutMs > 0 ? this.operationTimeoutMs + allowance : 0;
-    const deadline = budget > 0 ? started + budget : Number.POSITIVE_INFINITY;
+    // Grows when an attempt learns the size of what it transfers.
+    let budget = this.operationTimeoutMs > 0 ? this.operationTimeoutMs + allowance : 0;
+    const deadline = () => (budget > 0 ? started + budget : Number.POSITIVE_INFINITY);
     const deadlineError = (attempts: number, last: unknown) =>
       new StoreTimeoutError(
         `${operation} in ${this.describe()}: no answer within ${formatDuration(budget)} ` +
@@ -303,19 +289,26 @@ export class RequestRunner {
     let skewRetries = 0;
     for (let n = 1; ; n++) {
       this.check(signal);
-      const remaining = deadline - monotonic();
-      const ownLimit =
-        this.attemptTimeoutMs > 0 ? this.attemptTimeoutMs + allowance : Number.POSITIVE_INFINITY;
-      const limit = Math.min(ownLimit, remaining);
+      const limits: AttemptLimits = {
+        own:
+          this.attemptTimeoutMs > 0 ? this.attemptTimeoutMs + allowance : Number.POSITIVE_INFINITY,
+        deadline: deadline(),
+        extend: (bytes) => {
+          const extra = this.allowanceMs(bytes) - allowance;
+          if (!(extra > 0)) return 0;
+          if (budget > 0) budget += extra;
+          return extra;
+        },
+      };
       this.counters.request(kind);
       let error: PagecastError;
       try {
-        const value = await this.attemptOnce(n, signal, attempt, operation, limit);
-        this.succeeded();
+        const value = await this.attemptOnce(n, signal, attempt, operation, limits);
+        this.tracker.succeeded();
         return value;
       } catch (raw) {
         if (raw instanceof AttemptTimeout) {
-          error = limit < ownLimit ? deadlineError(n, raw.error) : raw.error;
+          error = raw.byDeadline ? deadlineError(n, raw.error) : raw.error;
         } else {
           error = mapError(raw);
         }
@@ -327,7 +320,7 @@ export class RequestRunner {
         }
       }
       if (isAnswer(error)) {
-        this.succeeded();
+        this.tracker.succeeded();
       } else if (!isLocal(error)) {
         this.counters.error();
       }
@@ -346,7 +339,7 @@ export class RequestRunner {
         (free || counted < this.maxAttempts);
       const delayMs = willRetry && !free ? this.backoffMs(counted) : 0;
       let final: PagecastError = error;
-      if (willRetry && monotonic() + delayMs >= deadline) {
+      if (willRetry && monotonic() + delayMs >= deadline()) {
         willRetry = false;
         final = deadlineError(n, error);
       } else if (
@@ -368,7 +361,7 @@ export class RequestRunner {
           },
         );
       }
-      this.failed(error, {
+      this.tracker.failed({
         url: this.describe(),
         kind,
         operation,
@@ -385,26 +378,6 @@ export class RequestRunner {
       mayHaveReachedServer = true;
       this.counters.retry();
       await this.pause(delayMs, signal);
-    }
-  }
-
-  private succeeded(): void {
-    this.failingSince = null;
-    this.consecutiveFailures = 0;
-    this.lastSuccessAt = Date.now();
-  }
-
-  private failed(error: PagecastError, failure: AttemptFailure): void {
-    const at = Date.now();
-    this.failingSince ??= at;
-    this.consecutiveFailures++;
-    this.lastError = { message: error.message, code: error.code, reason: failure.reason, at };
-    for (const listener of this.listeners) {
-      try {
-        listener(failure);
-      } catch {
-        // A broken listener must not change what the request does.
-      }
     }
   }
 
@@ -433,15 +406,28 @@ export class RequestRunner {
     signal: AbortSignal | undefined,
     attempt: (context: AttemptContext) => Promise<T>,
     operation: string,
-    limitMs: number,
+    limits: AttemptLimits,
   ): Promise<T> {
     const controller = new AbortController();
-    const id = this.nextAttemptId++;
-    this.inFlight.set(id, Date.now());
+    const id = this.tracker.started();
+    const began = monotonic();
+    let own = limits.own;
+    let deadline = limits.deadline;
     let timer: ReturnType<typeof setTimeout> | undefined;
-    let timeout: StoreRequestError | undefined;
+    let timeout: AttemptTimeout | undefined;
     let onAbort: (() => void) | undefined;
     let onClose: (() => void) | undefined;
+    let arm: () => void = () => {};
+    let sized = false;
+    const expectBytes = (bytes: number) => {
+      if (sized || !(bytes > 0)) return;
+      sized = true;
+      const extra = limits.extend(bytes);
+      if (extra <= 0) return;
+      own += extra;
+      deadline += extra;
+      arm();
+    };
     // Racing the attempt against its signal means a transport that ignores the
     // signal still cannot hang the caller.
     const stopped = new Promise<never>((_, reject) => {
@@ -456,38 +442,62 @@ export class RequestRunner {
       };
       signal?.addEventListener("abort", onAbort, { once: true });
       this.onClose.add(onClose);
-      if (Number.isFinite(limitMs)) {
-        const ms = Math.max(0, limitMs);
-        timer = setTimeout(() => {
-          timeout = new StoreRequestError(
-            `${operation} in ${this.describe()} timed out after ${formatDuration(ms)}`,
-            {
-              retryable: true,
-              serverCode: "Timeout",
-              reason: `timeout after ${formatDuration(ms)}`,
-            },
-          );
-          controller.abort(timeout);
-          reject(timeout);
-        }, ms);
-      }
+      // (Re)starts the timer for what is left of the attempt's limit.
+      arm = () => {
+        clearTimeout(timer);
+        const byDeadline = deadline - began < own;
+        const limit = Math.min(own, deadline - began);
+        if (!Number.isFinite(limit)) return;
+        timer = setTimeout(
+          () => {
+            const ms = limit;
+            const error = new StoreRequestError(
+              `${operation} in ${this.describe()} timed out after ${formatDuration(ms)}`,
+              {
+                retryable: true,
+                serverCode: "Timeout",
+                reason: `timeout after ${formatDuration(ms)}`,
+              },
+            );
+            timeout = new AttemptTimeout(error, byDeadline);
+            controller.abort(error);
+            reject(error);
+          },
+          Math.max(0, limit - (monotonic() - began)),
+        );
+      };
+      arm();
     });
     stopped.catch(() => {});
-    return Promise.race([attempt({ signal: controller.signal, attempt: n }), stopped])
+    return Promise.race([attempt({ signal: controller.signal, attempt: n, expectBytes }), stopped])
       .catch((error: unknown) => {
         // Whatever the transport threw after our timer aborted it, the cause is the timeout.
-        throw timeout ? new AttemptTimeout(timeout) : error;
+        throw timeout ?? error;
       })
       .finally(() => {
         clearTimeout(timer);
-        this.inFlight.delete(id);
+        this.tracker.ended(id);
         if (onAbort) signal?.removeEventListener("abort", onAbort);
         if (onClose) this.onClose.delete(onClose);
       });
   }
 }
 
+/** The time limits of one attempt (ms since its start for `own`; monotonic time for `deadline`). */
+interface AttemptLimits {
+  /** The attempt's own limit, in ms. */
+  own: number;
+  /** When the operation's deadline passes (monotonic ms). */
+  deadline: number;
+  /** Grows the operation's budget for `bytes` of body; returns the ms added. */
+  extend: (bytes: number) => number;
+}
+
 /** Internal marker: the attempt timer fired (distinct from whatever the transport threw). */
 class AttemptTimeout {
-  constructor(readonly error: StoreRequestError) {}
+  constructor(
+    readonly error: StoreRequestError,
+    /** The operation's deadline, not the attempt's own limit, ran out. */
+    readonly byDeadline: boolean,
+  ) {}
 }

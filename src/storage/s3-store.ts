@@ -223,13 +223,10 @@ function rangeHeader(range: ByteRange): string {
     : `bytes=${range.offset}-${range.offset + range.length - 1}`;
 }
 
-/** Body bytes a get expects, when known (for its time limits). */
-function expectedBytes(
-  range: ByteRange | undefined,
-  maxBytes: number | undefined,
-): number | undefined {
-  if (range) return "suffix" in range ? range.suffix : range.length;
-  return maxBytes;
+/** Body bytes a ranged get asks for (for its time limits); a whole get learns its size from the answer. */
+function rangeBytes(range: ByteRange | undefined): number | undefined {
+  if (!range) return undefined;
+  return "suffix" in range ? range.suffix : range.length;
 }
 
 /** `bytes 0-99/1234` -> start and total; undefined for anything else (e.g. an unknown total). */
@@ -517,9 +514,9 @@ export class S3Store implements ObjectStore {
       "get",
       key,
       options.signal,
-      ({ signal }) =>
-        this.getAttempt(key, objectKey, range, options.ifNoneMatch, options.maxBytes, signal),
-      expectedBytes(range, options.maxBytes),
+      (context) =>
+        this.getAttempt(key, objectKey, range, options.ifNoneMatch, options.maxBytes, context),
+      rangeBytes(range),
     );
     if (first !== "unsatisfiable") return first;
     // 416: the range starts past the end, or the server refuses suffixes longer
@@ -539,14 +536,14 @@ export class S3Store implements ObjectStore {
       "get",
       key,
       options.signal,
-      ({ signal }) =>
+      (context) =>
         this.getAttempt(
           key,
           objectKey,
           { offset: start, length: end - start },
           options.ifNoneMatch,
           options.maxBytes,
-          signal,
+          context,
         ),
       end - start,
     );
@@ -576,7 +573,7 @@ export class S3Store implements ObjectStore {
     range: ByteRange | undefined,
     ifNoneMatch: string | undefined,
     maxBytes: number | undefined,
-    signal: AbortSignal,
+    { signal, expectBytes }: AttemptContext,
   ): Promise<GetResult | "unsatisfiable"> {
     let response: GetObjectCommandOutput;
     try {
@@ -595,6 +592,11 @@ export class S3Store implements ObjectStore {
       if (status === 416 || code === "InvalidRange") return "unsatisfiable";
       if (isNotFound(error)) throw new NotFoundError(key);
       throw error;
+    }
+    // The body's size is known now: a big one gets the time it needs.
+    const length = response.ContentLength;
+    if (length !== undefined && (maxBytes === undefined || length <= maxBytes)) {
+      expectBytes(length);
     }
     const raw = await this.readBody(key, response, maxBytes);
     if (response.ContentLength !== undefined && raw.length !== response.ContentLength) {

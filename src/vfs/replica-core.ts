@@ -17,7 +17,7 @@ import {
   skeletonHeaderTXID,
   skeletonKey,
 } from "../layout/index.js";
-import type { ObjectStore } from "../storage/object-store.js";
+import type { ObjectStore, StoreHealth } from "../storage/object-store.js";
 import { NotFoundError } from "../storage/store-errors.js";
 import { interiorChildren, isInteriorPage, schemaRootPages } from "./btree-page.js";
 import { Discovery, type DiscoveryMode, type DiscoveryResult } from "./discovery.js";
@@ -72,6 +72,11 @@ export interface ReplicaStatus {
   lastError: { message: string; code: string | undefined; at: Date } | null;
   cache: PageCacheStats;
   requests: Record<ReplicaRequestKind, RequestTally>;
+  /**
+   * The store's live health (`failingSince` from the first failed attempt,
+   * last error, requests in flight), or `null` for a store without it.
+   */
+  storage: StoreHealth | null;
 }
 
 /** Options of {@link ReplicaCore}. */
@@ -334,6 +339,7 @@ export class ReplicaCore {
       lastError: this.#lastError ? { ...this.#lastError } : null,
       cache: this.cache.stats(),
       requests: this.stats.snapshot(),
+      storage: this.#options.store.health?.() ?? null,
     };
   }
 

@@ -8,12 +8,19 @@
  * back is used at once. The tests wait for real timeouts (10-30 s), so they
  * run concurrently.
  */
+import { join } from "node:path";
 import { afterAll, describe, expect, inject, test } from "vitest";
+import { Replicator } from "../../src/replicator/replicator.js";
 import type { AttemptFailure } from "../../src/storage/object-store.js";
 import { RETRY_DEFAULTS } from "../../src/storage/request-runner.js";
 import { S3_TIMEOUT_DEFAULTS, S3Store } from "../../src/storage/s3-store.js";
 import { StoreTimeoutError } from "../../src/storage/store-errors.js";
 import { type FaultProxy, startFaultProxy } from "../../src/testing/fault-proxy-node.js";
+import { openReplica } from "../../src/vfs/replica.js";
+import { readSqliteWasm } from "../../src/vfs-node/node-wasm.js";
+import { openApp, tempDir } from "../replicator/helpers.js";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const s3 = inject("s3");
 const run = `hung-${Date.now().toString(36)}`;
@@ -78,6 +85,35 @@ describe.concurrent("S3 store against a hung endpoint, default timeouts", () => 
     console.log(
       `blackhole: request failed after ${(took / 1000).toFixed(1)} s; first attempt failure reported after ${((first.at - started) / 1000).toFixed(1)} s; attempts ${failures.length}`,
     );
+  });
+
+  test("a replica's status shows the storage failing from the first timed-out attempt of a hung poll", async () => {
+    const { proxy, store } = await setup();
+    const { dir, cleanup } = tempDir("pagecast-hung-replica-");
+    cleanups.push(async () => cleanup());
+    const db = join(dir, "app.db");
+    const app = openApp(db);
+    cleanups.push(async () => app.close());
+    app.exec("CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('x')");
+    const r = await Replicator.start({ db, store, syncInterval: 0 });
+    await r.sync();
+    await r.close();
+    const replica = await openReplica({ store, wasm: readSqliteWasm, pollIntervalMs: 0 });
+    cleanups.push(() => replica.close());
+    expect(replica.status().storage).toMatchObject({ failingSince: null, inFlight: 0 });
+    proxy.blackhole = true;
+    const started = Date.now();
+    const polling = replica.poll().catch((e: unknown) => e);
+    await sleep(2_000);
+    // Hung, not failed yet: the request in flight shows.
+    expect(replica.status().storage?.oldestInFlightSince).toBeInstanceOf(Date);
+    expect(replica.status().storage?.failingSince).toBeNull();
+    await sleep(IDLE - 2_000 + 2_000);
+    const during = replica.status().storage!;
+    expect(during.failingSince).toBeInstanceOf(Date);
+    expect(during.lastError?.reason).toBe("timeout: no data for 10 s");
+    expect(await polling).toBeInstanceOf(StoreTimeoutError);
+    expect(Date.now() - started).toBeLessThan(DEADLINE + SLACK);
   });
 
   test("dead keep-alive connections: the retry connects afresh instead of trying the next dead one", async () => {

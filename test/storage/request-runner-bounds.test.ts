@@ -94,6 +94,14 @@ describe("RequestRunner bounds", () => {
     await expect(runner.run("put", undefined, slow)).rejects.toMatchObject({
       serverCode: "Timeout",
     });
+    // A size learnt during the attempt (a response's Content-Length) extends it then.
+    const learnt = async ({ expectBytes }: { expectBytes: (n: number) => void }) => {
+      await sleep(10);
+      expectBytes(300);
+      await sleep(140);
+      return "late but alive";
+    };
+    expect(await runner.run("get", undefined, learnt)).toBe("late but alive");
   });
 
   test("each failed attempt is reported as it happens, and health shows it at once", async () => {
