@@ -1,8 +1,15 @@
 import { open, rename, rm, stat } from "node:fs/promises";
-import { DatabaseChecksum, LtxEncoder, lockPgno } from "../format/index.js";
+import {
+  DatabaseChecksum,
+  type LtxCompat,
+  LtxEncoder,
+  LtxError,
+  lockPgno,
+  resolveLtxCompat,
+} from "../format/index.js";
 import { parseSqliteHeader, SQLITE_HEADER_SIZE } from "../sqlite/database-header.js";
 import { expectPositionals, integerFlag, parseArgs } from "./args.js";
-import type { CliCommand } from "./cli-io.js";
+import { type CliCommand, UsageError } from "./cli-io.js";
 
 /** Result of snapshotting a database file. */
 export interface EncodeResult {
@@ -20,7 +27,12 @@ export interface EncodeResult {
 export async function encodeDatabaseFile(
   dbPath: string,
   outPath: string,
-  options: { txid?: number; timestamp?: number } = {},
+  options: {
+    txid?: number;
+    timestamp?: number;
+    /** Page encoding (default `"0.5.2"`; `"0.5.1"` for Litestream 0.5.0-0.5.15). */
+    compat?: LtxCompat;
+  } = {},
 ): Promise<EncodeResult> {
   const input = await open(dbPath, "r");
   const tmpPath = `${outPath}.tmp-${process.pid}`;
@@ -32,13 +44,16 @@ export async function encodeDatabaseFile(
     const { size } = await input.stat();
     // The in-header size is authoritative when valid; otherwise SQLite itself uses the file size.
     const pageCount = info.sizeValid ? info.pageCount : Math.floor(size / info.pageSize);
-    const encoder = new LtxEncoder({
-      pageSize: info.pageSize,
-      commit: pageCount,
-      minTXID: 1,
-      maxTXID: options.txid ?? 1,
-      timestamp: options.timestamp ?? Date.now(),
-    });
+    const encoder = new LtxEncoder(
+      {
+        pageSize: info.pageSize,
+        commit: pageCount,
+        minTXID: 1,
+        maxTXID: options.txid ?? 1,
+        timestamp: options.timestamp ?? Date.now(),
+      },
+      options.compat !== undefined ? { compat: options.compat } : {},
+    );
     output = await open(tmpPath, "w");
     await output.write(encoder.headerBytes());
     const checksum = new DatabaseChecksum();
@@ -72,17 +87,24 @@ export async function encodeDatabaseFile(
   }
 }
 
-/** `pagecast ltx encode <db> <out.ltx> [--txid N]` */
+/** `pagecast ltx encode <db> <out.ltx> [--txid N] [--ltx-compat 0.5.1]` */
 export const ltxEncode: CliCommand = async (argv, io) => {
-  const args = parseArgs(argv, { txid: "string" });
+  const args = parseArgs(argv, { txid: "string", "ltx-compat": "string" });
   const [dbPath, outPath] = expectPositionals(args, ["<db>", "<out.ltx>"]) as [string, string];
   const txid = integerFlag(args.flags, "txid", 1, 1);
+  let compat: LtxCompat;
+  try {
+    compat = resolveLtxCompat(args.flags["ltx-compat"]);
+  } catch (err) {
+    if (err instanceof LtxError) throw new UsageError(`--ltx-compat: ${err.message}`);
+    throw err;
+  }
   const wal = await stat(`${dbPath}-wal`).catch(() => undefined);
   if (wal && wal.size > 0) {
     // Only the main file is read: frames still in the WAL would be missing from the snapshot.
     io.stderr(`warning: ${dbPath}-wal is not empty; checkpoint first to include its changes\n`);
   }
-  const result = await encodeDatabaseFile(dbPath, outPath, { txid });
+  const result = await encodeDatabaseFile(dbPath, outPath, { txid, compat });
   io.stdout(
     `wrote ${outPath}: ${result.pageCount} pages of ${result.pageSize} bytes, TXID 1-${txid}, ${result.bytes} bytes\n`,
   );

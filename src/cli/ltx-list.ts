@@ -1,8 +1,12 @@
 /**
  * `pagecast ltx list <url> [--json] [--timeout 30s]`: the LTX files of a
- * replica per level, with TXIDs, sizes and times.
+ * replica per level, with TXIDs, sizes and times. For a directory (file://),
+ * `--json` also gives each file's path: LTX files sit in Litestream's
+ * `ltx/<level>/` layout (or the `%04x/` one of earlier pagecast versions),
+ * not at their store keys.
  */
 import { listAllLevels } from "../layout/index.js";
+import { FileStore } from "../storage/file-store.js";
 import { expectPositionals, parseArgs } from "./args.js";
 import type { CliCommand } from "./cli-io.js";
 import { openCliStore, readTimeout, TIMEOUT_FLAG, withDeadline } from "./cli-timeout.js";
@@ -22,13 +26,16 @@ export const ltxList: CliCommand = async (argv, io) => {
       () => store.close(),
     );
     if (args.flags.json === true) {
-      io.stdout(
-        `${JSON.stringify(
-          files.map((f) => ({ ...f, lastModified: f.lastModified.toISOString() })),
-          null,
-          2,
-        )}\n`,
-      );
+      const rows = [];
+      for (const f of files) {
+        const path = store instanceof FileStore ? await store.filePath(f.key) : undefined;
+        rows.push({
+          ...f,
+          lastModified: f.lastModified.toISOString(),
+          ...(path !== undefined ? { path } : {}),
+        });
+      }
+      io.stdout(`${JSON.stringify(rows, null, 2)}\n`);
       return 0;
     }
     if (files.length === 0) {

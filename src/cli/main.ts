@@ -13,7 +13,7 @@ interface CommandEntry {
 
 const COMMANDS: Record<string, CommandEntry> = {
   "ltx encode": {
-    usage: "pagecast ltx encode <db> <out.ltx> [--txid N]",
+    usage: "pagecast ltx encode <db> <out.ltx> [--txid N] [--ltx-compat 0.5.1]",
     load: async () => (await import("./ltx-encode.js")).ltxEncode,
   },
   "ltx apply": {

@@ -45,8 +45,20 @@ export {
   parseLtxFilename,
   parseLtxKey,
 } from "./filename.js";
+export {
+  DEFAULT_LTX_COMPAT,
+  LTX_COMPAT_VALUES,
+  type LtxCompat,
+  resolveLtxCompat,
+} from "./ltx-compat.js";
 export { decodeLtx, LtxDecoder, type LtxDecoderOptions, type LtxPage } from "./ltx-decoder.js";
-export { completeLtxHeader, encodeLtx, LtxEncoder, type LtxHeaderInit } from "./ltx-encoder.js";
+export {
+  completeLtxHeader,
+  encodeLtx,
+  LtxEncoder,
+  type LtxEncoderOptions,
+  type LtxHeaderInit,
+} from "./ltx-encoder.js";
 export { LtxError, type LtxErrorCode } from "./ltx-error.js";
 export {
   decodeLtxHeader,

@@ -8,6 +8,7 @@ import {
   PAGE_HEADER_FLAG_SIZE,
 } from "./constants.js";
 import { Crc64, Crc64Combiner } from "./crc64.js";
+import { type LtxCompat, resolveLtxCompat } from "./ltx-compat.js";
 import { invalidArgument, LtxError } from "./ltx-error.js";
 import {
   encodeLtxHeader,
@@ -18,6 +19,7 @@ import {
   ltxTrailerProblem,
 } from "./ltx-header.js";
 import { lz4CompressBound, lz4CompressInto } from "./lz4-block.js";
+import { lz4FrameBound, lz4FrameEncodeInto } from "./lz4-frame.js";
 import { PageIndexBuilder, type PageIndexEntry } from "./page-index.js";
 
 /** Header fields an encoder needs; the rest default to 0 (0n for bigints). */
@@ -43,6 +45,16 @@ export function completeLtxHeader(init: LtxHeaderInit): LtxHeader {
 }
 
 type State = "header" | "pages" | "finished";
+
+/** Options of {@link LtxEncoder} and {@link encodeLtx}. */
+export interface LtxEncoderOptions {
+  /**
+   * Page encoding, named by the oldest superfly/ltx release that must read
+   * the file (see `LtxCompat`): `"0.5.2"` (default) writes LZ4 blocks with a
+   * size prefix, `"0.5.1"` LZ4 frames, which Litestream 0.5.0-0.5.15 need.
+   */
+  compat?: LtxCompat;
+}
 
 /**
  * Streaming LTX writer. Returns the file as a sequence of byte chunks (header,
@@ -76,16 +88,23 @@ export class LtxEncoder {
   #bytes = 0;
   #trailer: LtxTrailer | undefined;
   #pageIndexCache: PageIndexEntry[] | undefined;
+  /** The page encoding this file uses. */
+  readonly compat: LtxCompat;
+  readonly #frames: boolean;
 
-  /** Validates the header (`LTX_INVALID_ARGUMENT` when invalid). */
-  constructor(header: LtxHeaderInit) {
+  /** Validates the header and options (`LTX_INVALID_ARGUMENT` when invalid). */
+  constructor(header: LtxHeaderInit, options: LtxEncoderOptions = {}) {
     if (header === null || typeof header !== "object")
       throw invalidArgument("header must be an object");
     this.header = completeLtxHeader(header);
     // encodeLtxHeader validates; done once here so errors surface at construction.
     encodeLtxHeader(this.header);
+    this.compat = resolveLtxCompat(options?.compat);
+    this.#frames = this.compat === "0.5.1";
     this.#lockPgno = lockPgno(this.header.pageSize);
-    this.#scratch = new Uint8Array(lz4CompressBound(this.header.pageSize));
+    this.#scratch = new Uint8Array(
+      this.#frames ? lz4FrameBound(this.header.pageSize) : lz4CompressBound(this.header.pageSize),
+    );
     this.#trackSnapshotChecksum = isSnapshotHeader(this.header) && !hasNoChecksum(this.header);
     this.#combiner = Crc64Combiner.for(this.header.pageSize);
   }
@@ -101,7 +120,11 @@ export class LtxEncoder {
     return b;
   }
 
-  /** Compresses one page and returns its frame. Page numbers must be strictly ascending. */
+  /**
+   * Compresses one page and returns its frame (page header, then an LZ4 block
+   * behind its size, or with `compat: "0.5.1"` an LZ4 frame). Page numbers
+   * must be strictly ascending.
+   */
   encodePage(pgno: number, page: Uint8Array): Uint8Array {
     if (this.#state !== "pages") {
       throw this.#stateError(
@@ -128,25 +151,36 @@ export class LtxEncoder {
       );
     }
 
-    const clen = lz4CompressInto(page, this.#scratch);
-    const frame = new Uint8Array(LTX_PAGE_HEADER_SIZE + LTX_PAGE_SIZE_PREFIX_SIZE + clen);
+    let frame: Uint8Array;
+    let hashed: number;
+    if (this.#frames) {
+      // Legacy: flags 0 and an LZ4 frame, whose end the frame itself marks.
+      const flen = lz4FrameEncodeInto(page, this.#scratch);
+      frame = new Uint8Array(LTX_PAGE_HEADER_SIZE + flen);
+      frame.set(this.#scratch.subarray(0, flen), LTX_PAGE_HEADER_SIZE);
+      hashed = LTX_PAGE_HEADER_SIZE;
+    } else {
+      const clen = lz4CompressInto(page, this.#scratch);
+      frame = new Uint8Array(LTX_PAGE_HEADER_SIZE + LTX_PAGE_SIZE_PREFIX_SIZE + clen);
+      frame[5] = PAGE_HEADER_FLAG_SIZE;
+      frame[6] = clen >>> 24;
+      frame[7] = clen >>> 16;
+      frame[8] = clen >>> 8;
+      frame[9] = clen;
+      frame.set(this.#scratch.subarray(0, clen), 10);
+      hashed = LTX_PAGE_HEADER_SIZE + LTX_PAGE_SIZE_PREFIX_SIZE;
+    }
     frame[0] = pgno >>> 24;
     frame[1] = pgno >>> 16;
     frame[2] = pgno >>> 8;
     frame[3] = pgno;
-    frame[4] = 0;
-    frame[5] = PAGE_HEADER_FLAG_SIZE;
-    frame[6] = clen >>> 24;
-    frame[7] = clen >>> 16;
-    frame[8] = clen >>> 8;
-    frame[9] = clen;
-    frame.set(this.#scratch.subarray(0, clen), 10);
-    // The file checksum covers header + size prefix as stored, then the page
-    // uncompressed; one CRC pass over the page also gives its page checksum.
+    // The file checksum covers header + size prefix (when present) as stored,
+    // then the page uncompressed; one CRC pass over the page also gives its
+    // page checksum.
     const pc = this.#pageCrc;
     pc.reset();
     pc.update(page);
-    this.#crc.update(frame, 0, LTX_PAGE_HEADER_SIZE + LTX_PAGE_SIZE_PREFIX_SIZE);
+    this.#crc.update(frame, 0, hashed);
     this.#combiner.append(this.#crc, pc.hi, pc.lo);
     this.#pgnoCrc.reset();
     this.#pgnoCrc.updateU32BE(pgno);
@@ -282,8 +316,10 @@ export function encodeLtx(opts: {
   header: LtxHeaderInit;
   pages: Iterable<{ pgno: number; data: Uint8Array }>;
   postApplyChecksum: bigint;
+  /** Page encoding (default `"0.5.2"`), see {@link LtxEncoderOptions}. */
+  compat?: LtxCompat;
 }): Uint8Array {
-  const enc = new LtxEncoder(opts.header);
+  const enc = new LtxEncoder(opts.header, opts.compat !== undefined ? { compat: opts.compat } : {});
   const parts: Uint8Array[] = [enc.headerBytes()];
   for (const p of opts.pages) parts.push(enc.encodePage(p.pgno, p.data));
   parts.push(enc.finish(opts.postApplyChecksum));

@@ -19,7 +19,7 @@ import type { ObjectStore } from "../storage/object-store.js";
 import { ObjectTooLargeError } from "../storage/store-errors.js";
 import { LayoutError } from "./layout-error.js";
 import { SNAPSHOT_LEVEL } from "./replica-files.js";
-import { SKELETON_MAX_BYTES, skeletonKey } from "./skeleton-file.js";
+import { legacySkeletonKey, SKELETON_MAX_BYTES, skeletonKey } from "./skeleton-file.js";
 
 /** Store key of the head object, relative to the replica root. */
 export const HEAD_OBJECT_KEY = "pagecast-head.json";
@@ -92,7 +92,7 @@ export interface HeadFile {
 
 /** The B-tree skeleton published with a snapshot (see `skeleton-file.ts`). */
 export interface HeadSkeleton {
-  /** Store key: `skeletonKey(txid)`. */
+  /** Store key: `skeletonKey(txid)`, or `legacySkeletonKey(txid)` in heads of earlier writers. */
   key: string;
   /** Object size in bytes (a reader fetches it whole). */
   size: number;
@@ -308,7 +308,10 @@ function parseSkeleton(v: unknown): HeadSkeleton {
   if (!isRecord(v)) throw invalid("skeleton must be an object");
   exactKeys(v, SKELETON_KEYS, "skeleton");
   const txid = int(v.txid, "skeleton.txid", 1, MAX_TXID);
-  if (v.key !== skeletonKey(txid)) throw invalid(`skeleton.key must be ${skeletonKey(txid)}`);
+  // Heads of earlier writers name their skeletons with the legacy `.ltx` name.
+  if (v.key !== skeletonKey(txid) && v.key !== legacySkeletonKey(txid)) {
+    throw invalid(`skeleton.key must be ${skeletonKey(txid)}`);
+  }
   const size = int(v.size, "skeleton.size", LTX_HEADER_SIZE + LTX_TRAILER_SIZE, SKELETON_MAX_BYTES);
   return { key: v.key, size, txid };
 }

@@ -1,4 +1,6 @@
 /** Replica layout shared by the writer (replicator, restore) and the reader (VFS). Reader-safe. */
+
+export { planRestoreWithTimes, readHeaderTime } from "./file-times.js";
 export {
   HEAD_OBJECT_KEY,
   HEAD_OBJECT_MAX_BYTES,
@@ -27,8 +29,11 @@ export {
 } from "./replica-files.js";
 export { planRestore, type RestorePlan, type RestoreTarget } from "./restore-plan.js";
 export {
+  legacySkeletonKey,
+  parseSkeletonKey,
   SKELETON_MAX_BYTES,
   SKELETON_PREFIX,
+  SKELETON_SUFFIX,
   skeletonHeaderTXID,
   skeletonKey,
 } from "./skeleton-file.js";

@@ -1,7 +1,8 @@
 /**
  * Restore planning: which LTX files, applied in order, produce the database at
  * a target TXID or time with the fewest files. Works on replicas written by
- * pagecast and by Litestream 0.5 (no head object needed). Reader-safe.
+ * pagecast and by Litestream 0.5 (no head object needed), including young
+ * Litestream replicas that hold no level-9 snapshot yet. Reader-safe.
  */
 import { LayoutError } from "./layout-error.js";
 import { fileTime, type ReplicaFile, SNAPSHOT_LEVEL } from "./replica-files.js";
@@ -11,7 +12,11 @@ export type RestoreTarget = { txid: number } | { timestamp: number | Date };
 
 /** The files to apply, in order, and the position they produce. */
 export interface RestorePlan {
-  /** A level-9 snapshot first, then files that extend it contiguously (overlap allowed). */
+  /**
+   * A file starting at TXID 1 first (a full snapshot: level 9 when one is
+   * eligible, else the level 0-8 file reaching furthest), then files that
+   * extend it contiguously (overlap allowed).
+   */
   files: ReplicaFile[];
   /** TXID of the restored state. */
   txid: number;
@@ -31,10 +36,17 @@ function targetText(target: RestoreTarget | undefined): string {
 }
 
 /**
- * Plans a restore: the newest snapshot at or before the target, then, greedily,
- * the file reaching furthest that starts at or before the next needed TXID (the
- * classic interval-cover greedy, which yields the fewest files). Compacted
- * levels therefore win wherever they cover.
+ * Plans a restore: the newest level-9 snapshot at or before the target, then,
+ * greedily, the file reaching furthest that starts at or before the next
+ * needed TXID (the classic interval-cover greedy, which yields the fewest
+ * files). Compacted levels therefore win wherever they cover.
+ *
+ * When no level-9 snapshot is at or before the target (a young Litestream
+ * replica has none yet; retention or a TXID target may rule the snapshots
+ * out), the plan starts, as Litestream's does, from a file of levels 0-8 that
+ * starts at TXID 1: every LTX file starting at TXID 1 is a full snapshot (its
+ * header says so and the format requires every page). Among those the one
+ * reaching furthest is taken.
  *
  * Throws `LayoutError` with code `REPLICA_EMPTY` (no LTX files),
  * `RESTORE_TARGET_UNAVAILABLE` (target before retention or after the newest
@@ -71,13 +83,13 @@ export function planRestore(files: readonly ReplicaFile[], target?: RestoreTarge
   }
   const newest = Math.max(0, ...files.map((f) => f.maxTXID));
 
-  let snapshot: ReplicaFile | undefined;
-  for (const s of snapshots) {
-    if (!eligible(s)) continue;
-    if (!snapshot || s.maxTXID > snapshot.maxTXID) snapshot = s;
-  }
+  let snapshot = furthest(snapshots.filter(eligible));
+  // No level-9 snapshot at or before the target: any other file starting at
+  // TXID 1 is a full snapshot too (Litestream starts from one the same way).
+  const bases = deltas.filter((f) => f.minTXID === 1);
+  snapshot ??= furthest(bases.filter(eligible));
   if (!snapshot) {
-    const earliest = snapshots.reduce<ReplicaFile | undefined>(
+    const earliest = [...snapshots, ...bases].reduce<ReplicaFile | undefined>(
       (a, s) => (!a || s.maxTXID < a.maxTXID ? s : a),
       undefined,
     );
@@ -85,7 +97,7 @@ export function planRestore(files: readonly ReplicaFile[], target?: RestoreTarge
       "RESTORE_TARGET_UNAVAILABLE",
       earliest
         ? `cannot restore ${targetText(target)}: the earliest available state is ${describe(earliest)}`
-        : `cannot restore ${targetText(target)}: the replica holds no snapshot`,
+        : `cannot restore ${targetText(target)}: no file starts at TXID 1 (the replica holds no snapshot)`,
     );
   }
 
@@ -138,4 +150,11 @@ export function planRestore(files: readonly ReplicaFile[], target?: RestoreTarge
   }
   const last = plan[plan.length - 1]!;
   return { files: plan, txid: current, timestamp: fileTime(last) };
+}
+
+/** The file reaching the highest TXID (the first such one on ties). */
+function furthest(files: readonly ReplicaFile[]): ReplicaFile | undefined {
+  let best: ReplicaFile | undefined;
+  for (const f of files) if (!best || f.maxTXID > best.maxTXID) best = f;
+  return best;
 }

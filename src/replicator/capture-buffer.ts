@@ -7,6 +7,7 @@
  * storage returns, the whole buffer becomes one L0 file at one TXID, as if
  * the sync interval had been that long.
  */
+import type { LtxCompat } from "../format/index.js";
 import { type EncodedLtx, LtxBuilder } from "./ltx-builder.js";
 import type { PageChecksums } from "./page-checksums.js";
 import type { CapturedSegment } from "./segment-capture.js";
@@ -103,7 +104,13 @@ export class CaptureBuffer {
    * generations names none (zero salts), so a restart never trusts it and
    * publishes a snapshot instead.
    */
-  encode(input: { pageSize: number; txid: number; checksums?: PageChecksums }): EncodedLtx {
+  encode(input: {
+    pageSize: number;
+    txid: number;
+    checksums?: PageChecksums;
+    /** Page encoding (default `"0.5.2"`), see `LtxCompat`. */
+    compat?: LtxCompat;
+  }): EncodedLtx {
     const end = this.#end;
     const range =
       end && this.#contiguous
@@ -114,14 +121,17 @@ export class CaptureBuffer {
             walSalt2: end.salt2,
           }
         : { walOffset: 0, walSize: 0, walSalt1: 0, walSalt2: 0 };
-    const builder = new LtxBuilder({
-      pageSize: input.pageSize,
-      commit: this.#commit,
-      minTXID: input.txid,
-      maxTXID: input.txid,
-      timestamp: this.#capturedAt,
-      ...range,
-    });
+    const builder = new LtxBuilder(
+      {
+        pageSize: input.pageSize,
+        commit: this.#commit,
+        minTXID: input.txid,
+        maxTXID: input.txid,
+        timestamp: this.#capturedAt,
+        ...range,
+      },
+      input.compat !== undefined ? { compat: input.compat } : {},
+    );
     for (const pgno of [...this.#pages.keys()].sort((a, b) => a - b)) {
       const page = this.#pages.get(pgno)!;
       builder.page(pgno, page);

@@ -4,16 +4,21 @@
  * Commit dropped), the way Litestream's compactor does, and decides which
  * runs are due.
  */
-import { decodeLtx, lockPgno } from "../format/index.js";
+import { decodeLtx, type LtxCompat, lockPgno } from "../format/index.js";
 import type { ReplicaFile } from "../layout/index.js";
 import { type EncodedLtx, LtxBuilder } from "./ltx-builder.js";
 import { ReplicatorError } from "./replicator-error.js";
 
 /**
  * Merges decoded-and-verified inputs (oldest first, contiguous TXIDs) into one
- * file. Every input is fully verified (file checksum, index) by `decodeLtx`.
+ * file. Every input is fully verified (file checksum, index) by `decodeLtx`,
+ * whichever page encoding it uses; the output uses `options.compat`'s
+ * (default `"0.5.2"`, see `LtxCompat`).
  */
-export function mergeLtxFiles(inputs: readonly Uint8Array[]): EncodedLtx {
+export function mergeLtxFiles(
+  inputs: readonly Uint8Array[],
+  options: { compat?: LtxCompat } = {},
+): EncodedLtx {
   if (inputs.length === 0) throw new ReplicatorError("INVALID_STATE", "nothing to compact");
   const decoded = inputs.map((b) => decodeLtx(b));
   const first = decoded[0]!.header;
@@ -34,13 +39,16 @@ export function mergeLtxFiles(inputs: readonly Uint8Array[]): EncodedLtx {
   const pages = new Map<number, Uint8Array>();
   for (const d of decoded) for (const p of d.pages) pages.set(p.pgno, p.data);
   const lock = lockPgno(first.pageSize);
-  const builder = new LtxBuilder({
-    pageSize: first.pageSize,
-    commit: last.commit,
-    minTXID: first.minTXID,
-    maxTXID: last.maxTXID,
-    timestamp: last.timestamp,
-  });
+  const builder = new LtxBuilder(
+    {
+      pageSize: first.pageSize,
+      commit: last.commit,
+      minTXID: first.minTXID,
+      maxTXID: last.maxTXID,
+      timestamp: last.timestamp,
+    },
+    options.compat !== undefined ? { compat: options.compat } : {},
+  );
   const pgnos = [...pages.keys()]
     .filter((p) => p <= last.commit && p !== lock)
     .sort((a, b) => a - b);

@@ -7,6 +7,7 @@ import {
   HEADER_FLAG_NO_CHECKSUM,
   LTX_PAGE_HEADER_SIZE,
   LTX_TRAILER_SIZE,
+  type LtxCompat,
   LtxEncoder,
   type LtxHeader,
   type LtxHeaderInit,
@@ -54,6 +55,11 @@ export interface LtxBuilderOptions {
   spoolDir?: string;
   /** Bytes kept in memory before spooling (default 8 MiB: one single-request upload). */
   spoolAfter?: number;
+  /**
+   * Page encoding (default `"0.5.2"`, LZ4 blocks); `"0.5.1"` writes the LZ4
+   * frames Litestream 0.5.0-0.5.15 read. See `LtxCompat`.
+   */
+  compat?: LtxCompat;
 }
 
 const DEFAULT_SPOOL_AFTER = 8 << 20;
@@ -76,7 +82,10 @@ export class LtxBuilder {
     header: Omit<LtxHeaderInit, "flags" | "preApplyChecksum">,
     options: LtxBuilderOptions = {},
   ) {
-    this.#enc = new LtxEncoder({ ...header, flags: HEADER_FLAG_NO_CHECKSUM, preApplyChecksum: 0n });
+    this.#enc = new LtxEncoder(
+      { ...header, flags: HEADER_FLAG_NO_CHECKSUM, preApplyChecksum: 0n },
+      options.compat !== undefined ? { compat: options.compat } : {},
+    );
     this.#spoolDir = options.spoolDir;
     this.#spoolAfter = options.spoolAfter ?? DEFAULT_SPOOL_AFTER;
     this.#chunks.push(this.#enc.headerBytes());

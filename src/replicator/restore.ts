@@ -20,7 +20,7 @@ import {
 import {
   type HeadObject,
   listAllLevels,
-  planRestore,
+  planRestoreWithTimes,
   type ReplicaFile,
   type RestoreTarget,
   readHeadObject,
@@ -185,13 +185,19 @@ export async function restore(
   let downloader: RangedDownloader | undefined;
   try {
     const [listed, head] = await Promise.all([listAllLevels(store), loadHead(store)]);
-    // Header commit times from the head beat upload times for time targets.
+    // Time targets need commit times: the head's where it has them, else
+    // the files' headers (read as few as a search needs), never upload times.
     const headTimes = new Map((head?.files ?? []).map((f) => [f.key, f.timestamp]));
     const files: ReplicaFile[] = listed.map((f) => {
       const t = headTimes.get(f.key);
       return t === undefined ? f : { ...f, timestamp: t };
     });
-    const plan = planRestore(files, target);
+    const plan = await planRestoreWithTimes(
+      store,
+      files,
+      target,
+      options.signal ? { signal: options.signal } : {},
+    );
     const bytesTotal = plan.files.reduce((n, f) => n + f.size, 0);
     log.info("restore plan", { files: plan.files.length, txid: plan.txid, bytes: bytesTotal });
 

@@ -13,7 +13,7 @@
  * reader only uses a skeleton page where the snapshot's image of that page is
  * the newest one.
  */
-import { lockPgno } from "../format/index.js";
+import { type LtxCompat, lockPgno } from "../format/index.js";
 import { SKELETON_MAX_BYTES, skeletonHeaderTXID, skeletonKey } from "../layout/index.js";
 import { interiorChildren, isInteriorPage } from "../vfs/btree-page.js";
 import { type EncodedLtx, LtxBuilder } from "./ltx-builder.js";
@@ -32,6 +32,12 @@ export interface SkeletonInput {
    * the skeleton is abandoned: readers then read interior pages on demand.
    */
   maxPageBytes?: number;
+  /**
+   * Page encoding: the snapshot's (default `"0.5.2"`). Readers use a
+   * skeleton page only where its frame size equals the snapshot's frame of
+   * that page, so both must be encoded alike.
+   */
+  compat?: LtxCompat;
 }
 
 /** A finished skeleton, ready for upload. */
@@ -96,13 +102,16 @@ export class SkeletonCollector {
     const pages = this.#pages.splice(0);
     try {
       const headerTXID = skeletonHeaderTXID(txid);
-      const builder = new LtxBuilder({
-        pageSize,
-        commit,
-        minTXID: headerTXID,
-        maxTXID: headerTXID,
-        timestamp,
-      });
+      const builder = new LtxBuilder(
+        {
+          pageSize,
+          commit,
+          minTXID: headerTXID,
+          maxTXID: headerTXID,
+          timestamp,
+        },
+        this.#input.compat !== undefined ? { compat: this.#input.compat } : {},
+      );
       const lock = lockPgno(pageSize);
       for (const p of pages) if (p.pgno <= commit && p.pgno !== lock) builder.page(p.pgno, p.data);
       const enc = builder.finish();

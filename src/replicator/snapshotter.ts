@@ -5,7 +5,7 @@
  * only copy frames the replicator has already seen into the database file, so
  * pages read from the file are never newer than the WAL position.
  */
-import { lockPgno } from "../format/index.js";
+import { type LtxCompat, lockPgno } from "../format/index.js";
 import { readDbPages } from "./database-file.js";
 import { type EncodedLtx, LtxBuilder, type UploadableLtx } from "./ltx-builder.js";
 import type { PageChecksums } from "./page-checksums.js";
@@ -41,6 +41,8 @@ export interface SnapshotInput {
   spoolDir?: string;
   /** Bytes kept in memory before spooling (default 8 MiB). */
   spoolAfter?: number;
+  /** Page encoding (default `"0.5.2"`; `"0.5.1"` for Litestream 0.5.0-0.5.15). See `LtxCompat`. */
+  compat?: LtxCompat;
 }
 
 const BATCH_PAGES = 256;
@@ -69,6 +71,7 @@ export async function buildSnapshot(input: SnapshotInput): Promise<UploadableLtx
     {
       ...(input.spoolDir !== undefined ? { spoolDir: input.spoolDir } : {}),
       ...(input.spoolAfter !== undefined ? { spoolAfter: input.spoolAfter } : {}),
+      ...(input.compat !== undefined ? { compat: input.compat } : {}),
     },
   );
   try {

@@ -1,7 +1,24 @@
 /**
  * File-system `ObjectStore` (Node only): one file per key under a root
- * directory, laid out like the S3 keys, so a replica directory can be read
- * by Litestream's file replica or copied to a bucket as is.
+ * directory. LTX keys (`<level %04x>/<min>-<max>.ltx`, the S3 layout) are
+ * stored where Litestream's *file* replica client keeps them,
+ * `ltx/<level in decimal>/<min>-<max>.ltx`, so Litestream can restore a
+ * pagecast file replica and pagecast reads Litestream's; listings map them
+ * back to their keys (see `file-layout.ts`). LTX files get the header's commit
+ * time as their mtime, which Litestream's file client reads as the file's
+ * creation time. Every other key (the head object, the lease, skeletons) is
+ * a file at its key path next to `ltx/`, where Litestream never looks.
+ * Copying a replica to a bucket therefore means renaming `ltx/<n>/` to `%04x/`.
+ *
+ * Directories written by earlier pagecast versions hold LTX files at their
+ * key path (`0000/...`, the "legacy layout"). Reads find a key in either
+ * layout. The first LTX put under a directory moves its legacy files into the
+ * Litestream layout (link, then unlink: at every moment the file is in at
+ * least one place, and readers look in the Litestream layout again after a
+ * miss in the legacy one), so a writer continuing such a replica never leaves
+ * its history split between the two layouts, where Litestream would see only
+ * part of it. Readers of earlier versions do not know the Litestream layout:
+ * upgrade them before the writer.
  *
  * Guarantees:
  * - Writes are atomic: the body goes to a temp file (fsynced by default) that
@@ -43,10 +60,22 @@ import {
 } from "node:fs/promises";
 import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { pathToFileURL } from "node:url";
+import pLimit from "p-limit";
 import { PagecastError } from "../errors.js";
 import { resolveRange, validateRange } from "./byte-range.js";
 import { sameEtag } from "./etag.js";
 import { type FileKeyLockOptions, FileKeyLocks } from "./file-key-lock.js";
+import {
+  isLegacyLevelDir,
+  isLtxFileName,
+  keyOfLitestreamPath,
+  LITESTREAM_LTX_DIR,
+  type LtxKeyParts,
+  legacyPath,
+  litestreamLevelDir,
+  litestreamPath,
+  parseLtxStoreKey,
+} from "./file-layout.js";
 import type {
   AttemptFailure,
   GetOptions,
@@ -102,6 +131,8 @@ const READ_NOFOLLOW = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0);
 
 const RETRYABLE_CODES = new Set(["EMFILE", "ENFILE", "EBUSY", "EAGAIN", "EINTR", "ETIMEDOUT"]);
 const DELETE_CONCURRENCY = 16;
+/** Legacy-layout files moved at once (see `adoptLitestreamLayout`). */
+const MOVE_CONCURRENCY = 16;
 
 function errnoCode(error: unknown): string | undefined {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
@@ -116,12 +147,25 @@ function nextMtimeSeconds(): number {
   return lastMtimeMicros / 1e6;
 }
 
+/**
+ * The commit time (ms) in an LTX header's first bytes, when `head` starts like
+ * an LTX file; Litestream's file client stamps it on the file as its mtime.
+ */
+function ltxHeaderTime(head: Uint8Array): number | undefined {
+  if (head.length < 40 || head[0] !== 0x4c || head[1] !== 0x54 || head[2] !== 0x58)
+    return undefined;
+  if (head[3] !== 0x31) return undefined;
+  const t = new DataView(head.buffer, head.byteOffset, head.length).getBigUint64(32);
+  return t > 0n && t <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(t) : undefined;
+}
+
 function metaFromStats(key: string, info: BigIntStats): ObjectMeta {
   return {
     key,
     size: Number(info.size),
     etag: `${info.ino.toString(16)}-${info.size.toString(16)}-${info.mtimeNs.toString(16)}`,
-    lastModified: new Date(Number(info.mtimeNs / 1_000_000n)),
+    // Rounded: an mtime set from milliseconds (see ltxHeaderTime) lands a few ns off.
+    lastModified: new Date(Number((info.mtimeNs + 500_000n) / 1_000_000n)),
   };
 }
 
@@ -141,6 +185,8 @@ export class FileStore implements ObjectStore {
   private readonly tmpDir: string;
   /** Real path of the root, cached once known (a root is not expected to move). */
   private realRoot: string | undefined;
+  /** Moves of legacy-layout LTX files, per base directory (done once per store). */
+  private readonly migrations = new Map<string, Promise<void>>();
 
   constructor(options: FileStoreOptions) {
     if (typeof options.root !== "string" || !isAbsolute(options.root)) {
@@ -157,8 +203,13 @@ export class FileStore implements ObjectStore {
     this.locks = new FileKeyLocks(join(this.root, FILE_STORE_RESERVED, "locks"), options.locks);
   }
 
-  /** The file of `key`, after checking that it stays inside the root. */
-  private pathOf(key: string): string {
+  /**
+   * Checks `key` (valid, inside the root, not reserved) and returns its LTX
+   * parts when it is an LTX key. Keys naming a Litestream-layout path
+   * (`ltx/<n>/<min>-<max>.ltx`) are refused: that file is the LTX key
+   * `<%04x n>/<min>-<max>.ltx`, and one object must not have two keys.
+   */
+  private checkKey(key: string): LtxKeyParts | undefined {
     validateKey(key);
     const segments = key.split("/");
     if (segments[0] === FILE_STORE_RESERVED) {
@@ -171,7 +222,69 @@ export class FileStore implements ObjectStore {
     if (rel === "" || rel.startsWith(`..${sep}`) || rel === ".." || isAbsolute(rel)) {
       throw new InvalidStoreArgumentError(`key ${describeKey(key)} escapes the store root`);
     }
-    return path;
+    const alias = keyOfLitestreamPath(key);
+    if (alias !== undefined) {
+      throw new InvalidStoreArgumentError(
+        `key ${describeKey(key)} is where the file store keeps LTX key ${describeKey(alias)}; use that key`,
+      );
+    }
+    return parseLtxStoreKey(key);
+  }
+
+  /** Absolute path of a root-relative `/`-separated path. */
+  private abs(rel: string): string {
+    return join(this.root, ...rel.split("/"));
+  }
+
+  /**
+   * Where to look for `key`, in order: its path, or for LTX keys the
+   * Litestream layout, the legacy layout, and the Litestream layout again (a
+   * file moved between the first two looks is found by the third).
+   */
+  private readPaths(key: string, parts: LtxKeyParts | undefined): string[] {
+    if (!parts) return [key];
+    const primary = litestreamPath(parts);
+    return [primary, legacyPath(parts), primary];
+  }
+
+  /**
+   * Metadata of the file at `rel` (for `key`'s error messages), or undefined
+   * when there is none. A link there, or on the way, is refused.
+   */
+  private async statPath(rel: string, key: string): Promise<BigIntStats | undefined> {
+    try {
+      if (!(await this.checkDirectory(rel.split("/").slice(0, -1), key, false))) return undefined;
+      const info = await lstat(this.abs(rel), { bigint: true });
+      if (info.isSymbolicLink()) throw this.linkError(key);
+      return info.isFile() ? info : undefined;
+    } catch (error) {
+      const code = errnoCode(error);
+      if (code === "ENOENT" || code === "ENOTDIR") return undefined;
+      throw error;
+    }
+  }
+
+  /** The first of `paths` holding a file, with its metadata. */
+  private async statFirst(
+    paths: readonly string[],
+    key: string,
+  ): Promise<{ rel: string; info: BigIntStats } | undefined> {
+    for (const rel of paths) {
+      const info = await this.statPath(rel, key);
+      if (info) return { rel, info };
+    }
+    return undefined;
+  }
+
+  /**
+   * Absolute path of the file holding `key` (for LTX keys, in whichever
+   * layout it is), or `undefined` when the key does not exist. For tools that
+   * show users where a replica's files are.
+   */
+  async filePath(key: string): Promise<string | undefined> {
+    const parts = this.checkKey(key);
+    const found = await this.statFirst(this.readPaths(key, parts), key);
+    return found && this.abs(found.rel);
   }
 
   private linkError(key: string): InvalidStoreArgumentError {
@@ -244,11 +357,6 @@ export class FileStore implements ObjectStore {
     return true;
   }
 
-  /** Segments of the directory holding `key`. */
-  private parentSegments(key: string): string[] {
-    return key.split("/").slice(0, -1);
-  }
-
   private mapError(operation: string, key: string) {
     return (error: unknown): PagecastError => {
       if (error instanceof PagecastError) return error;
@@ -264,25 +372,30 @@ export class FileStore implements ObjectStore {
     };
   }
 
+  /** Opens the file holding `key` (trying each of `paths`), or throws `NotFoundError`. */
+  private async openKey(key: string, paths: readonly string[]) {
+    for (const rel of paths) {
+      if (!(await this.checkDirectory(rel.split("/").slice(0, -1), key, false))) continue;
+      const handle = await open(this.abs(rel), READ_NOFOLLOW).catch((error: unknown) => {
+        const code = errnoCode(error);
+        if (code === "ENOENT" || code === "ENOTDIR" || code === "EISDIR") return undefined;
+        if (code === "ELOOP") throw this.linkError(key);
+        throw error;
+      });
+      if (handle) return handle;
+    }
+    throw new NotFoundError(key);
+  }
+
   async get(key: string, options: GetOptions = {}): Promise<GetResult> {
-    const path = this.pathOf(key);
+    const paths = this.readPaths(key, this.checkKey(key));
     if (options.range) validateRange(options.range);
     checkMaxBytes(options);
     return this.runner.run(
       "get",
       options.signal,
       async () => {
-        if (!(await this.checkDirectory(this.parentSegments(key), key, false))) {
-          throw new NotFoundError(key);
-        }
-        const handle = await open(path, READ_NOFOLLOW).catch((error: unknown) => {
-          const code = errnoCode(error);
-          if (code === "ENOENT" || code === "ENOTDIR" || code === "EISDIR") {
-            throw new NotFoundError(key);
-          }
-          if (code === "ELOOP") throw this.linkError(key);
-          throw error;
-        });
+        const handle = await this.openKey(key, paths);
         try {
           // One descriptor for stat and read: a concurrent rename cannot mix versions.
           const info = await handle.stat({ bigint: true });
@@ -323,28 +436,20 @@ export class FileStore implements ObjectStore {
   }
 
   async head(key: string, options: { signal?: AbortSignal } = {}): Promise<ObjectMeta | undefined> {
-    const path = this.pathOf(key);
+    const paths = this.readPaths(key, this.checkKey(key));
     return this.runner.run(
       "head",
       options.signal,
       async () => {
-        try {
-          if (!(await this.checkDirectory(this.parentSegments(key), key, false))) return undefined;
-          const info = await lstat(path, { bigint: true });
-          if (info.isSymbolicLink()) throw this.linkError(key);
-          return info.isFile() ? metaFromStats(key, info) : undefined;
-        } catch (error) {
-          const code = errnoCode(error);
-          if (code === "ENOENT" || code === "ENOTDIR") return undefined;
-          throw error;
-        }
+        const found = await this.statFirst(paths, key);
+        return found && metaFromStats(key, found.info);
       },
       this.mapError("head", key),
     );
   }
 
   async put(key: string, body: Uint8Array, options: PutOptions = {}): Promise<PutResult> {
-    const path = this.pathOf(key);
+    const parts = this.checkKey(key);
     checkBody(body);
     checkPutOptions(options);
     return this.runner.run(
@@ -352,9 +457,9 @@ export class FileStore implements ObjectStore {
       options.signal,
       async ({ signal }) => {
         this.runner.counters.sent(body.length);
-        const temp = await this.writeTemp([body]);
+        const temp = await this.writeTemp([body], undefined, parts !== undefined);
         try {
-          return await this.placeTemp(key, path, temp, options, signal);
+          return await this.placeTemp(key, parts, temp, options, signal);
         } finally {
           await unlink(temp.path).catch(() => {});
         }
@@ -368,7 +473,7 @@ export class FileStore implements ObjectStore {
     source: AsyncIterable<Uint8Array>,
     options: PutOptions = {},
   ): Promise<PutResult> {
-    const path = this.pathOf(key);
+    const parts = this.checkKey(key);
     checkSource(source);
     checkPutOptions(options);
     this.runner.check(options.signal);
@@ -376,7 +481,7 @@ export class FileStore implements ObjectStore {
     // placing it, which is cheap and may meet a busy lock, is retried.
     let temp: { path: string; etag: string; size: number };
     try {
-      temp = await this.writeTemp(source, options.signal);
+      temp = await this.writeTemp(source, options.signal, parts !== undefined);
     } catch (error) {
       // The source's own errors (and aborts) propagate unchanged.
       if (error instanceof SourceFailure) throw error.error;
@@ -388,7 +493,7 @@ export class FileStore implements ObjectStore {
         options.signal,
         async ({ signal }) => {
           this.runner.counters.sent(temp.size);
-          return this.placeTemp(key, path, temp, options, signal);
+          return this.placeTemp(key, parts, temp, options, signal);
         },
         this.mapError("put", key),
       );
@@ -397,25 +502,153 @@ export class FileStore implements ObjectStore {
     }
   }
 
-  /** Moves a written temp file to `key` under the put's conditions (holding the key's lock). */
-  private placeTemp(
+  /**
+   * Moves a written temp file to `key` under the put's conditions (holding
+   * the key's lock). LTX keys go to the Litestream layout, after the
+   * directory's legacy-layout files moved there; a legacy copy of the key
+   * counts as its current version and is removed once replaced.
+   */
+  private async placeTemp(
     key: string,
-    path: string,
+    parts: LtxKeyParts | undefined,
     temp: { path: string; etag: string },
     options: PutOptions,
     signal: AbortSignal,
   ): Promise<PutResult> {
+    if (parts) await this.adoptLitestreamLayout(parts.base);
+    const target = parts ? litestreamPath(parts) : key;
+    const legacy = parts ? legacyPath(parts) : undefined;
     return this.withKeyLock(key, signal, async () => {
+      const createOnly = options.ifNoneMatch === "*";
+      const old = legacy === undefined ? undefined : await this.statPath(legacy, key);
       if (options.ifMatch !== undefined) {
         // lstat: a link is never the current version of a key.
-        const current = await lstat(path, { bigint: true }).catch(() => undefined);
-        if (!current?.isFile() || !sameEtag(options.ifMatch, metaFromStats(key, current).etag)) {
+        const current = (await this.statPath(target, key)) ?? old;
+        if (!current || !sameEtag(options.ifMatch, metaFromStats(key, current).etag)) {
           throw new PreconditionFailedError(key);
         }
       }
-      await this.moveIntoPlace(temp.path, path, key, options.ifNoneMatch === "*");
+      if (createOnly && old) throw new PreconditionFailedError(key);
+      await this.moveIntoPlace(temp.path, target, key, createOnly);
+      if (old && legacy !== undefined) await this.removeFile(legacy);
       return { etag: temp.etag };
     });
+  }
+
+  /**
+   * Sets an LTX file's mtime to its header's commit time, as Litestream's
+   * file client expects (files of earlier versions carry their upload time).
+   */
+  private async stampHeaderTime(path: string): Promise<void> {
+    const handle = await open(path, READ_NOFOLLOW);
+    try {
+      const head = new Uint8Array(40);
+      const { bytesRead } = await handle.read(head, 0, head.length, 0);
+      const time = bytesRead === head.length ? ltxHeaderTime(head) : undefined;
+      if (time !== undefined) await handle.utimes(time / 1000, time / 1000);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** Unlinks a root-relative file if present, pruning directories it leaves empty. */
+  private async removeFile(rel: string): Promise<void> {
+    const path = this.abs(rel);
+    try {
+      await unlink(path);
+    } catch (error) {
+      const code = errnoCode(error);
+      if (code === "ENOENT" || code === "ENOTDIR") return;
+      throw error;
+    }
+    await this.pruneDirectories(dirname(path));
+  }
+
+  /** Removes `dir` and its parents up to the root while they are empty. */
+  private async pruneDirectories(dir: string): Promise<void> {
+    for (; dir !== this.root && dir.startsWith(this.root + sep); dir = dirname(dir)) {
+      try {
+        await rmdir(dir);
+      } catch {
+        break;
+      }
+    }
+  }
+
+  /**
+   * Moves the legacy-layout LTX files directly under `base` (`<base>%04x/...`)
+   * into the Litestream layout, once per store and base; a failed attempt is
+   * retried by the next LTX put. Each file is linked into place (kept if
+   * already there), the new directories are synced, and only then is the old
+   * name unlinked, each key under its lock (a concurrent delete or create-only
+   * put of it stays exact).
+   */
+  private adoptLitestreamLayout(base: string): Promise<void> {
+    let done = this.migrations.get(base);
+    if (!done) {
+      done = this.moveLegacyFiles(base).catch((error: unknown) => {
+        this.migrations.delete(base);
+        throw error;
+      });
+      this.migrations.set(base, done);
+    }
+    return done;
+  }
+
+  private async moveLegacyFiles(base: string): Promise<void> {
+    const baseSegments = base === "" ? [] : base.slice(0, -1).split("/");
+    if (!(await this.checkDirectory(baseSegments, base || ".", false))) return;
+    const dir = join(this.root, ...baseSegments);
+    const levels = (await readdir(dir, { withFileTypes: true }).catch(() => [])).filter(
+      (entry) => entry.isDirectory() && isLegacyLevelDir(entry.name),
+    );
+    const never = new AbortController().signal;
+    const limit = pLimit(MOVE_CONCURRENCY);
+    for (const level of levels) {
+      const names = (await readdir(join(dir, level.name)).catch(() => [] as string[])).filter(
+        isLtxFileName,
+      );
+      const moved: { key: string; parts: LtxKeyParts }[] = [];
+      const targets = new Set<string>();
+      await Promise.all(
+        names.map((name) =>
+          limit(async () => {
+            const key = `${base}${level.name}/${name}`;
+            const parts = parseLtxStoreKey(key);
+            if (!parts) return;
+            await this.withKeyLock(key, never, async () => {
+              const from = legacyPath(parts);
+              if (!(await this.statPath(from, key))) return;
+              const to = litestreamPath(parts);
+              await this.checkDirectory(to.split("/").slice(0, -1), key, true);
+              await link(this.abs(from), this.abs(to)).catch((error: unknown) => {
+                // Already there (an interrupted move): the Litestream-layout file is the key's.
+                if (errnoCode(error) !== "EEXIST") throw error;
+              });
+              await this.stampHeaderTime(this.abs(to));
+              moved.push({ key, parts });
+              targets.add(dirname(this.abs(to)));
+            });
+          }),
+        ),
+      );
+      if (this.fsync) for (const target of targets) await this.syncDirectory(target);
+      await Promise.all(
+        moved.map(({ key, parts }) =>
+          limit(() =>
+            this.withKeyLock(key, never, async () => {
+              if (await this.statPath(litestreamPath(parts), key)) {
+                await unlink(this.abs(legacyPath(parts))).catch(() => {});
+              }
+            }),
+          ),
+        ),
+      );
+      if (moved.length > 0 && this.fsync) {
+        await this.syncDirectory(join(dir, level.name)).catch(() => {});
+      }
+      await rmdir(join(dir, level.name)).catch(() => {});
+    }
   }
 
   /** Runs `action` holding `key`'s lock, once the lock directory is known to be no link. */
@@ -435,6 +668,7 @@ export class FileStore implements ObjectStore {
   private async writeTemp(
     chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
     signal?: AbortSignal,
+    ltx = false,
   ): Promise<{ path: string; etag: string; size: number }> {
     // Checked on every write: a linked `.pagecast` would put temp files outside.
     await this.checkDirectory([FILE_STORE_RESERVED, "tmp"], FILE_STORE_RESERVED, true);
@@ -442,6 +676,8 @@ export class FileStore implements ObjectStore {
     const handle = await open(path, "wx");
     try {
       let size = 0;
+      // The first bytes of an LTX file: its header names the commit time.
+      const head = new Uint8Array(ltx ? 40 : 0);
       const iterator =
         Symbol.asyncIterator in chunks
           ? chunks[Symbol.asyncIterator]()
@@ -459,6 +695,7 @@ export class FileStore implements ObjectStore {
         } catch (error) {
           throw new SourceFailure(error);
         }
+        if (size < head.length) head.set(chunk.subarray(0, head.length - size), size);
         let written = 0;
         while (written < chunk.length) {
           const { bytesWritten } = await handle.write(chunk, written, chunk.length - written);
@@ -466,7 +703,8 @@ export class FileStore implements ObjectStore {
         }
         size += chunk.length;
       }
-      const mtime = nextMtimeSeconds();
+      const headerTime = size >= head.length && ltx ? ltxHeaderTime(head) : undefined;
+      const mtime = headerTime !== undefined ? headerTime / 1000 : nextMtimeSeconds();
       await handle.utimes(mtime, mtime);
       if (this.fsync) await handle.sync();
       const etag = metaFromStats("", await handle.stat({ bigint: true })).etag;
@@ -479,17 +717,18 @@ export class FileStore implements ObjectStore {
     }
   }
 
-  /** Renames (or, create-only, links) the temp file to the key's path, creating directories. */
+  /** Renames (or, create-only, links) the temp file to `rel` (`key`'s file), creating directories. */
   private async moveIntoPlace(
     temp: string,
-    path: string,
+    rel: string,
     key: string,
     createOnly: boolean,
   ): Promise<void> {
+    const path = this.abs(rel);
     // A concurrent delete may prune the freshly made directory; a few rounds settle it.
     for (let round = 0; ; round++) {
       try {
-        await this.checkDirectory(this.parentSegments(key), key, true);
+        await this.checkDirectory(rel.split("/").slice(0, -1), key, true);
         if (createOnly) await link(temp, path);
         else await rename(temp, path);
         break;
@@ -525,17 +764,42 @@ export class FileStore implements ObjectStore {
       "list",
       options.signal,
       async () => {
-        const cut = checked.prefix.lastIndexOf("/") + 1;
-        const keys: { key: string }[] = [];
-        await this.walk(checked.prefix.slice(0, cut), checked.prefix.slice(cut), options, keys);
+        const prefix = checked.prefix;
+        const cut = prefix.lastIndexOf("/") + 1;
+        const dir = prefix.slice(0, cut);
+        const head = prefix.slice(cut);
+        const paths: string[] = [];
+        await this.walk(dir, head, options, paths);
+        // LTX keys under `dir` live in `<dir>ltx/<n>/` (walked above only when
+        // `head` allows "ltx"), those of a legacy level directory in its
+        // Litestream counterpart. Walked after the legacy directories, so a
+        // file moved between layouts meanwhile is seen at least once.
+        if (/^[0-9a-f]{0,4}$/.test(head) && !LITESTREAM_LTX_DIR.startsWith(head)) {
+          await this.walk(`${dir}${LITESTREAM_LTX_DIR}/`, "", options, paths);
+        }
+        const counterpart = litestreamLevelDir(dir);
+        if (counterpart !== undefined) await this.walk(counterpart, head, options, paths);
+        // Keys as the store names them; an LTX key found in both layouts once.
+        const found = new Map<string, string>();
+        for (const rel of paths) {
+          const key = keyOfLitestreamPath(rel) ?? rel;
+          if (!key.startsWith(prefix)) continue;
+          if (!found.has(key) || rel !== key) found.set(key, rel);
+        }
+        const keys = [...found.keys()].map((key) => ({ key }));
         const { page, continuationToken } = paginateKeys(keys, checked, options);
         const metas = await Promise.all(
           page.map(async ({ key }) => {
-            const info = await lstat(join(this.root, ...key.split("/")), { bigint: true }).catch(
-              () => undefined,
-            );
+            const rel = found.get(key)!;
+            const parts = parseLtxStoreKey(key);
+            // A file moved to the Litestream layout since is looked up there.
+            const candidates = parts && rel === key ? [rel, litestreamPath(parts)] : [rel];
+            for (const path of candidates) {
+              const info = await lstat(this.abs(path), { bigint: true }).catch(() => undefined);
+              if (info?.isFile()) return metaFromStats(key, info);
+            }
             // A key deleted since the directory was read is simply left out.
-            return info?.isFile() ? metaFromStats(key, info) : undefined;
+            return undefined;
           }),
         );
         const objects = metas.filter((meta): meta is ObjectMeta => meta !== undefined);
@@ -546,14 +810,16 @@ export class FileStore implements ObjectStore {
   }
 
   /**
-   * Collects the keys under directory key `base` (`""` or ending in `/`) whose
-   * first segment starts with `head`; skips subtrees that sort before startAfter.
+   * Collects the root-relative paths of the files under directory `base`
+   * (`""` or ending in `/`) whose first segment starts with `head`; skips
+   * subtrees that sort before startAfter. Within a directory, `ltx/` is
+   * walked last (after the legacy level directories: see `list`).
    */
   private async walk(
     base: string,
     head: string,
     options: ListOptions,
-    out: { key: string }[],
+    out: string[],
   ): Promise<void> {
     let entries: Dirent[];
     try {
@@ -568,15 +834,19 @@ export class FileStore implements ObjectStore {
       if (code === "ENOENT" || code === "ENOTDIR") return;
       throw error;
     }
+    entries.sort(
+      (a, b) => Number(a.name === LITESTREAM_LTX_DIR) - Number(b.name === LITESTREAM_LTX_DIR),
+    );
     const after = listStartAfter(options);
     for (const entry of entries) {
       if (!entry.name.startsWith(head)) continue;
       if (base === "" && entry.name === FILE_STORE_RESERVED) continue;
-      const key = base + entry.name;
+      const path = base + entry.name;
       if (entry.isFile()) {
-        out.push({ key });
+        out.push(path);
       } else if (entry.isDirectory()) {
-        const dir = `${key}/`;
+        const dir = `${path}/`;
+        // Keys under `ltx/` sort before it (hex level names), so the skip holds for them too.
         if (after !== undefined && compareKeys(dir, after) < 0 && !after.startsWith(dir)) continue;
         await this.walk(dir, "", options, out);
       }
@@ -584,7 +854,11 @@ export class FileStore implements ObjectStore {
   }
 
   async deleteMany(keys: string[], options: { signal?: AbortSignal } = {}): Promise<void> {
-    const paths = keys.map((key) => this.pathOf(key));
+    const paths = keys.map((key) => {
+      const parts = this.checkKey(key);
+      // An LTX key goes from both layouts.
+      return parts ? [litestreamPath(parts), legacyPath(parts)] : [key];
+    });
     for (let i = 0; i < keys.length; i += DELETE_BATCH_SIZE) {
       const batch = keys.slice(i, i + DELETE_BATCH_SIZE);
       await this.runner.run(
@@ -606,34 +880,30 @@ export class FileStore implements ObjectStore {
     }
   }
 
-  private async deleteOne(key: string, path: string, signal: AbortSignal): Promise<void> {
+  private async deleteOne(key: string, rels: string[], signal: AbortSignal): Promise<void> {
     await this.withKeyLock(key, signal, async () => {
-      // Unlinking a key that is a link removes only the link, but a linked
-      // parent directory would lead outside the root.
-      if (!(await this.checkDirectory(this.parentSegments(key), key, false))) return;
-      try {
-        await unlink(path);
-      } catch (error) {
-        const code = errnoCode(error);
-        if (code === "ENOENT" || code === "ENOTDIR") return;
-        // A "key" that is a directory of other keys is not an object (Linux says
-        // EISDIR, macOS EPERM; a real permission error must still surface).
-        if (code === "EISDIR" || code === "EPERM") {
-          const info = await lstat(path).catch(() => undefined);
-          if (info?.isDirectory()) return;
+      for (const rel of rels) {
+        // Unlinking a key that is a link removes only the link, but a linked
+        // parent directory would lead outside the root.
+        if (!(await this.checkDirectory(rel.split("/").slice(0, -1), key, false))) continue;
+        const path = this.abs(rel);
+        try {
+          await unlink(path);
+        } catch (error) {
+          const code = errnoCode(error);
+          if (code === "ENOENT" || code === "ENOTDIR") continue;
+          // A "key" that is a directory of other keys is not an object (Linux says
+          // EISDIR, macOS EPERM; a real permission error must still surface).
+          if (code === "EISDIR" || code === "EPERM") {
+            const info = await lstat(path).catch(() => undefined);
+            if (info?.isDirectory()) continue;
+          }
+          throw error;
         }
-        throw error;
       }
     });
     // Empty directories would otherwise pile up; stop at the first non-empty one.
-    for (let dir = dirname(path); dir !== this.root && dir.startsWith(this.root + sep); ) {
-      try {
-        await rmdir(dir);
-      } catch {
-        break;
-      }
-      dir = dirname(dir);
-    }
+    for (const rel of rels) await this.pruneDirectories(dirname(this.abs(rel)));
   }
 
   counters(): StoreCounters {

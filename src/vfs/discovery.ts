@@ -3,8 +3,9 @@
  *
  * With a pagecast writer: one GET of the head object, then one conditional GET
  * (If-None-Match) per poll; LIST only when the replica has fallen behind the
- * head's snapshot. With a Litestream-written replica (no head object): LIST of
- * level 0 and of the snapshot level after the replica's position.
+ * head's snapshot. With a Litestream-written replica (no head object), or a
+ * head this reader cannot parse: LIST of level 0 and of the snapshot level
+ * after the replica's position. The head is an optimisation, never required.
  *
  * Discovery only plans; the caller reads page indexes and switches versions.
  */
@@ -12,10 +13,12 @@ import {
   type HeadObject,
   type HeadPage1,
   type HeadSkeleton,
+  LayoutError,
   listAllLevels,
   listLevel,
   MAX_COMPACTION_LEVEL,
   planRestore,
+  planRestoreWithTimes,
   type ReplicaFile,
   type RestoreTarget,
   readHeadObject,
@@ -103,6 +106,11 @@ export function planForward<F extends { level: number; minTXID: number; maxTXID:
   }
 }
 
+/** A head object that does not parse: the replica is planned without it. */
+function isUnusableHead(err: unknown): boolean {
+  return err instanceof LayoutError && err.code === "HEAD_OBJECT_INVALID";
+}
+
 function fromReplicaFile(f: ReplicaFile): PlanFile {
   return {
     level: f.level,
@@ -172,7 +180,9 @@ export class Discovery {
       // Adopted only once the plan is applied: until then the next poll re-reads the head.
       this.#pendingEtag = res.etag;
     } catch (err) {
-      if (!(err instanceof NotFoundError)) throw err;
+      // No head, or one this reader cannot use (damaged, or from a newer
+      // writer): the LTX files themselves are the replica, found by LIST.
+      if (!(err instanceof NotFoundError) && !isUnusableHead(err)) throw err;
       this.#mode = "list";
       this.#etag = undefined;
       this.#head = undefined;
@@ -197,23 +207,23 @@ export class Discovery {
    * naming the earliest available state when the target precedes retention.
    */
   async planAt(target: RestoreTarget): Promise<DiscoveryResult & { kind: "update" }> {
-    // The head (when present) gives exact commit times; listings only upload times.
+    // The head (when present) gives exact commit times; listings only upload
+    // times, so other files' times come from their headers when needed.
     const [files, head] = await Promise.all([
       listAllLevels(this.stores.list),
-      readHeadObject(this.stores.head).then(
-        (res) => (res.notModified ? undefined : res.head),
-        (err: unknown) => {
-          if (err instanceof NotFoundError) return undefined;
+      readHeadObject(this.stores.head)
+        .then((res) => (res.notModified ? undefined : res.head))
+        .catch((err: unknown) => {
+          if (err instanceof NotFoundError || isUnusableHead(err)) return undefined;
           throw err;
-        },
-      ),
+        }),
     ]);
     const times = new Map(head?.files.map((f) => [f.key, f.timestamp]) ?? []);
     for (const f of files) {
       const t = times.get(f.key);
       if (t !== undefined) f.timestamp = t;
     }
-    const plan = planRestore(files, target);
+    const plan = await planRestoreWithTimes(this.stores.list, files, target);
     return {
       kind: "update",
       full: true,

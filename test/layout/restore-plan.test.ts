@@ -1,6 +1,15 @@
 import fc from "fast-check";
 import { describe, expect, test } from "vitest";
-import { LayoutError, planRestore, type ReplicaFile } from "../../src/layout/index.js";
+import { encodeLtx } from "../../src/format/index.js";
+import {
+  LayoutError,
+  listAllLevels,
+  planRestore,
+  planRestoreWithTimes,
+  type ReplicaFile,
+} from "../../src/layout/index.js";
+import { MemoryStore } from "../../src/storage/memory-store.js";
+import { RecordingStore } from "../vfs/helpers.js";
 
 const T0 = 1_700_000_000_000;
 
@@ -69,8 +78,10 @@ describe("planRestore", () => {
 
   test("errors: empty, before retention, after newest, gap, only inside compaction", () => {
     expect(codeOf(() => planRestore([]))).toBe("REPLICA_EMPTY");
-    expect(codeOf(() => planRestore(files, { txid: 2 }))).toBe("RESTORE_TARGET_UNAVAILABLE");
-    expect(() => planRestore(files, { txid: 2 })).toThrow(/earliest available state is TXID 3/);
+    // Retention removed what precedes the oldest snapshot (no file starts at TXID 1 but it).
+    const retained = files.filter((x) => x.level === 9 || x.minTXID > 3);
+    expect(codeOf(() => planRestore(retained, { txid: 2 }))).toBe("RESTORE_TARGET_UNAVAILABLE");
+    expect(() => planRestore(retained, { txid: 2 })).toThrow(/earliest available state is TXID 3/);
     expect(codeOf(() => planRestore(files, { txid: 16 }))).toBe("RESTORE_TARGET_UNAVAILABLE");
     expect(codeOf(() => planRestore(files, { timestamp: T0 }))).toBe("RESTORE_TARGET_UNAVAILABLE");
     const gap = files.filter((x) => !(x.level === 0 && x.minTXID === 13));
@@ -80,7 +91,36 @@ describe("planRestore", () => {
     expect(codeOf(() => planRestore(compactedOnly, { txid: 6 }))).toBe(
       "RESTORE_TARGET_UNAVAILABLE",
     );
-    expect(codeOf(() => planRestore([f(0, 1, 1)]))).toBe("RESTORE_TARGET_UNAVAILABLE");
+    expect(codeOf(() => planRestore([f(0, 2, 2), f(1, 3, 4)]))).toBe("RESTORE_TARGET_UNAVAILABLE");
+    expect(() => planRestore([f(0, 2, 2)])).toThrow(/no file starts at TXID 1/);
+  });
+
+  test("no level-9 snapshot (a young Litestream replica): the plan starts from a file at TXID 1", () => {
+    const young = Array.from({ length: 6 }, (_, i) => f(0, i + 1, i + 1));
+    expect(keys(planRestore(young).files)).toEqual(young.map((x) => `0:${x.minTXID}-${x.maxTXID}`));
+    expect(keys(planRestore(young, { txid: 1 }).files)).toEqual(["0:1-1"]);
+    expect(keys(planRestore(young, { timestamp: T0 + 3500 }).files)).toEqual([
+      "0:1-1",
+      "0:2-2",
+      "0:3-3",
+    ]);
+    // A compacted file from TXID 1 is a snapshot too; the furthest one starts the plan.
+    const compacted = [...young, f(1, 1, 4)];
+    expect(keys(planRestore(compacted).files)).toEqual(["1:1-4", "0:5-5", "0:6-6"]);
+    expect(keys(planRestore(compacted, { txid: 3 }).files)).toEqual(["0:1-1", "0:2-2", "0:3-3"]);
+  });
+
+  test("a level-9 snapshot after the target does not hide older files starting at TXID 1", () => {
+    // The reference fixtures' shape: L0 1..6, L1 1-4, L9 1-3.
+    const shaped = [
+      ...Array.from({ length: 6 }, (_, i) => f(0, i + 1, i + 1)),
+      f(1, 1, 4),
+      f(9, 1, 3),
+    ];
+    expect(keys(planRestore(shaped).files)).toEqual(["9:1-3", "0:4-4", "0:5-5", "0:6-6"]);
+    expect(keys(planRestore(shaped, { txid: 4 }).files)).toEqual(["9:1-3", "0:4-4"]);
+    expect(keys(planRestore(shaped, { txid: 2 }).files)).toEqual(["0:1-1", "0:2-2"]);
+    expect(keys(planRestore(shaped, { timestamp: T0 + 1500 }).files)).toEqual(["0:1-1"]);
   });
 
   test("a later snapshot bridges a gap left by a continuity break", () => {
@@ -126,5 +166,69 @@ describe("planRestore", () => {
       ),
       { numRuns: 300 },
     );
+  });
+});
+
+describe("planRestoreWithTimes: commit times from LTX headers", () => {
+  /** A replica whose upload times say nothing (all "now", as after a copy). */
+  async function copiedReplica(levels: { level: number; min: number; max: number }[]) {
+    const mem = new MemoryStore({ name: `times-${Math.random().toString(36).slice(2)}` });
+    for (const { level, min, max } of levels) {
+      const bytes = encodeLtx({
+        header: {
+          pageSize: 512,
+          commit: 1,
+          minTXID: min,
+          maxTXID: max,
+          flags: 2,
+          timestamp: T0 + max * 1000,
+        },
+        pages: [{ pgno: 1, data: new Uint8Array(512) }],
+        postApplyChecksum: 0n,
+      });
+      const key = `${level.toString(16).padStart(4, "0")}/${min.toString(16).padStart(16, "0")}-${max.toString(16).padStart(16, "0")}.ltx`;
+      await mem.put(key, bytes);
+    }
+    return mem;
+  }
+
+  test("time targets read a few headers per level and report the exact commit time", async () => {
+    const n = 200;
+    const mem = await copiedReplica([
+      ...Array.from({ length: n }, (_, i) => ({ level: 0, min: i + 1, max: i + 1 })),
+      { level: 1, min: 1, max: 100 },
+      { level: 1, min: 101, max: 150 },
+    ]);
+    const store = new RecordingStore(mem);
+    const files = await listAllLevels(store);
+    // Upload times are all after every commit: a plan from them finds nothing.
+    expect(codeOf(() => planRestore(files, { timestamp: T0 + 120_500 }))).toBe(
+      "RESTORE_TARGET_UNAVAILABLE",
+    );
+    store.reset();
+    const plan = await planRestoreWithTimes(store, files, { timestamp: T0 + 120_500 });
+    expect(plan.txid).toBe(120);
+    expect(plan.timestamp).toBe(T0 + 120_000);
+    expect(keys(plan.files)).toEqual([
+      "1:1-100",
+      ...Array.from({ length: 20 }, (_, i) => `0:${101 + i}-${101 + i}`),
+    ]);
+    const reads = store.calls.filter((c) => c.op === "get");
+    expect(reads.every((c) => c.range && "length" in c.range && c.range.length === 100)).toBe(true);
+    // A binary search per level: about log2(200) + log2(2) headers, not 202.
+    expect(reads.length).toBeLessThanOrEqual(12);
+    // Exact times known from elsewhere (a head object) are not read again.
+    store.reset();
+    const known = files.map((x) => ({ ...x, timestamp: T0 + x.maxTXID * 1000 }));
+    expect((await planRestoreWithTimes(store, known, { timestamp: T0 + 7_000 })).txid).toBe(7);
+    expect(store.calls).toEqual([]);
+    // TXID and latest targets need no header.
+    expect((await planRestoreWithTimes(store, files, { txid: 150 })).txid).toBe(150);
+    expect((await planRestoreWithTimes(store, files)).txid).toBe(n);
+    expect(store.calls).toEqual([]);
+    // Before the first commit: unavailable, as with known times.
+    await expect(planRestoreWithTimes(store, files, { timestamp: T0 })).rejects.toMatchObject({
+      code: "RESTORE_TARGET_UNAVAILABLE",
+    });
   });
 });

@@ -26,6 +26,8 @@ import { openApp, tempDir } from "../replicator/helpers.js";
 const HOSTILE = 400 * 1024 * 1024;
 /** Peak RSS allowed for one operation (a fresh Node process with SQLite's wasm loaded). */
 const RSS_BOUND_MB = 300;
+/** Bytes a refused read may take in (a chunk or so in flight, never the object). */
+const MAX_READ_IN_TEST = 1024 * 1024;
 const s3 = inject("s3");
 const dist = new URL("../../dist", import.meta.url).pathname;
 const child = new URL("./fixtures/hostile-size-child.mjs", import.meta.url).pathname;
@@ -185,15 +187,26 @@ describe.skipIf(!built).each([
     expect(outcome).toMatchObject({ ok: true, rows: [[3000]] });
   });
 
-  test.concurrent("head: openReplica fails with HEAD_OBJECT_INVALID, bounded memory", async () => {
+  test.concurrent("head: refused unread (HEAD_OBJECT_INVALID); the replica reads its LTX files instead", async () => {
     const result = await make("head-replica", "head", "replica");
     const { outcome } = result;
     const proxy = "proxy" in result ? result.proxy : undefined;
-    record(`${backend} head, openReplica`, outcome);
-    expect(outcome).toMatchObject({ ok: false, code: "HEAD_OBJECT_INVALID" });
-    expect(outcome.message).toMatch(/exceeds the \d+-byte limit \(not downloaded\)/);
+    record(`${backend} head, openReplica + query`, outcome);
+    // An unusable head makes the replica list the LTX files (as for a Litestream replica).
+    expect(outcome).toMatchObject({ ok: true, rows: [[3000]] });
     expect(outcome.maxRssMb).toBeLessThan(RSS_BOUND_MB);
     if (proxy) expect(proxy.injected.planned).toBeGreaterThan(0);
+    // The typed refusal itself, from the size alone.
+    const store =
+      "proxy" in result && result.proxy
+        ? s3Store(result.store.prefix.replace(/\/$/, ""), result.proxy.endpoint)
+        : result.store;
+    const refused = await readHeadObject(store).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ code: "HEAD_OBJECT_INVALID" });
+    expect((refused as Error).message).toMatch(/exceeds the \d+-byte limit \(not downloaded\)/);
+    expect(store.counters().bytesIn).toBeLessThan(MAX_READ_IN_TEST);
+    await store.close();
+    await result.store.close();
   });
 
   maybe("head: restore plans from the listing and succeeds", async () => {

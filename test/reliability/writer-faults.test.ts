@@ -276,19 +276,22 @@ describe("writer under faults", () => {
       expect(stats.compactions[1]).toBeGreaterThan(0);
       // Fencing held: nobody else wrote, so the writer never stopped and the head is its own.
       expect(errors.filter((e) => e instanceof LeaseLostError)).toEqual([]);
+      // Quiescent storage before it is checked: a background sync after the last
+      // one can still publish the replicator's own checkpoint bump (a commit that
+      // changes no data) as one more TXID.
+      await r.close();
       const head = parseHeadObject((await s.inner.get(HEAD_OBJECT_KEY)).body!);
       expect(head.writerId).toBe(stats.writerId);
-      expect(head.txid).toBe(final.txid);
+      expect(head.txid).toBeGreaterThanOrEqual(final.txid);
 
       const layout = await checkLayout(s.inner);
-      expect(layout.maxTXID).toBe(final.txid);
+      expect(layout.maxTXID).toBe(head.txid);
       await expectRestoreEquals(s.inner, s.dir, finalDump);
       const past = [...acked.keys()].filter((t) => t !== final.txid);
       for (let i = 0; i < 8 && past.length > 0; i++) {
         const txid = past.splice(rand.int(0, past.length - 1), 1)[0]!;
         await expectRestoreEquals(s.inner, s.dir, acked.get(txid)!, txid);
       }
-      await r.close();
     });
   }
 
@@ -381,7 +384,10 @@ describe("writer under faults", () => {
     expect([header.walSalt1, header.walSalt2, header.walOffset]).toEqual([0, 0, 0]);
 
     const pos = await r.sync();
-    expect(pos.txid).toBe(after.txid);
+    // Nothing was committed since; only the replicator's own checkpoint bump (a
+    // commit that changes no data) may still be published as one more TXID.
+    expect(pos.txid).toBeGreaterThanOrEqual(after.txid);
+    expect(pos.txid).toBeLessThanOrEqual(after.txid + 1);
     await checkLayout(s.inner);
     await expectRestoreEquals(s.inner, s.dir, dump(s.app));
   });

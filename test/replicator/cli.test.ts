@@ -35,11 +35,13 @@ function io(controller = new AbortController()) {
   return { io: value, out, err, controller };
 }
 
+/** The LTX files of a file replica: Litestream's layout, `ltx/<level>/<min>-<max>.ltx`. */
 function ltxFiles(root: string): string[] {
   const files: string[] = [];
-  for (const level of readdirSync(root)) {
-    if (!/^[0-9a-f]{4}$/.test(level)) continue;
-    for (const name of readdirSync(join(root, level))) files.push(join(root, level, name));
+  for (const level of readdirSync(join(root, "ltx"))) {
+    for (const name of readdirSync(join(root, "ltx", level))) {
+      files.push(join(root, "ltx", level, name));
+    }
   }
   return files;
 }

@@ -34,13 +34,13 @@ describe("FileStore specifics", () => {
     const root = await freshRoot();
     const store = new FileStore({ root });
     await store.put("0000/0000000000000001-0000000000000001.ltx", text("ltx"));
+    await store.put("a/b", text("plain"));
+    const fs = await import("node:fs/promises");
+    // LTX keys in Litestream's file layout, other keys at their path.
     expect(
-      str(
-        await import("node:fs/promises").then((fs) =>
-          fs.readFile(join(root, "0000", "0000000000000001-0000000000000001.ltx")),
-        ),
-      ),
+      str(await fs.readFile(join(root, "ltx", "0", "0000000000000001-0000000000000001.ltx"))),
     ).toBe("ltx");
+    expect(str(await fs.readFile(join(root, "a", "b")))).toBe("plain");
     for (const key of [
       "../outside",
       "a/../../outside",

@@ -14,7 +14,10 @@ import { decodeLtx } from "../../src/format/index.js";
 import {
   HEAD_OBJECT_KEY,
   type HeadObject,
+  legacySkeletonKey,
   parseHeadObject,
+  parseReplicaKey,
+  parseSkeletonKey,
   SKELETON_PREFIX,
   serializeHeadObject,
   skeletonHeaderTXID,
@@ -179,6 +182,23 @@ describe("head object: optional skeleton and page1", () => {
     ],
   };
 
+  test("skeleton keys: never an LTX file name; the legacy .ltx name still parses in heads", () => {
+    const txid = 0x1c;
+    expect(skeletonKey(txid)).toBe("pagecast-skeleton/0000000000000001-000000000000001c.skeleton");
+    expect(legacySkeletonKey(txid)).toBe("pagecast-skeleton/0000000000000001-000000000000001c.ltx");
+    // Nothing that collects *.ltx names (or LTX keys) picks the current name up.
+    expect(skeletonKey(txid).endsWith(".ltx")).toBe(false);
+    expect(parseReplicaKey(skeletonKey(txid))).toBeUndefined();
+    expect(parseSkeletonKey(skeletonKey(txid))).toBe(txid);
+    expect(parseSkeletonKey(legacySkeletonKey(txid))).toBe(txid);
+    expect(parseSkeletonKey("0009/0000000000000001-000000000000001c.ltx")).toBeUndefined();
+    const legacy: HeadObject = {
+      ...base,
+      skeleton: { key: legacySkeletonKey(5), size: 2000, txid: 5 },
+    };
+    expect(parseHeadObject(serializeHeadObject(legacy)).skeleton?.key).toBe(legacySkeletonKey(5));
+  });
+
   test("older heads still parse; new fields round-trip", () => {
     expect(parseHeadObject(serializeHeadObject(base))).toEqual(base);
     const full: HeadObject = {
@@ -193,6 +213,10 @@ describe("head object: optional skeleton and page1", () => {
     [
       "skeleton key not derived from its txid",
       { skeleton: { key: skeletonKey(4), size: 2000, txid: 5 } },
+    ],
+    [
+      "legacy skeleton key of another txid",
+      { skeleton: { key: legacySkeletonKey(4), size: 2000, txid: 5 } },
     ],
     [
       "skeleton with an extra field",
@@ -303,6 +327,28 @@ describe("cold open with a skeleton (request counts)", () => {
     }
     const all = "SELECT id, email FROM t ORDER BY email";
     expect(await replica.values(all)).toEqual(primaryValues(primary, all));
+  });
+
+  test("a skeleton stored under the legacy name (earlier writers) is still fetched and used", async () => {
+    const { mem, store, writer } = await skeletonReplica();
+    const current = writer.skeleton!;
+    const legacy = legacySkeletonKey(current.txid);
+    await mem.put(legacy, (await mem.get(current.key)).body!);
+    await mem.deleteMany([current.key]);
+    writer.skeleton = { ...current, key: legacy };
+    await writer.writeHead();
+    const replica = await track(
+      await openReplica({ store, wasm: readSqliteWasm, readAheadPages: 0, pollIntervalMs: 60_000 }),
+    );
+    expect(store.calls.map((c) => c.key)).toContain(legacy);
+    expect(replica.status().requests.skeleton.requests).toBe(1);
+    // Seeded from it: a cold rowid lookup reads just its leaf.
+    const primary = writer.primaryAt(writer.txid);
+    store.reset();
+    expect(await replica.values(ROWID_SQL, [1234])).toEqual(
+      primaryValues(primary, ROWID_SQL, [1234]),
+    );
+    expect(store.calls).toHaveLength(1);
   });
 
   test("a skeleton that does not describe the snapshot is ignored", async () => {
@@ -448,7 +494,10 @@ describe("Replicator publishes skeletons", () => {
     expect(snapshots.size).toBeGreaterThan(0);
     expect(r.stats().retentionDeletes).toBeGreaterThan(0);
     for (const k of skeletons) {
-      expect(snapshots.has(`0009/${k.slice(SKELETON_PREFIX.length)}`)).toBe(true);
+      const txid = parseSkeletonKey(k)!;
+      expect(
+        snapshots.has(`0009/0000000000000001-${txid.toString(16).padStart(16, "0")}.ltx`),
+      ).toBe(true);
     }
     const head = parseHeadObject((await mem.get(HEAD_OBJECT_KEY)).body!);
     expect(head.skeleton).toBeDefined();
