@@ -1,22 +1,23 @@
 /**
- * `pagecast status <url>... [--json]`: opens each replica (lazily: no page is
- * read) and prints its status as a table (TXID, last commit, lag, health in
- * color on a terminal, cache, requests) or as JSON for scripts.
+ * `pagecast status <url>... [--json] [--timeout 30s]`: opens each replica
+ * (lazily: no page is read) and prints its status as a table (TXID, last
+ * commit, lag, health in color on a terminal, cache, requests) or as JSON for
+ * scripts. Replicas are inspected in parallel, each within `--timeout`.
  *
  * Health combines the replica's freshness with what the writer published
  * about itself in the head object: a writer that detected a divergence (the
  * replica did not equal the database) shows `diverged` until the snapshot
  * repairing it is published, whatever the lag.
  */
-import { HEAD_OBJECT_KEY, type HeadWriterHealth, parseHeadObject } from "../layout/index.js";
+import { type HeadWriterHealth, readHeadObject } from "../layout/index.js";
 import type { ObjectStore } from "../storage/object-store.js";
-import { openNodeStore } from "../storage/open-node-store.js";
 import { NotFoundError } from "../storage/store-errors.js";
-import { openReplica } from "../vfs/replica.js";
+import { openReplica, type Replica } from "../vfs/replica.js";
 import type { ReplicaHealth, ReplicaStatus } from "../vfs/replica-core.js";
 import { readSqliteWasm } from "../vfs-node/node-wasm.js";
 import { expectPositionals, parseArgs } from "./args.js";
-import { type CliCommand, UsageError } from "./cli-io.js";
+import { type CliCommand, type CliIo, UsageError } from "./cli-io.js";
+import { openCliStore, readTimeout, TIMEOUT_FLAG, withDeadline } from "./cli-timeout.js";
 
 /** The replica's health, or `diverged` when its writer says the replica does not equal the database. */
 type Health = ReplicaHealth | "diverged";
@@ -53,22 +54,31 @@ function seconds(s: number): string {
   return `${Math.floor(s / 86_400)}d${Math.round((s % 86_400) / 3600)}h`;
 }
 
-async function inspect(url: string): Promise<Outcome> {
+async function inspect(url: string, io: CliIo, timeoutMs: number): Promise<Outcome> {
+  let store: ObjectStore | undefined;
+  let replica: Replica | undefined;
+  let abandoned = false;
   try {
-    const store = await openNodeStore(url);
-    try {
-      const replica = await openReplica({ store, wasm: readSqliteWasm });
-      try {
+    store = await openCliStore(url, io, timeoutMs);
+    const opened = store;
+    return await withDeadline(
+      timeoutMs,
+      `status of ${opened.url}`,
+      () => opened,
+      async () => {
+        replica = await openReplica({ store: opened, wasm: readSqliteWasm });
+        if (abandoned) await replica.close();
         const status = replica.status();
-        const writer = await writerHealth(store);
-        const health = writer?.health === "diverged" ? "diverged" : status.health;
+        const writer = await writerHealth(opened);
+        const health: Health = writer?.health === "diverged" ? "diverged" : status.health;
         return { url, health, status, writer };
-      } finally {
-        await replica.close();
-      }
-    } finally {
-      await store.close();
-    }
+      },
+      async () => {
+        abandoned = true;
+        await opened.close();
+        await replica?.close();
+      },
+    );
   } catch (err) {
     const code = (err as { code?: unknown } | null)?.code;
     return {
@@ -78,17 +88,25 @@ async function inspect(url: string): Promise<Outcome> {
         code: typeof code === "string" ? code : undefined,
       },
     };
+  } finally {
+    await replica?.close();
+    await store?.close();
   }
 }
 
 /** The head's `writer` field (null when absent, or when there is no pagecast head). */
 async function writerHealth(store: ObjectStore): Promise<HeadWriterHealth | null> {
   try {
-    const res = await store.get(HEAD_OBJECT_KEY);
-    if (res.notModified) return null;
-    return parseHeadObject(res.body).writer ?? null;
+    const read = await readHeadObject(store);
+    return read.notModified ? null : (read.head.writer ?? null);
   } catch (err) {
-    if (err instanceof NotFoundError) return null;
+    // No head, or one this version cannot parse (the replica reads the LTX files then).
+    if (
+      err instanceof NotFoundError ||
+      (err as { code?: unknown }).code === "HEAD_OBJECT_INVALID"
+    ) {
+      return null;
+    }
     throw err;
   }
 }
@@ -157,10 +175,11 @@ function table(rows: string[][]): string {
 
 /** `pagecast status`: exit 0 when every replica opened, 1 otherwise. */
 export const status: CliCommand = async (argv, io) => {
-  const args = parseArgs(argv, { json: "boolean" });
+  const args = parseArgs(argv, { json: "boolean", ...TIMEOUT_FLAG });
   const urls = expectPositionals(args, ["<url>"], true);
   if (urls.length === 0) throw new UsageError("missing <url>");
-  const outcomes = await Promise.all(urls.map(inspect));
+  const timeoutMs = readTimeout(args.flags);
+  const outcomes = await Promise.all(urls.map((url) => inspect(url, io, timeoutMs)));
   if (args.flags.json) {
     io.stdout(`${JSON.stringify(outcomes, null, 2)}\n`);
   } else {

@@ -95,6 +95,7 @@ export class Publisher {
   inflight: Upload | undefined;
   /** The storage request under way (watched for failures and stalls). */
   #op: { what: string; bytes: number; since: number; errors: number } | undefined;
+  readonly #unsubscribe: (() => void) | undefined;
   headDirty = false;
   #headUncertain = false;
   readonly #events: [string, unknown][] = [];
@@ -110,6 +111,13 @@ export class Publisher {
     this.#d = deps;
     this.generation = generation;
     this.outage = new StorageOutage(deps.log, deps.syncInterval, deps.outageRetryMaxDelay);
+    // Stores that report failed attempts as they happen: no wait for the next sync's look.
+    this.#unsubscribe = deps.store.onAttemptFailure?.((f) => {
+      const op = this.#op;
+      if (!op) return;
+      op.errors = deps.store.counters().errors;
+      this.#failing(`attempt ${f.attempt} writing ${op.what} failed (${f.reason})`, Date.now());
+    });
   }
 
   /** Adopts the files found at start (with what the head knows of them). */
@@ -176,7 +184,11 @@ export class Publisher {
     } else if (now - op.since > allowed && this.failingSince === undefined) {
       problem = `writing ${op.what} has taken ${Math.round((now - op.since) / 1000)}s`;
     }
-    if (!problem) return;
+    if (problem) this.#failing(problem, now);
+  }
+
+  /** Storage counts as failing from now (stats, outage-mode capture) while the request goes on. */
+  #failing(problem: string, now: number): void {
     const err = new StoreRequestError(`${this.#d.store.url}: ${problem}`, { retryable: true });
     if (this.failingSince === undefined) this.#d.error(err);
     this.outage.note(err, now);
@@ -391,5 +403,6 @@ export class Publisher {
   /** Releases what an upload that never made it holds (a spool file). */
   dispose(): void {
     if (this.inflight) disposeLtx(this.inflight.enc);
+    this.#unsubscribe?.();
   }
 }
