@@ -34,6 +34,15 @@ export interface FullSnapshot {
   page1: Uint8Array | undefined;
 }
 
+/** Where a snapshot image is read: a capture position, and the TXID and time it is published at. */
+interface SnapshotPosition {
+  cursor: WalCursor;
+  walPages: ReadonlyMap<number, number>;
+  commit: number;
+  txid: number;
+  timestamp: number;
+}
+
 function emptyCursor(): WalCursor {
   return { salt1: 0, salt2: 0, offset: WAL_HEADER_SIZE, checksum1: 0, checksum2: 0 };
 }
@@ -98,13 +107,7 @@ export async function readFullSnapshot(
  */
 export async function readPositionSnapshot(
   files: DatabaseFiles,
-  at: {
-    cursor: WalCursor;
-    walPages: ReadonlyMap<number, number>;
-    commit: number;
-    txid: number;
-    timestamp: number;
-  },
+  at: SnapshotPosition,
 ): Promise<{ enc: UploadableLtx; skeleton: BuiltSkeleton | undefined } | undefined> {
   const { cursor, walPages } = at;
   const { enc, skeleton } = await encode(files, at, undefined);
@@ -123,13 +126,7 @@ export async function readPositionSnapshot(
 /** Encodes the image at `at` (spooled next to the database when large), with its B-tree skeleton. */
 async function encode(
   files: DatabaseFiles,
-  at: {
-    cursor: WalCursor;
-    walPages: ReadonlyMap<number, number>;
-    commit: number;
-    txid: number;
-    timestamp: number;
-  },
+  at: SnapshotPosition,
   checksums: PageChecksums | undefined,
 ): Promise<{ enc: UploadableLtx; skeleton: BuiltSkeleton | undefined }> {
   const { cursor, walPages, commit, txid, timestamp } = at;
