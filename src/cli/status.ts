@@ -1,23 +1,42 @@
 /**
- * `pagecast status <url>... [--json]`: opens each replica (lazily: no page is
- * read) and prints its status as a table (TXID, last commit, lag, health in
- * color on a terminal, cache, requests) or as JSON for scripts.
+ * `pagecast status <url>... [--json] [--timeout 30s]`: opens each replica
+ * (lazily: no page is read) and prints its status as a table (TXID, last
+ * commit, lag, health in color on a terminal, cache, requests) or as JSON for
+ * scripts. Replicas are inspected in parallel, each within `--timeout`.
+ *
+ * Health combines the replica's freshness with what the writer published
+ * about itself in the head object: a writer that detected a divergence (the
+ * replica did not equal the database) shows `diverged` until the snapshot
+ * repairing it is published, whatever the lag.
  */
-import { openNodeStore } from "../storage/open-node-store.js";
-import { openReplica } from "../vfs/replica.js";
+import { type HeadWriterHealth, readHeadObject } from "../layout/index.js";
+import type { ObjectStore } from "../storage/object-store.js";
+import { NotFoundError } from "../storage/store-errors.js";
+import { openReplica, type Replica } from "../vfs/replica.js";
 import type { ReplicaHealth, ReplicaStatus } from "../vfs/replica-core.js";
 import { readSqliteWasm } from "../vfs-node/node-wasm.js";
 import { expectPositionals, parseArgs } from "./args.js";
-import { type CliCommand, UsageError } from "./cli-io.js";
+import { type CliCommand, type CliIo, UsageError } from "./cli-io.js";
+import { openCliStore, readTimeout, TIMEOUT_FLAG, withDeadline } from "./cli-timeout.js";
+
+/** The replica's health, or `diverged` when its writer says the replica does not equal the database. */
+type Health = ReplicaHealth | "diverged";
 
 type Outcome =
-  | { url: string; status: ReplicaStatus }
+  | {
+      url: string;
+      health: Health;
+      status: ReplicaStatus;
+      /** What the writer published about its health in the head (absent: nothing to report). */
+      writer: HeadWriterHealth | null;
+    }
   | { url: string; error: { message: string; code: string | undefined } };
 
-const COLORS: Record<ReplicaHealth, string> = {
+const COLORS: Record<Health, string> = {
   healthy: "\x1b[32m",
   lagging: "\x1b[33m",
   stale: "\x1b[31m",
+  diverged: "\x1b[31m",
   unknown: "\x1b[2m",
 };
 
@@ -35,19 +54,31 @@ function seconds(s: number): string {
   return `${Math.floor(s / 86_400)}d${Math.round((s % 86_400) / 3600)}h`;
 }
 
-async function inspect(url: string): Promise<Outcome> {
+async function inspect(url: string, io: CliIo, timeoutMs: number): Promise<Outcome> {
+  let store: ObjectStore | undefined;
+  let replica: Replica | undefined;
+  let abandoned = false;
   try {
-    const store = await openNodeStore(url);
-    try {
-      const replica = await openReplica({ store, wasm: readSqliteWasm });
-      try {
-        return { url, status: replica.status() };
-      } finally {
-        await replica.close();
-      }
-    } finally {
-      await store.close();
-    }
+    store = await openCliStore(url, io, timeoutMs);
+    const opened = store;
+    return await withDeadline(
+      timeoutMs,
+      `status of ${opened.url}`,
+      () => opened,
+      async () => {
+        replica = await openReplica({ store: opened, wasm: readSqliteWasm });
+        if (abandoned) await replica.close();
+        const status = replica.status();
+        const writer = await writerHealth(opened);
+        const health: Health = writer?.health === "diverged" ? "diverged" : status.health;
+        return { url, health, status, writer };
+      },
+      async () => {
+        abandoned = true;
+        await opened.close();
+        await replica?.close();
+      },
+    );
   } catch (err) {
     const code = (err as { code?: unknown } | null)?.code;
     return {
@@ -57,6 +88,26 @@ async function inspect(url: string): Promise<Outcome> {
         code: typeof code === "string" ? code : undefined,
       },
     };
+  } finally {
+    await replica?.close();
+    await store?.close();
+  }
+}
+
+/** The head's `writer` field (null when absent, or when there is no pagecast head). */
+async function writerHealth(store: ObjectStore): Promise<HeadWriterHealth | null> {
+  try {
+    const read = await readHeadObject(store);
+    return read.notModified ? null : (read.head.writer ?? null);
+  } catch (err) {
+    // No head, or one this version cannot parse (the replica reads the LTX files then).
+    if (
+      err instanceof NotFoundError ||
+      (err as { code?: unknown }).code === "HEAD_OBJECT_INVALID"
+    ) {
+      return null;
+    }
+    throw err;
   }
 }
 
@@ -77,7 +128,7 @@ function row(o: Outcome, now: number, color: boolean): string[] {
   const committed = s.commitTime
     ? `${s.commitTime.toISOString()} (${seconds(Math.max(0, (now - s.commitTime.getTime()) / 1000))} ago)`
     : "-";
-  const health = color ? `${COLORS[s.health]}${s.health}\x1b[0m` : s.health;
+  const health = color ? `${COLORS[o.health]}${o.health}\x1b[0m` : o.health;
   const c = s.cache;
   const lookups = c.hits + c.misses;
   const cache = `${c.entries} pages, ${bytes(c.bytes)}${lookups > 0 ? `, ${Math.round((100 * c.hits) / lookups)}% hits` : ""}`;
@@ -97,7 +148,11 @@ function row(o: Outcome, now: number, color: boolean): string[] {
     health,
     cache,
     `${requests} (${kinds.join(", ")}), ${bytes(received)}`,
-    s.lastError ? `${s.lastError.message}${s.lastError.code ? ` [${s.lastError.code}]` : ""}` : "",
+    s.lastError
+      ? `${s.lastError.message}${s.lastError.code ? ` [${s.lastError.code}]` : ""}`
+      : o.writer?.health === "diverged"
+        ? `writer: ${o.writer.lastDivergence} (repair snapshot pending)`
+        : "",
   ];
 }
 
@@ -120,10 +175,11 @@ function table(rows: string[][]): string {
 
 /** `pagecast status`: exit 0 when every replica opened, 1 otherwise. */
 export const status: CliCommand = async (argv, io) => {
-  const args = parseArgs(argv, { json: "boolean" });
+  const args = parseArgs(argv, { json: "boolean", ...TIMEOUT_FLAG });
   const urls = expectPositionals(args, ["<url>"], true);
   if (urls.length === 0) throw new UsageError("missing <url>");
-  const outcomes = await Promise.all(urls.map(inspect));
+  const timeoutMs = readTimeout(args.flags);
+  const outcomes = await Promise.all(urls.map((url) => inspect(url, io, timeoutMs)));
   if (args.flags.json) {
     io.stdout(`${JSON.stringify(outcomes, null, 2)}\n`);
   } else {

@@ -7,9 +7,12 @@ export {
   HEAD_OBJECT_MAX_FILES,
   type HeadFile,
   type HeadObject,
+  type HeadObjectRead,
   type HeadPage1,
   type HeadSkeleton,
+  type HeadWriterHealth,
   parseHeadObject,
+  readHeadObject,
   serializeHeadObject,
 } from "./head-object.js";
 export { LayoutError } from "./layout-error.js";

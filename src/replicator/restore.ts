@@ -18,13 +18,12 @@ import {
   type LtxHeader,
 } from "../format/index.js";
 import {
-  HEAD_OBJECT_KEY,
   type HeadObject,
   listAllLevels,
-  parseHeadObject,
   planRestoreWithTimes,
   type ReplicaFile,
   type RestoreTarget,
+  readHeadObject,
 } from "../layout/index.js";
 import type { ObjectStore } from "../storage/object-store.js";
 import { openNodeStore } from "../storage/open-node-store.js";
@@ -124,8 +123,8 @@ function resolveTarget(o: RestoreOptions): RestoreTarget | undefined {
 
 async function loadHead(store: ObjectStore): Promise<HeadObject | undefined> {
   try {
-    const res = await store.get(HEAD_OBJECT_KEY);
-    return res.notModified ? undefined : parseHeadObject(res.body);
+    const res = await readHeadObject(store);
+    return res.notModified ? undefined : res.head;
   } catch (err) {
     // A missing head (Litestream replica) or an unreadable one: plan from the listing alone.
     if (err instanceof NotFoundError || (err as { code?: string }).code === "HEAD_OBJECT_INVALID")
