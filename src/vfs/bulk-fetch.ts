@@ -437,7 +437,9 @@ export class BulkFetcher {
     });
     if (mayHydrate) {
       const total = this.#host.versionBytes(version);
-      const fetched = this.#stats.bytes;
+      // Trees the plan will also read whole count now: deciding at the
+      // first tree saves the waves the later ones would take.
+      const fetched = this.#stats.bytes + this.#plannedWholeBytes(version, map, state, root);
       if (
         this.#host.mayAutoHydrate(total) &&
         (total <= SMALL_DATABASE_BYTES || fetched + plan.bytes >= total * MOST_OF_IT) &&
@@ -464,6 +466,36 @@ export class BulkFetcher {
         () => {},
       );
     return true;
+  }
+
+  /**
+   * Bytes of the trees other than `root` that the statement's plan reads
+   * whole (scans, and lookups once per row of an unbounded scan) and that
+   * are not fetched yet.
+   */
+  #plannedWholeBytes(
+    version: ReplicaVersion,
+    map: BtreeMap,
+    state: StatementFetchState,
+    root: number,
+  ): number {
+    const plan = state.plan;
+    if (!plan) return 0;
+    let bytes = 0;
+    for (const [r, use] of plan.trees) {
+      if (r === root || state.trees.get(r)?.whole) continue;
+      const whole =
+        use.access === "scan" ||
+        (use.access === "loop" && (use.eager || use.viaIndex === undefined));
+      if (!whole) continue;
+      const tree = map.tree(r);
+      if (!tree) continue;
+      for (const p of tree.leaves) {
+        const loc = version.index.lookup(p);
+        if (loc && !this.#host.pendingOrCached(loc)) bytes += loc.size;
+      }
+    }
+    return bytes;
   }
 
   /**
