@@ -35,3 +35,9 @@ export {
   skeletonHeaderTXID,
   skeletonKey,
 } from "./skeleton-file.js";
+export {
+  type PlanTargetOptions,
+  planTarget,
+  readHeadObject,
+  type TargetPlan,
+} from "./target-listing.js";

@@ -17,15 +17,7 @@ import {
   LtxDecoder,
   type LtxHeader,
 } from "../format/index.js";
-import {
-  HEAD_OBJECT_KEY,
-  type HeadObject,
-  listAllLevels,
-  parseHeadObject,
-  planRestoreWithTimes,
-  type ReplicaFile,
-  type RestoreTarget,
-} from "../layout/index.js";
+import { planTarget, type RestoreTarget } from "../layout/index.js";
 import type { ObjectStore } from "../storage/object-store.js";
 import { openNodeStore } from "../storage/open-node-store.js";
 import {
@@ -34,7 +26,6 @@ import {
   type RangedDownloadError,
   RangedDownloader,
 } from "../storage/ranged-download.js";
-import { NotFoundError } from "../storage/store-errors.js";
 import { fileApplyTarget } from "./file-apply-target.js";
 import type { ReplicatorLogger } from "./logger.js";
 import { silentLogger } from "./logger.js";
@@ -122,18 +113,6 @@ function resolveTarget(o: RestoreOptions): RestoreTarget | undefined {
   return undefined;
 }
 
-async function loadHead(store: ObjectStore): Promise<HeadObject | undefined> {
-  try {
-    const res = await store.get(HEAD_OBJECT_KEY);
-    return res.notModified ? undefined : parseHeadObject(res.body);
-  } catch (err) {
-    // A missing head (Litestream replica) or an unreadable one: plan from the listing alone.
-    if (err instanceof NotFoundError || (err as { code?: string }).code === "HEAD_OBJECT_INVALID")
-      return undefined;
-    throw err;
-  }
-}
-
 async function fileChecksum(fh: FileHandle, pageSize: number, commit: number): Promise<bigint> {
   const sum = new DatabaseChecksum();
   const batch = Math.max(1, Math.floor((4 << 20) / pageSize));
@@ -185,20 +164,11 @@ export async function restore(
   let fh: FileHandle | undefined;
   let downloader: RangedDownloader | undefined;
   try {
-    const [listed, head] = await Promise.all([listAllLevels(store), loadHead(store)]);
-    // Time targets need commit times: the head's where it has them, else
-    // the files' headers (read as few as a search needs), never upload times.
-    const headTimes = new Map((head?.files ?? []).map((f) => [f.key, f.timestamp]));
-    const files: ReplicaFile[] = listed.map((f) => {
-      const t = headTimes.get(f.key);
-      return t === undefined ? f : { ...f, timestamp: t };
-    });
-    const plan = await planRestoreWithTimes(
-      store,
-      files,
-      target,
-      options.signal ? { signal: options.signal } : {},
-    );
+    // The head and the snapshots, then only the TXID range the head's plan
+    // leaves open: planning takes the same round trips whatever the history's
+    // length. Time targets use commit times (head, LTX headers), never upload times.
+    const plan = await planTarget(store, target, options.signal ? { signal: options.signal } : {});
+    const head = plan.head;
     const bytesTotal = plan.files.reduce((n, f) => n + f.size, 0);
     log.info("restore plan", { files: plan.files.length, txid: plan.txid, bytes: bytesTotal });
 
