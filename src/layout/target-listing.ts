@@ -79,7 +79,10 @@ export async function readHeadObject(
     const res = await store.get(HEAD_OBJECT_KEY, signal ? { signal } : {});
     return res.notModified ? undefined : parseHeadObject(res.body);
   } catch (err) {
-    if (err instanceof NotFoundError) return undefined;
+    // By code too: a store from another copy of pagecast throws its own class.
+    if (err instanceof NotFoundError || (err as { code?: unknown }).code === "STORE_NOT_FOUND") {
+      return undefined;
+    }
     if (err instanceof LayoutError && err.code === "HEAD_OBJECT_INVALID") return undefined;
     throw err;
   }

@@ -10,18 +10,11 @@ import { randomBytes } from "node:crypto";
 import { type FileHandle, open, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import Database from "better-sqlite3";
-import {
-  DatabaseChecksum,
-  hasNoChecksum,
-  LtxApplier,
-  LtxDecoder,
-  type LtxHeader,
-} from "../format/index.js";
+import { DatabaseChecksum, hasNoChecksum, LtxApplier, type LtxHeader } from "../format/index.js";
 import { planTarget, type RestoreTarget } from "../layout/index.js";
 import type { ObjectStore } from "../storage/object-store.js";
 import { openNodeStore } from "../storage/open-node-store.js";
 import {
-  DEFAULT_CHUNK_SIZE,
   DEFAULT_CHUNKS_IN_FLIGHT,
   type RangedDownloadError,
   RangedDownloader,
@@ -29,6 +22,8 @@ import {
 import { fileApplyTarget } from "./file-apply-target.js";
 import type { ReplicatorLogger } from "./logger.js";
 import { silentLogger } from "./logger.js";
+import { defaultDecodeThreads, PageDecodePool } from "./page-decode-pool.js";
+import { PooledLtxDecoder } from "./pooled-ltx-decoder.js";
 import { ReplicatorError } from "./replicator-error.js";
 
 /** Progress of a restore, reported after each applied file. */
@@ -49,11 +44,11 @@ export interface RestoreOptions {
    * Range GETs in flight (default 8), across files: the file being applied is
    * fetched `chunkSize` bytes at a time, several chunks at once, and the next
    * files are prefetched within the same window. Downloaded data held in
-   * memory is at most `concurrency * chunkSize` bytes (64 MiB by default),
+   * memory is at most `concurrency * chunkSize` bytes (32 MiB by default),
    * whatever the database size: see {@link restore} for the whole bound.
    */
   concurrency?: number;
-  /** Bytes per range GET (default 8 MiB). */
+  /** Bytes per range GET (default 4 MiB). */
   chunkSize?: number;
   /** Aborts the downloads; the restore then fails and leaves no file. */
   signal?: AbortSignal;
@@ -62,6 +57,13 @@ export interface RestoreOptions {
    * not yet applied) change; never above `concurrency * chunkSize`. For monitoring.
    */
   onBuffered?: (bytes: number) => void;
+  /**
+   * Threads decompressing and checksumming pages while the main thread
+   * downloads, splits frames and writes (default: one per core, at most 4;
+   * 0 = decode on the main thread). Each holds at most two batches of 1 MiB
+   * of frames and 4 MiB of pages (typically 2 MiB).
+   */
+  decodeThreads?: number;
   /** Run `PRAGMA integrity_check` on the result (default true). */
   integrityCheck?: boolean;
   onProgress?: (p: RestoreProgress) => void;
@@ -83,6 +85,13 @@ export interface RestoreResult {
   /** What the checksum was verified against: the head object, an LTX trailer, or nothing available. */
   checksumVerified: "head" | "trailer" | "none";
 }
+
+/**
+ * Bytes per range GET: large enough to amortise a request, small enough that
+ * the window (and the HTTP client's copies of responses) stay well inside
+ * restore's memory budget alongside the decode threads.
+ */
+const RESTORE_CHUNK_SIZE = 4 << 20;
 
 /** Bytes of page writes coalesced into one file write. */
 const WRITE_BUFFER = 1 << 20;
@@ -130,12 +139,13 @@ async function fileChecksum(fh: FileHandle, pageSize: number, commit: number): P
  *
  * Files stream from the store into the applier (nothing is downloaded whole),
  * so memory does not grow with the database: downloads hold at most
- * `concurrency * chunkSize` bytes (plus one chunk-sized copy inside the LTX
- * decoder where a page straddles two chunks, and a 1 MiB write buffer), and
- * the applier keeps 8 bytes of checksum per page up to 8 Mi pages (larger
- * databases are checksummed by reading the finished file back, in 4 MiB
- * reads). Each page is checksummed once: the decoder derives the page
- * checksum from the same CRC pass that verifies the file checksum.
+ * `concurrency * chunkSize` bytes, page frames are split into batches that
+ * `decodeThreads` threads decompress and checksum in parallel (two batches
+ * in flight per thread, each at most 1 MiB of frames and 4 MiB of pages),
+ * pages are written through a 1 MiB buffer, and the applier keeps 8 bytes of
+ * checksum per page up to 8 Mi pages (larger databases are checksummed by
+ * reading the finished file back, in 4 MiB reads). Each page is checksummed
+ * once: one CRC pass yields both the file checksum and the page checksum.
  * On any failure, including a corrupt or truncated object (typed errors from
  * the LTX decoder or {@link RangedDownloadError}), the temporary file is
  * removed and `outPath` is never created.
@@ -163,6 +173,11 @@ export async function restore(
   );
   let fh: FileHandle | undefined;
   let downloader: RangedDownloader | undefined;
+  const threads = options.decodeThreads ?? defaultDecodeThreads();
+  if (!Number.isSafeInteger(threads) || threads < 0) {
+    throw new ReplicatorError("INVALID_OPTION", "decodeThreads must be an integer >= 0");
+  }
+  const pool = new PageDecodePool(threads);
   try {
     // The head and the snapshots, then only the TXID range the head's plan
     // leaves open: planning takes the same round trips whatever the history's
@@ -178,7 +193,7 @@ export async function restore(
       store,
       plan.files.map((f) => ({ key: f.key, size: f.size })),
       {
-        chunkSize: options.chunkSize ?? DEFAULT_CHUNK_SIZE,
+        chunkSize: options.chunkSize ?? RESTORE_CHUNK_SIZE,
         chunksInFlight: concurrency,
         ...(options.signal ? { signal: options.signal } : {}),
         ...(options.onBuffered ? { onBuffered: options.onBuffered } : {}),
@@ -206,8 +221,9 @@ export async function restore(
       | undefined;
     for (let i = 0; i < plan.files.length; i++) {
       const f = plan.files[i]!;
-      // The applier writes each page out (the target copies it) before asking for the next.
-      const decoder = new LtxDecoder(downloader.chunks(i), { reusePageBuffer: true });
+      // Pages decode on the pool's threads; the applier writes each one out
+      // (the target copies it) before asking for the next.
+      const decoder = new PooledLtxDecoder(downloader.chunks(i), pool);
       let header: LtxHeader;
       try {
         header = await decoder.readHeader();
@@ -311,6 +327,7 @@ export async function restore(
     };
   } finally {
     downloader?.close();
+    await pool.close();
     await fh?.close().catch(() => {});
     await rm(tmp, { force: true });
     await rm(`${tmp}-wal`, { force: true });
