@@ -14,6 +14,7 @@ export {
   type MemoryStoreOptions,
 } from "./storage/memory-store.js";
 export type {
+  AttemptFailure,
   ByteRange,
   GetOptions,
   GetResult,
@@ -25,6 +26,7 @@ export type {
   PutResult,
   RequestKind,
   StoreCounters,
+  StoreHealth,
 } from "./storage/object-store.js";
 export { type OpenStoreOptions, openStore } from "./storage/open-store.js";
 export { type PrefixedStoreOptions, prefixedStore } from "./storage/prefixed-store.js";
@@ -37,10 +39,11 @@ export {
   type RangedObject,
   rangedDownload,
 } from "./storage/ranged-download.js";
-export type { RetryOptions } from "./storage/request-runner.js";
+export { RETRY_DEFAULTS, type RetryOptions } from "./storage/request-runner.js";
 export {
   MAX_PART_SIZE,
   MIN_PART_SIZE,
+  S3_TIMEOUT_DEFAULTS,
   S3Store,
   type S3StoreOptions,
   s3StoreUrl,
@@ -49,10 +52,12 @@ export {
   InvalidStoreArgumentError,
   InvalidStoreUrlError,
   NotFoundError,
+  ObjectTooLargeError,
   PreconditionFailedError,
   StoreAbortedError,
   StoreClosedError,
   StoreRequestError,
+  StoreTimeoutError,
 } from "./storage/store-errors.js";
 export { compareKeys, validateKey } from "./storage/store-keys.js";
 export { parseStoreUrl, type StoreLocation } from "./storage/store-url.js";

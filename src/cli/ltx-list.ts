@@ -1,22 +1,30 @@
 /**
- * `pagecast ltx list <url>`: the LTX files of a replica per level, with TXIDs,
- * sizes and times. For a directory (file://), `--json` also gives each
- * file's path: LTX files sit in Litestream's `ltx/<level>/` layout (or the
- * `%04x/` one of earlier pagecast versions), not at their store keys.
+ * `pagecast ltx list <url> [--json] [--timeout 30s]`: the LTX files of a
+ * replica per level, with TXIDs, sizes and times. For a directory (file://),
+ * `--json` also gives each file's path: LTX files sit in Litestream's
+ * `ltx/<level>/` layout (or the `%04x/` one of earlier pagecast versions),
+ * not at their store keys.
  */
 import { listAllLevels } from "../layout/index.js";
 import { FileStore } from "../storage/file-store.js";
-import { openNodeStore } from "../storage/open-node-store.js";
 import { expectPositionals, parseArgs } from "./args.js";
 import type { CliCommand } from "./cli-io.js";
+import { openCliStore, readTimeout, TIMEOUT_FLAG, withDeadline } from "./cli-timeout.js";
 
 /** `pagecast ltx list`. */
 export const ltxList: CliCommand = async (argv, io) => {
-  const args = parseArgs(argv, { json: "boolean" });
+  const args = parseArgs(argv, { json: "boolean", ...TIMEOUT_FLAG });
   const [url] = expectPositionals(args, ["<url>"]) as [string];
-  const store = await openNodeStore(url);
+  const timeoutMs = readTimeout(args.flags);
+  const store = await openCliStore(url, io, timeoutMs);
   try {
-    const files = await listAllLevels(store);
+    const files = await withDeadline(
+      timeoutMs,
+      `ltx list of ${store.url}`,
+      () => store,
+      () => listAllLevels(store),
+      () => store.close(),
+    );
     if (args.flags.json === true) {
       const rows = [];
       for (const f of files) {

@@ -29,7 +29,7 @@ const COMMANDS: Record<string, CommandEntry> = {
     load: async () => (await import("./ltx-verify.js")).ltxVerify,
   },
   "ltx list": {
-    usage: "pagecast ltx list <url> [--json]",
+    usage: "pagecast ltx list <url> [--json] [--timeout 30s]",
     load: async () => (await import("./ltx-list.js")).ltxList,
   },
   replicate: {
@@ -41,11 +41,11 @@ const COMMANDS: Record<string, CommandEntry> = {
   },
   restore: {
     usage:
-      "pagecast restore <url> <out.db> [--timestamp T | --txid N] [--concurrency N (range GETs in flight)] [--no-integrity-check]",
+      "pagecast restore <url> <out.db> [--timestamp T | --txid N] [--concurrency N (range GETs in flight)] [--no-integrity-check] [--timeout 30s]",
     load: async () => (await import("./restore.js")).restore,
   },
   status: {
-    usage: "pagecast status <url>... [--json]",
+    usage: "pagecast status <url>... [--json] [--timeout 30s]",
     load: async () => (await import("./status.js")).status,
   },
   verify: {
@@ -53,7 +53,7 @@ const COMMANDS: Record<string, CommandEntry> = {
     load: async () => (await import("./verify.js")).verify,
   },
   query: {
-    usage: 'pagecast query <url> "<sql>" [--at <time>|txid:N] [--json]',
+    usage: 'pagecast query <url> "<sql>" [--at <time>|txid:N] [--json] [--timeout 30s]',
     load: async () => (await import("./query.js")).query,
   },
 };

@@ -1,15 +1,15 @@
 /**
- * `pagecast query <url> "<sql>" [--at <time>] [--json]`: runs SQL on a
- * replica straight from storage, fetching only the pages the query touches
- * (never the whole database).
+ * `pagecast query <url> "<sql>" [--at <time>] [--json] [--timeout 30s]`: runs
+ * SQL on a replica straight from storage, fetching only the pages the query
+ * touches (never the whole database), within the `--timeout` deadline.
  */
-import { openNodeStore } from "../storage/open-node-store.js";
-import { openReplica, type ReplicaOptions } from "../vfs/replica.js";
+import { openReplica, type Replica, type ReplicaOptions } from "../vfs/replica.js";
 import type { SqlValue } from "../vfs/replica-connection.js";
 import { readTimeString } from "../vfs/time-string.js";
 import { readSqliteWasm } from "../vfs-node/node-wasm.js";
 import { expectPositionals, parseArgs } from "./args.js";
 import { type CliCommand, UsageError } from "./cli-io.js";
+import { openCliStore, readTimeout, TIMEOUT_FLAG, withDeadline } from "./cli-timeout.js";
 
 /** Parses `--at`: an ISO time with a zone, "N <unit>s ago", or `txid:N` for an exact transaction. */
 function parseAt(text: string): NonNullable<ReplicaOptions["at"]> {
@@ -52,39 +52,55 @@ function textValue(v: SqlValue): string {
 
 /** Runs the query command; returns the exit code. */
 export const query: CliCommand = async (argv, io) => {
-  const args = parseArgs(argv, { at: "string", json: "boolean" });
+  const args = parseArgs(argv, { at: "string", json: "boolean", ...TIMEOUT_FLAG });
   const [url, sql] = expectPositionals(args, ["<url>", "<sql>"]) as [string, string];
   const at = typeof args.flags.at === "string" ? parseAt(args.flags.at) : undefined;
-  const store = await openNodeStore(url);
+  const timeoutMs = readTimeout(args.flags);
+  const store = await openCliStore(url, io, timeoutMs);
+  let replica: Replica | undefined;
+  let abandoned = false;
+  // Closing the store first ends the requests a query waits on; then the replica can close.
+  const abandon = async () => {
+    abandoned = true;
+    await store.close();
+    await replica?.close();
+  };
   try {
-    const replica = await openReplica({
-      store,
-      wasm: readSqliteWasm,
-      ...(at !== undefined ? { at } : {}),
-    });
-    try {
-      const { columns, rows } = await replica.execute(sql);
-      if (args.flags.json) {
-        const out = rows.map((row) =>
-          Object.fromEntries(columns.map((c, i) => [c, jsonValue(row[i] ?? null)])),
-        );
-        io.stdout(`${JSON.stringify(out, null, 2)}\n`);
-      } else if (columns.length > 0) {
-        const lines = [columns.join("|"), ...rows.map((row) => row.map(textValue).join("|"))];
-        io.stdout(`${lines.join("\n")}\n`);
-      }
-      const st = replica.status();
-      if (io.isTTY && !args.flags.json) {
-        const pages = st.requests.page;
-        io.stderr(
-          `-- TXID ${st.txid ?? "?"}; ${pages.requests} page requests, ${pages.bytes} bytes\n`,
-        );
-      }
-      return 0;
-    } finally {
-      await replica.close();
+    const { columns, rows, opened } = await withDeadline(
+      timeoutMs,
+      `query on ${store.url}`,
+      () => store,
+      async () => {
+        const opened = await openReplica({
+          store,
+          wasm: readSqliteWasm,
+          ...(at !== undefined ? { at } : {}),
+        });
+        replica = opened;
+        if (abandoned) await opened.close();
+        return { ...(await opened.execute(sql)), opened };
+      },
+      abandon,
+    );
+    if (args.flags.json) {
+      const out = rows.map((row) =>
+        Object.fromEntries(columns.map((c, i) => [c, jsonValue(row[i] ?? null)])),
+      );
+      io.stdout(`${JSON.stringify(out, null, 2)}\n`);
+    } else if (columns.length > 0) {
+      const lines = [columns.join("|"), ...rows.map((row) => row.map(textValue).join("|"))];
+      io.stdout(`${lines.join("\n")}\n`);
     }
+    const st = opened.status();
+    if (io.isTTY && !args.flags.json) {
+      const pages = st.requests.page;
+      io.stderr(
+        `-- TXID ${st.txid ?? "?"}; ${pages.requests} page requests, ${pages.bytes} bytes\n`,
+      );
+    }
+    return 0;
   } finally {
+    await replica?.close();
     await store.close();
   }
 };

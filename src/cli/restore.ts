@@ -1,12 +1,15 @@
 /**
- * `pagecast restore <url> <out.db> [--timestamp T | --txid N]`: rebuilds a
- * database from a replica (pagecast or Litestream 0.5), with a progress bar
- * on a terminal.
+ * `pagecast restore <url> <out.db> [--timestamp T | --txid N] [--timeout 30s]`:
+ * rebuilds a database from a replica (pagecast or Litestream 0.5), with a
+ * progress bar on a terminal. `--timeout` bounds every wait on storage (a
+ * request with its retries), not the whole restore, which takes as long as
+ * the database's size needs: a dead endpoint fails it in about the timeout.
  */
 import { restore as restoreReplica } from "../replicator/restore.js";
 import { MAX_TIME_MS, readTimeString } from "../vfs/time-string.js";
 import { expectPositionals, integerFlag, parseArgs } from "./args.js";
 import { type CliCommand, UsageError } from "./cli-io.js";
+import { openCliStore, readTimeout, TIMEOUT_FLAG } from "./cli-timeout.js";
 
 function bar(done: number, total: number, width = 30): string {
   const frac = total > 0 ? Math.min(1, done / total) : 1;
@@ -21,6 +24,7 @@ export const restore: CliCommand = async (argv, io) => {
     txid: "string",
     concurrency: "string",
     "no-integrity-check": "boolean",
+    ...TIMEOUT_FLAG,
   });
   const [url, out] = expectPositionals(args, ["<url>", "<out.db>"]) as [string, string];
   const f = args.flags;
@@ -42,18 +46,22 @@ export const restore: CliCommand = async (argv, io) => {
     timestamp = t;
   }
   const txid = f.txid !== undefined ? integerFlag(f, "txid", 0, 1) : undefined;
+  const concurrency = integerFlag(f, "concurrency", 8, 1);
+  const timeoutMs = readTimeout(f);
   const started = Date.now();
-  const result = await restoreReplica(url, out, {
+  const store = await openCliStore(url, io, timeoutMs);
+  const result = await restoreReplica(store, out, {
     ...(txid !== undefined ? { txid } : {}),
     ...(timestamp !== undefined ? { timestamp } : {}),
-    concurrency: integerFlag(f, "concurrency", 8, 1),
+    concurrency,
     integrityCheck: f["no-integrity-check"] !== true,
+    signal: io.signal,
     onProgress: (p) => {
       if (io.isTTY) {
         io.stderr(`\r${bar(p.bytesDone, p.bytesTotal)} ${p.filesDone}/${p.filesTotal} files`);
       }
     },
-  });
+  }).finally(() => store.close());
   if (io.isTTY) io.stderr("\n");
   io.stdout(
     `restored TXID ${result.txid} (${new Date(result.timestamp).toISOString()}) to ${out}: ` +

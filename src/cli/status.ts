@@ -1,14 +1,16 @@
 /**
- * `pagecast status <url>... [--json]`: opens each replica (lazily: no page is
- * read) and prints its status as a table (TXID, last commit, lag, health in
- * color on a terminal, cache, requests) or as JSON for scripts.
+ * `pagecast status <url>... [--json] [--timeout 30s]`: opens each replica
+ * (lazily: no page is read) and prints its status as a table (TXID, last
+ * commit, lag, health in color on a terminal, cache, requests) or as JSON for
+ * scripts. Replicas are inspected in parallel, each within `--timeout`.
  */
-import { openNodeStore } from "../storage/open-node-store.js";
-import { openReplica } from "../vfs/replica.js";
+import type { ObjectStore } from "../storage/object-store.js";
+import { openReplica, type Replica } from "../vfs/replica.js";
 import type { ReplicaHealth, ReplicaStatus } from "../vfs/replica-core.js";
 import { readSqliteWasm } from "../vfs-node/node-wasm.js";
 import { expectPositionals, parseArgs } from "./args.js";
-import { type CliCommand, UsageError } from "./cli-io.js";
+import { type CliCommand, type CliIo, UsageError } from "./cli-io.js";
+import { openCliStore, readTimeout, TIMEOUT_FLAG, withDeadline } from "./cli-timeout.js";
 
 type Outcome =
   | { url: string; status: ReplicaStatus }
@@ -35,19 +37,28 @@ function seconds(s: number): string {
   return `${Math.floor(s / 86_400)}d${Math.round((s % 86_400) / 3600)}h`;
 }
 
-async function inspect(url: string): Promise<Outcome> {
+async function inspect(url: string, io: CliIo, timeoutMs: number): Promise<Outcome> {
+  let store: ObjectStore | undefined;
+  let replica: Replica | undefined;
+  let abandoned = false;
   try {
-    const store = await openNodeStore(url);
-    try {
-      const replica = await openReplica({ store, wasm: readSqliteWasm });
-      try {
+    store = await openCliStore(url, io, timeoutMs);
+    const opened = store;
+    return await withDeadline(
+      timeoutMs,
+      `status of ${opened.url}`,
+      () => opened,
+      async () => {
+        replica = await openReplica({ store: opened, wasm: readSqliteWasm });
+        if (abandoned) await replica.close();
         return { url, status: replica.status() };
-      } finally {
-        await replica.close();
-      }
-    } finally {
-      await store.close();
-    }
+      },
+      async () => {
+        abandoned = true;
+        await opened.close();
+        await replica?.close();
+      },
+    );
   } catch (err) {
     const code = (err as { code?: unknown } | null)?.code;
     return {
@@ -57,6 +68,9 @@ async function inspect(url: string): Promise<Outcome> {
         code: typeof code === "string" ? code : undefined,
       },
     };
+  } finally {
+    await replica?.close();
+    await store?.close();
   }
 }
 
@@ -120,10 +134,11 @@ function table(rows: string[][]): string {
 
 /** `pagecast status`: exit 0 when every replica opened, 1 otherwise. */
 export const status: CliCommand = async (argv, io) => {
-  const args = parseArgs(argv, { json: "boolean" });
+  const args = parseArgs(argv, { json: "boolean", ...TIMEOUT_FLAG });
   const urls = expectPositionals(args, ["<url>"], true);
   if (urls.length === 0) throw new UsageError("missing <url>");
-  const outcomes = await Promise.all(urls.map(inspect));
+  const timeoutMs = readTimeout(args.flags);
+  const outcomes = await Promise.all(urls.map((url) => inspect(url, io, timeoutMs)));
   if (args.flags.json) {
     io.stdout(`${JSON.stringify(outcomes, null, 2)}\n`);
   } else {

@@ -11,12 +11,14 @@ import { existsSync } from "node:fs";
 import Database from "better-sqlite3";
 import { PagecastError } from "../errors.js";
 import type { ObjectStore } from "../storage/object-store.js";
-import { openNodeStore } from "../storage/open-node-store.js";
+import { formatDuration } from "../storage/request-runner.js";
+import { StoreClosedError } from "../storage/store-errors.js";
 import { openReplica, type Replica } from "../vfs/replica.js";
 import { ReplicaQueryError } from "../vfs/replica-error.js";
 import { readSqliteWasm } from "../vfs-node/node-wasm.js";
-import { expectPositionals, parseArgs, parseDuration } from "./args.js";
+import { expectPositionals, parseArgs } from "./args.js";
 import type { CliCommand } from "./cli-io.js";
+import { DEADLINE_GRACE_MS, openCliStore, readTimeout } from "./cli-timeout.js";
 
 /** A failure of `pagecast verify` before it could wait (`VERIFY_DB_MISSING`). */
 export class VerifyError extends PagecastError {}
@@ -69,19 +71,34 @@ function describeError(err: unknown): string {
 export const verify: CliCommand = async (argv, io) => {
   const args = parseArgs(argv, { timeout: "string", json: "boolean" });
   const [dbPath, url] = expectPositionals(args, ["<db>", "<url>"]) as [string, string];
-  const timeoutMs =
-    typeof args.flags.timeout === "string" ? parseDuration(args.flags.timeout, "timeout") : 30_000;
+  const timeoutMs = readTimeout(args.flags);
   const json = args.flags.json === true;
 
   const { token, writtenAt } = writeMarker(dbPath);
-  const deadline = writtenAt + timeoutMs;
+  const deadline = timeoutMs > 0 ? writtenAt + timeoutMs : Number.POSITIVE_INFINITY;
   if (!json) io.stderr(`marker ${token} written to ${dbPath}; waiting for ${url}\n`);
 
   let store: ObjectStore | undefined;
   let replica: Replica | undefined;
   let lastProblem: string | undefined;
+  let hung: string | undefined;
+  // Just after the deadline the store closes: a storage call still waiting ends at once.
+  const stopAt =
+    timeoutMs > 0
+      ? setTimeout(
+          () => {
+            const since = store?.health?.()?.oldestInFlightSince;
+            if (since) {
+              hung = `storage: a request got no answer for ${formatDuration(Date.now() - since.getTime())}`;
+            }
+            void store?.close();
+          },
+          Math.max(0, deadline - Date.now()) + DEADLINE_GRACE_MS,
+        )
+      : undefined;
   try {
-    store = await openNodeStore(url);
+    // Storage operations get what is left of the command's time.
+    store = await openCliStore(url, io, timeoutMs > 0 ? Math.max(1, deadline - Date.now()) : 0);
     while (!io.signal.aborted) {
       try {
         // Lazily: the replica may not exist until the writer's first upload.
@@ -107,13 +124,18 @@ export const verify: CliCommand = async (argv, io) => {
         lastProblem = undefined;
       } catch (err) {
         // Not yet replicated (no table yet), no replica yet, or storage trouble: keep trying.
-        if (!(err instanceof ReplicaQueryError && err.code === "SQLITE_ERROR")) {
+        if (
+          !(err instanceof ReplicaQueryError && err.code === "SQLITE_ERROR") &&
+          !(err instanceof StoreClosedError)
+        ) {
           lastProblem = describeError(err);
         }
       }
       if (Date.now() >= deadline) break;
       await sleep(Math.min(POLL_MS, Math.max(0, deadline - Date.now())), io.signal);
     }
+    const storageError = store?.health?.()?.lastError;
+    lastProblem ??= hung ?? (storageError ? `storage: ${storageError.reason}` : undefined);
     const st = replica?.status();
     const where = st
       ? `the replica is at TXID ${st.txid}${st.commitTime ? ` (committed ${st.commitTime.toISOString()})` : ""}`
@@ -131,7 +153,8 @@ export const verify: CliCommand = async (argv, io) => {
     }
     return 1;
   } finally {
-    await replica?.close();
+    clearTimeout(stopAt);
     await store?.close();
+    await replica?.close();
   }
 };

@@ -15,6 +15,8 @@ import {
   ltxKey,
   maxFrameSize,
 } from "../format/index.js";
+import type { ObjectStore } from "../storage/object-store.js";
+import { ObjectTooLargeError } from "../storage/store-errors.js";
 import { LayoutError } from "./layout-error.js";
 import { SNAPSHOT_LEVEL } from "./replica-files.js";
 import { legacySkeletonKey, SKELETON_MAX_BYTES, skeletonKey } from "./skeleton-file.js";
@@ -362,4 +364,43 @@ export function serializeHeadObject(h: HeadObject): Uint8Array {
   const bytes = serializeHeadObjectUnchecked(h);
   parseHeadObject(bytes);
   return bytes;
+}
+
+/** What {@link readHeadObject} found. */
+export type HeadObjectRead =
+  | { notModified: true }
+  | {
+      notModified: false;
+      head: HeadObject;
+      /** ETag of the head read (for conditional polls and compare-and-swap). */
+      etag: string;
+    };
+
+/**
+ * Reads and parses the head object, downloading at most
+ * {@link HEAD_OBJECT_MAX_BYTES}: a larger object (anyone with write access
+ * can put one there) is refused from its announced size before its body is
+ * read, as `LayoutError(HEAD_OBJECT_INVALID)` whose cause, an
+ * `ObjectTooLargeError`, carries the object's metadata. Throws
+ * `NotFoundError` when there is no head (a Litestream-written replica).
+ */
+export async function readHeadObject(
+  store: ObjectStore,
+  options: { ifNoneMatch?: string; signal?: AbortSignal } = {},
+): Promise<HeadObjectRead> {
+  let res: Awaited<ReturnType<ObjectStore["get"]>>;
+  try {
+    res = await store.get(HEAD_OBJECT_KEY, { ...options, maxBytes: HEAD_OBJECT_MAX_BYTES });
+  } catch (err) {
+    if (err instanceof ObjectTooLargeError) {
+      throw new LayoutError(
+        "HEAD_OBJECT_INVALID",
+        `invalid head object: ${err.size === undefined ? "more than" : err.size} bytes exceeds the ${HEAD_OBJECT_MAX_BYTES}-byte limit (not downloaded)`,
+        { cause: err },
+      );
+    }
+    throw err;
+  }
+  if (res.notModified) return { notModified: true };
+  return { notModified: false, head: parseHeadObject(res.body), etag: res.meta.etag };
 }

@@ -7,9 +7,11 @@ export {
   HEAD_OBJECT_MAX_FILES,
   type HeadFile,
   type HeadObject,
+  type HeadObjectRead,
   type HeadPage1,
   type HeadSkeleton,
   parseHeadObject,
+  readHeadObject,
   serializeHeadObject,
 } from "./head-object.js";
 export { LayoutError } from "./layout-error.js";
@@ -38,6 +40,6 @@ export {
 export {
   type PlanTargetOptions,
   planTarget,
-  readHeadObject,
+  readUsableHead,
   type TargetPlan,
 } from "./target-listing.js";

@@ -31,7 +31,7 @@
 import type { ObjectStore } from "../storage/object-store.js";
 import { NotFoundError } from "../storage/store-errors.js";
 import { planRestoreWithTimes } from "./file-times.js";
-import { HEAD_OBJECT_KEY, type HeadFile, type HeadObject, parseHeadObject } from "./head-object.js";
+import { type HeadFile, type HeadObject, readHeadObject } from "./head-object.js";
 import { LayoutError } from "./layout-error.js";
 import {
   levelPrefix,
@@ -68,16 +68,16 @@ export interface PlanTargetOptions {
 }
 
 /**
- * Reads and parses the head object: `undefined` when there is none (a
- * Litestream replica) or it cannot be used (damaged, or from a newer writer).
+ * The head object, or `undefined` when there is none (a Litestream replica)
+ * or it cannot be used (damaged, too large, or from a newer writer).
  */
-export async function readHeadObject(
+export async function readUsableHead(
   store: ObjectStore,
   signal?: AbortSignal,
 ): Promise<HeadObject | undefined> {
   try {
-    const res = await store.get(HEAD_OBJECT_KEY, signal ? { signal } : {});
-    return res.notModified ? undefined : parseHeadObject(res.body);
+    const res = await readHeadObject(store, signal ? { signal } : {});
+    return res.notModified ? undefined : res.head;
   } catch (err) {
     // By code too: a store from another copy of pagecast throws its own class.
     if (err instanceof NotFoundError || (err as { code?: unknown }).code === "STORE_NOT_FOUND") {
@@ -319,7 +319,7 @@ export async function planTarget(
 ): Promise<TargetPlan> {
   const signal = options.signal;
   const [head, snapshots] = await Promise.all([
-    readHeadObject(options.headStore ?? store, signal),
+    readUsableHead(options.headStore ?? store, signal),
     listLevel(store, SNAPSHOT_LEVEL, signal ? { signal } : {}),
   ]);
   const headTimes = new Map((head?.files ?? []).map((f) => [f.key, f.timestamp]));

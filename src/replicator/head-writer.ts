@@ -5,12 +5,17 @@
  */
 import {
   HEAD_OBJECT_KEY,
+  HEAD_OBJECT_MAX_BYTES,
   type HeadObject,
   parseHeadObject,
   serializeHeadObject,
 } from "../layout/index.js";
 import type { ObjectStore } from "../storage/object-store.js";
-import { NotFoundError, PreconditionFailedError } from "../storage/store-errors.js";
+import {
+  NotFoundError,
+  ObjectTooLargeError,
+  PreconditionFailedError,
+} from "../storage/store-errors.js";
 import { LeaseLostError } from "./replicator-error.js";
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
@@ -29,10 +34,14 @@ export class HeadWriter {
     this.#store = store;
   }
 
-  /** Reads the existing head (if any) to learn its ETag. An unparsable head is replaced. */
+  /**
+   * Reads the existing head (if any) to learn its ETag. An unparsable head is
+   * replaced; so is one over the size limit, which is never downloaded (its
+   * ETag comes from the refusal, or a HEAD request).
+   */
   async load(): Promise<HeadObject | undefined> {
     try {
-      const res = await this.#store.get(HEAD_OBJECT_KEY);
+      const res = await this.#store.get(HEAD_OBJECT_KEY, { maxBytes: HEAD_OBJECT_MAX_BYTES });
       if (res.notModified) return undefined;
       this.#etag = res.meta.etag;
       try {
@@ -43,6 +52,13 @@ export class HeadWriter {
       return this.#current;
     } catch (err) {
       if (err instanceof NotFoundError) return undefined;
+      if (err instanceof ObjectTooLargeError) {
+        const etag = err.meta?.etag || (await this.#store.head(HEAD_OBJECT_KEY))?.etag;
+        if (etag === undefined) return undefined;
+        this.#etag = etag;
+        this.#current = undefined;
+        return undefined;
+      }
       throw err;
     }
   }
@@ -68,7 +84,9 @@ export class HeadWriter {
     } catch (err) {
       if (err instanceof PreconditionFailedError) {
         if (err.ambiguous) {
-          const res = await this.#store.get(HEAD_OBJECT_KEY).catch(() => undefined);
+          const res = await this.#store
+            .get(HEAD_OBJECT_KEY, { maxBytes: HEAD_OBJECT_MAX_BYTES })
+            .catch(() => undefined);
           if (res && !res.notModified && sameBytes(res.body, body)) {
             this.#etag = res.meta.etag;
             this.#current = head;

@@ -16,16 +16,29 @@ export class ReplicatorError extends PagecastError {}
 
 /** Another live writer holds the lease on the replica path. */
 export class LeaseHeldError extends PagecastError {
-  /** The holder's writer id, host and pid, as recorded in the lease. */
+  /**
+   * The holder's writer id, host and pid, as recorded in the lease, and its
+   * `expiresAt` on the holder's own clock.
+   */
   readonly holder: { writerId: string; hostname: string; pid: number; expiresAt: number };
+  /**
+   * How long until the lease lapses unless renewed, as judged on a clock shared
+   * with the holder (same host, or the storage server's); undefined when unknown.
+   */
+  readonly expiresInMs: number | undefined;
 
-  constructor(holder: LeaseHeldError["holder"]) {
+  constructor(holder: LeaseHeldError["holder"], options: { expiresInMs?: number } = {}) {
+    const left = options.expiresInMs;
     super(
       "LEASE_HELD",
       `replica is being written by another replicator (writer ${holder.writerId} on host ` +
-        `${holder.hostname}, pid ${holder.pid}); its lease expires at ${new Date(holder.expiresAt).toISOString()}`,
+        `${holder.hostname}, pid ${holder.pid}); ` +
+        (left === undefined
+          ? "it renewed its lease while this one waited"
+          : `its lease lapses in ${Math.ceil(left / 1000)} s unless renewed`),
     );
     this.holder = holder;
+    this.expiresInMs = left;
   }
 }
 

@@ -77,6 +77,7 @@ import {
   parseLtxStoreKey,
 } from "./file-layout.js";
 import type {
+  AttemptFailure,
   GetOptions,
   GetResult,
   ListOptions,
@@ -86,12 +87,14 @@ import type {
   PutOptions,
   PutResult,
   StoreCounters,
+  StoreHealth,
 } from "./object-store.js";
 import { checkSource } from "./put-stream.js";
 import { RequestRunner, type RetryOptions } from "./request-runner.js";
 import {
   InvalidStoreArgumentError,
   NotFoundError,
+  ObjectTooLargeError,
   PreconditionFailedError,
   StoreAbortedError,
   StoreRequestError,
@@ -100,6 +103,7 @@ import { compareKeys, describeKey, validateKey } from "./store-keys.js";
 import {
   checkBody,
   checkListOptions,
+  checkMaxBytes,
   checkPutOptions,
   DELETE_BATCH_SIZE,
   listStartAfter,
@@ -386,6 +390,7 @@ export class FileStore implements ObjectStore {
   async get(key: string, options: GetOptions = {}): Promise<GetResult> {
     const paths = this.readPaths(key, this.checkKey(key));
     if (options.range) validateRange(options.range);
+    checkMaxBytes(options);
     return this.runner.run(
       "get",
       options.signal,
@@ -400,6 +405,13 @@ export class FileStore implements ObjectStore {
             return { notModified: true };
           }
           const { start, end } = resolveRange(options.range, meta.size);
+          if (options.maxBytes !== undefined && end - start > options.maxBytes) {
+            throw new ObjectTooLargeError(key, {
+              size: end - start,
+              maxBytes: options.maxBytes,
+              meta,
+            });
+          }
           const body = new Uint8Array(end - start);
           let filled = 0;
           while (filled < body.length) {
@@ -896,6 +908,14 @@ export class FileStore implements ObjectStore {
 
   counters(): StoreCounters {
     return this.runner.counters.snapshot();
+  }
+
+  health(): StoreHealth {
+    return this.runner.health();
+  }
+
+  onAttemptFailure(listener: (failure: AttemptFailure) => void): () => void {
+    return this.runner.onAttemptFailure(listener);
   }
 
   async close(): Promise<void> {

@@ -6,6 +6,7 @@
 import { resolveRange, validateRange } from "./byte-range.js";
 import { sameEtag } from "./etag.js";
 import type {
+  AttemptFailure,
   GetOptions,
   GetResult,
   ListOptions,
@@ -15,18 +16,21 @@ import type {
   PutOptions,
   PutResult,
   StoreCounters,
+  StoreHealth,
 } from "./object-store.js";
 import { checkSource, collectChunks } from "./put-stream.js";
 import { RequestRunner, type RetryOptions } from "./request-runner.js";
 import {
   InvalidStoreArgumentError,
   NotFoundError,
+  ObjectTooLargeError,
   PreconditionFailedError,
 } from "./store-errors.js";
 import { validateKey } from "./store-keys.js";
 import {
   checkBody,
   checkListOptions,
+  checkMaxBytes,
   checkPutOptions,
   DELETE_BATCH_SIZE,
   paginateKeys,
@@ -108,6 +112,7 @@ export class MemoryStore implements ObjectStore {
   async get(key: string, options: GetOptions = {}): Promise<GetResult> {
     validateKey(key);
     if (options.range) validateRange(options.range);
+    checkMaxBytes(options);
     return this.runner.run("get", options.signal, async () => {
       const object = this.objects.get(key);
       if (!object) throw new NotFoundError(key);
@@ -115,6 +120,13 @@ export class MemoryStore implements ObjectStore {
         return { notModified: true };
       }
       const { start, end } = resolveRange(options.range, object.body.length);
+      if (options.maxBytes !== undefined && end - start > options.maxBytes) {
+        throw new ObjectTooLargeError(key, {
+          size: end - start,
+          maxBytes: options.maxBytes,
+          meta: copyMeta(object.meta),
+        });
+      }
       const body = object.body.slice(start, end);
       this.runner.counters.received(body.length);
       return { notModified: false, body, meta: copyMeta(object.meta), offset: start };
@@ -197,6 +209,19 @@ export class MemoryStore implements ObjectStore {
 
   counters(): StoreCounters {
     return this.runner.counters.snapshot();
+  }
+
+  health(): StoreHealth {
+    return this.runner.health();
+  }
+
+  onAttemptFailure(listener: (failure: AttemptFailure) => void): () => void {
+    return this.runner.onAttemptFailure(listener);
+  }
+
+  /** The "server" is this process: its clock. */
+  serverTime(): number {
+    return Date.now();
   }
 
   async close(): Promise<void> {

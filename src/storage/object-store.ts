@@ -9,6 +9,7 @@
  * or control character, at most 1024 UTF-8 bytes) and refuses others with
  * `InvalidStoreArgumentError`.
  */
+import type { PagecastError } from "../errors.js";
 
 /** Which part of an object to read. */
 export type ByteRange =
@@ -27,6 +28,13 @@ export interface GetOptions {
    * result is `{ notModified: true }`.
    */
   ifNoneMatch?: string;
+  /**
+   * Most bytes the result's body may hold. A body that would be longer (the
+   * object's size, for a whole-object read) fails with `ObjectTooLargeError`
+   * before it is downloaded, so reading an untrusted object never buffers
+   * more than this. Non-negative integer; default: no limit.
+   */
+  maxBytes?: number;
   signal?: AbortSignal;
 }
 
@@ -106,6 +114,52 @@ export interface StoreCounters {
   retries: number;
 }
 
+/** One failed attempt of a request, reported as it happens (see `ObjectStore.onAttemptFailure`). */
+export interface AttemptFailure {
+  /** The store's location (credential-free). */
+  url: string;
+  kind: RequestKind;
+  /** What was asked, for messages, e.g. `S3 get pagecast-head.json`. */
+  operation: string;
+  /** 1 for the first attempt. */
+  attempt: number;
+  /** Attempts the store allows this request (retries after clock-skew corrections come on top). */
+  maxAttempts: number;
+  /** What the attempt failed with (typed). */
+  error: PagecastError;
+  /** Short cause: `timeout: no data for 10 s`, `HTTP 503 SlowDown`, `network error ECONNREFUSED`. */
+  reason: string;
+  /** Whether another attempt follows, after `delayMs`. */
+  willRetry: boolean;
+  delayMs: number;
+  /** Milliseconds since the request's first attempt started. */
+  elapsedMs: number;
+}
+
+/**
+ * Live health of a store's requests: a failure shows from its first failed
+ * attempt, long before the request's retries are used up.
+ */
+export interface StoreHealth {
+  /**
+   * When the current run of failed attempts began (the first failure after
+   * the last success); `null` while the last finished attempt succeeded.
+   * Definite answers (not found, precondition failed, too large) and
+   * attempts abandoned by the caller are neither failures nor successes.
+   */
+  failingSince: Date | null;
+  /** Failed attempts since the last success. */
+  consecutiveFailures: number;
+  /** The most recent failed attempt (kept after a recovery). */
+  lastError: { message: string; code: string; reason: string; at: Date } | null;
+  /** When an attempt last succeeded. */
+  lastSuccessAt: Date | null;
+  /** Attempts in flight now. */
+  inFlight: number;
+  /** Start of the oldest attempt in flight (a hang shows here before any timeout). */
+  oldestInFlightSince: Date | null;
+}
+
 export interface ObjectStore {
   /** Human-readable location without credentials, e.g. `s3://bucket/prefix`. */
   readonly url: string;
@@ -113,7 +167,8 @@ export interface ObjectStore {
    * Reads an object or a range of it. Throws `NotFoundError` when absent.
    * Failures are typed (`store-errors.ts`): `StoreRequestError` (with
    * `retryable`) after retries are used up, `StoreAbortedError` when
-   * `signal` fires, `InvalidStoreArgumentError` for a malformed key or range.
+   * `signal` fires, `InvalidStoreArgumentError` for a malformed key or range,
+   * `ObjectTooLargeError` when the body would exceed `maxBytes`.
    */
   get(key: string, options?: GetOptions): Promise<GetResult>;
   /** Metadata only; `undefined` when absent. */
@@ -144,6 +199,28 @@ export interface ObjectStore {
   deleteMany(keys: string[], options?: { signal?: AbortSignal }): Promise<void>;
   /** Request/byte counters since creation. */
   counters(): StoreCounters;
-  /** Releases sockets/handles; later calls fail with `StoreClosedError`. */
+  /**
+   * Optional: live health of this store's requests (every built-in backend
+   * and `prefixedStore` have it).
+   */
+  health?(): StoreHealth;
+  /**
+   * Optional: calls `listener` synchronously after every failed attempt, as it
+   * happens (before the backoff of the retry, if any); returns a function
+   * that removes the listener. A listener that throws is ignored.
+   */
+  onAttemptFailure?(listener: (failure: AttemptFailure) => void): () => void;
+  /**
+   * Optional: the storage server's current time (ms since epoch) as this store
+   * estimates it from the server's answers, or `undefined` before it has
+   * seen one. With it, `lastModified` ages are judged on one clock (the
+   * server's) rather than by comparing two hosts' clocks. S3 and memory
+   * stores have it; file stores do not (file times come from the writing host).
+   */
+  serverTime?(): number | undefined;
+  /**
+   * Releases sockets/handles; requests in flight fail with `StoreClosedError`
+   * and later calls fail with it too.
+   */
   close(): Promise<void>;
 }

@@ -3,6 +3,7 @@
  * one bucket or directory, each seeing only its own keys.
  */
 import type {
+  AttemptFailure,
   GetOptions,
   GetResult,
   ListOptions,
@@ -14,7 +15,12 @@ import type {
   StoreCounters,
 } from "./object-store.js";
 import { putStream as streamingPut } from "./put-stream.js";
-import { NotFoundError, PreconditionFailedError, StoreClosedError } from "./store-errors.js";
+import {
+  NotFoundError,
+  ObjectTooLargeError,
+  PreconditionFailedError,
+  StoreClosedError,
+} from "./store-errors.js";
 import { directoryPrefix, validateKey, validatePrefix } from "./store-keys.js";
 import { checkListOptions } from "./store-options.js";
 
@@ -63,6 +69,14 @@ export function prefixedStore(
   const relative = (error: unknown): never => {
     if (error instanceof NotFoundError && error.key.startsWith(base)) {
       throw new NotFoundError(error.key.slice(base.length), { cause: error.cause });
+    }
+    if (error instanceof ObjectTooLargeError && error.key.startsWith(base)) {
+      throw new ObjectTooLargeError(error.key.slice(base.length), {
+        maxBytes: error.maxBytes,
+        ...(error.size !== undefined ? { size: error.size } : {}),
+        ...(error.meta ? { meta: outer(error.meta) } : {}),
+        cause: error.cause,
+      });
     }
     if (error instanceof PreconditionFailedError && error.key.startsWith(base)) {
       throw new PreconditionFailedError(error.key.slice(base.length), {
@@ -114,6 +128,15 @@ export function prefixedStore(
     counters(): StoreCounters {
       return store.counters();
     },
+    // Health and clock are the underlying store's (offered when it has them).
+    ...(typeof store.health === "function" ? { health: () => store.health!() } : {}),
+    ...(typeof store.onAttemptFailure === "function"
+      ? {
+          onAttemptFailure: (listener: (failure: AttemptFailure) => void) =>
+            store.onAttemptFailure!(listener),
+        }
+      : {}),
+    ...(typeof store.serverTime === "function" ? { serverTime: () => store.serverTime!() } : {}),
     async close(): Promise<void> {
       closed = true;
       if (options.ownsStore) await store.close();

@@ -18,6 +18,16 @@
  *   fauxqs) only get the HEAD check, which a racing writer can slip past.
  * - DeleteObjects goes in batches of 1000; if a server refuses the batch call,
  *   the store switches to single deletes for the rest of its life.
+ * - Every wait is bounded: a connect timeout and a socket idle timeout on the
+ *   SDK's HTTP handler, the runner's per-attempt limit and per-operation
+ *   deadline. After a network failure or timeout the idle keep-alive
+ *   connections are dropped, so a retry never rides on a dead socket.
+ * - A request refused for clock skew (`RequestTimeTooSkewed`) is repeated
+ *   once the SDK has taken the server's time offset from the answer, even with
+ *   retries off.
+ * - `get` with `maxBytes` checks the announced length before reading the
+ *   body (and counts bytes when there is none), so a hostile object is refused
+ *   without being downloaded.
  */
 import {
   AbortMultipartUploadCommand,
@@ -38,6 +48,7 @@ import { PagecastError } from "../errors.js";
 import { isEmptyRange, resolveRange, validateRange } from "./byte-range.js";
 import { sameEtag, unquoteEtag } from "./etag.js";
 import type {
+  AttemptFailure,
   ByteRange,
   GetOptions,
   GetResult,
@@ -49,12 +60,20 @@ import type {
   PutResult,
   RequestKind,
   StoreCounters,
+  StoreHealth,
 } from "./object-store.js";
 import { checkSource, PieceReader } from "./put-stream.js";
-import { type AttemptContext, RequestRunner, type RetryOptions } from "./request-runner.js";
+import {
+  type AttemptContext,
+  formatDuration,
+  RequestRunner,
+  type RetryOptions,
+} from "./request-runner.js";
+import { discardBody, readBodyAtMost } from "./response-body.js";
 import {
   InvalidStoreArgumentError,
   NotFoundError,
+  ObjectTooLargeError,
   PreconditionFailedError,
   StoreAbortedError,
   StoreRequestError,
@@ -63,6 +82,7 @@ import { describeKey, directoryPrefix, validateKey, validatePrefix } from "./sto
 import {
   checkBody,
   checkListOptions,
+  checkMaxBytes,
   checkPutOptions,
   DELETE_BATCH_SIZE,
 } from "./store-options.js";
@@ -91,6 +111,25 @@ export interface S3StoreOptions {
   /** A ready client to use instead of building one (not destroyed by `close()`). */
   client?: S3Client;
   retry?: RetryOptions;
+  /**
+   * Longest wait for a TCP (and TLS) connection, in ms (default 5 000; 0
+   * disables). Not applied to a given `client`.
+   */
+  connectTimeoutMs?: number;
+  /**
+   * Longest silence of a connection while a request is in flight (no byte
+   * sent or received), in ms (default 10 000; 0 disables): an endpoint that
+   * accepts connections and never answers fails the attempt after this long;
+   * a silence that starts later in a request may be cut up to 3 s sooner.
+   * Not applied to a given `client`.
+   */
+  idleTimeoutMs?: number;
+  /**
+   * Further settings of the S3 client the store builds (e.g. `requestHandler`,
+   * `userAgentAppId`, `systemClockOffset`); they win over the store's own,
+   * except `maxAttempts` (the store retries itself).
+   */
+  clientConfig?: Partial<S3ClientConfig>;
   /** Bodies larger than this go up as multipart uploads (default 8 MiB). */
   multipartThreshold?: number;
   /** Part size of multipart uploads, 5..8 MiB (default 8 MiB). */
@@ -113,6 +152,22 @@ const RETRYABLE_S3_CODES = new Set([
   "OperationAborted",
   "TimeoutError",
 ]);
+/**
+ * Codes of refusals caused by the client's clock; the SDK corrects its offset
+ * from the answer's time (`$metadata.clockSkewCorrected`).
+ */
+const CLOCK_SKEW_CODES = new Set([
+  "RequestTimeTooSkewed",
+  "RequestExpired",
+  "RequestInTheFuture",
+  "InvalidSignatureException",
+  "SignatureDoesNotMatch",
+  "AuthFailure",
+]);
+/** A change of the SDK's clock offset this large means a request was signed with a wrong time (the SDK's threshold). */
+const CLOCK_SKEW_CORRECTION_MS = 240_000;
+/** Defaults of the connection timeouts (ms). */
+export const S3_TIMEOUT_DEFAULTS = { connectTimeoutMs: 5_000, idleTimeoutMs: 10_000 } as const;
 /** Error codes with which servers refuse the DeleteObjects call itself. */
 const BATCH_DELETE_REFUSED = new Set([
   "NotImplemented",
@@ -128,7 +183,13 @@ interface SdkErrorShape {
   name?: unknown;
   Code?: unknown;
   code?: unknown;
-  $metadata?: { httpStatusCode?: unknown };
+  message?: unknown;
+  $metadata?: { httpStatusCode?: unknown; clockSkewCorrected?: unknown };
+}
+
+/** Node sockets held idle by the SDK's keep-alive agents (feature-detected). */
+interface AgentLike {
+  freeSockets?: Record<string, { destroy?: () => void }[] | undefined>;
 }
 
 /** HTTP status and error code of an SDK or network error, when it has them. */
@@ -162,6 +223,12 @@ function rangeHeader(range: ByteRange): string {
     : `bytes=${range.offset}-${range.offset + range.length - 1}`;
 }
 
+/** Body bytes a ranged get asks for (for its time limits); a whole get learns its size from the answer. */
+function rangeBytes(range: ByteRange | undefined): number | undefined {
+  if (!range) return undefined;
+  return "suffix" in range ? range.suffix : range.length;
+}
+
 /** `bytes 0-99/1234` -> start and total; undefined for anything else (e.g. an unknown total). */
 function parseContentRange(value: string): { start: number; total: number } | undefined {
   const match = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(value.trim());
@@ -171,6 +238,23 @@ function parseContentRange(value: string): { start: number; total: number } | un
   return Number.isSafeInteger(start) && Number.isSafeInteger(total) && start <= total
     ? { start, total }
     : undefined;
+}
+
+/**
+ * The SDK's `socketTimeout` for an idle limit: the Node handler starts a
+ * timeout of 6 s or more only 3 s into the request, so it is given 3 s less
+ * and a request that never hears back fails after `idleMs`, not `idleMs` + 3 s.
+ */
+function sdkSocketTimeout(idleMs: number): number {
+  return idleMs >= 9_000 ? idleMs - 3_000 : Math.min(idleMs, 5_999);
+}
+
+function timeoutOption(name: string, value: number | undefined, fallback: number): number {
+  const ms = value ?? fallback;
+  if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) {
+    throw new InvalidStoreArgumentError(`${name} must be a number of milliseconds >= 0`);
+  }
+  return ms;
 }
 
 /** The canonical, credential-free URL of an S3 location. */
@@ -208,7 +292,11 @@ export class S3Store implements ObjectStore {
   private readonly multipartThreshold: number;
   private readonly partSize: number;
   private readonly partConcurrency: number;
+  private readonly connectTimeoutMs: number;
+  private readonly idleTimeoutMs: number;
   private batchDelete = true;
+  /** Whether any answer came from the server yet (its clock offset is then known). */
+  private answered = false;
 
   constructor(options: S3StoreOptions) {
     if (typeof options.bucket !== "string" || !/^[A-Za-z0-9._-]{1,255}$/.test(options.bucket)) {
@@ -241,7 +329,24 @@ export class S3Store implements ObjectStore {
     if (!Number.isSafeInteger(this.partConcurrency) || this.partConcurrency < 1) {
       throw new InvalidStoreArgumentError("partConcurrency must be a positive integer");
     }
+    this.connectTimeoutMs = timeoutOption(
+      "connectTimeoutMs",
+      options.connectTimeoutMs,
+      S3_TIMEOUT_DEFAULTS.connectTimeoutMs,
+    );
+    this.idleTimeoutMs = timeoutOption(
+      "idleTimeoutMs",
+      options.idleTimeoutMs,
+      S3_TIMEOUT_DEFAULTS.idleTimeoutMs,
+    );
     this.runner = new RequestRunner(() => this.url, options.retry);
+    // A connection that failed one attempt says the idle ones may be dead too
+    // (a dropped NAT entry, a restarted proxy): the retry connects afresh.
+    this.runner.onAttemptFailure((failure) => {
+      if (failure.error instanceof StoreRequestError && failure.error.status === undefined) {
+        this.dropIdleConnections();
+      }
+    });
     if (options.client) {
       this.client = options.client;
       this.ownsClient = false;
@@ -251,9 +356,18 @@ export class S3Store implements ObjectStore {
         ...(options.endpoint ? { endpoint: options.endpoint } : {}),
         forcePathStyle: options.forcePathStyle ?? options.endpoint !== undefined,
         ...(options.credentials ? { credentials: options.credentials } : {}),
-        maxAttempts: 1,
         requestChecksumCalculation: "WHEN_REQUIRED",
         responseChecksumValidation: "WHEN_REQUIRED",
+        // Options, not a handler instance: the runtime's own handler (Node's
+        // http, or fetch in Workers) takes what it understands.
+        requestHandler: {
+          ...(this.connectTimeoutMs > 0 ? { connectionTimeout: this.connectTimeoutMs } : {}),
+          ...(this.idleTimeoutMs > 0
+            ? { socketTimeout: sdkSocketTimeout(this.idleTimeoutMs) }
+            : {}),
+        },
+        ...options.clientConfig,
+        maxAttempts: 1,
       });
       this.ownsClient = true;
     }
@@ -266,27 +380,51 @@ export class S3Store implements ObjectStore {
 
   /** Maps SDK and network errors of `operation` on `key` to typed errors. */
   private mapError(operation: string, key: string) {
-    return (error: unknown): PagecastError => {
+    return (error: unknown, clockMoved = false): PagecastError => {
       if (error instanceof PagecastError) return error;
       const { status, code } = describeSdkError(error);
+      const shape = (typeof error === "object" && error !== null ? error : {}) as SdkErrorShape;
+      // A refusal after which the SDK moved its clock offset by minutes (the
+      // SDK's own flag, or seen around the attempt): a HEAD's refusal has no
+      // body, hence no code, so the offset alone tells.
+      const corrected = clockMoved || shape.$metadata?.clockSkewCorrected === true;
+      const clockSkew =
+        status !== undefined &&
+        status < 500 &&
+        (code === "RequestTimeTooSkewed" ||
+          (corrected && (status === 403 || (code !== undefined && CLOCK_SKEW_CODES.has(code)))));
       const retryable =
         status === undefined ||
+        clockSkew ||
         // 501 Not Implemented will not change by asking again.
         (status >= 500 && status !== 501) ||
         status === 429 ||
         (code !== undefined && RETRYABLE_S3_CODES.has(code));
-      const what = status === undefined ? "network error" : `HTTP ${status}`;
-      const requestId = (error as { $metadata?: { requestId?: unknown } }).$metadata?.requestId;
+      const timeout = status === undefined ? this.timeoutReason(shape, code) : undefined;
+      const reason =
+        timeout ??
+        (status === undefined
+          ? `network error${code ? ` ${code}` : ""}`
+          : `HTTP ${status}${code ? ` ${code}` : ""}${clockSkew ? " (clock skew; corrected from the server's time)" : ""}`);
+      const requestId = shape.$metadata
+        ? (shape.$metadata as { requestId?: unknown }).requestId
+        : undefined;
       const id =
         typeof requestId === "string" && /^[A-Za-z0-9._-]{1,128}$/.test(requestId)
           ? ` (request id ${requestId})`
           : "";
       return new StoreRequestError(
-        `S3 ${operation} ${describeKey(key)} in ${this.url} failed: ${what}${code ? ` ${code}` : ""}${id}`,
+        `S3 ${operation} ${describeKey(key)} in ${this.url} failed: ${reason}${id}`,
         {
           retryable,
+          reason,
+          clockSkew,
           ...(status !== undefined ? { status } : {}),
-          ...(code !== undefined ? { serverCode: code } : {}),
+          ...(timeout !== undefined
+            ? { serverCode: "Timeout" }
+            : code !== undefined
+              ? { serverCode: code }
+              : {}),
           // A server's error object can carry fields such as AWSAccessKeyId or
           // StringToSign; only transport errors (no response) are kept as cause.
           ...(status === undefined ? { cause: error } : {}),
@@ -295,23 +433,90 @@ export class S3Store implements ObjectStore {
     };
   }
 
+  /**
+   * The SDK's own timeout errors (no response), described with the limit
+   * that ran out; their text is the SDK's, never the server's.
+   */
+  private timeoutReason(shape: SdkErrorShape, code: string | undefined): string | undefined {
+    if (shape.name !== "TimeoutError" || (code !== undefined && code !== "TimeoutError")) {
+      return undefined;
+    }
+    const text = typeof shape.message === "string" ? shape.message : "";
+    if (/establish a connection/.test(text)) {
+      return `timeout: no connection within ${formatDuration(this.connectTimeoutMs)}`;
+    }
+    if (/inactivity/.test(text))
+      return `timeout: no data for ${formatDuration(this.idleTimeoutMs)}`;
+    return "timeout";
+  }
+
   private run<T>(
     kind: RequestKind,
     operation: string,
     key: string,
     signal: AbortSignal | undefined,
     attempt: (context: AttemptContext) => Promise<T>,
+    bytes?: number,
   ): Promise<T> {
-    return this.runner.run(kind, signal, attempt, this.mapError(operation, key));
+    return this.runner.run(
+      kind,
+      signal,
+      async (context) => {
+        const offset = this.clockOffset();
+        try {
+          const value = await attempt(context);
+          this.answered = true;
+          return value;
+        } catch (error) {
+          if (describeSdkError(error).status === undefined) throw error;
+          this.answered = true;
+          const moved = Math.abs(this.clockOffset() - offset) >= CLOCK_SKEW_CORRECTION_MS;
+          throw moved ? this.mapError(operation, key)(error, true) : error;
+        }
+      },
+      this.mapError(operation, key),
+      {
+        operation: key === "" ? `S3 ${operation}` : `S3 ${operation} ${describeKey(key)}`,
+        ...(bytes !== undefined ? { bytes } : {}),
+      },
+    );
+  }
+
+  /** Closes the keep-alive connections that sit idle in the SDK's agents (Node only). */
+  private dropIdleConnections(): void {
+    try {
+      const handler = (
+        this.client.config as { requestHandler?: { httpHandlerConfigs?: () => unknown } }
+      ).requestHandler;
+      const config = handler?.httpHandlerConfigs?.() as
+        | { httpAgent?: AgentLike; httpsAgent?: AgentLike }
+        | undefined;
+      for (const agent of [config?.httpAgent, config?.httpsAgent]) {
+        const free = agent?.freeSockets;
+        if (!free || typeof free !== "object") continue;
+        for (const sockets of Object.values(free)) {
+          for (const socket of sockets ?? []) socket?.destroy?.();
+        }
+      }
+    } catch {
+      // Best effort: a handler without agents (fetch) has nothing to drop.
+    }
   }
 
   async get(key: string, options: GetOptions = {}): Promise<GetResult> {
     const objectKey = this.objectKey(key);
     const range = options.range;
     if (range) validateRange(range);
+    checkMaxBytes(options);
     if (isEmptyRange(range)) return this.emptyRead(key, options);
-    const first = await this.run("get", "get", key, options.signal, ({ signal }) =>
-      this.getAttempt(key, objectKey, range, options.ifNoneMatch, signal),
+    const first = await this.run(
+      "get",
+      "get",
+      key,
+      options.signal,
+      (context) =>
+        this.getAttempt(key, objectKey, range, options.ifNoneMatch, options.maxBytes, context),
+      rangeBytes(range),
     );
     if (first !== "unsatisfiable") return first;
     // 416: the range starts past the end, or the server refuses suffixes longer
@@ -323,14 +528,24 @@ export class S3Store implements ObjectStore {
     }
     const { start, end } = resolveRange(range, meta.size);
     if (start === end) return { notModified: false, body: new Uint8Array(0), meta, offset: start };
-    const second = await this.run("get", "get", key, options.signal, ({ signal }) =>
-      this.getAttempt(
-        key,
-        objectKey,
-        { offset: start, length: end - start },
-        options.ifNoneMatch,
-        signal,
-      ),
+    if (options.maxBytes !== undefined && end - start > options.maxBytes) {
+      throw new ObjectTooLargeError(key, { size: end - start, maxBytes: options.maxBytes, meta });
+    }
+    const second = await this.run(
+      "get",
+      "get",
+      key,
+      options.signal,
+      (context) =>
+        this.getAttempt(
+          key,
+          objectKey,
+          { offset: start, length: end - start },
+          options.ifNoneMatch,
+          options.maxBytes,
+          context,
+        ),
+      end - start,
     );
     if (second === "unsatisfiable") {
       throw new StoreRequestError(`S3 get ${describeKey(key)} in ${this.url}: range refused`, {
@@ -357,7 +572,8 @@ export class S3Store implements ObjectStore {
     objectKey: string,
     range: ByteRange | undefined,
     ifNoneMatch: string | undefined,
-    signal: AbortSignal,
+    maxBytes: number | undefined,
+    { signal, expectBytes }: AttemptContext,
   ): Promise<GetResult | "unsatisfiable"> {
     let response: GetObjectCommandOutput;
     try {
@@ -377,7 +593,12 @@ export class S3Store implements ObjectStore {
       if (isNotFound(error)) throw new NotFoundError(key);
       throw error;
     }
-    const raw = response.Body ? await response.Body.transformToByteArray() : new Uint8Array(0);
+    // The body's size is known now: a big one gets the time it needs.
+    const length = response.ContentLength;
+    if (length !== undefined && (maxBytes === undefined || length <= maxBytes)) {
+      expectBytes(length);
+    }
+    const raw = await this.readBody(key, response, maxBytes);
     if (response.ContentLength !== undefined && raw.length !== response.ContentLength) {
       throw new StoreRequestError(
         `S3 get ${describeKey(key)} in ${this.url}: body ended after ${raw.length} of ${response.ContentLength} bytes`,
@@ -416,6 +637,44 @@ export class S3Store implements ObjectStore {
     };
   }
 
+  /**
+   * The response's body; with `maxBytes`, refused from its announced length
+   * before any of it is read (or as soon as it runs over, when no length is
+   * announced).
+   */
+  private async readBody(
+    key: string,
+    response: GetObjectCommandOutput,
+    maxBytes: number | undefined,
+  ): Promise<Uint8Array> {
+    const body = response.Body;
+    if (maxBytes === undefined) return body ? await body.transformToByteArray() : new Uint8Array(0);
+    const tooLarge = (size: number | undefined) => {
+      const total = response.ContentRange ? parseContentRange(response.ContentRange) : undefined;
+      const meta: ObjectMeta | undefined =
+        total || size !== undefined
+          ? {
+              key,
+              size: total?.total ?? size ?? 0,
+              etag: unquoteEtag(response.ETag ?? ""),
+              lastModified: response.LastModified ?? new Date(0),
+            }
+          : undefined;
+      return new ObjectTooLargeError(key, {
+        maxBytes,
+        ...(size !== undefined ? { size } : {}),
+        ...(meta ? { meta } : {}),
+      });
+    };
+    if (response.ContentLength !== undefined && response.ContentLength > maxBytes) {
+      discardBody(body);
+      throw tooLarge(response.ContentLength);
+    }
+    const bytes = await readBodyAtMost(body, maxBytes);
+    if (!bytes) throw tooLarge(undefined);
+    return bytes;
+  }
+
   async head(key: string, options: { signal?: AbortSignal } = {}): Promise<ObjectMeta | undefined> {
     const objectKey = this.objectKey(key);
     return this.run("head", "head", key, options.signal, async ({ signal }) => {
@@ -448,25 +707,32 @@ export class S3Store implements ObjectStore {
     const etag =
       body.length > this.multipartThreshold
         ? await this.putMultipart(key, objectKey, this.bodyParts(body), options, conditions)
-        : await this.run("put", "put", key, options.signal, async ({ signal }) => {
-            this.runner.counters.sent(body.length);
-            try {
-              const response = await this.client.send(
-                new PutObjectCommand({
-                  Bucket: this.bucket,
-                  Key: objectKey,
-                  Body: body,
-                  ContentLength: body.length,
-                  ...(options.contentType ? { ContentType: options.contentType } : {}),
-                  ...conditions,
-                }),
-                { abortSignal: signal },
-              );
-              return response.ETag;
-            } catch (error) {
-              throw this.conditionalFailure(key, options, error);
-            }
-          });
+        : await this.run(
+            "put",
+            "put",
+            key,
+            options.signal,
+            async ({ signal }) => {
+              this.runner.counters.sent(body.length);
+              try {
+                const response = await this.client.send(
+                  new PutObjectCommand({
+                    Bucket: this.bucket,
+                    Key: objectKey,
+                    Body: body,
+                    ContentLength: body.length,
+                    ...(options.contentType ? { ContentType: options.contentType } : {}),
+                    ...conditions,
+                  }),
+                  { abortSignal: signal },
+                );
+                return response.ETag;
+              } catch (error) {
+                throw this.conditionalFailure(key, options, error);
+              }
+            },
+            body.length,
+          );
     return this.putResult(key, etag, options);
   }
 
@@ -629,20 +895,27 @@ export class S3Store implements ObjectStore {
           const piece = await take();
           if (!piece) break;
           const { index, part } = piece;
-          const uploaded = await this.run("put", "upload part", key, stop.signal, ({ signal }) => {
-            this.runner.counters.sent(part.length);
-            return this.client.send(
-              new UploadPartCommand({
-                Bucket: this.bucket,
-                Key: objectKey,
-                UploadId: uploadId,
-                PartNumber: index + 1,
-                Body: part,
-                ContentLength: part.length,
-              }),
-              { abortSignal: signal },
-            );
-          });
+          const uploaded = await this.run(
+            "put",
+            "upload part",
+            key,
+            stop.signal,
+            ({ signal }) => {
+              this.runner.counters.sent(part.length);
+              return this.client.send(
+                new UploadPartCommand({
+                  Bucket: this.bucket,
+                  Key: objectKey,
+                  UploadId: uploadId,
+                  PartNumber: index + 1,
+                  Body: part,
+                  ContentLength: part.length,
+                }),
+                { abortSignal: signal },
+              );
+            },
+            part.length,
+          );
           if (!uploaded.ETag) {
             throw new StoreRequestError(`S3 upload part of ${describeKey(key)}: no ETag`, {
               retryable: false,
@@ -832,6 +1105,28 @@ export class S3Store implements ObjectStore {
 
   counters(): StoreCounters {
     return this.runner.counters.snapshot();
+  }
+
+  health(): StoreHealth {
+    return this.runner.health();
+  }
+
+  onAttemptFailure(listener: (failure: AttemptFailure) => void): () => void {
+    return this.runner.onAttemptFailure(listener);
+  }
+
+  /**
+   * The server's time as the SDK tracks it (from the `Date` of every answer,
+   * and the `ServerTime` of clock-skew refusals); undefined before any answer.
+   */
+  serverTime(): number | undefined {
+    return this.answered ? Date.now() + this.clockOffset() : undefined;
+  }
+
+  /** The SDK's estimate of the server's clock minus this host's, in ms. */
+  private clockOffset(): number {
+    const offset = (this.client.config as { systemClockOffset?: unknown }).systemClockOffset;
+    return typeof offset === "number" && Number.isFinite(offset) ? offset : 0;
   }
 
   async close(): Promise<void> {

@@ -2,7 +2,7 @@
  * Validation of per-call options shared by every backend, so that a bad
  * option is refused the same way whatever the store.
  */
-import type { ListOptions, PutOptions } from "./object-store.js";
+import type { GetOptions, ListOptions, PutOptions } from "./object-store.js";
 import { InvalidStoreArgumentError } from "./store-errors.js";
 import { compareKeys, validatePrefix } from "./store-keys.js";
 
@@ -71,5 +71,13 @@ export function checkPutOptions(options: PutOptions): void {
 export function checkBody(body: Uint8Array): void {
   if (!(body instanceof Uint8Array)) {
     throw new InvalidStoreArgumentError("body must be a Uint8Array");
+  }
+}
+
+/** Checks `options.maxBytes` (a non-negative safe integer when given). */
+export function checkMaxBytes(options: GetOptions): void {
+  const max = options.maxBytes;
+  if (max !== undefined && (typeof max !== "number" || !Number.isSafeInteger(max) || max < 0)) {
+    throw new InvalidStoreArgumentError("maxBytes must be a non-negative integer");
   }
 }

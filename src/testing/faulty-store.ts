@@ -12,6 +12,7 @@
  * caller, and the caller must notice.
  */
 import type {
+  AttemptFailure,
   GetOptions,
   GetResult,
   ListOptions,
@@ -22,10 +23,16 @@ import type {
   PutResult,
   RequestKind,
   StoreCounters,
+  StoreHealth,
 } from "../storage/object-store.js";
 import { putStream } from "../storage/put-stream.js";
 import { abortableDelay } from "../storage/request-runner.js";
-import { PreconditionFailedError, StoreRequestError } from "../storage/store-errors.js";
+import {
+  NotFoundError,
+  PreconditionFailedError,
+  StoreRequestError,
+} from "../storage/store-errors.js";
+import { StoreHealthTracker } from "../storage/store-health.js";
 import { type Prng, prng } from "./prng.js";
 import { TestingError } from "./testing-error.js";
 
@@ -154,6 +161,7 @@ export class FaultyStore implements ObjectStore {
   readonly #flipBit: BitFlipChooser | undefined;
   readonly #logLimit: number;
   readonly #injected: Record<FaultKind, number>;
+  readonly #health = new StoreHealthTracker();
   #requests = 0;
 
   constructor(inner: ObjectStore, options: FaultyStoreOptions) {
@@ -197,7 +205,7 @@ export class FaultyStore implements ObjectStore {
     return this.#requests;
   }
 
-  async get(key: string, options?: GetOptions): Promise<GetResult> {
+  async #get(key: string, options?: GetOptions): Promise<GetResult> {
     const kind = this.#decide("get", key, false);
     await this.#before("get", key, kind, options?.signal);
     const res = await this.#inner.get(key, options);
@@ -229,13 +237,13 @@ export class FaultyStore implements ObjectStore {
     return res;
   }
 
-  async head(key: string, options?: { signal?: AbortSignal }): Promise<ObjectMeta | undefined> {
+  async #head(key: string, options?: { signal?: AbortSignal }): Promise<ObjectMeta | undefined> {
     const kind = this.#decide("head", key, false);
     await this.#before("head", key, kind, options?.signal);
     return this.#inner.head(key, options);
   }
 
-  async put(key: string, body: Uint8Array, options?: PutOptions): Promise<PutResult> {
+  async #put(key: string, body: Uint8Array, options?: PutOptions): Promise<PutResult> {
     const conditional = options?.ifMatch !== undefined || options?.ifNoneMatch !== undefined;
     const kind = this.#decide("put", key, conditional);
     await this.#before("put", key, kind, options?.signal);
@@ -251,11 +259,7 @@ export class FaultyStore implements ObjectStore {
     return res;
   }
 
-  /**
-   * Streams to the inner store (buffering for stores without `putStream`),
-   * with the same faults as `put`: one decision for the whole upload.
-   */
-  async putStream(
+  async #putStream(
     key: string,
     source: AsyncIterable<Uint8Array>,
     options?: PutOptions,
@@ -275,13 +279,13 @@ export class FaultyStore implements ObjectStore {
     return res;
   }
 
-  async list(options?: ListOptions): Promise<ListPage> {
+  async #list(options?: ListOptions): Promise<ListPage> {
     const kind = this.#decide("list", options?.prefix, false);
     await this.#before("list", options?.prefix, kind, options?.signal);
     return this.#inner.list(options);
   }
 
-  async deleteMany(keys: string[], options?: { signal?: AbortSignal }): Promise<void> {
+  async #deleteMany(keys: string[], options?: { signal?: AbortSignal }): Promise<void> {
     const kind = this.#decide("delete", keys[0], false);
     await this.#before("delete", keys[0], kind, options?.signal);
     await this.#inner.deleteMany(keys, options);
@@ -297,8 +301,89 @@ export class FaultyStore implements ObjectStore {
     }
   }
 
+  get(key: string, options?: GetOptions): Promise<GetResult> {
+    return this.#tracked("get", key, () => this.#get(key, options));
+  }
+
+  head(key: string, options?: { signal?: AbortSignal }): Promise<ObjectMeta | undefined> {
+    return this.#tracked("head", key, () => this.#head(key, options));
+  }
+
+  put(key: string, body: Uint8Array, options?: PutOptions): Promise<PutResult> {
+    return this.#tracked("put", key, () => this.#put(key, body, options));
+  }
+
+  /**
+   * Streams to the inner store (buffering for stores without `putStream`),
+   * with the same faults as `put`: one decision for the whole upload.
+   */
+  putStream(
+    key: string,
+    source: AsyncIterable<Uint8Array>,
+    options?: PutOptions,
+  ): Promise<PutResult> {
+    return this.#tracked("put", key, () => this.#putStream(key, source, options));
+  }
+
+  list(options?: ListOptions): Promise<ListPage> {
+    return this.#tracked("list", options?.prefix, () => this.#list(options));
+  }
+
+  deleteMany(keys: string[], options?: { signal?: AbortSignal }): Promise<void> {
+    return this.#tracked("delete", keys[0], () => this.#deleteMany(keys, options));
+  }
+
   counters(): StoreCounters {
     return this.#inner.counters();
+  }
+
+  /**
+   * Health of the requests made through this wrapper, as its callers see
+   * them: one outcome per request (an injected fault, or the inner store's
+   * error once its own retries are used up).
+   */
+  health(): StoreHealth {
+    return this.#health.snapshot();
+  }
+
+  /** Listens to this wrapper's failed requests (see {@link health}). */
+  onAttemptFailure(listener: (failure: AttemptFailure) => void): () => void {
+    return this.#health.onAttemptFailure(listener);
+  }
+
+  serverTime(): number | undefined {
+    return this.#inner.serverTime?.();
+  }
+
+  /** Runs one request, booking its outcome in the wrapper's health. */
+  async #tracked<T>(op: RequestKind, key: string | undefined, run: () => Promise<T>): Promise<T> {
+    const id = this.#health.started();
+    const started = Date.now();
+    try {
+      const value = await run();
+      this.#health.succeeded();
+      return value;
+    } catch (error) {
+      if (error instanceof NotFoundError || error instanceof PreconditionFailedError) {
+        this.#health.succeeded();
+      } else if (error instanceof StoreRequestError) {
+        this.#health.failed({
+          url: this.#inner.url,
+          kind: op,
+          operation: `${op}${key ? ` ${key}` : ""}`,
+          attempt: 1,
+          maxAttempts: 1,
+          error,
+          reason: error.reason,
+          willRetry: false,
+          delayMs: 0,
+          elapsedMs: Date.now() - started,
+        });
+      }
+      throw error;
+    } finally {
+      this.#health.ended(id);
+    }
   }
 
   close(): Promise<void> {

@@ -10,7 +10,6 @@
  * Discovery only plans; the caller reads page indexes and switches versions.
  */
 import {
-  HEAD_OBJECT_KEY,
   type HeadObject,
   type HeadPage1,
   type HeadSkeleton,
@@ -18,11 +17,11 @@ import {
   listAllLevels,
   listLevel,
   MAX_COMPACTION_LEVEL,
-  parseHeadObject,
   planRestore,
   planTarget,
   type ReplicaFile,
   type RestoreTarget,
+  readHeadObject,
   SNAPSHOT_LEVEL,
 } from "../layout/index.js";
 import type { ObjectStore } from "../storage/object-store.js";
@@ -174,11 +173,12 @@ export class Discovery {
     try {
       const conditional = current !== undefined && this.#etag !== undefined;
       const store = conditional ? this.stores.poll : this.stores.head;
-      const res = await store.get(HEAD_OBJECT_KEY, conditional ? { ifNoneMatch: this.#etag! } : {});
+      // Size-checked before download: the head is untrusted.
+      const res = await readHeadObject(store, conditional ? { ifNoneMatch: this.#etag! } : {});
       if (res.notModified) return { kind: "unchanged" };
-      head = parseHeadObject(res.body);
+      head = res.head;
       // Adopted only once the plan is applied: until then the next poll re-reads the head.
-      this.#pendingEtag = res.meta.etag;
+      this.#pendingEtag = res.etag;
     } catch (err) {
       // No head, or one this reader cannot use (damaged, or from a newer
       // writer): the LTX files themselves are the replica, found by LIST.

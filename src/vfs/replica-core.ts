@@ -11,11 +11,13 @@ import { decodeLtx, decodePageFrame, lockPgno } from "../format/index.js";
 import {
   type HeadPage1,
   type HeadSkeleton,
+  LayoutError,
   type RestoreTarget,
   SNAPSHOT_LEVEL,
   skeletonHeaderTXID,
+  skeletonKey,
 } from "../layout/index.js";
-import type { ObjectStore } from "../storage/object-store.js";
+import type { ObjectStore, StoreHealth } from "../storage/object-store.js";
 import { NotFoundError } from "../storage/store-errors.js";
 import { interiorChildren, isInteriorPage, schemaRootPages } from "./btree-page.js";
 import { Discovery, type DiscoveryMode, type DiscoveryResult } from "./discovery.js";
@@ -70,6 +72,11 @@ export interface ReplicaStatus {
   lastError: { message: string; code: string | undefined; at: Date } | null;
   cache: PageCacheStats;
   requests: Record<ReplicaRequestKind, RequestTally>;
+  /**
+   * The store's live health (`failingSince` from the first failed attempt,
+   * last error, requests in flight), or `null` for a store without it.
+   */
+  storage: StoreHealth | null;
 }
 
 /** Options of {@link ReplicaCore}. */
@@ -332,6 +339,7 @@ export class ReplicaCore {
       lastError: this.#lastError ? { ...this.#lastError } : null,
       cache: this.cache.stats(),
       requests: this.stats.snapshot(),
+      storage: this.#options.store.health?.() ?? null,
     };
   }
 
@@ -463,10 +471,21 @@ export class ReplicaCore {
     return {
       snapshot,
       skeleton: skeleton
-        ? quiet(
-            this.#skeletonStore
-              .get(skeleton.key)
-              .then((res) => (res.notModified ? undefined : res.body)),
+        ? this.#skeletonStore.get(skeleton.key, { maxBytes: skeleton.size }).then(
+            (res) => {
+              if (res.notModified) return undefined;
+              if (res.body.length === skeleton.size) return res.body;
+              this.#skeletonProblem(
+                skeleton.key,
+                `${res.body.length} bytes, the head says ${skeleton.size}`,
+              );
+              return undefined;
+            },
+            (err: unknown) => {
+              // Deleted with its snapshot since the head was read: benign.
+              if (!isMissingFile(err)) this.#skeletonProblem(skeleton.key, errorMessage(err), err);
+              return undefined;
+            },
           )
         : undefined,
       page1:
@@ -521,16 +540,29 @@ export class ReplicaCore {
     if (bytes && opening.snapshot) this.#seedSkeleton(index, opening.snapshot, bytes);
   }
 
+  /**
+   * A skeleton that cannot be used is only an optimization lost (pages are
+   * read on demand), but it is reported: it shows in `status().lastError`.
+   */
+  #skeletonProblem(key: string, what: string, cause?: unknown): void {
+    this.#recordError(
+      new LayoutError("SKELETON_INVALID", `skeleton ${key} not used: ${what}`, { cause }),
+    );
+  }
+
   #seedSkeleton(index: PageIndex, snapshot: PlanFile, bytes: Uint8Array): void {
+    const key = skeletonKey(snapshot.maxTXID);
     let skeleton: ReturnType<typeof decodeLtx>;
     try {
       skeleton = decodeLtx(bytes);
-    } catch {
+    } catch (err) {
+      this.#skeletonProblem(key, errorMessage(err), err);
       return;
     }
     const h = skeleton.header;
     const txid = skeletonHeaderTXID(snapshot.maxTXID);
     if (h.pageSize !== index.pageSize || h.minTXID !== txid || h.maxTXID !== txid) {
+      this.#skeletonProblem(key, "its header does not match the snapshot");
       return;
     }
     const frameSizes = new Map(skeleton.pageIndex.map((e) => [e.pgno, e.size]));
@@ -545,7 +577,10 @@ export class ReplicaCore {
       }
       // The same page compressed by the same writer gives the same frame: a
       // different size means this skeleton does not describe this snapshot.
-      if (frameSizes.get(p.pgno) !== loc.size) return;
+      if (frameSizes.get(p.pgno) !== loc.size) {
+        this.#skeletonProblem(key, `page ${p.pgno} differs from the snapshot's`);
+        return;
+      }
       seeds.push([loc, p.data]);
     }
     for (const [loc, page] of seeds) this.cache.set(loc, page);

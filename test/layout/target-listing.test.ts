@@ -18,7 +18,7 @@ import {
   planRestoreWithTimes,
   planTarget,
   type RestoreTarget,
-  readHeadObject,
+  readUsableHead,
   serializeHeadObject,
 } from "../../src/layout/index.js";
 import { MemoryStore } from "../../src/storage/memory-store.js";
@@ -138,7 +138,7 @@ function describePlan(p: { files: { key: string }[]; txid: number; timestamp: nu
 /** What restore planned before: the whole listing, with the head's commit times. */
 async function fullPlan(store: MemoryStore, target: RestoreTarget | undefined) {
   try {
-    const head = await readHeadObject(store);
+    const head = await readUsableHead(store);
     const times = new Map(head?.files.map((f) => [f.key, f.timestamp]) ?? []);
     const files = (await listAllLevels(store)).map((f) => {
       const t = times.get(f.key);

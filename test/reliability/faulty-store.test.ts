@@ -70,6 +70,23 @@ describe("faultyStore", () => {
     }
   });
 
+  test("health shows injected failures as they happen and clears on the next success", async () => {
+    const store = faultyStore(await seeded(), only("slowDown"));
+    const seen: string[] = [];
+    store.onAttemptFailure((f) => seen.push(`${f.operation}: ${f.reason}`));
+    expect(store.health().failingSince).toBeNull();
+    await store.get("k").catch(() => {});
+    await store.list().catch(() => {});
+    expect(seen).toEqual(["get k: HTTP 503 SlowDown", "list: HTTP 503 SlowDown"]);
+    expect(store.health()).toMatchObject({ consecutiveFailures: 2, inFlight: 0 });
+    expect(store.health().failingSince).toBeInstanceOf(Date);
+    store.rate = 0;
+    await store.get("k");
+    expect(store.health()).toMatchObject({ failingSince: null, consecutiveFailures: 0 });
+    expect(store.health().lastError?.reason).toBe("HTTP 503 SlowDown");
+    expect(store.serverTime()).toBeTypeOf("number");
+  });
+
   test("a timeout honours the caller's AbortSignal", async () => {
     const store = faultyStore(await seeded(), { ...only("timeout"), timeoutMs: 60_000 });
     const controller = new AbortController();

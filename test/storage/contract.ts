@@ -8,6 +8,7 @@ import { putStream } from "../../src/storage/put-stream.js";
 import {
   InvalidStoreArgumentError,
   NotFoundError,
+  ObjectTooLargeError,
   PreconditionFailedError,
   StoreAbortedError,
   StoreClosedError,
@@ -619,6 +620,83 @@ export function defineStoreContract(
         store.put("ok", text("x"), { ifNoneMatch: "abc" as "*" }),
       ).rejects.toBeInstanceOf(InvalidStoreArgumentError);
       expect(store.counters().requests.get).toBe(0);
+    });
+
+    test("maxBytes refuses a body over the limit before reading it, typed, with the object's metadata", async () => {
+      const big = patternBytes(256 * 1024, 7);
+      const put = await store.put("limits/big", big);
+      await store.put("limits/small", text("tiny"));
+      await store.put("limits/empty", new Uint8Array(0));
+      const before = store.counters();
+      const error = await store.get("limits/big", { maxBytes: 1024 }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ObjectTooLargeError);
+      expect(error).toMatchObject({
+        code: "STORE_OBJECT_TOO_LARGE",
+        key: "limits/big",
+        size: big.length,
+        maxBytes: 1024,
+      });
+      // The metadata lets a caller replace the object by compare-and-swap without reading it.
+      expect((error as ObjectTooLargeError).meta).toMatchObject({
+        key: "limits/big",
+        size: big.length,
+        etag: put.etag,
+      });
+      const after = store.counters();
+      // A definite answer: not an error, not retried, and the body was not taken in.
+      expect(after.errors - before.errors).toBe(0);
+      expect(after.retries - before.retries).toBe(0);
+      expect(after.bytesIn - before.bytesIn).toBeLessThan(1024);
+      // At or under the limit it reads as usual, for whole objects and ranges.
+      expect(str((await store.get("limits/small", { maxBytes: 4 })).body)).toBe("tiny");
+      expect((await store.get("limits/empty", { maxBytes: 0 })).body).toHaveLength(0);
+      const range = await store.get("limits/big", {
+        range: { offset: 1000, length: 500 },
+        maxBytes: 500,
+      });
+      expect(range.body).toEqual(big.subarray(1000, 1500));
+      expect(
+        (await store.get("limits/big", { range: { suffix: 100 }, maxBytes: 100 })).body,
+      ).toEqual(big.subarray(big.length - 100));
+      // The limit bounds the body asked for, ranges included.
+      await expect(
+        store.get("limits/big", { range: { offset: 0, length: 2000 }, maxBytes: 1999 }),
+      ).rejects.toBeInstanceOf(ObjectTooLargeError);
+      // A conditional read that is not modified has no body to refuse.
+      const current = await store.head("limits/big");
+      expect(
+        (await store.get("limits/big", { ifNoneMatch: current!.etag, maxBytes: 1 })).notModified,
+      ).toBe(true);
+      await expect(store.get("limits/absent", { maxBytes: 1 })).rejects.toBeInstanceOf(
+        NotFoundError,
+      );
+      for (const maxBytes of [-1, 1.5, Number.NaN, "10" as unknown as number]) {
+        await expect(store.get("limits/small", { maxBytes })).rejects.toBeInstanceOf(
+          InvalidStoreArgumentError,
+        );
+      }
+    });
+
+    test("health and attempt-failure listeners are offered and start healthy", async () => {
+      expect(typeof store.health).toBe("function");
+      expect(typeof store.onAttemptFailure).toBe("function");
+      const failures: unknown[] = [];
+      const remove = store.onAttemptFailure!((f) => failures.push(f));
+      await store.put("health/x", text("x"));
+      await store.get("health/absent").catch(() => {});
+      const h = store.health!();
+      expect(h.failingSince).toBeNull();
+      expect(h.consecutiveFailures).toBe(0);
+      expect(h.lastSuccessAt).toBeInstanceOf(Date);
+      expect(h.inFlight).toBe(0);
+      expect(failures).toEqual([]);
+      remove();
+      if (store.serverTime) {
+        const t = store.serverTime();
+        // Every answer so far came from a server within a plausible distance of this clock.
+        expect(t).toBeTypeOf("number");
+        expect(Math.abs(t! - Date.now())).toBeLessThan(15 * 60_000);
+      }
     });
 
     test("an aborted signal stops the operation with StoreAbortedError", async () => {

@@ -126,9 +126,11 @@ describe("RequestRunner", () => {
   });
 
   test("the caller's signal aborts a running attempt and a pending backoff", async () => {
+    // No deadline: a backoff longer than the deadline would end the operation at once.
     const runner = new RequestRunner(() => "memory://t", {
       baseDelayMs: 60_000,
       maxDelayMs: 60_000,
+      operationTimeoutMs: 0,
     });
     const during = new AbortController();
     setTimeout(() => during.abort(), 10);

@@ -137,7 +137,13 @@ describe("S3Store retries", () => {
 
   test("the caller's AbortSignal ends the backoff and the attempt", async () => {
     const s = await setup(() => ({ status: 503, code: "SlowDown" }), {
-      retry: { baseDelayMs: 60_000, maxDelayMs: 60_000, maxAttempts: 5, random: () => 0.99 },
+      retry: {
+        baseDelayMs: 60_000,
+        maxDelayMs: 60_000,
+        maxAttempts: 5,
+        random: () => 0.99,
+        operationTimeoutMs: 0,
+      },
     });
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 50);

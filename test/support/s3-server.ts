@@ -27,3 +27,33 @@ export async function startFauxqs(bucket = "pagecast-test"): Promise<TestS3Serve
     stop: () => server.stop(),
   };
 }
+
+/** Ceph RGW of this machine (PAGECAST_RGW_ENDPOINT), when set: endpoint and credentials. */
+export function rgwServer():
+  | { endpoint: string; credentials: { accessKeyId: string; secretAccessKey: string } }
+  | undefined {
+  const endpoint = process.env.PAGECAST_RGW_ENDPOINT;
+  if (!endpoint) return undefined;
+  return {
+    endpoint,
+    credentials: {
+      accessKeyId: process.env.PAGECAST_RGW_ACCESS_KEY ?? "S3RVER",
+      secretAccessKey: process.env.PAGECAST_RGW_SECRET_KEY ?? "S3RVER",
+    },
+  };
+}
+
+/** Creates `bucket` on an S3 endpoint (path style). */
+export async function createBucket(
+  endpoint: string,
+  bucket: string,
+  credentials: { accessKeyId: string; secretAccessKey: string },
+): Promise<void> {
+  const { CreateBucketCommand, S3Client } = await import("@aws-sdk/client-s3");
+  const client = new S3Client({ endpoint, region: "us-east-1", forcePathStyle: true, credentials });
+  try {
+    await client.send(new CreateBucketCommand({ Bucket: bucket }));
+  } finally {
+    client.destroy();
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * Reading HTTP response bodies of the S3 SDK under a byte limit, in any
+ * runtime: Node hands out an `IncomingMessage`, fetch-based runtimes
+ * (Workers, browsers) a `ReadableStream`. Runtime-agnostic (no `node:` imports).
+ */
+
+interface Destroyable {
+  destroy?: () => void;
+  cancel?: () => Promise<void>;
+}
+
+/**
+ * Drops a body without reading it: Node destroys the stream and with it the
+ * connection (which is thus never reused half-read); a web stream is cancelled.
+ */
+export function discardBody(body: unknown): void {
+  if (typeof body !== "object" || body === null) return;
+  const stream = body as Destroyable;
+  if (typeof stream.destroy === "function") stream.destroy();
+  else if (typeof stream.cancel === "function") stream.cancel().catch(() => {});
+}
+
+async function* chunksOf(body: unknown): AsyncGenerator<Uint8Array> {
+  if (typeof body === "object" && body !== null && Symbol.asyncIterator in body) {
+    for await (const chunk of body as AsyncIterable<Uint8Array | string>) {
+      yield typeof chunk === "string" ? new TextEncoder().encode(chunk) : chunk;
+    }
+    return;
+  }
+  const reader = (body as ReadableStream<Uint8Array>).getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      yield value;
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+/**
+ * The body's bytes when it holds at most `limit` of them; `undefined` (the
+ * rest discarded unread) as soon as it proves longer. Holds at most `limit`
+ * bytes plus one chunk.
+ */
+export async function readBodyAtMost(
+  body: unknown,
+  limit: number,
+): Promise<Uint8Array | undefined> {
+  if (body === undefined || body === null) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const iterator = chunksOf(body);
+  for await (const chunk of iterator) {
+    total += chunk.length;
+    if (total > limit) {
+      discardBody(body);
+      return undefined;
+    }
+    chunks.push(chunk);
+  }
+  // Copied into one plain array: Node hands out Buffers, possibly views of larger memory.
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.length;
+  }
+  return out;
+}
