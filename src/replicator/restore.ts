@@ -26,10 +26,22 @@ import { defaultDecodeThreads, PageDecodePool } from "./page-decode-pool.js";
 import { PooledLtxDecoder } from "./pooled-ltx-decoder.js";
 import { ReplicatorError } from "./replicator-error.js";
 
-/** Progress of a restore, reported after each applied file. */
+/**
+ * Progress of a restore. While files are applied it is reported as their
+ * bytes arrive (every downloaded chunk, a few MiB), and after each file;
+ * then once when a phase without byte progress starts.
+ */
 export interface RestoreProgress {
+  /**
+   * `apply`: downloading, decoding and writing the files; `checksum`: reading
+   * the finished file back for its database checksum (only databases too
+   * large to track while applying); `integrity_check`: SQLite's
+   * `PRAGMA integrity_check` is running (it reports nothing until done).
+   */
+  phase: "apply" | "checksum" | "integrity_check";
   filesDone: number;
   filesTotal: number;
+  /** Bytes of the plan's LTX files downloaded (and handed to the decoder) so far. */
   bytesDone: number;
   bytesTotal: number;
 }
@@ -209,6 +221,24 @@ export async function restore(
     let track: boolean | undefined;
     let applier: LtxApplier | undefined;
     let bytesDone = 0;
+    let filesDone = 0;
+    const progress = (phase: RestoreProgress["phase"]) =>
+      options.onProgress?.({
+        phase,
+        filesDone,
+        filesTotal: plan.files.length,
+        bytesDone,
+        bytesTotal,
+      });
+    /** The chunks of file `i`, counted as they reach the decoder. */
+    async function* counted(i: number): AsyncGenerator<Uint8Array> {
+      for await (const chunk of downloader!.chunks(i)) {
+        bytesDone += chunk.length;
+        progress("apply");
+        yield chunk;
+      }
+    }
+    progress("apply");
     let last:
       | {
           pageSize: number;
@@ -221,9 +251,13 @@ export async function restore(
       | undefined;
     for (let i = 0; i < plan.files.length; i++) {
       const f = plan.files[i]!;
+      const doneBefore = bytesDone;
       // Pages decode on the pool's threads; the applier writes each one out
       // (the target copies it) before asking for the next.
-      const decoder = new PooledLtxDecoder(downloader.chunks(i), pool);
+      const decoder = new PooledLtxDecoder(
+        options.onProgress ? counted(i) : downloader.chunks(i),
+        pool,
+      );
       let header: LtxHeader;
       try {
         header = await decoder.readHeader();
@@ -261,18 +295,15 @@ export async function restore(
         trailerChecksum: hasNoChecksum(result.header) ? null : result.trailer.postApplyChecksum,
         checksum: track ? result.position.checksum : undefined,
       };
-      bytesDone += f.size;
-      options.onProgress?.({
-        filesDone: i + 1,
-        filesTotal: plan.files.length,
-        bytesDone,
-        bytesTotal,
-      });
+      bytesDone = doneBefore + f.size;
+      filesDone = i + 1;
+      progress("apply");
     }
     if (!last) throw new ReplicatorError("RESTORE_FAILED", "restore plan is empty");
     await applyTarget.flush();
     await fh.sync();
 
+    if (last.checksum === undefined) progress("checksum");
     const checksum = last.checksum ?? (await fileChecksum(fh, last.pageSize, last.commit));
     let checksumVerified: RestoreResult["checksumVerified"] = "none";
     if (head && head.txid === plan.txid && head.postApplyChecksum !== null) {
@@ -296,6 +327,7 @@ export async function restore(
     fh = undefined;
 
     if (options.integrityCheck ?? true) {
+      progress("integrity_check");
       const db = new Database(tmp, { fileMustExist: true });
       try {
         const rows = db.pragma("integrity_check") as { integrity_check: string }[];
