@@ -32,11 +32,11 @@ interface Thread {
 const WORKER_URL = new URL("./page-decode-worker.js", import.meta.url);
 
 /**
- * Decode threads used when not told: one per core, at most 4 (the main
- * thread mostly waits on the network and the disk).
+ * Decode threads used when not told: one per core beyond the first (which
+ * the main thread keeps busy with the network, frames and writes), 1 to 4.
  */
 export function defaultDecodeThreads(): number {
-  return Math.max(1, Math.min(4, availableParallelism()));
+  return Math.max(1, Math.min(4, availableParallelism() - 1));
 }
 
 /** A pool of decode threads (or the inline decoder). Close it when done. */

@@ -44,7 +44,7 @@ const BATCH_BYTES = 1 << 20;
 /** Decoded bytes per batch, at most (bounds the frames of a batch of small payloads). */
 const BATCH_PAGE_BYTES = 4 << 20;
 /** Batches in flight per decode thread (at least 2 overall). */
-const BATCHES_PER_THREAD = 4;
+const BATCHES_PER_THREAD = 3;
 const FRAME_PREFIX = LTX_PAGE_HEADER_SIZE + LTX_PAGE_SIZE_PREFIX_SIZE;
 
 function corrupt(message: string): LtxError {

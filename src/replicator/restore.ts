@@ -71,9 +71,9 @@ export interface RestoreOptions {
   onBuffered?: (bytes: number) => void;
   /**
    * Threads decompressing and checksumming pages while the main thread
-   * downloads, splits frames and writes (default: one per core, at most 4;
-   * 0 = decode on the main thread). Each holds at most two batches of 1 MiB
-   * of frames and 4 MiB of pages (typically 2 MiB).
+   * downloads, splits frames and writes (default: one per core beyond the
+   * first, 1 to 4; 0 = decode on the main thread). Each holds at most three
+   * batches of 1 MiB of frames and 4 MiB of pages (typically 2 MiB).
    */
   decodeThreads?: number;
   /** Run `PRAGMA integrity_check` on the result (default true). */
@@ -152,9 +152,10 @@ async function fileChecksum(fh: FileHandle, pageSize: number, commit: number): P
  * Files stream from the store into the applier (nothing is downloaded whole),
  * so memory does not grow with the database: downloads hold at most
  * `concurrency * chunkSize` bytes, page frames are split into batches that
- * `decodeThreads` threads decompress and checksum in parallel (two batches
- * in flight per thread, each at most 1 MiB of frames and 4 MiB of pages),
- * pages are written through a 1 MiB buffer, and the applier keeps 8 bytes of
+ * `decodeThreads` threads decompress and checksum in parallel (three
+ * batches in flight per thread, each at most 1 MiB of frames and 4 MiB of
+ * pages), pages are written through 1 MiB buffers (up to 4 being written
+ * while the next fills), and the applier keeps 8 bytes of
  * checksum per page up to 8 Mi pages (larger databases are checksummed by
  * reading the finished file back, in 4 MiB reads). Each page is checksummed
  * once: one CRC pass yields both the file checksum and the page checksum.
@@ -214,7 +215,8 @@ export async function restore(
 
     fh = await open(tmp, "w+");
     // Coalesced writes: one system call per MiB instead of one per page.
-    const applyTarget = fileApplyTarget(fh, { writeBuffer: WRITE_BUFFER });
+    // Write-behind: pages keep coming while earlier MiBs reach the disk.
+    const applyTarget = fileApplyTarget(fh, { writeBuffer: WRITE_BUFFER, writesInFlight: 4 });
     // The database checksum comes from the page checksums the decoder computes
     // along with each file's checksum (one CRC pass per page), tracked by the
     // applier; only databases too large to track are read back at the end.
