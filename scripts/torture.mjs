@@ -4,7 +4,8 @@
  * suites (issue 7). CI runs the same files with short defaults.
  *
  *   node scripts/torture.mjs [--cases 100000] [--rounds 400] [--seeds 1,2,3,4,5]
- *                            [--kills 210] [--only fuzz|faults|security|crash]
+ *                            [--kills 210] [--seconds 600]
+ *                            [--only fuzz|faults|security|crash|multiprocess]
  *
  * - fuzz: every fuzz suite (test/fuzz/** and test/format/fuzz.test.ts) with
  *   PAGECAST_FUZZ_CASES cases per property (default 100,000).
@@ -17,6 +18,11 @@
  *   with PAGECAST_CRASH_KILLS SIGKILLs of the writer (default 210, 30 per
  *   target phase) and the first seed; the writer child runs dist/ (built by
  *   `npm run torture`) or PAGECAST_DIST. The faults runs leave it out.
+ *
+ * - multiprocess: the multi-process torture (issue 11,
+ *   test/replicator/multi-process-torture.test.ts) for --seconds (default 600):
+ *   the replicator as the CLI daemon and inside an app process, SIGKILLed and
+ *   restarted, writers in other processes; markers missed must be 0.
  *
  * Prints the counts the issue's closing note asks for (faults injected, fuzz
  * cases, wrong answers) and exits non-zero when any run failed. Each run's
@@ -33,6 +39,7 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "400" },
     seeds: { type: "string", default: "1,2,3,4,5" },
     kills: { type: "string", default: "210" },
+    seconds: { type: "string", default: "600" },
     only: { type: "string" },
   },
 });
@@ -41,14 +48,16 @@ const cases = Number(values.cases);
 const rounds = Number(values.rounds);
 const seeds = values.seeds.split(",").map((s) => Number(s.trim()));
 const kills = Number(values.kills);
+const seconds = Number(values.seconds);
 if (
   !(cases >= 1) ||
   !(rounds >= 1) ||
   !(kills >= 1) ||
+  !(seconds >= 10) ||
   seeds.some((s) => !Number.isSafeInteger(s))
 ) {
   console.error(
-    "usage: node scripts/torture.mjs [--cases N] [--rounds N] [--seeds a,b,c] [--kills N] [--only fuzz|faults|security|crash]",
+    "usage: node scripts/torture.mjs [--cases N] [--rounds N] [--seeds a,b,c] [--kills N] [--seconds N] [--only fuzz|faults|security|crash|multiprocess]",
   );
   process.exit(2);
 }
@@ -57,6 +66,7 @@ const logDir = join(".tmp", "torture");
 mkdirSync(logDir, { recursive: true });
 
 const CRASH_TEST = "test/reliability/crash-torture.test.ts";
+const MP_TEST = "test/replicator/multi-process-torture.test.ts";
 
 /** One vitest invocation. */
 function vitest(name, files, env, extraArgs = []) {
@@ -147,6 +157,15 @@ if (want("crash")) {
   );
 }
 
+if (want("multiprocess")) {
+  results.push(
+    await vitest("multiprocess", [MP_TEST], {
+      PAGECAST_MP_SECONDS: String(seconds),
+      PAGECAST_SEED: String(seeds[0]),
+    }),
+  );
+}
+
 /** The crash torture's report line (`[crash-torture] {...}`), when it ran. */
 function crashReport(outputs) {
   for (const out of outputs) {
@@ -160,6 +179,13 @@ const faults = tallyFaults(results.map((r) => r.out));
 const injected = Object.values(faults.totals).reduce((a, b) => a + b, 0);
 const failed = results.filter((r) => r.code !== 0);
 const crash = crashReport(results.map((r) => r.out));
+const mp = (() => {
+  for (const r of results) {
+    const m = /\[mp-torture\] (\{.*\})/.exec(r.out);
+    if (m) return JSON.parse(m[1]);
+  }
+  return undefined;
+})();
 const summary = {
   fuzzCasesPerProperty: want("fuzz") ? cases : 0,
   faultRounds: want("faults") ? rounds : 0,
@@ -173,6 +199,7 @@ const summary = {
   crashRestores: crash ? crash.restores + crash.archiveRestores : 0,
   crashVersionsServed: crash?.versionsServed ?? 0,
   crashWrongAnswers: crash ? crash.wrongAnswers : 0,
+  multiProcess: mp ?? null,
   wrongAnswers: failed.some((r) => /WRONG ANSWER/.test(r.out)) ? "SEE LOGS" : 0,
   failedRuns: failed.map((r) => r.name),
 };
@@ -181,6 +208,7 @@ console.log(JSON.stringify(summary, null, 2));
 // The CLI fuzz and the fault runs print their own counts; keep them in the summary log too.
 for (const r of results) {
   for (const line of r.out.split("\n"))
-    if (/^\[(replica-faults|fault-proxy|cli-fuzz|crash-torture)/.test(line)) console.log(line);
+    if (/^\[(replica-faults|fault-proxy|cli-fuzz|crash-torture|mp-torture)/.test(line))
+      console.log(line);
 }
 process.exit(failed.length === 0 ? 0 : 1);

@@ -145,4 +145,7 @@ export async function run(): Promise<void> {
   };
   const code = await main(process.argv.slice(2), io);
   process.exitCode = code;
+  // The command is done: a stray handle (an idle keep-alive socket, say) must
+  // not keep the process (a daemon told to stop) alive for long.
+  setTimeout(() => process.exit(code), 5000).unref();
 }

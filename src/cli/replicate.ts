@@ -1,6 +1,9 @@
 /**
- * `pagecast replicate <db> <url> [options]`: runs a Replicator until
- * SIGINT/SIGTERM, then makes a final sync and exits.
+ * `pagecast replicate <db> <url> [options]`: a daemon (systemd, Docker,
+ * `nohup`, a Kubernetes sidecar: no terminal, stdin closed). Runs a
+ * Replicator until SIGINT/SIGTERM, then makes a final sync, releases the
+ * lease and exits 0; a lost lease ends it with exit 1. Logs go to stderr,
+ * including storage outages (the replicator keeps retrying and says so).
  */
 import { lineLogger } from "../replicator/logger.js";
 import { Replicator, type ReplicatorOptions } from "../replicator/replicator.js";
@@ -51,24 +54,34 @@ export const replicate: CliCommand = async (argv, io) => {
   };
   const replicator = await Replicator.start(options);
   io.stderr(
-    `replicating ${db} to ${replicator.store.url} (TXID ${replicator.position.txid}); Ctrl-C to stop\n`,
+    `replicating ${db} to ${replicator.store.url} (TXID ${replicator.position.txid}); ` +
+      `${io.isTTY ? "Ctrl-C" : "SIGINT or SIGTERM"} to stop\n`,
   );
   let failure: unknown;
-  await new Promise<void>((resolve) => {
-    if (io.signal.aborted) return resolve();
-    io.signal.addEventListener("abort", () => resolve(), { once: true });
-    // A fatal error (lost lease) ends the command too.
-    replicator.on("error", (err: unknown) => {
-      if ((err as { code?: string }).code === "LEASE_LOST") {
-        failure = err;
-        resolve();
-      }
-    });
-  });
+  // The replicator's timer does not keep a process alive (a library must not
+  // hold its host's process open): the daemon holds the event loop itself,
+  // until the final sync is done.
+  const keepAlive = setInterval(() => {}, 1 << 30);
   try {
-    await replicator.close();
-  } catch (err) {
-    failure ??= err;
+    await new Promise<void>((resolve) => {
+      if (io.signal.aborted) return resolve();
+      io.signal.addEventListener("abort", () => resolve(), { once: true });
+      // A fatal error (lost lease) ends the command too.
+      replicator.on("error", (err: unknown) => {
+        if ((err as { code?: string }).code === "LEASE_LOST") {
+          failure = err;
+          resolve();
+        }
+      });
+    });
+    if (!failure) io.stderr("stopping: final sync\n");
+    try {
+      await replicator.close();
+    } catch (err) {
+      failure ??= err;
+    }
+  } finally {
+    clearInterval(keepAlive);
   }
   if (failure) throw failure;
   const s = replicator.stats();

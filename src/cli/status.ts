@@ -3,8 +3,15 @@
  * (lazily: no page is read) and prints its status as a table (TXID, last
  * commit, lag, health in color on a terminal, cache, requests) or as JSON for
  * scripts. Replicas are inspected in parallel, each within `--timeout`.
+ *
+ * Health combines the replica's freshness with what the writer published
+ * about itself in the head object: a writer that detected a divergence (the
+ * replica did not equal the database) shows `diverged` until the snapshot
+ * repairing it is published, whatever the lag.
  */
+import { type HeadWriterHealth, readHeadObject } from "../layout/index.js";
 import type { ObjectStore } from "../storage/object-store.js";
+import { NotFoundError } from "../storage/store-errors.js";
 import { openReplica, type Replica } from "../vfs/replica.js";
 import type { ReplicaHealth, ReplicaStatus } from "../vfs/replica-core.js";
 import { readSqliteWasm } from "../vfs-node/node-wasm.js";
@@ -12,14 +19,24 @@ import { expectPositionals, parseArgs } from "./args.js";
 import { type CliCommand, type CliIo, UsageError } from "./cli-io.js";
 import { openCliStore, readTimeout, TIMEOUT_FLAG, withDeadline } from "./cli-timeout.js";
 
+/** The replica's health, or `diverged` when its writer says the replica does not equal the database. */
+type Health = ReplicaHealth | "diverged";
+
 type Outcome =
-  | { url: string; status: ReplicaStatus }
+  | {
+      url: string;
+      health: Health;
+      status: ReplicaStatus;
+      /** What the writer published about its health in the head (absent: nothing to report). */
+      writer: HeadWriterHealth | null;
+    }
   | { url: string; error: { message: string; code: string | undefined } };
 
-const COLORS: Record<ReplicaHealth, string> = {
+const COLORS: Record<Health, string> = {
   healthy: "\x1b[32m",
   lagging: "\x1b[33m",
   stale: "\x1b[31m",
+  diverged: "\x1b[31m",
   unknown: "\x1b[2m",
 };
 
@@ -51,7 +68,10 @@ async function inspect(url: string, io: CliIo, timeoutMs: number): Promise<Outco
       async () => {
         replica = await openReplica({ store: opened, wasm: readSqliteWasm });
         if (abandoned) await replica.close();
-        return { url, status: replica.status() };
+        const status = replica.status();
+        const writer = await writerHealth(opened);
+        const health: Health = writer?.health === "diverged" ? "diverged" : status.health;
+        return { url, health, status, writer };
       },
       async () => {
         abandoned = true;
@@ -74,6 +94,23 @@ async function inspect(url: string, io: CliIo, timeoutMs: number): Promise<Outco
   }
 }
 
+/** The head's `writer` field (null when absent, or when there is no pagecast head). */
+async function writerHealth(store: ObjectStore): Promise<HeadWriterHealth | null> {
+  try {
+    const read = await readHeadObject(store);
+    return read.notModified ? null : (read.head.writer ?? null);
+  } catch (err) {
+    // No head, or one this version cannot parse (the replica reads the LTX files then).
+    if (
+      err instanceof NotFoundError ||
+      (err as { code?: unknown }).code === "HEAD_OBJECT_INVALID"
+    ) {
+      return null;
+    }
+    throw err;
+  }
+}
+
 function row(o: Outcome, now: number, color: boolean): string[] {
   if ("error" in o) {
     return [
@@ -91,7 +128,7 @@ function row(o: Outcome, now: number, color: boolean): string[] {
   const committed = s.commitTime
     ? `${s.commitTime.toISOString()} (${seconds(Math.max(0, (now - s.commitTime.getTime()) / 1000))} ago)`
     : "-";
-  const health = color ? `${COLORS[s.health]}${s.health}\x1b[0m` : s.health;
+  const health = color ? `${COLORS[o.health]}${o.health}\x1b[0m` : o.health;
   const c = s.cache;
   const lookups = c.hits + c.misses;
   const cache = `${c.entries} pages, ${bytes(c.bytes)}${lookups > 0 ? `, ${Math.round((100 * c.hits) / lookups)}% hits` : ""}`;
@@ -111,7 +148,11 @@ function row(o: Outcome, now: number, color: boolean): string[] {
     health,
     cache,
     `${requests} (${kinds.join(", ")}), ${bytes(received)}`,
-    s.lastError ? `${s.lastError.message}${s.lastError.code ? ` [${s.lastError.code}]` : ""}` : "",
+    s.lastError
+      ? `${s.lastError.message}${s.lastError.code ? ` [${s.lastError.code}]` : ""}`
+      : o.writer?.health === "diverged"
+        ? `writer: ${o.writer.lastDivergence} (repair snapshot pending)`
+        : "",
   ];
 }
 

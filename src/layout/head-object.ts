@@ -27,6 +27,9 @@ export const HEAD_OBJECT_KEY = "pagecast-head.json";
 /** Most files a head may list (bounds the work a hostile document can cause). */
 export const HEAD_OBJECT_MAX_FILES = 10_000;
 
+/** Longest `writer.lastDivergence` accepted. */
+const WRITER_REASON_MAX = 200;
+
 /** Largest integer field of a head (TXIDs, sizes, timestamps): 16 digits. */
 const MAX_TXID = Number.MAX_SAFE_INTEGER;
 
@@ -65,6 +68,13 @@ function worstCaseHeadBytes(): number {
     files: [],
     skeleton: { key: skeletonKey(n), size: n, txid: n },
     page1: { key, offset: n, size: n },
+    writer: {
+      health: "diverged",
+      divergences: n,
+      lastDivergenceAt: n,
+      // Each character at its longest JSON escape (\u0000: 6 bytes).
+      lastDivergence: "\u0000".repeat(WRITER_REASON_MAX),
+    },
   });
   // One comma between consecutive file entries.
   return top.length + HEAD_OBJECT_MAX_FILES * (file.length + 1) - 1;
@@ -98,6 +108,22 @@ export interface HeadSkeleton {
   size: number;
   /** maxTXID of the snapshot whose pages it holds. */
   txid: number;
+}
+
+/**
+ * The writer's own health (see the replicator's health.ts), present once the
+ * writer that wrote the head detected a divergence: the replica did not
+ * equal the database and a snapshot was (or is being) published to repair it.
+ */
+export interface HeadWriterHealth {
+  /** `diverged` until the repairing snapshot is published, then `ok`. */
+  health: "ok" | "diverged";
+  /** Divergences the writer detected since it started. */
+  divergences: number;
+  /** When the last one was detected (ms since epoch). */
+  lastDivergenceAt: number;
+  /** Why (at most 200 characters). */
+  lastDivergence: string;
 }
 
 /** Where the newest image of page 1 lives: one frame of one of the plan's files. */
@@ -140,6 +166,8 @@ export interface HeadObject {
   skeleton?: HeadSkeleton;
   /** Optional: where page 1's newest image is, so a reader can fetch it with the indexes. */
   page1?: HeadPage1;
+  /** Optional: the writer's health, once it detected a divergence (older writers never write it). */
+  writer?: HeadWriterHealth;
 }
 
 const TOP_KEYS = [
@@ -155,7 +183,8 @@ const TOP_KEYS = [
   "files",
 ] as const;
 /** Fields a head may omit (older writers do). */
-const OPTIONAL_TOP_KEYS = ["skeleton", "page1"] as const;
+const OPTIONAL_TOP_KEYS = ["skeleton", "page1", "writer"] as const;
+const WRITER_KEYS = ["health", "divergences", "lastDivergenceAt", "lastDivergence"] as const;
 const SKELETON_KEYS = ["key", "size", "txid"] as const;
 const PAGE1_KEYS = ["key", "offset", "size"] as const;
 const FILE_KEYS = [
@@ -301,7 +330,24 @@ export function parseHeadObject(bytes: Uint8Array): HeadObject {
   };
   if (doc.skeleton !== undefined) head.skeleton = parseSkeleton(doc.skeleton);
   if (doc.page1 !== undefined) head.page1 = parsePage1(doc.page1, files, pageSize);
+  if (doc.writer !== undefined) head.writer = parseWriter(doc.writer);
   return head;
+}
+
+function parseWriter(v: unknown): HeadWriterHealth {
+  if (!isRecord(v)) throw invalid("writer must be an object");
+  exactKeys(v, WRITER_KEYS, "writer");
+  if (v.health !== "ok" && v.health !== "diverged") {
+    throw invalid('writer.health must be "ok" or "diverged"');
+  }
+  const divergences = int(v.divergences, "writer.divergences", 0, MAX_TXID);
+  const lastDivergenceAt = int(v.lastDivergenceAt, "writer.lastDivergenceAt", 0, MAX_TXID);
+  if (typeof v.lastDivergence !== "string" || v.lastDivergence.length > WRITER_REASON_MAX) {
+    throw invalid(
+      `writer.lastDivergence must be a string of at most ${WRITER_REASON_MAX} characters`,
+    );
+  }
+  return { health: v.health, divergences, lastDivergenceAt, lastDivergence: v.lastDivergence };
 }
 
 function parseSkeleton(v: unknown): HeadSkeleton {
@@ -355,6 +401,16 @@ function serializeHeadObjectUnchecked(h: HeadObject): Uint8Array {
       ? { skeleton: { key: h.skeleton.key, size: h.skeleton.size, txid: h.skeleton.txid } }
       : {}),
     ...(h.page1 ? { page1: { key: h.page1.key, offset: h.page1.offset, size: h.page1.size } } : {}),
+    ...(h.writer
+      ? {
+          writer: {
+            health: h.writer.health,
+            divergences: h.writer.divergences,
+            lastDivergenceAt: h.writer.lastDivergenceAt,
+            lastDivergence: h.writer.lastDivergence,
+          },
+        }
+      : {}),
   };
   return new TextEncoder().encode(JSON.stringify(doc));
 }

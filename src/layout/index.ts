@@ -10,6 +10,7 @@ export {
   type HeadObjectRead,
   type HeadPage1,
   type HeadSkeleton,
+  type HeadWriterHealth,
   parseHeadObject,
   readHeadObject,
   serializeHeadObject,

@@ -63,6 +63,13 @@ export class PageChecksums {
     return pgno < this.#hi.length && this.#hi[pgno] !== 0;
   }
 
+  /** Whether page `pgno`'s recorded checksum is `(h, l)` (an unrecorded page matches nothing). */
+  matches(pgno: number, h: number, l: number): boolean {
+    if (pgno === this.#lock) return true;
+    if (pgno >= this.#hi.length) return false;
+    return this.#hi[pgno] === h >>> 0 && this.#lo[pgno] === l >>> 0 && this.#hi[pgno] !== 0;
+  }
+
   /** Drops pages above `commit` (the database shrank). */
   truncate(commit: number): void {
     for (let p = commit + 1; p < this.#hi.length; p++) {

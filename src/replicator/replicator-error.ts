@@ -6,6 +6,8 @@ import { PagecastError } from "../errors.js";
  * - `WAL_CHANGED`: a WAL frame changed between scanning and reading it (retried as a continuity break).
  * - `DB_NOT_WAL`: the database could not be put into WAL mode.
  * - `DB_MISSING`: the database file does not exist (and `autoRestore` was not asked for).
+ * - `DB_BUSY`: the database could not be opened in WAL mode because another connection held it (retried).
+ * - `DB_UNAVAILABLE`: `sync()` while the database cannot be reopened after it was swapped or removed (retried at every sync).
  * - `REPLICATOR_CLOSED`: the replicator was closed or has stopped after a fatal error.
  * - `REPLICA_CONFLICT`: another writer published to the same path (create-only put or head CAS failed).
  * - `STORAGE_UNAVAILABLE`: `sync()` could not make its transactions durable because storage keeps failing (cause: the store's error); they stay captured and a later sync publishes them.

@@ -3,7 +3,11 @@
  * - `main` takes the write lock (to seal the WAL before a checkpoint) and makes
  *   the tiny "bump" write that re-pins the WAL after one;
  * - `pin` holds the long-running read transaction that stops anybody else from
- *   checkpointing past frames not yet replicated, or restarting the WAL;
+ *   checkpointing past frames not yet replicated, or restarting the WAL. It is
+ *   read-only and closed last: a read-only connection never checkpoints or
+ *   deletes the WAL when it closes, so closing the replicator (say, after
+ *   the database file was swapped behind it) never writes stale WAL frames
+ *   into the database file nor deletes a WAL by name;
  * - `ckpt` runs our checkpoints (a connection in a transaction cannot) and
  *   observes `PRAGMA data_version`, which moves when any other connection commits.
  */
@@ -44,8 +48,8 @@ export class SqliteConnections {
   static open(path: string, busyTimeoutMs: number): SqliteConnections {
     const opened: Db[] = [];
     try {
-      const open = () => {
-        const db = new Database(path, { fileMustExist: true, timeout: busyTimeoutMs });
+      const open = (readonly = false) => {
+        const db = new Database(path, { fileMustExist: true, timeout: busyTimeoutMs, readonly });
         opened.push(db);
         // Our connections never checkpoint on their own; only controlled checkpoints run.
         db.pragma("wal_autocheckpoint = 0");
@@ -59,9 +63,12 @@ export class SqliteConnections {
           `could not switch ${path} to WAL mode (mode is ${String(mode)})`,
         );
       }
+      // A read in WAL mode opens (creating if need be) the WAL file, which the
+      // replicator's descriptors need; it exists as long as connections live.
+      main.prepare("SELECT count(*) FROM sqlite_master").get();
       const pageSize = Number(main.pragma("page_size", { simple: true }));
-      const pin = open();
       const ckpt = open();
+      const pin = open(true);
       return new SqliteConnections(main, pin, ckpt, pageSize);
     } catch (err) {
       for (const db of opened) db.close();
@@ -151,9 +158,13 @@ export class SqliteConnections {
     }
   }
 
-  /** Closes every connection (ending the pin and any lock). */
+  /**
+   * Closes every connection (ending the pin and any lock). The read-only pin
+   * goes last: while it is open the others cannot take the exclusive lock a
+   * closing connection checkpoints under, and it cannot checkpoint itself.
+   */
   close(): void {
-    for (const db of [this.pin, this.main, this.ckpt]) {
+    for (const db of [this.main, this.ckpt, this.pin]) {
       try {
         if (db.inTransaction) db.exec("ROLLBACK");
       } catch {
