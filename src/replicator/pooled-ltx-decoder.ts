@@ -15,7 +15,6 @@
  */
 import { lockPgno } from "../format/checksum.js";
 import {
-  CHECKSUM_FLAG,
   LTX_HEADER_SIZE,
   LTX_INDEX_SIZE_FIELD_SIZE,
   LTX_PAGE_HEADER_SIZE,
@@ -24,16 +23,14 @@ import {
   PAGE_HEADER_FLAG_SIZE,
 } from "../format/constants.js";
 import { Crc64, Crc64Combiner } from "../format/crc64.js";
-import { LtxDecoder, type LtxPage } from "../format/ltx-decoder.js";
+import { checkLtxTrailer, LtxDecoder, type LtxPage } from "../format/ltx-decoder.js";
 import { LtxError, type LtxErrorCode } from "../format/ltx-error.js";
 import {
   decodeLtxHeader,
-  decodeLtxTrailer,
   hasNoChecksum,
   isSnapshotHeader,
   type LtxHeader,
   type LtxTrailer,
-  ltxTrailerProblem,
 } from "../format/ltx-header.js";
 import { lz4CompressBound } from "../format/lz4-block.js";
 import { PageIndexBuilder, type PageIndexEntry, readUvarint } from "../format/page-index.js";
@@ -313,27 +310,12 @@ export class PooledLtxDecoder extends LtxDecoder {
         p + LTX_INDEX_SIZE_FIELD_SIZE,
         p + LTX_INDEX_SIZE_FIELD_SIZE + LTX_TRAILER_SIZE,
       );
-      const header = this.#header!;
-      const trailer = decodeLtxTrailer(tb);
-      const problem = ltxTrailerProblem(trailer, header);
-      if (problem !== undefined) throw corrupt(`invalid LTX trailer: ${problem}`);
-      crc.update(tb, 0, 8);
-      const fileChecksum = crc.value | CHECKSUM_FLAG;
-      if (fileChecksum !== trailer.fileChecksum) {
-        throw new LtxError(
-          "LTX_CHECKSUM_MISMATCH",
-          `file checksum mismatch: trailer ${hex(trailer.fileChecksum)}, computed ${hex(fileChecksum)}`,
-        );
-      }
-      if (this.#track) {
-        const actual = (BigInt((this.#dbHi | 0x80000000) >>> 0) << 32n) | BigInt(this.#dbLo >>> 0);
-        if (actual !== trailer.postApplyChecksum) {
-          throw new LtxError(
-            "LTX_CHECKSUM_MISMATCH",
-            `snapshot post-apply checksum ${hex(trailer.postApplyChecksum)} does not match its pages (${hex(actual)})`,
-          );
-        }
-      }
+      const trailer = checkLtxTrailer(
+        tb,
+        this.#header!,
+        crc,
+        this.#track ? { hi: this.#dbHi, lo: this.#dbLo } : undefined,
+      );
       const end = p + LTX_INDEX_SIZE_FIELD_SIZE + LTX_TRAILER_SIZE;
       if (end !== tail.length) {
         throw corrupt(
@@ -677,8 +659,4 @@ export class PooledLtxDecoder extends LtxDecoder {
       // Closing is best effort.
     }
   }
-}
-
-function hex(v: bigint): string {
-  return v.toString(16).padStart(16, "0");
 }
