@@ -7,11 +7,14 @@
  */
 import { registerNodeSessionContext } from "./router-node/async-session-context.js";
 import { registerNodeFileStores } from "./storage/open-node-store.js";
+import { registerNodeCacheDir } from "./vfs-node/directory-cache.js";
 import { registerNodeSqliteWasm } from "./vfs-node/node-wasm.js";
 
 registerNodeSqliteWasm();
 // openStore, openReplica and time travel accept file:// like the rest of pagecast in Node.
 registerNodeFileStores();
+// `cacheDir` keeps pages in a directory.
+registerNodeCacheDir();
 // Read-your-writes follows async contexts (AsyncLocalStorage) without explicit sessions.
 registerNodeSessionContext();
 
