@@ -247,4 +247,85 @@ describe.each(backends)("timeTravel from a router over a $name replica", (backen
     await live.values("SELECT * FROM items");
     expect(live.status().requests.page.requests).toBe(pagesBefore);
   });
+
+  test("a pinned replica shares the live replica's persistent cache (cacheDir)", async () => {
+    const cacheDir = join(dir, `cache-${Math.random().toString(36).slice(2, 8)}`);
+    const opts = { pollIntervalMs: 0, cacheDir, ...(storeOptions ? { storeOptions } : {}) };
+    const at = { txid: states[0]!.txid };
+    const fetched = (r: Replica) => {
+      const q = r.status().requests;
+      return q.page.requests + q.bulk.requests + q.hydrate.requests;
+    };
+    // A live replica with a cacheDir: its pinned replica fetches the past's pages into it.
+    const first = await openReplica(url, opts);
+    try {
+      const past = await first.pinned(at);
+      expect(past.status().pinned).toBe(true);
+      expect(await past.values("SELECT count(*) FROM items")).toEqual([[400]]);
+      expect((await past.values("SELECT * FROM items")).length).toBe(400);
+      expect(fetched(past)).toBeGreaterThan(0);
+      await past.close();
+      // Closing the pinned replica leaves its live replica (and their store) working.
+      expect(await first.values("SELECT count(*) FROM items")).toEqual([[403]]);
+    } finally {
+      await first.close();
+    }
+    // Another live replica (a fresh process' worth of memory) over the same cacheDir:
+    // its pinned replica reads the past's pages from the directory, not from storage.
+    const second = await openReplica(url, opts);
+    try {
+      const past = await second.pinned(at);
+      try {
+        expect((await past.values("SELECT * FROM items")).length).toBe(400);
+        expect(fetched(past)).toBe(0);
+        expect(past.status().persistentCache?.hits).toBeGreaterThan(0);
+      } finally {
+        await past.close();
+      }
+    } finally {
+      await second.close();
+    }
+  });
+
+  test("a pinned replica reads the pages its live replica hydrated", async () => {
+    const hydrated = await openReplica(url, {
+      pollIntervalMs: 0,
+      hydrate: true,
+      ...(storeOptions ? { storeOptions } : {}),
+    });
+    try {
+      expect((await hydrated.hydrate()).state).toBe("done");
+      // Hydrated pages live beside the page cache, not in it: still shared.
+      const past = await hydrated.pinned({ txid: states.at(-1)!.txid }, { hydrate: false });
+      try {
+        expect((await past.values("SELECT * FROM items")).length).toBe(403);
+        const q = past.status().requests;
+        expect(q.page.requests + q.bulk.requests + q.hydrate.requests).toBe(0);
+      } finally {
+        await past.close();
+      }
+    } finally {
+      await hydrated.close();
+    }
+  });
+
+  test("pinned: bad `at` is a typed error; the store outlives the live replica while a past one is open", async () => {
+    const own = await openReplica(url, {
+      pollIntervalMs: 0,
+      ...(storeOptions ? { storeOptions } : {}),
+    });
+    await expect(own.pinned(undefined)).rejects.toMatchObject({
+      code: "REPLICA_INVALID_ARGUMENT",
+    });
+    await expect(own.pinned("yesterday-ish")).rejects.toMatchObject({
+      code: "REPLICA_INVALID_ARGUMENT",
+    });
+    const past = await own.pinned({ txid: states[1]!.txid }, { hydrate: false });
+    await own.close();
+    await expect(own.pinned({ txid: 1 })).rejects.toMatchObject({ code: "REPLICA_CLOSED" });
+    // The past replica still reads (from storage too: the live replica's cache is gone).
+    expect(await past.values("SELECT count(*) FROM items")).toEqual([[401]]);
+    expect((await past.values("SELECT name FROM items WHERE id = 401"))[0]).toEqual(["new 0"]);
+    await past.close();
+  });
 });
