@@ -395,7 +395,8 @@ export class Replica {
    * fetched serve both, within one `cacheBytes` budget), the same persistent
    * cache and wasm, and pages this replica hydrated. Its `status()` counts
    * its own requests. `options` tune the pinned replica (`connections`,
-   * `concurrency`, `hydrate`...; default: this replica's); `cacheBytes`,
+   * `concurrency`, `hydrate`...; default: this replica's, but no hydration
+   * of its own when this replica has `hydrate: true`); `cacheBytes`,
    * `cacheDir`, `persistentCache`, `wasm` and the store options are this
    * replica's. Closing it leaves this replica untouched; the store closes
    * when the last replica sharing it does.
@@ -409,7 +410,12 @@ export class Replica {
     if (!target) {
       throw new ReplicaError("REPLICA_INVALID_ARGUMENT", "`at` is required for a pinned replica");
     }
-    const settings = readSettings(options, this.#settings);
+    // Pages this replica hydrates serve the pinned one: by default it does not hydrate a copy.
+    const hydrate = options.hydrate ?? (this.#settings.hydrate === true ? false : undefined);
+    const settings = readSettings(
+      hydrate === undefined ? options : { ...options, hydrate },
+      this.#settings,
+    );
     const persistentCache = this.#core.persistentCache;
     const core = new ReplicaCore({
       ...coreOptions(settings),

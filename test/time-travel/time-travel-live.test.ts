@@ -296,11 +296,13 @@ describe.each(backends)("timeTravel from a router over a $name replica", (backen
     try {
       expect((await hydrated.hydrate()).state).toBe("done");
       // Hydrated pages live beside the page cache, not in it: still shared.
-      const past = await hydrated.pinned({ txid: states.at(-1)!.txid }, { hydrate: false });
+      // No hydrate option: a pinned replica of a hydrating one does not hydrate a copy.
+      const past = await hydrated.pinned({ txid: states.at(-1)!.txid });
       try {
         expect((await past.values("SELECT * FROM items")).length).toBe(403);
         const q = past.status().requests;
         expect(q.page.requests + q.bulk.requests + q.hydrate.requests).toBe(0);
+        expect(past.status().hydration.state).toBe("off");
       } finally {
         await past.close();
       }
