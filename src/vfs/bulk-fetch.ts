@@ -178,8 +178,8 @@ export interface BulkFetchStats {
 export interface BulkFetchHost {
   /** A page of `version` if it is in memory (no fetch, no statistics). */
   peek(version: ReplicaVersion, pgno: number): Uint8Array | undefined;
-  /** True when `loc` is cached or on its way. */
-  pendingOrCached(loc: PageLocation): boolean;
+  /** True when page `pgno`'s image at `loc` is in memory or on its way. */
+  pendingOrCached(pgno: number, loc: PageLocation): boolean;
   /**
    * Plans the range GETs of a bulk fetch of `reqs`: `maxRuns` requests
    * (default: one wave) if bridging at most `maxWasteBytes` gets there; small
@@ -292,7 +292,7 @@ export class BulkFetcher {
       map = this.map(version, roots);
       tree = map.treeOf(pgno);
     }
-    const pending = !replay && this.#host.pendingOrCached(missedLoc);
+    const pending = !replay && this.#host.pendingOrCached(pgno, missedLoc);
     if (!tree) {
       if (pending) return [];
       const along = this.#overflowMiss(version, pgno, state);
@@ -391,7 +391,7 @@ export class BulkFetcher {
     const reqs: PageRequest[] = [];
     for (const p of order) {
       const loc = index.lookup(p);
-      if (!loc || this.#host.pendingOrCached(loc)) continue;
+      if (!loc || this.#host.pendingOrCached(p, loc)) continue;
       reqs.push({ pgno: p, loc });
     }
     this.#bulk(version, map, tree.root, reqs, state, ts, true);
@@ -516,7 +516,7 @@ export class BulkFetcher {
     const next: PageRequest[] = [];
     const want = (pgno: number) => {
       const loc = version.index.lookup(pgno);
-      if (loc && !this.#host.pendingOrCached(loc)) next.push({ pgno, loc });
+      if (loc && !this.#host.pendingOrCached(pgno, loc)) next.push({ pgno, loc });
     };
     let interior = false;
     for (const { pgno, page } of arrived) {
@@ -571,7 +571,7 @@ export class BulkFetcher {
       if (pgno === undefined || seen.has(pgno)) return;
       seen.add(pgno);
       const loc = version.index.lookup(pgno);
-      if (loc && !this.#host.pendingOrCached(loc)) out.push({ pgno, loc });
+      if (loc && !this.#host.pendingOrCached(pgno, loc)) out.push({ pgno, loc });
     };
     const page = this.#host.peek(version, leaf);
     if (!page) return [];
@@ -637,7 +637,7 @@ export class BulkFetcher {
     for (let i = from; i < to; i++) {
       const p = tree.leaves[i]!;
       const loc = version.index.lookup(p);
-      if (loc && !this.#host.pendingOrCached(loc)) out.push({ pgno: p, loc });
+      if (loc && !this.#host.pendingOrCached(p, loc)) out.push({ pgno: p, loc });
     }
     return out;
   }
@@ -679,7 +679,7 @@ export class BulkFetcher {
       for (const p of chains.get(owner) ?? []) {
         if (p === pgno) continue;
         const loc = version.index.lookup(p);
-        if (loc && !this.#host.pendingOrCached(loc)) reqs.push({ pgno: p, loc });
+        if (loc && !this.#host.pendingOrCached(p, loc)) reqs.push({ pgno: p, loc });
       }
       this.#bulk(version, this.map(version), owner, reqs, state, ts);
     }
