@@ -79,6 +79,7 @@ import {
   StoreRequestError,
 } from "./store-errors.js";
 import { describeKey, directoryPrefix, validateKey, validatePrefix } from "./store-keys.js";
+import { formatStoreLocation } from "./store-url.js";
 import {
   checkBody,
   checkListOptions,
@@ -265,19 +266,14 @@ export function s3StoreUrl(options: {
   region?: string;
   forcePathStyle?: boolean;
 }): string {
-  const path = (options.prefix ?? "").replace(/\/+$/, "");
-  const params = new URLSearchParams();
-  if (options.endpoint) params.set("endpoint", options.endpoint);
-  if (options.region) params.set("region", options.region);
-  if (options.forcePathStyle !== undefined) {
-    params.set("forcePathStyle", String(options.forcePathStyle));
-  }
-  const query = params.toString();
-  const encodedPath = path
-    .split("/")
-    .map((segment) => encodeURIComponent(segment))
-    .join("/");
-  return `s3://${options.bucket}${path ? `/${encodedPath}` : ""}${query ? `?${query}` : ""}`;
+  return formatStoreLocation({
+    scheme: "s3",
+    bucket: options.bucket,
+    prefix: options.prefix ?? "",
+    ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+    ...(options.region ? { region: options.region } : {}),
+    ...(options.forcePathStyle !== undefined ? { forcePathStyle: options.forcePathStyle } : {}),
+  });
 }
 
 /** An `ObjectStore` on an S3 bucket (and optional prefix). */
