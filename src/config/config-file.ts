@@ -277,6 +277,10 @@ function readDatabase(
     "max-sync-wal-bytes": "not supported by pagecast",
   });
 
+  const single = s.section("replica");
+  const list = s.sections("replicas");
+  // Unknown keys first: a misspelt "replica" is reported as such, not as a missing one.
+  s.finish();
   if (path !== undefined && dir !== undefined) s.fail("dir", "give either path or dir, not both");
   if (path === undefined && dir === undefined) {
     throw s.error(s.line, `${s.where()}a database needs a path (or a dir and a pattern)`);
@@ -295,8 +299,6 @@ function readDatabase(
     }
   }
 
-  const single = s.section("replica");
-  const list = s.sections("replicas");
   if (single && list.length > 0) s.fail("replicas", "give either replica or replicas, not both");
   if (list.length > 1) {
     s.fail(
@@ -322,7 +324,6 @@ function readDatabase(
   if (snapshotInterval !== undefined && !s.section("snapshot")?.has("interval")) {
     settings.snapshotInterval = snapshotInterval;
   }
-  s.finish();
   const line = s.line;
   if (dir !== undefined) {
     return {

@@ -25,11 +25,16 @@ export async function isSqliteDatabase(path: string): Promise<boolean> {
   }
 }
 
-/** Absolute paths of the databases under `dir` matching `pattern`, sorted. */
+/**
+ * Absolute paths of the databases under `dir` matching `pattern`, sorted.
+ * Paths `known` says are known already are left out without being opened
+ * (a watch rescans thousands of tenants every second).
+ */
 export async function findDatabases(
   dir: string,
   pattern: string,
   recursive: boolean,
+  known: (path: string) => boolean = () => false,
 ): Promise<string[]> {
   const match = globMatcher(pattern);
   const found: string[] = [];
@@ -46,7 +51,7 @@ export async function findDatabases(
       const path = join(at, e.name);
       if (e.isDirectory()) {
         if (recursive) await walk(path);
-      } else if ((e.isFile() || e.isSymbolicLink()) && match(e.name)) {
+      } else if ((e.isFile() || e.isSymbolicLink()) && match(e.name) && !known(path)) {
         if (await isSqliteDatabase(path)) found.push(path);
       }
     }
