@@ -176,4 +176,34 @@ describe.skipIf(!built)("pagecast replicate -config (child processes)", () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/bad\.yml:3:.*replcia/);
   });
+
+  test("one database with --metrics-addr: /metrics follows commits, /healthz answers 200", async () => {
+    const solo = join(dir, "solo.db");
+    sqlite(solo, "PRAGMA journal_mode=WAL; CREATE TABLE t(x);");
+    const d = startCli(
+      [
+        "replicate",
+        solo,
+        `file://${dir}/replicas/solo`,
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--sync-interval",
+        "100ms",
+      ],
+      env,
+    );
+    try {
+      const [, base] = await d.waitFor(/metrics on (http:\/\/\S+)\/metrics/);
+      const first = await until(base!, (t) => (t.get(solo) ?? 0) >= 1);
+      sqlite(solo, "INSERT INTO t VALUES (1);");
+      await until(base!, (t) => (t.get(solo) ?? 0) > txids(first).get(solo)!);
+      const health = await scrape(base!, "/healthz");
+      expect(health.status).toBe(200);
+      expect(JSON.parse(health.body)).toMatchObject({ healthy: true });
+      expect((await scrape(base!, "/nope")).status).toBe(404);
+    } finally {
+      expect(await d.stop()).toBe(0);
+    }
+    expect(d.stderr()).not.toMatch(/Warning/);
+  });
 });
