@@ -183,6 +183,8 @@ export type RouterDatabase<TSchema extends Record<string, unknown> = Record<stri
      * names them, labelled `url` and `replica` = its index).
      */
     $metrics(options?: MetricsOptions): string;
+    /** @internal Adds the router's samples (`metricsText([router, ...])`). */
+    [WRITE_METRICS](out: MetricsText, labels: MetricLabels): void;
     /**
      * Closes the replicas the router was given (those with a `close()`),
      * not the primary: the application opened its handle and closes it.

@@ -30,6 +30,11 @@ declare global {
   const env: { REPLICA_URL: string };
   const bytes: Uint8Array;
   const chunks: AsyncIterable<Uint8Array>;
+  const wasm: WebAssembly.Module;
+  /** Cloudflare Workers' default cache (their types add it). */
+  interface CacheStorage {
+    readonly default: Cache;
+  }
 }
 `;
 
