@@ -103,7 +103,7 @@ describe("pagecast ltx", () => {
     async () => {
       const bin = new URL("../../bin/pagecast.js", import.meta.url).pathname;
       const { stdout } = await promisify(execFile)(process.execPath, [bin, "--help"]);
-      expect(stdout).toMatch(/^Usage:\n  pagecast <command>/m);
+      expect(stdout).toMatch(/^Usage:\n {2}pagecast <command>/m);
       expect(stdout).toContain("  ltx encode  ");
     },
   );

@@ -14,9 +14,12 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, inject, test } from "vitest";
 import { tempDir } from "../replicator/helpers.js";
+import { createBucket, rgwServer } from "../support/s3-server.js";
 import { built, cleanEnv, type Daemon, runCli, startCli } from "./cli-process.js";
 
 const s3 = inject("s3");
+/** Real S3 (Ceph RGW) when PAGECAST_RGW_ENDPOINT is set: one more database, its credentials in the file. */
+const rgw = rgwServer();
 const sqlite = (db: string, sql: string) => execFileSync("/usr/bin/sqlite3", [db, sql]).toString();
 const dump = (db: string) => sqlite(db, ".dump");
 
@@ -59,6 +62,8 @@ describe.skipIf(!built)("pagecast replicate -config (child processes)", () => {
   const tenants = join(dir, "tenants");
   const one = join(tenants, "one.db");
   const two = join(tenants, "two.db");
+  const onRgw = join(dir, "rgw.db");
+  const rgwBucket = `pagecast-config-${Date.now().toString(36)}`;
   const config = join(dir, "litestream.yml");
   const env = cleanEnv({
     LITESTREAM_ACCESS_KEY_ID: s3.accessKeyId,
@@ -80,6 +85,19 @@ describe.skipIf(!built)("pagecast replicate -config (child processes)", () => {
     sqlite(b, `${create} ${rows(50)}`); // rollback-journal mode: the replicator switches it
     sqlite(broken, `PRAGMA journal_mode=WAL; ${create}`);
     sqlite(one, `PRAGMA journal_mode=WAL; ${create} ${rows(20)}`);
+    const rgwEntry: string[] = [];
+    if (rgw) {
+      await createBucket(rgw.endpoint, rgwBucket, rgw.credentials);
+      sqlite(onRgw, `PRAGMA journal_mode=WAL; ${create} ${rows(100)}`);
+      rgwEntry.push(
+        `  - path: ${onRgw}`,
+        "    replica:",
+        `      url: s3://${rgwBucket}/app?endpoint=${rgw.endpoint}`,
+        `      access-key-id: ${rgw.credentials.accessKeyId}`,
+        `      secret-access-key: ${rgw.credentials.secretAccessKey}`,
+      );
+    }
+    const replicated = rgw ? [a, b, one, onRgw] : [a, b, one];
     writeFileSync(
       config,
       [
@@ -107,6 +125,7 @@ describe.skipIf(!built)("pagecast replicate -config (child processes)", () => {
         "    watch: true",
         "    replica:",
         `      url: file://${dir}/replicas/tenants`,
+        ...rgwEntry,
         "",
       ].join("\n"),
     );
@@ -115,7 +134,7 @@ describe.skipIf(!built)("pagecast replicate -config (child processes)", () => {
     const [, base] = await daemon.waitFor(/metrics on (http:\/\/\S+)\/metrics/);
     // Litestream's key pagecast does not act on: a warning with its line, not silence.
     expect(daemon.stderr()).toMatch(/warning: .*litestream\.yml:13: .*monitor-interval/);
-    const first = await until(base!, (t) => [a, b, one].every((p) => (t.get(p) ?? 0) >= 1));
+    const first = await until(base!, (t) => replicated.every((p) => (t.get(p) ?? 0) >= 1));
     const before = txids(first);
     expect(daemon.stderr()).toMatch(/switched the database from rollback-journal mode/);
 
@@ -124,6 +143,7 @@ describe.skipIf(!built)("pagecast replicate -config (child processes)", () => {
       sqlite(a, rows(40));
       sqlite(b, rows(10));
       sqlite(one, `UPDATE t SET v = hex(randomblob(100)) WHERE id % 3 = ${i};`);
+      if (rgw) sqlite(onRgw, rows(25));
     }
     sqlite(two, `PRAGMA journal_mode=WAL; ${create} ${rows(30)}`);
     const after = await until(
@@ -149,7 +169,7 @@ describe.skipIf(!built)("pagecast replicate -config (child processes)", () => {
     expect(daemon.stderr()).not.toMatch(/Warning|unexpected error/);
 
     // Every database restores by its path in the file, equal to its primary.
-    for (const db of [a, b, one, two]) {
+    for (const db of [...replicated, two]) {
       const out = `${db}.restored`;
       const r = await runCli(["restore", "-config", config, "-o", out, db], env);
       expect(r.stderr).not.toMatch(/Warning/);

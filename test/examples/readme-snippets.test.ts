@@ -9,6 +9,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { describe, expect, test } from "vitest";
 
 const root = new URL("../..", import.meta.url).pathname;
@@ -57,7 +58,9 @@ describe.skipIf(!built)("README snippets", () => {
     const readme = readFileSync(join(root, "README.md"), "utf8");
     const snippets = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
     expect(snippets.length).toBeGreaterThan(5);
-    const exported = new Set(Object.keys(await import("../../dist/index.js")));
+    // By path at run time: a clean clone typechecks before dist/ exists.
+    const entry = pathToFileURL(join(root, "dist/index.js")).href;
+    const exported = new Set(Object.keys((await import(entry)) as object));
     const dir = join(root, ".tmp", `readme-snippets-${process.pid}`);
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
