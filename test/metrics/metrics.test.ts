@@ -103,7 +103,7 @@ describe("metrics", () => {
         (e: unknown) => e as { cause?: unknown },
       );
     expect(err?.cause).toBeInstanceOf(RouterError);
-    expect((err?.cause as RouterError).code).toBe("ROUTER_CLOSED");
+    expect(err?.cause).toMatchObject({ code: "ROUTER_CLOSED" });
   });
 
   test("label values are escaped; bad names are refused", () => {
