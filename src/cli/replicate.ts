@@ -11,8 +11,10 @@
  * while the others go on, and `watch: true` dir entries pick up databases
  * created later.
  */
+
+import { stat } from "node:fs/promises";
 import type { Server } from "node:http";
-import type { ConfigFile, DatabaseSettings } from "../config/config-file.js";
+import type { ConfigFile, DatabaseEntry, DatabaseSettings } from "../config/config-file.js";
 import { type ConfiguredDatabase, dirDatabase } from "../config/configured-databases.js";
 import { findDatabases } from "../config/database-discovery.js";
 import { formatLocation } from "../config/replica-target.js";
@@ -30,6 +32,12 @@ import { serveMetrics } from "./metrics-server.js";
 
 type Flags = Record<string, string | boolean | undefined>;
 type Settings = Omit<ReplicatorOptions, "db" | "url" | "store" | "logger">;
+
+const fileExists = (path: string) =>
+  stat(path).then(
+    () => true,
+    () => false,
+  );
 
 /** How often `watch: true` directories are scanned for new databases, ms. */
 const WATCH_INTERVAL_MS = 1000;
@@ -223,6 +231,7 @@ async function replicateConfig(
     });
     if (added) logger.info("database configured", { db: d.path, replica: url });
   };
+  const fromWatchedDir = new Map<string, DatabaseEntry>();
   // A dir entry whose directory is missing is that entry's problem, not the others'.
   const scan = async (onlyWatched: boolean) => {
     for (const entry of config.databases) {
@@ -245,6 +254,14 @@ async function replicateConfig(
       }
       for (const path of paths) {
         add(dirDatabase(entry, path));
+        fromWatchedDir.set(path, entry);
+      }
+      if (!onlyWatched) continue;
+      // A database deleted from a watched directory stops being replicated (its replica stays).
+      for (const [path, from] of fromWatchedDir) {
+        if (from !== entry || (await fileExists(path))) continue;
+        fromWatchedDir.delete(path);
+        if (await supervisor.remove(path)) logger.info("database removed", { db: path });
       }
     }
   };

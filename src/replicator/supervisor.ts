@@ -229,6 +229,21 @@ export class ReplicatorSupervisor {
     return true;
   }
 
+  /**
+   * Stops replicating `db` (a database that was deleted): closes its
+   * replicator, whose final sync may fail on a vanished file (logged, not
+   * thrown). False when it was not supervised.
+   */
+  async remove(db: string): Promise<boolean> {
+    const d = this.#dbs.get(db);
+    if (!d) return false;
+    this.#dbs.delete(db);
+    await d.close().catch((err: unknown) => {
+      this.#opts.logger.warn("closing a removed database failed", { db, error: errorText(err) });
+    });
+    return true;
+  }
+
   /** Resolves once every database added so far made its first start attempt. */
   async started(): Promise<void> {
     await Promise.all([...this.#dbs.values()].map((d) => d.work.catch(() => {})));

@@ -10,7 +10,7 @@
  * equal to its primary.
  */
 import { execFileSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, inject, test } from "vitest";
 import { tempDir } from "../replicator/helpers.js";
@@ -62,6 +62,7 @@ describe.skipIf(!built)("pagecast replicate -config (child processes)", () => {
   const tenants = join(dir, "tenants");
   const one = join(tenants, "one.db");
   const two = join(tenants, "two.db");
+  const gone = join(tenants, "gone.db");
   const onRgw = join(dir, "rgw.db");
   const rgwBucket = `pagecast-config-${Date.now().toString(36)}`;
   const config = join(dir, "litestream.yml");
@@ -85,6 +86,7 @@ describe.skipIf(!built)("pagecast replicate -config (child processes)", () => {
     sqlite(b, `${create} ${rows(50)}`); // rollback-journal mode: the replicator switches it
     sqlite(broken, `PRAGMA journal_mode=WAL; ${create}`);
     sqlite(one, `PRAGMA journal_mode=WAL; ${create} ${rows(20)}`);
+    sqlite(gone, `PRAGMA journal_mode=WAL; ${create} ${rows(5)}`);
     const rgwEntry: string[] = [];
     if (rgw) {
       await createBucket(rgw.endpoint, rgwBucket, rgw.credentials);
@@ -134,7 +136,9 @@ describe.skipIf(!built)("pagecast replicate -config (child processes)", () => {
     const [, base] = await daemon.waitFor(/metrics on (http:\/\/\S+)\/metrics/);
     // Litestream's key pagecast does not act on: a warning with its line, not silence.
     expect(daemon.stderr()).toMatch(/warning: .*litestream\.yml:13: .*monitor-interval/);
-    const first = await until(base!, (t) => replicated.every((p) => (t.get(p) ?? 0) >= 1));
+    const first = await until(base!, (t) =>
+      [...replicated, gone].every((p) => (t.get(p) ?? 0) >= 1),
+    );
     const before = txids(first);
     expect(daemon.stderr()).toMatch(/switched the database from rollback-journal mode/);
 
@@ -146,9 +150,14 @@ describe.skipIf(!built)("pagecast replicate -config (child processes)", () => {
       if (rgw) sqlite(onRgw, rows(25));
     }
     sqlite(two, `PRAGMA journal_mode=WAL; ${create} ${rows(30)}`);
+    // A database deleted from a watched directory stops being replicated.
+    for (const suffix of ["", "-wal", "-shm"]) rmSync(`${gone}${suffix}`, { force: true });
     const after = await until(
       base!,
-      (t) => [a, b, one].every((p) => (t.get(p) ?? 0) > before.get(p)!) && (t.get(two) ?? 0) >= 1,
+      (t) =>
+        replicated.every((p) => (t.get(p) ?? 0) > before.get(p)!) &&
+        (t.get(two) ?? 0) >= 1 &&
+        !t.has(gone),
     );
     // The broken database is retried, never replicating, and does not hold up the others.
     expect(after).toMatch(
