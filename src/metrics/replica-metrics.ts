@@ -89,6 +89,27 @@ export function writeReplicaMetrics(
     g("pagecast_cache_bytes", "Bytes in the page cache.", status.cache.bytes);
     g("pagecast_cache_max_bytes", "Size limit of the page cache, bytes.", status.cache.maxBytes);
   }
+  if (status.bulk) {
+    c("pagecast_bulk_fetches_total", "Bulk (B-tree-aware) range GETs.", status.bulk.fetches);
+    c("pagecast_bulk_pages_total", "Pages fetched in bulk.", status.bulk.pages);
+    c("pagecast_bulk_bytes_total", "Bytes fetched in bulk.", status.bulk.bytes);
+  }
+  if (status.hydration) {
+    g("pagecast_hydration_pages", "Pages hydration has fetched.", status.hydration.pages);
+    g("pagecast_hydration_total_pages", "Pages hydration aims for.", status.hydration.totalPages);
+  }
+  if (status.persistentCache) {
+    const p = status.persistentCache;
+    c("pagecast_persistent_cache_hits_total", "Persistent page cache hits.", p.hits);
+    c("pagecast_persistent_cache_misses_total", "Persistent page cache misses.", p.misses);
+    c(
+      "pagecast_persistent_cache_errors_total",
+      "Persistent page cache errors (corrupt entries included).",
+      p.errors + p.corrupt,
+    );
+    if (p.bytes !== undefined)
+      g("pagecast_persistent_cache_bytes", "Bytes in the persistent page cache.", p.bytes);
+  }
   if (status.storage) {
     g(
       "pagecast_storage_failing",
