@@ -28,7 +28,7 @@ import type { CliCommand, CliIo } from "./cli-io.js";
 import { UsageError } from "./cli-io.js";
 import { commandSpec } from "./commands.js";
 import { loadConfigFlag } from "./config-target.js";
-import { serveMetrics } from "./metrics-server.js";
+import { parseListenAddress, serveMetrics } from "./metrics-server.js";
 
 type Flags = Record<string, string | boolean | undefined>;
 type Settings = Omit<ReplicatorOptions, "db" | "url" | "store" | "logger">;
@@ -141,6 +141,8 @@ export const replicate: CliCommand = async (argv, io) => {
   const config = await loadConfigFlag(f, io);
   const settings = flagSettings(f);
   const metricsAddr = typeof f["metrics-addr"] === "string" ? f["metrics-addr"] : config?.addr;
+  // A bad address is a usage error before anything starts.
+  if (metricsAddr !== undefined) parseListenAddress(metricsAddr);
   if (config) {
     if (args.positionals.length > 0) {
       throw new UsageError(
