@@ -105,6 +105,27 @@ describe.skipIf(!built)("pagecast CLI output (child processes)", () => {
     expect(v.stdout.trim()).toBe(`pagecast ${version}`);
   });
 
+  test("restore: -o, --if-replica-exists, --overwrite (Litestream's names)", async () => {
+    const empty = `file://${dir}/empty-replica`;
+    mkdirSync(`${dir}/empty-replica`);
+    const out = join(dir, "restored.db");
+    const skipped = await runCli(["restore", "--if-replica-exists", "-o", out, empty], env);
+    expect(skipped.code).toBe(0);
+    expect(skipped.stderr).toContain("--if-replica-exists");
+    const missing = await runCli(["restore", "-o", out, empty], env);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain("REPLICA_EMPTY");
+    expect((await runCli(["restore", "-o", out, replica], env)).code).toBe(0);
+    const again = await runCli(["restore", "-o", out, replica], env);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/already exists.*--overwrite/);
+    const replaced = await runCli(["restore", "--overwrite", "-o", out, replica], env);
+    expect(replaced.code, replaced.stderr).toBe(0);
+    expect(execFileSync("/usr/bin/sqlite3", [out, "SELECT count(*) FROM t"]).toString()).toBe(
+      "2000\n",
+    );
+  });
+
   test("a usage error names the problem and points at --help; exit 2", async () => {
     const r = await runCli(["restore", "--frobnicate", replica], env);
     expect(r.code).toBe(2);
