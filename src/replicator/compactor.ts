@@ -56,23 +56,34 @@ export function mergeLtxFiles(
   return builder.finish();
 }
 
+/** A source file as compaction sees it (see `KnownFile.full`). */
+export type CompactionInput = ReplicaFile & { full?: boolean };
+
 /**
- * The runs of `source`-level files to compact into the destination level:
- * files after the destination's newest TXID, split wherever TXIDs are not
- * contiguous (a continuity break leaves a gap that only a snapshot bridges).
+ * The runs of `source`-level files to compact into the destination level,
+ * oldest first: the files after the destination's newest TXID, split
+ * - wherever TXIDs are not contiguous (replicas written before every level
+ *   was kept contiguous have such holes: a compacted file never spans one);
+ * - around a `full` file (the whole database at a TXID after continuity was
+ *   lost): it goes up alone, so the files after it stay small and a reader
+ *   starting from the level-9 snapshot of that TXID never reads it.
+ * Files starting at TXID 1 are complete snapshots (the first TXID of a
+ * replica): they stay in their level as its start, and the destination
+ * level starts after them, instead of copying the whole database up every
+ * level.
  */
 export function compactionRuns(
-  source: readonly ReplicaFile[],
+  source: readonly CompactionInput[],
   destMaxTXID: number,
-): ReplicaFile[][] {
+): CompactionInput[][] {
   const pending = source
-    .filter((f) => f.minTXID > destMaxTXID)
+    .filter((f) => f.minTXID > destMaxTXID && f.minTXID > 1)
     .sort((a, b) => a.minTXID - b.minTXID);
-  const runs: ReplicaFile[][] = [];
-  let run: ReplicaFile[] = [];
+  const runs: CompactionInput[][] = [];
+  let run: CompactionInput[] = [];
   for (const f of pending) {
     const prev = run[run.length - 1];
-    if (prev && f.minTXID !== prev.maxTXID + 1) {
+    if (prev && (f.minTXID !== prev.maxTXID + 1 || f.full || prev.full)) {
       runs.push(run);
       run = [];
     }

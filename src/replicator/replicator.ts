@@ -89,6 +89,7 @@ export class Replicator extends EventEmitter {
         busyTimeout: o.busyTimeout,
         policy: { passivePages: o.checkpointPages, truncatePages: o.truncatePages },
         bufferBudget: o.outageBufferBytes,
+        ltxCompat: o.ltxCompat,
       },
       {
         log: this.#log,
@@ -126,7 +127,8 @@ export class Replicator extends EventEmitter {
           if (this.#capture.snapshotReason === undefined) {
             this.#log.warn("publishing a snapshot", { reason });
           }
-          this.#capture.requestSnapshot(reason);
+          // A new starting point for the plan: a level-9 file, whatever the level-0 one holds.
+          this.#capture.requestSnapshot(reason, { level9: true });
         },
         error: (err) => this.#recordError(err),
       },
@@ -141,6 +143,7 @@ export class Replicator extends EventEmitter {
       log: this.#log,
       trackChecksums: o.trackChecksums,
       snapshotInterval: o.snapshotInterval,
+      ltxCompat: o.ltxCompat,
       counters: this.#stats,
     });
     this.#maint = new Maintenance(
@@ -152,6 +155,7 @@ export class Replicator extends EventEmitter {
         retention: o.retention,
         retentionGrace: o.retentionGrace,
         startedAt: Date.now(),
+        ltxCompat: o.ltxCompat,
       },
       this.#pub,
     );
@@ -194,7 +198,7 @@ export class Replicator extends EventEmitter {
         trackChecksums: o.trackChecksums,
         log,
       });
-      if (resumed) r.#publishing.lastSnapshotAt = resumed.lastSnapshotAt;
+      r.#publishing.lastSnapshotAt = resumed.lastSnapshotAt;
       await r.sync();
       r.#startTimer();
       log.info("replicator started", {

@@ -7,9 +7,11 @@ import { join } from "node:path";
 import { afterEach, describe, expect, test } from "vitest";
 import {
   HEAD_OBJECT_KEY,
+  legacySkeletonKey,
   listAllLevels,
   parseHeadObject,
   type ReplicaFile,
+  skeletonKey,
 } from "../../src/layout/index.js";
 import { compactionRuns } from "../../src/replicator/compactor.js";
 import { Replicator } from "../../src/replicator/replicator.js";
@@ -115,4 +117,40 @@ describe("retention in a running replicator", () => {
     await restore(store, out);
     expect(dumpFile(out)).toBe(dump(app));
   });
+});
+
+describe("retention and skeletons", () => {
+  test("a deleted snapshot's skeleton goes under both names (an earlier writer's `.ltx` one too)", async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const dbPath = join(dir, "app.db");
+    const app = openApp(dbPath);
+    cleanups.push(() => app.close());
+    app.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)");
+    const store = new MemoryStore();
+    const r = await Replicator.start({
+      db: dbPath,
+      store,
+      syncInterval: 0,
+      retention: 100,
+      retentionGrace: 20,
+      snapshotInterval: 50,
+    });
+    cleanups.push(() => r.close());
+    // The first snapshot's skeleton, also under the name earlier writers gave it.
+    const skeleton = await store.get(skeletonKey(1));
+    if (skeleton.notModified) throw new Error("not modified");
+    await store.put(legacySkeletonKey(1), skeleton.body);
+    const first = "0009/0000000000000001-0000000000000001.ltx";
+    for (let i = 0; i < 100; i++) {
+      app.prepare("INSERT INTO t (v) VALUES (?)").run(`row ${i}`);
+      await r.sync();
+      await r.compactNow();
+      if (!(await store.head(first))) break;
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    expect(await store.head(first), "the first snapshot expired").toBeUndefined();
+    expect(await store.head(skeletonKey(1))).toBeUndefined();
+    expect(await store.head(legacySkeletonKey(1))).toBeUndefined();
+  }, 30_000);
 });
