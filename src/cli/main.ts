@@ -36,7 +36,7 @@ const COMMANDS: Record<string, CommandEntry> = {
     usage:
       "pagecast replicate <db> <url> [--sync-interval 1s] [--checkpoint-pages N] [--truncate-pages N] " +
       "[--snapshot-interval 24h] [--retention 24h] [--l1-interval 30s] [--l2-interval 5m] [--l3-interval 1h] " +
-      "[--no-compaction] [--lease-ttl 5m] [--auto-restore] [--verbose]",
+      "[--no-compaction] [--lease-ttl 5m] [--auto-restore] [--ltx-compat 0.5.1] [--verbose]",
     load: async () => (await import("./replicate.js")).replicate,
   },
   restore: {

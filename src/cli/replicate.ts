@@ -5,10 +5,11 @@
  * lease and exits 0; a lost lease ends it with exit 1. Logs go to stderr,
  * including storage outages (the replicator keeps retrying and says so).
  */
+import { LTX_COMPAT_VALUES, type LtxCompat } from "../format/index.js";
 import { lineLogger } from "../replicator/logger.js";
 import { Replicator, type ReplicatorOptions } from "../replicator/replicator.js";
 import { expectPositionals, integerFlag, parseArgs, parseDuration } from "./args.js";
-import type { CliCommand } from "./cli-io.js";
+import { type CliCommand, UsageError } from "./cli-io.js";
 
 const FLAGS = {
   "sync-interval": "string",
@@ -22,6 +23,7 @@ const FLAGS = {
   "no-compaction": "boolean",
   "lease-ttl": "string",
   "auto-restore": "boolean",
+  "ltx-compat": "string",
   verbose: "boolean",
 } as const;
 
@@ -52,6 +54,14 @@ export const replicate: CliCommand = async (argv, io) => {
           },
     logger: lineLogger((line) => io.stderr(line), { debug: f.verbose === true }),
   };
+  // `--ltx-compat 0.5.1`: pages Litestream 0.5.0-0.5.15 can read (see `ReplicatorOptions.ltxCompat`).
+  const compat = f["ltx-compat"];
+  if (typeof compat === "string") {
+    if (!(LTX_COMPAT_VALUES as readonly string[]).includes(compat)) {
+      throw new UsageError(`--ltx-compat must be one of ${LTX_COMPAT_VALUES.join(", ")}`);
+    }
+    options.ltxCompat = compat as LtxCompat;
+  }
   const replicator = await Replicator.start(options);
   io.stderr(
     `replicating ${db} to ${replicator.store.url} (TXID ${replicator.position.txid}); ` +
