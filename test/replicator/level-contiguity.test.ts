@@ -11,8 +11,8 @@
  * after the database changed while nobody replicated (the replica's state
  * rebuilt from its files), a replacement with another page size (every
  * page, with a level-9 snapshot), with compactions in between. Then each
- * level, alone with the first snapshot and the level-0 tail, must restore
- * every TXID to what the application saw.
+ * level, alone with the snapshots and the level-0 tail, must restore every
+ * TXID it covers to what the application saw. (Retention's side: retention.test.ts.)
  */
 import { renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -28,7 +28,6 @@ import {
 } from "../../src/layout/index.js";
 import { Replicator } from "../../src/replicator/replicator.js";
 import { restore } from "../../src/replicator/restore.js";
-import { selectExpiredFiles } from "../../src/replicator/retention.js";
 import { MemoryStore } from "../../src/storage/memory-store.js";
 import { dump, dumpFile, openApp, tempDir, verifyAllFiles } from "./helpers.js";
 
@@ -260,46 +259,4 @@ describe("level contiguity", () => {
       }
     }
   }, 60_000);
-});
-
-describe("retention keeps levels contiguous", () => {
-  const f = (level: number, minTXID: number, maxTXID: number, time: number): ReplicaFile => ({
-    level,
-    minTXID,
-    maxTXID,
-    key: `${level.toString(16).padStart(4, "0")}/${minTXID.toString(16).padStart(16, "0")}-${maxTXID.toString(16).padStart(16, "0")}.ltx`,
-    size: 1,
-    lastModified: new Date(time),
-    timestamp: time,
-  });
-
-  test("a level loses only its oldest files: one kept file keeps every newer one", () => {
-    const files = [
-      f(9, 1, 1, 100),
-      f(0, 1, 1, 100),
-      f(0, 2, 2, 200),
-      f(0, 3, 3, 300),
-      f(0, 4, 4, 400),
-      f(1, 2, 3, 350),
-      f(1, 4, 4, 450),
-      f(9, 1, 4, 500),
-      f(0, 5, 5, 90_000),
-    ];
-    // Level-0 TXID 2 is still within its grace period (it left a head late):
-    // TXIDs 3 and 4 stay too, or level 0 would jump from 2 to 5.
-    const keys = selectExpiredFiles({
-      files,
-      now: 100_000,
-      retentionMs: 10_000,
-      graceMs: 1000,
-      headKeys: new Set([files[7]!.key, files[8]!.key]),
-      leftHeadAt: new Map([[files[2]!.key, 99_500]]),
-      fallbackLeftAt: 0,
-    });
-    expect(keys.sort()).toEqual(
-      [files[0]!.key, files[1]!.key, files[5]!.key, files[6]!.key].sort(),
-    );
-    const left = files.filter((x) => !keys.includes(x.key));
-    expect(holes(left)).toEqual([]);
-  });
 });

@@ -85,6 +85,38 @@ describe("retention rules", () => {
   });
 });
 
+describe("retention keeps levels contiguous", () => {
+  test("a level loses only its oldest files: one kept file keeps every newer one", () => {
+    const files = [
+      f(9, 1, 1, 100),
+      f(0, 1, 1, 100),
+      f(0, 2, 2, 200),
+      f(0, 3, 3, 300),
+      f(0, 4, 4, 400),
+      f(1, 2, 3, 350),
+      f(1, 4, 4, 450),
+      f(9, 1, 4, 500),
+      f(0, 5, 5, 90_000),
+    ];
+    // Level-0 TXID 2 is still within its grace period (it left a head late):
+    // TXIDs 3 and 4 stay too, or level 0 would jump from 2 to 5.
+    const keys = selectExpiredFiles({
+      files,
+      now: 100_000,
+      retentionMs: 10_000,
+      graceMs: 1000,
+      headKeys: new Set([files[7]!.key, files[8]!.key]),
+      leftHeadAt: new Map([[files[2]!.key, 99_500]]),
+      fallbackLeftAt: 0,
+    });
+    expect(keys.sort()).toEqual(
+      [files[0]!.key, files[1]!.key, files[5]!.key, files[6]!.key].sort(),
+    );
+    const level0 = files.filter((x) => x.level === 0 && !keys.includes(x.key));
+    expect(level0.map((x) => x.minTXID)).toEqual([2, 3, 4, 5]);
+  });
+});
+
 describe("retention in a running replicator", () => {
   test("old files are deleted, head files always exist, restore keeps working", async () => {
     const { dir, cleanup } = tempDir();
