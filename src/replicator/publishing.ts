@@ -209,7 +209,7 @@ export class Publishing {
       commit: () => {
         this.lastSnapshotAt = Date.now();
         this.#d.counters.snapshots++;
-        pub.queueEvent("snapshot", { txid, reason: "periodic" });
+        pub.queueEvent("snapshot", { txid, reason: "periodic", level9: true });
       },
     });
     await this.publishHead();

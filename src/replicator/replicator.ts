@@ -34,7 +34,7 @@ import { collectStats, type ReplicaPosition, type ReplicatorStats } from "./stat
 
 export type { ReplicatorOptions } from "./options.js";
 
-/** Events: `sync` (position), `snapshot` ({txid, reason}), `compaction` ({level, minTXID, maxTXID}), `checkpoint` ({mode}), `error` (Error; only when a listener exists). */
+/** Events: `sync` (position), `snapshot` ({txid, reason, level9}: a continuity break's TXID, `level9` when a level-9 snapshot came with it; periodic ones: reason "periodic"), `compaction` ({level, minTXID, maxTXID}), `checkpoint` ({mode}), `error` (Error; only when a listener exists). */
 export class Replicator extends EventEmitter {
   readonly #o: ResolvedOptions;
   readonly #store: ObjectStore;
