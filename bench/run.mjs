@@ -40,6 +40,7 @@ const FIGURES = [
   "f7-restore",
   "f8-time-travel",
   "f9-memory",
+  "f10-app-analytics",
 ];
 
 function parseArgs(argv) {
@@ -247,7 +248,7 @@ const run = {
 };
 
 // Figures reading the main datasets through pagecast and sql.js-httpvfs.
-const needsMain = !opts.only || ["1", "2", "3", "9"].some((id) => opts.only.has(id));
+const needsMain = !opts.only || ["1", "2", "3", "9", "10"].some((id) => opts.only.has(id));
 
 try {
   if (needsMain && api.Replicator && api.S3Store) {

@@ -5,9 +5,12 @@
  * sessions carried by AsyncLocalStorage.
  */
 import { registerNodeSessionContext } from "./router-node/async-session-context.js";
+import { registerNodeCacheDir } from "./vfs-node/directory-cache.js";
 import { registerNodeSqliteWasm } from "./vfs-node/node-wasm.js";
 
 registerNodeSqliteWasm();
+// `cacheDir` keeps pages in a directory.
+registerNodeCacheDir();
 // Read-your-writes follows async contexts (AsyncLocalStorage) without explicit sessions.
 registerNodeSessionContext();
 

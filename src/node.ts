@@ -13,3 +13,9 @@ export * from "./replicator/index.js";
 export * from "./router-node/index.js";
 export { FILE_STORE_RESERVED, FileStore, type FileStoreOptions } from "./storage/file-store.js";
 export { type OpenNodeStoreOptions, openNodeStore } from "./storage/open-node-store.js";
+export {
+  DEFAULT_CACHE_DIR_BYTES,
+  type DirectoryCacheOptions,
+  directoryCacheBackend,
+  registerNodeCacheDir,
+} from "./vfs-node/directory-cache.js";

@@ -22,7 +22,7 @@ import { SCAN_QUERIES, scanParams } from "../lib/workload.mjs";
 export const figure = {
   id: "2",
   title: "Cold index-range count, join with a table scan, group-by over a covering index",
-  goal: ">= 10x fewer sequential round trips than sql.js-httpvfs on (b)",
+  goal: ">= 10x fewer sequential round trips than sql.js-httpvfs on (b), and for the join on (a) (issue 12)",
 };
 
 function summarize(samples) {
@@ -94,7 +94,8 @@ export async function run(ctx) {
       await measureEngine("better-sqlite3 local", async (qs) => localQuery(ds.path, qs));
 
       const label = `cold ${q.label}, ${ds.label}`;
-      const onGoal = ds.key === "history";
+      // Issue 12 holds the join on (a) to the same goal.
+      const onGoal = ds.key === "history" || kind === "join";
       const goal = onGoal ? ">= 10x fewer RT than sql.js-httpvfs" : "(contrast; goal is on (b))";
       if (pc.error) {
         rows.push(unavailableRow("2", label, goal, pc.error));

@@ -122,6 +122,7 @@ export function writeReports(dir, run) {
     "",
     `Per-request proxy delay: ${run.delayMs} ms (throughput figures: ${run.throughputDelayMs} ms).`,
     "",
+    ...(run.notes ?? []).flatMap((n) => [md(n), ""]),
     "## Summary",
     "",
     markdownTable(rows),
@@ -147,7 +148,14 @@ export function writeReports(dir, run) {
   }
   lines.push("## Notes per figure", "");
   for (const f of run.figures) {
-    lines.push(`### ${f.id}. ${f.title}`, "", `Goal: ${f.goal}.`, "");
+    lines.push(
+      `### ${f.id}. ${f.title}`,
+      "",
+      `Goal: ${f.goal}.`,
+      "",
+      `Reproduce: \`npm run build && node bench/run.mjs --only ${f.id}${run.quick ? " --quick" : ""}\`.`,
+      "",
+    );
     if (f.error) lines.push(`Failed: ${md(f.error.message)}`, "");
     for (const r of f.rows) if (r.note) lines.push(`- ${md(r.label)}: ${md(r.note)}`);
     for (const n of f.notes ?? []) lines.push(`- ${md(n)}`);

@@ -25,6 +25,7 @@
  * async connection, as before.
  */
 
+import { StatementContext } from "./bulk-fetch.js";
 import {
   type ExecuteResult,
   NeedsAsyncBuild,
@@ -89,8 +90,11 @@ export class HybridConnection {
   static async open(
     core: ReplicaCore,
     modules: SqliteModules,
-    options: ReplicaConnectionOptions,
+    connectionOptions: ReplicaConnectionOptions,
   ): Promise<HybridConnection> {
+    // One statement context for both builds: a statement keeps its fetch
+    // state when it is run again or moves to the async build.
+    const options = { ...connectionOptions, statement: new StatementContext() };
     const first = modules.sync
       ? await ReplicaConnection.open(core, modules.sync, options, "sync")
       : await ReplicaConnection.open(core, modules.async, options, "async");
@@ -178,6 +182,21 @@ export class HybridConnection {
     params: SqlParams | undefined,
     failure: unknown,
   ): Promise<ExecuteResult> {
+    const statement = this.#options.statement;
+    if (statement) statement.keep = true;
+    try {
+      return await this.#retryRounds(sync, sql, params, failure);
+    } finally {
+      if (statement) statement.keep = false;
+    }
+  }
+
+  async #retryRounds(
+    sync: ReplicaConnection,
+    sql: string,
+    params: SqlParams | undefined,
+    failure: unknown,
+  ): Promise<ExecuteResult> {
     let err = failure;
     for (let round = 1; ; round++) {
       if (err instanceof NeedsAsyncBuild) {
@@ -192,6 +211,13 @@ export class HybridConnection {
         throw err;
       }
       if (round === OPEN_ASYNC_AT_MISS) this.#openAsync().catch(() => {});
+      // A statement that misses: learn what it will read (bulk fetching uses
+      // it from the next miss on) while its pages are on their way.
+      const statement = this.#options.statement;
+      if (statement && !statement.plans.has(sql) && !sync.inTransaction) {
+        await sync.plan(sql);
+        if (statement.state) this.#core.bulk.planArrived(statement.state);
+      }
       try {
         await Promise.all(misses);
       } catch (cause) {

@@ -1,5 +1,18 @@
 /** The replica reader: a read-only SQLite database fetched page by page from object storage. */
 
+export type { BulkFetchStats } from "./bulk-fetch.js";
+export {
+  type CacheApiBackendOptions,
+  type CacheApiLike,
+  cacheApiBackend,
+} from "./cache-api-backend.js";
+export type { HydrationState, HydrationStatus } from "./hydrator.js";
+export {
+  type CachedPiece,
+  PersistentCache,
+  type PersistentCacheBackend,
+  type PersistentCacheStats,
+} from "./persistent-cache.js";
 export {
   openReplica,
   Replica,
@@ -11,7 +24,7 @@ export {
   vfsStatus,
 } from "./replica.js";
 export type { BindValue, ExecuteResult, SqlParams, SqlValue } from "./replica-connection.js";
-export type { ReplicaHealth, ReplicaStatus } from "./replica-core.js";
+export type { HydrateMode, ReplicaHealth, ReplicaStatus } from "./replica-core.js";
 export { ReplicaError, ReplicaQueryError } from "./replica-error.js";
 export type { ReplicaRequestKind, RequestTally } from "./request-stats.js";
 export {

@@ -1,8 +1,9 @@
 /**
  * Decoded pages of a replica, bounded in bytes and shared by all its
- * connections. Entries are keyed by where the image lives (file key + frame
- * offset), never by page number: LTX files are immutable, so an entry stays
- * valid across versions and needs no invalidation when the replica advances.
+ * connections (and shareable by several replicas of one store). Entries are
+ * keyed by where the image lives (the immutable LTX object + the frame's byte
+ * range), never by page number: an entry stays valid across versions and
+ * needs no invalidation when the replica advances.
  */
 import { LRUCache } from "lru-cache";
 import type { PageLocation } from "./page-index.js";
@@ -16,9 +17,12 @@ export interface PageCacheStats {
   misses: number;
 }
 
-/** The cache key of a page image. */
+/**
+ * The cache key of a page image: the immutable object (its identity, see
+ * `PlanFile.objectId`) and the frame's byte range.
+ */
 export function locationKey(loc: PageLocation): string {
-  return `${loc.file.key}@${loc.offset}`;
+  return `${loc.file.objectId ?? loc.file.key}@${loc.offset}+${loc.size}`;
 }
 
 /** An LRU of decoded pages bounded by their total size. */
@@ -58,6 +62,28 @@ export class PageCache {
   set(loc: PageLocation, page: Uint8Array): void {
     if (page.byteLength > this.#maxBytes) return;
     this.#lru.set(locationKey(loc), page);
+  }
+
+  /**
+   * Stores `page` only if that leaves `reserve` bytes free (pages a range GET
+   * brought along: welcome, but never at the expense of pages in use or of
+   * the wanted pages still arriving).
+   */
+  setIfRoom(loc: PageLocation, page: Uint8Array, reserve = 0): boolean {
+    if (this.#lru.calculatedSize + page.byteLength > this.#maxBytes - reserve) return false;
+    const key = locationKey(loc);
+    if (!this.#lru.has(key)) this.#lru.set(key, page);
+    return true;
+  }
+
+  /** Room left before the cache starts evicting, in bytes. */
+  get free(): number {
+    return this.#maxBytes - this.#lru.calculatedSize;
+  }
+
+  /** The cache's bound in bytes. */
+  get maxBytes(): number {
+    return this.#maxBytes;
   }
 
   /** Drops everything (e.g. on close). */

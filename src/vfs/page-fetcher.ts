@@ -2,13 +2,20 @@
  * Fetches page frames by range GET, validates and decodes them, and fills the
  * page cache. Adjacent missing frames of the same file become one request;
  * concurrent asks for the same frame share one request; `p-limit` caps the
- * requests in flight. A frame that fails validation is never served.
+ * requests in flight (separately for reads a query waits on, speculative
+ * reads, and bulk fetches). With a persistent cache, ranges it holds are
+ * read locally and every range fetched is stored in it. A frame that fails
+ * validation is never served.
  */
-import pLimit, { type LimitFunction } from "p-limit";
+import pLimit from "p-limit";
 import { decodePageFrame } from "../format/index.js";
 import type { ObjectStore } from "../storage/object-store.js";
+import { type FileFrames, FrameLayout } from "./frame-layout.js";
 import { locationKey, type PageCache } from "./page-cache.js";
-import type { PageLocation } from "./page-index.js";
+import type { PageLocation, PlanFile } from "./page-index.js";
+import type { PersistentCache } from "./persistent-cache.js";
+import { type PlannedRun, planRuns } from "./range-planner.js";
+import { persistentName, readFromStore, readRange } from "./range-read.js";
 import { ReplicaError } from "./replica-error.js";
 
 /** One page wanted from one version. */
@@ -19,25 +26,84 @@ export interface PageRequest {
 
 /** Options of {@link PageFetcher}. */
 export interface PageFetcherOptions {
-  /** Most range GETs in flight. */
+  /** Most range GETs in flight (per kind: demand, prefetch). */
   concurrency: number;
+  /** Most bulk range GETs in flight. */
+  bulkConcurrency?: number;
+  /** Most bytes of bulk range GETs in flight (default 64 MiB): bounds the memory they hold. */
+  bulkBytesInFlight?: number;
   /** Frames separated by at most this many unwanted bytes still share one GET. */
   coalesceGapBytes?: number;
   /** Upper bound on one coalesced GET. */
   maxRangeBytes?: number;
+  /** Persistent cache of fetched ranges, and the store location naming its entries. */
+  persistent?: { cache: PersistentCache; namespace: string };
+  /** Store used for bulk fetches (accounted apart); default: the main store. */
+  bulkStore?: ObjectStore;
 }
 
 interface Inflight {
   promise: Promise<Uint8Array>;
-  /** The request was sent (false while it waits for a prefetch slot). */
+  /** The request was sent (false while it waits for a slot). */
   started: boolean;
+  /** Part of a bulk fetch (bounded: worth waiting for even while queued). */
+  bulk: boolean;
 }
 
 interface Run {
-  key: string;
+  file: PlanFile;
   start: number;
   end: number;
   items: PageRequest[];
+}
+
+type LimitKind = "demand" | "prefetch" | "bulk";
+
+/** Speculative batches spanning more runs than this are coalesced into about this many GETs. */
+const SPREAD_RUNS = 6;
+/** ...reading at most this many times their wanted bytes in between. */
+const SPREAD_WASTE = 3;
+
+/** Runs tasks with a bound on how many (and, for bulk, how many bytes) are in flight. */
+type Limiter = <T>(task: () => Promise<T>, bytes: number) => Promise<T>;
+
+/** At most `count` tasks and `maxBytes` bytes at once (a task larger than the bound runs alone). */
+function byteLimit(count: number, maxBytes = 64 * 1024 * 1024): Limiter {
+  let running = 0;
+  let bytesInFlight = 0;
+  const queue: { bytes: number; start: () => void }[] = [];
+  const pump = () => {
+    while (queue.length > 0) {
+      const next = queue[0]!;
+      if (running >= count || (running > 0 && bytesInFlight + next.bytes > maxBytes)) return;
+      queue.shift();
+      running++;
+      bytesInFlight += next.bytes;
+      next.start();
+    }
+  };
+  return <T>(task: () => Promise<T>, bytes: number) =>
+    new Promise<T>((resolve, reject) => {
+      queue.push({
+        bytes,
+        start: () => {
+          task()
+            .then(resolve, reject)
+            .finally(() => {
+              running--;
+              bytesInFlight -= bytes;
+              pump();
+            });
+        },
+      });
+      pump();
+    });
+}
+
+/** A count-only limiter (p-limit). */
+function countLimit(count: number): Limiter {
+  const limit = pLimit(count);
+  return (task) => limit(task);
 }
 
 /** Called after a page was fetched and decoded (not for cache hits). */
@@ -46,23 +112,28 @@ export type FetchedHook = (req: PageRequest, page: Uint8Array) => void;
 /** Range-GET page fetcher over one store and one cache. */
 export class PageFetcher {
   readonly #store: ObjectStore;
+  readonly #bulkStore: ObjectStore;
   readonly #cache: PageCache;
-  /** Reads a query waits on: never queued behind speculative ones. */
-  readonly #demandLimit: LimitFunction;
-  /** Read-ahead and b-tree prefetch. */
-  readonly #prefetchLimit: LimitFunction;
+  readonly #limits: Record<LimitKind, Limiter>;
   readonly #gap: number;
   readonly #maxRange: number;
+  readonly #persistent: { cache: PersistentCache; namespace: string } | undefined;
   readonly #inflight = new Map<string, Inflight>();
   #onFetched: FetchedHook | undefined;
 
   constructor(store: ObjectStore, cache: PageCache, options: PageFetcherOptions) {
     this.#store = store;
+    this.#bulkStore = options.bulkStore ?? store;
     this.#cache = cache;
-    this.#demandLimit = pLimit(Math.max(1, options.concurrency));
-    this.#prefetchLimit = pLimit(Math.max(1, options.concurrency));
+    const n = Math.max(1, options.concurrency);
+    this.#limits = {
+      demand: countLimit(n),
+      prefetch: countLimit(n),
+      bulk: byteLimit(Math.max(n, options.bulkConcurrency ?? n), options.bulkBytesInFlight),
+    };
     this.#gap = options.coalesceGapBytes ?? 0;
     this.#maxRange = options.maxRangeBytes ?? 4 * 1024 * 1024;
+    this.#persistent = options.persistent;
   }
 
   /** Registers the hook run after every fetched page (used for b-tree prefetch). */
@@ -80,6 +151,12 @@ export class PageFetcher {
     return this.#inflight.has(locationKey(loc));
   }
 
+  /** The fetch of `loc` in flight, if it was sent. */
+  inflight(loc: PageLocation): Promise<Uint8Array> | undefined {
+    const pending = this.#inflight.get(locationKey(loc));
+    return pending?.started ? pending.promise : undefined;
+  }
+
   /**
    * The decoded page for `want`, fetching it (together with `along`, in the
    * same batch so adjacent frames coalesce) when not cached. `along` pages
@@ -90,9 +167,11 @@ export class PageFetcher {
     if (cached) return cached;
     const key = locationKey(want.loc);
     const pending = this.#inflight.get(key);
-    if (pending?.started) {
+    if (pending?.started || pending?.bulk) {
       if (along.length > 0) this.prefetch(along, pageSize);
-      return pending.promise;
+      // Riding on another read (a bulk range, read-ahead): if that one fails,
+      // this page still gets a request of its own before the query sees an error.
+      return pending.promise.catch(() => this.#alone(want, pageSize));
     }
     // Not asked for yet, or only queued behind speculative reads: a query waits
     // on it now, so it goes out at once (a queued duplicate later just refills the cache).
@@ -101,9 +180,50 @@ export class PageFetcher {
     return this.#inflight.get(key)?.promise ?? this.#afterRace(want);
   }
 
+  /** `want` fetched by a request of its own (after a shared request failed). */
+  #alone(want: PageRequest, pageSize: number): Promise<Uint8Array> {
+    const cached = this.#cache.peek(want.loc);
+    if (cached) return Promise.resolve(cached);
+    const pending = this.#inflight.get(locationKey(want.loc));
+    if (pending?.started) return pending.promise;
+    this.#inflight.delete(locationKey(want.loc));
+    this.#startBatch([want], pageSize, want);
+    return this.#inflight.get(locationKey(want.loc))?.promise ?? this.#afterRace(want);
+  }
+
   /** Warms the cache with `reqs` in the background; failures are ignored (a later read retries). */
   prefetch(reqs: PageRequest[], pageSize: number): void {
     this.#startBatch(reqs, pageSize);
+  }
+
+  /**
+   * Bulk fetch: the planned runs, under the bulk limit. Frames of `layout`
+   * (the version's current frames) lying in a run's gaps are kept too when
+   * the cache has room. `onPage` sees every wanted page that arrives.
+   * Resolves when every run has settled (failures only leave pages uncached).
+   */
+  async fetchRuns(
+    runs: PlannedRun[],
+    pageSize: number,
+    options: { layout?: FrameLayout; onPage?: FetchedHook } = {},
+  ): Promise<void> {
+    const settled: Promise<unknown>[] = [];
+    for (const planned of runs) {
+      const items = planned.items.filter(
+        (r) => !this.#inflight.has(locationKey(r.loc)) && !this.#cache.has(r.loc),
+      );
+      if (items.length === 0) continue;
+      const run: Run = { file: planned.file, start: planned.start, end: planned.end, items };
+      const frames = options.layout?.file(run.file.key);
+      const body = this.#startRun(run, pageSize, "bulk", options.onPage);
+      settled.push(
+        body.then(
+          (bytes) => this.#keepAlong(run, bytes, frames, pageSize),
+          () => {},
+        ),
+      );
+    }
+    await Promise.all(settled);
   }
 
   /** The batch completed synchronously (impossible today); fall back to the cache. */
@@ -124,8 +244,24 @@ export class PageFetcher {
       seen.add(k);
       todo.push(r);
     }
-    for (const run of this.#runs(todo)) {
-      this.#startRun(run, pageSize, demand !== undefined && run.items.includes(demand));
+    let runs = this.#runs(todo);
+    // Many speculative pages scattered over a file (the leaves of one B-tree
+    // in a file where trees interleave): a few coalesced GETs, not one each.
+    if (runs.length > SPREAD_RUNS) {
+      const lead = demand ? runs.find((r) => r.items.includes(demand)) : undefined;
+      const rest = runs.filter((r) => r !== lead).flatMap((r) => r.items);
+      const wanted = rest.reduce((n, r) => n + r.loc.size, 0);
+      const planned = planRuns(rest, {
+        maxRuns: SPREAD_RUNS,
+        maxWasteBytes: wanted * SPREAD_WASTE,
+        maxRangeBytes: this.#maxRange,
+      });
+      runs = lead ? [lead, ...planned] : planned;
+    }
+    for (const run of runs) {
+      const kind: LimitKind =
+        demand !== undefined && run.items.includes(demand) ? "demand" : "prefetch";
+      this.#startRun(run, pageSize, kind).catch(() => {});
     }
   }
 
@@ -138,7 +274,7 @@ export class PageFetcher {
       else byFile.set(r.loc.file.key, [r]);
     }
     const runs: Run[] = [];
-    for (const [key, list] of byFile) {
+    for (const list of byFile.values()) {
       list.sort((a, b) => a.loc.offset - b.loc.offset);
       let run: Run | undefined;
       for (const r of list) {
@@ -148,40 +284,53 @@ export class PageFetcher {
           run.items.push(r);
           continue;
         }
-        run = { key, start: r.loc.offset, end, items: [r] };
+        run = { file: r.loc.file, start: r.loc.offset, end, items: [r] };
         runs.push(run);
       }
     }
     return runs;
   }
 
-  #startRun(run: Run, pageSize: number, demand: boolean): void {
-    const limit = demand ? this.#demandLimit : this.#prefetchLimit;
+  /** Starts `run`; resolves with its bytes (each item's page also lands in the cache). */
+  #startRun(
+    run: Run,
+    pageSize: number,
+    kind: LimitKind,
+    onPage?: FetchedHook,
+  ): Promise<Uint8Array> {
     const entries: Inflight[] = [];
-    const body = limit(() => {
+    const store = kind === "bulk" ? this.#bulkStore : this.#store;
+    const body = this.#limits[kind](() => {
       for (const e of entries) e.started = true;
-      return this.#read(run);
-    });
+      return this.#read(run, store);
+    }, run.end - run.start);
     for (const item of run.items) {
       const k = locationKey(item.loc);
-      const promise = body.then((bytes) => {
+      const promise = body.then(async (bytes) => {
         const rel = item.loc.offset - run.start;
         const frame = bytes.subarray(rel, rel + item.loc.size);
         let page: Uint8Array;
         try {
           page = decodePageFrame(frame, { pgno: item.pgno, pageSize });
         } catch (err) {
-          throw new ReplicaError(
-            "REPLICA_PAGE_INVALID",
-            `page ${item.pgno} in ${item.loc.file.key} at ${item.loc.offset} failed validation`,
-            { cause: err },
-          );
+          // Bytes from the persistent cache that passed its checksum yet do not
+          // decode: never trust them, read the frame from storage (and replace them).
+          const again = this.#persistent ? await this.#refetchFrame(item, store) : undefined;
+          if (!again) {
+            throw new ReplicaError(
+              "REPLICA_PAGE_INVALID",
+              `page ${item.pgno} in ${item.loc.file.key} at ${item.loc.offset} failed validation`,
+              { cause: err },
+            );
+          }
+          page = decodePageFrame(again, { pgno: item.pgno, pageSize });
         }
         // Keep the cache from pinning a whole coalesced response through a view.
         if (page.byteLength !== page.buffer.byteLength) page = page.slice();
         this.#cache.set(item.loc, page);
         try {
           this.#onFetched?.(item, page);
+          onPage?.(item, page);
         } catch {
           // A prefetch hint is never worth failing a read.
         }
@@ -189,7 +338,7 @@ export class PageFetcher {
       });
       // Rejections are observed by whoever awaits; background ones must not surface as unhandled.
       promise.catch(() => {});
-      const entry: Inflight = { promise, started: false };
+      const entry: Inflight = { promise, started: false, bulk: kind === "bulk" };
       entries.push(entry);
       const cleanup = () => {
         if (this.#inflight.get(k) === entry) this.#inflight.delete(k);
@@ -197,17 +346,57 @@ export class PageFetcher {
       promise.then(cleanup, cleanup);
       this.#inflight.set(k, entry);
     }
+    return body;
   }
 
-  async #read(run: Run): Promise<Uint8Array> {
-    const length = run.end - run.start;
-    const res = await this.#store.get(run.key, { range: { offset: run.start, length } });
-    if (res.notModified || res.offset !== run.start || res.body.byteLength !== length) {
-      throw new ReplicaError(
-        "REPLICA_PAGE_INVALID",
-        `short or misplaced range read of ${run.key} (${run.start}+${length})`,
-      );
+  /** Keeps the current frames a bulk run brought along between its wanted ones, while the cache has room. */
+  #keepAlong(run: Run, bytes: Uint8Array, frames: FileFrames | undefined, pageSize: number): void {
+    if (!frames) return;
+    const [from, to] = FrameLayout.within(frames, run.start, run.end);
+    for (let i = from; i < to; i++) {
+      const loc: PageLocation = {
+        file: run.file,
+        offset: frames.offsets[i]!,
+        size: frames.sizes[i]!,
+      };
+      if (this.#cache.has(loc)) continue;
+      // Half the cache stays for the wanted pages of bulk fetches still arriving.
+      const reserve = this.#cache.maxBytes / 2;
+      if (this.#cache.free < pageSize + reserve) return;
+      const rel = loc.offset - run.start;
+      try {
+        let page = decodePageFrame(bytes.subarray(rel, rel + loc.size), {
+          pgno: frames.pgnos[i]!,
+          pageSize,
+        });
+        if (page.byteLength !== page.buffer.byteLength) page = page.slice();
+        this.#cache.setIfRoom(loc, page, reserve);
+      } catch {
+        // Not served; a later read fetches and validates it on its own.
+      }
     }
-    return res.body;
+  }
+
+  /** The bytes of `run`: from the persistent cache where it has them, else from storage. */
+  #read(run: Run, store: ObjectStore): Promise<Uint8Array> {
+    return readRange(store, this.#persistent, run.file, run.start, run.end);
+  }
+
+  /** One frame straight from storage, replacing what the persistent cache holds for it. */
+  async #refetchFrame(item: PageRequest, store: ObjectStore): Promise<Uint8Array | undefined> {
+    const name = this.#persistentName(item.loc.file);
+    if (!name || !this.#persistent) return undefined;
+    const { offset, size } = item.loc;
+    const bytes = await this.#network(store, item.loc.file.key, offset, offset + size);
+    void this.#persistent.cache.write(name, offset, bytes, { replace: true });
+    return bytes;
+  }
+
+  #persistentName(file: PlanFile): string | undefined {
+    return this.#persistent ? persistentName(this.#persistent.namespace, file) : undefined;
+  }
+
+  #network(store: ObjectStore, key: string, start: number, end: number): Promise<Uint8Array> {
+    return readFromStore(store, key, start, end);
   }
 }

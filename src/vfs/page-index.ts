@@ -22,6 +22,7 @@ import {
   storeRangeReader,
 } from "../format/index.js";
 import type { ObjectStore } from "../storage/object-store.js";
+import type { PersistentCache } from "./persistent-cache.js";
 import { ReplicaError } from "./replica-error.js";
 
 /** One LTX file of a plan, as named by the head object or a listing. */
@@ -37,6 +38,12 @@ export interface PlanFile {
   indexSize?: number;
   /** Commit time of `maxTXID` (ms) when known. */
   timestamp?: number;
+  /**
+   * Identity of the object's bytes (key, size, file checksum from its
+   * trailer), set once its page index was read: page images are cached under
+   * it, so two objects that happen to share a key never share cache entries.
+   */
+  objectId?: string;
 }
 
 /** A plan file whose page index has been read. */
@@ -355,6 +362,17 @@ export interface LoadIndexOptions {
   /** Keys of files to read whole (one GET) instead of just their index. */
   wholeFiles?: ReadonlySet<string>;
   signal?: AbortSignal;
+  /**
+   * A persistent cache for the reads, and the name under which a file's
+   * bytes may be cached (`undefined`: not cached, e.g. when nothing proves
+   * that the key still names the same bytes).
+   */
+  persistent?: { cache: PersistentCache; name: (file: PlanFile) => string | undefined };
+}
+
+/** The identity of an LTX object's bytes, from its trailer (see {@link PlanFile.objectId}). */
+export function objectIdOf(key: string, size: number, fileChecksum: bigint): string {
+  return `${key}#${size}#${fileChecksum.toString(16)}`;
 }
 
 /** Default suffix read when a file's index location is unknown: most L0 files fit entirely. */
@@ -374,7 +392,19 @@ export async function loadPageIndexes(
   const lastIndex = files.length - 1;
   const tasks = files.map((file, i) =>
     limit(async (): Promise<LoadedFile> => {
-      if (options.wholeFiles?.has(file.key)) return readWhole(store, file, options.signal);
+      const cacheName = options.persistent?.name(file);
+      const cached =
+        cacheName !== undefined && options.persistent
+          ? { cache: options.persistent.cache, name: cacheName }
+          : undefined;
+      if (options.wholeFiles?.has(file.key)) {
+        return readWhole(store, file, options.signal, cached);
+      }
+      const reader = cachedRangeReader(
+        storeRangeReader(store, file.key, options.signal ? { signal: options.signal } : {}),
+        file.size,
+        cached,
+      );
       const suffixGuess =
         file.indexSize !== undefined
           ? file.indexSize + LTX_TRAILER_SIZE
@@ -386,10 +416,10 @@ export async function loadPageIndexes(
         wantHeader && !coversHeader ? readHeader(store, file.key, options.signal) : undefined;
       // Avoid an unhandled rejection if the index read fails first.
       headerPromise?.catch(() => {});
-      const result = await readLtxPageIndex(storeRangeReader(store, file.key), { suffixGuess });
+      const result = await readLtxPageIndex(reader, { suffixGuess });
       const header = result.header ?? (headerPromise ? await headerPromise : undefined);
       return {
-        file,
+        file: withObjectId(file, result.fileSize, result.trailer.fileChecksum),
         fileSize: result.fileSize,
         entries: result.entries,
         ...(header ? { header } : {}),
@@ -415,20 +445,63 @@ function memoryRangeReader(body: Uint8Array): RangeReader {
   };
 }
 
-/** One GET of the whole file; its index is parsed from the bytes in memory. */
+function withObjectId(file: PlanFile, size: number, fileChecksum: bigint): PlanFile {
+  return { ...file, objectId: objectIdOf(file.key, size, fileChecksum) };
+}
+
+/**
+ * `inner`, reading through a persistent cache under `cached.name` when given:
+ * ranges it holds are served locally, others are read and stored. Suffix
+ * reads become offset reads when the size is known.
+ */
+function cachedRangeReader(
+  inner: RangeReader,
+  size: number | undefined,
+  cached: { cache: PersistentCache; name: string } | undefined,
+): RangeReader {
+  if (!cached || size === undefined) return inner;
+  return {
+    async read(range) {
+      const start = "suffix" in range ? Math.max(0, size - range.suffix) : range.offset;
+      const end = "suffix" in range ? size : Math.min(size, range.offset + range.length);
+      if (end > start) {
+        const hit = await cached.cache.readWhole(cached.name, start, end - start);
+        if (hit) return { bytes: hit, offset: start, totalSize: size };
+      }
+      const res = await inner.read(range);
+      if (res.totalSize === size && res.bytes.length > 0) {
+        void cached.cache.write(cached.name, res.offset, res.bytes);
+      }
+      return res;
+    },
+  };
+}
+
+/** One GET of the whole file (or the persistent cache); its index is parsed from the bytes in memory. */
 async function readWhole(
   store: ObjectStore,
   file: PlanFile,
   signal: AbortSignal | undefined,
+  cached: { cache: PersistentCache; name: string } | undefined,
 ): Promise<LoadedFile> {
-  const res = await store.get(file.key, signal ? { signal } : {});
-  if (res.notModified) {
-    throw new ReplicaError("REPLICA_INDEX_INVALID", `unexpected not-modified reading ${file.key}`);
+  let body =
+    cached && file.size !== undefined
+      ? await cached.cache.readWhole(cached.name, 0, file.size)
+      : undefined;
+  if (!body) {
+    const res = await store.get(file.key, signal ? { signal } : {});
+    if (res.notModified) {
+      throw new ReplicaError(
+        "REPLICA_INDEX_INVALID",
+        `unexpected not-modified reading ${file.key}`,
+      );
+    }
+    body = res.body;
+    if (cached && body.length === file.size) void cached.cache.write(cached.name, 0, body);
   }
-  const body = res.body;
   const result = await readLtxPageIndex(memoryRangeReader(body), { suffixGuess: body.length });
   return {
-    file,
+    file: withObjectId(file, result.fileSize, result.trailer.fileChecksum),
     fileSize: result.fileSize,
     entries: result.entries,
     ...(result.header ? { header: result.header } : {}),

@@ -9,10 +9,12 @@
  * caller waits for it and runs the statement again (`HybridConnection`).
  */
 import * as SQLite from "@journeyapps/wa-sqlite";
+import type { StatementContext } from "./bulk-fetch.js";
 import type { ReplicaCore } from "./replica-core.js";
 import { ReplicaError, ReplicaQueryError } from "./replica-error.js";
 import { ReplicaVfs } from "./replica-vfs.js";
 import { instantiateSqlite, type SqliteBuild } from "./sqlite-runtime.js";
+import { analyzeBytecode, type BytecodeOp, type StatementPlan } from "./statement-plan.js";
 import {
   changesConnectionState,
   columnNames,
@@ -79,6 +81,11 @@ export interface ReplicaConnectionOptions {
   readAheadPages: number;
   /** SQLite's own page cache per connection, in KiB (`PRAGMA cache_size = -N`). */
   sqliteCacheKiB: number;
+  /**
+   * The statement being run, shared with the connection's other build (see
+   * `HybridConnection`); bulk fetching reads it. Default: one of its own.
+   */
+  statement?: StatementContext;
 }
 
 /** One SQLite connection over a replica. */
@@ -101,6 +108,7 @@ export class ReplicaConnection {
   readonly #vfs: ReplicaVfs;
   readonly #core: ReplicaCore;
   readonly #text: TextBinder;
+  readonly #statement: StatementContext | undefined;
   /** Which wa-sqlite build the connection runs on. */
   readonly build: SqliteBuild;
   /** `sqlite3_step` / `sqlite3_reset` as fits the build (raw exports on the plain build). */
@@ -131,8 +139,10 @@ export class ReplicaConnection {
     vfs: ReplicaVfs,
     core: ReplicaCore,
     build: SqliteBuild,
+    statement: StatementContext | undefined,
   ) {
     this.build = build;
+    this.#statement = statement;
     this.#step = build === "sync" ? stepStatementSync : stepStatement;
     this.#reset = build === "sync" ? resetStatementSync : resetStatement;
     this.#sqlite3 = sqlite3;
@@ -158,6 +168,7 @@ export class ReplicaConnection {
     const vfs = new ReplicaVfs(`pagecast-${vfsCounter}`, module, core, DB_NAME, {
       readAheadPages: options.readAheadPages,
       suspend: build === "async",
+      ...(options.statement ? { statement: options.statement } : {}),
     });
     sqlite3.vfs_register(vfs, false);
     let db: number;
@@ -172,7 +183,15 @@ export class ReplicaConnection {
         await Promise.all(misses);
       }
     }
-    const conn = new ReplicaConnection(sqlite3, module as WasmSqliteModule, db, vfs, core, build);
+    const conn = new ReplicaConnection(
+      sqlite3,
+      module as WasmSqliteModule,
+      db,
+      vfs,
+      core,
+      build,
+      options.statement,
+    );
     // Sorters and temp tables must never try to create files next to the replica.
     conn.#internal = true;
     try {
@@ -249,6 +268,12 @@ export class ReplicaConnection {
   execute(sql: string, params?: SqlParams): ExecuteResult | Promise<ExecuteResult> {
     if (this.#closed) throw new ReplicaError("REPLICA_CLOSED", "the connection is closed");
     if (this.#setup !== undefined) return this.#setupThen(sql, params);
+    const statement = this.#statement;
+    if (statement && !this.#internal) {
+      statement.enter(sql);
+      // The async build cannot plan mid-statement: plan first (once per SQL text).
+      if (this.build === "async" && !statement.plans.has(sql)) return this.#planThen(sql, params);
+    }
     this.#vfs.lastError = undefined;
     // Misses of an earlier statement nobody ran again.
     if (this.#vfs.missed) this.#vfs.takeMisses();
@@ -278,6 +303,58 @@ export class ReplicaConnection {
       );
     }
     return this.#succeeded(result);
+  }
+
+  async #planThen(sql: string, params: SqlParams | undefined): Promise<ExecuteResult> {
+    const plan = await this.plan(sql);
+    // Even without a plan, do not try again for this SQL text.
+    if (!this.#statement?.plans.has(sql)) this.#statement?.setPlan(sql, plan ?? null);
+    return this.execute(sql, params);
+  }
+
+  /**
+   * What `sql`'s first statement will read, from its bytecode (`EXPLAIN`,
+   * which prepares but runs nothing). Recorded in the statement context.
+   * `undefined` when it could not be planned now (a page of the schema is on
+   * its way), `null` when it cannot be planned at all.
+   */
+  async plan(sql: string): Promise<StatementPlan | null | undefined> {
+    const internal = this.#internal;
+    this.#internal = true;
+    const module = this.#module;
+    try {
+      const ops: BytecodeOp[] = [];
+      for await (const stmt of this.#sqlite3.statements(this.#db, `EXPLAIN ${sql}`)) {
+        for (;;) {
+          const step = this.#step(module, stmt);
+          const rc = typeof step === "number" ? step : await step;
+          if (rc !== SQLITE_ROW) break;
+          const row = readRow(module, stmt);
+          ops.push({
+            addr: Number(row[0]),
+            opcode: String(row[1]),
+            p1: Number(row[2]),
+            p2: Number(row[3]),
+            p3: Number(row[4]),
+          });
+        }
+        break;
+      }
+      const plan = analyzeBytecode(ops);
+      this.#statement?.setPlan(sql, plan);
+      return plan;
+    } catch {
+      // A miss on the plain build: the schema page is on its way; plan another time.
+      if (this.#vfs.missed) {
+        this.#vfs.takeMisses();
+        return undefined;
+      }
+      this.#statement?.setPlan(sql, null);
+      return null;
+    } finally {
+      this.#internal = internal;
+      this.#vfs.lastError = undefined;
+    }
   }
 
   async #setupThen(sql: string, params: SqlParams | undefined): Promise<ExecuteResult> {

@@ -20,11 +20,21 @@ import {
 import type { ObjectStore, StoreHealth } from "../storage/object-store.js";
 import { NotFoundError } from "../storage/store-errors.js";
 import { interiorChildren, isInteriorPage, schemaRootPages } from "./btree-page.js";
+import {
+  BulkFetcher,
+  type BulkFetchHost,
+  type BulkFetchStats,
+  type StatementContext,
+} from "./bulk-fetch.js";
 import { Discovery, type DiscoveryMode, type DiscoveryResult } from "./discovery.js";
+import { FrameLayout } from "./frame-layout.js";
+import { type HydrationStatus, Hydrator } from "./hydrator.js";
 import { PageCache, type PageCacheStats } from "./page-cache.js";
 import { PageFetcher, type PageRequest } from "./page-fetcher.js";
 import type { PageLocation } from "./page-index.js";
 import { type LoadedFile, loadPageIndexes, PageIndex, type PlanFile } from "./page-index.js";
+import type { PersistentCache, PersistentCacheStats } from "./persistent-cache.js";
+import { planRuns } from "./range-planner.js";
 import type { AccessTracker } from "./read-ahead.js";
 import { ReplicaError } from "./replica-error.js";
 import {
@@ -71,6 +81,12 @@ export interface ReplicaStatus {
   lastPollAt: Date | null;
   lastError: { message: string; code: string | undefined; at: Date } | null;
   cache: PageCacheStats;
+  /** The persistent page cache (`cacheDir`, Cache API), when there is one. */
+  persistentCache: PersistentCacheStats | null;
+  /** Hydration (`hydrate`): state and progress. */
+  hydration: HydrationStatus;
+  /** B-tree-aware bulk fetching. */
+  bulk: BulkFetchStats;
   requests: Record<ReplicaRequestKind, RequestTally>;
   /**
    * The store's live health (`failingSince` from the first failed attempt,
@@ -78,6 +94,9 @@ export interface ReplicaStatus {
    */
   storage: StoreHealth | null;
 }
+
+/** `hydrate` option of a replica. */
+export type HydrateMode = "auto" | boolean;
 
 /** Options of {@link ReplicaCore}. */
 export interface ReplicaCoreOptions {
@@ -95,7 +114,28 @@ export interface ReplicaCoreOptions {
   rootPrefetchFanout: number;
   /** Milliseconds clock (tests). */
   now?: () => number;
+  /** Hydration: `true` at open, `"auto"` when queries would read most of a small database, `false` never. */
+  hydrate?: HydrateMode;
+  /** `"auto"` hydrates databases whose frames total at most this many bytes. */
+  hydrateMaxBytes?: number;
+  /** Most bytes one statement may fetch in bulk (0 disables bulk fetching). */
+  bulkFetchBytes?: number;
+  /** Persistent page cache shared with other replicas / processes. */
+  persistentCache?: PersistentCache;
+  /** In-memory page cache to use (shared by replicas of one store); default: a new one of `cacheBytes`. */
+  pageCache?: PageCache;
 }
+
+/** Parallel range GETs one bulk fetch aims for. */
+const BULK_REQUESTS = 16;
+/** Bulk range GETs in flight at most (and at most 64 MiB of them). */
+const BULK_CONCURRENCY = 64;
+/** Gaps between wanted frames read rather than split (cheaper than a request). */
+const FREE_GAP_BYTES = 512 * 1024;
+/** Largest bulk range GET. */
+const MAX_BULK_RANGE = 4 * 1024 * 1024;
+/** Range GETs hydration keeps in flight. */
+const HYDRATE_CONCURRENCY = 16;
 
 /** Delta files at most this large are read whole when opening with a skeleton. */
 const WHOLE_FILE_MAX_BYTES = 64 * 1024;
@@ -153,6 +193,13 @@ export class ReplicaCore {
   #roots = new Set<number>();
   #schemaPages = new Set<number>();
   #hintsSeq = -1;
+  readonly bulk: BulkFetcher;
+  #hydrator: Hydrator | undefined;
+  #hydrationRequested = false;
+  readonly #hydrateStore: ObjectStore;
+  readonly #layouts = new WeakMap<ReplicaVersion, FrameLayout>();
+  readonly #persistent: PersistentCache | undefined;
+  #hydratorPageSize = 0;
 
   constructor(options: ReplicaCoreOptions) {
     this.#options = options;
@@ -167,12 +214,130 @@ export class ReplicaCore {
     this.#indexStore = tallied("index");
     this.#skeletonStore = tallied("skeleton");
     this.#pageStore = tallied("page");
-    this.cache = new PageCache(options.cacheBytes);
+    this.#hydrateStore = tallied("hydrate");
+    this.#persistent = options.persistentCache;
+    this.cache = options.pageCache ?? new PageCache(options.cacheBytes);
     this.fetcher = new PageFetcher(this.#pageStore, this.cache, {
       concurrency: options.concurrency,
+      bulkConcurrency: BULK_CONCURRENCY,
       coalesceGapBytes: 0,
+      bulkStore: tallied("bulk"),
+      ...(this.#persistent ? { persistent: { cache: this.#persistent, namespace: this.url } } : {}),
     });
     this.fetcher.onFetched = (req, page) => this.#afterFetch(req, page);
+    this.bulk = new BulkFetcher(this.#bulkHost(), {
+      budgetBytes: options.bulkFetchBytes,
+      cacheBytes: options.cacheBytes,
+    });
+  }
+
+  /** The persistent cache, if the replica has one. */
+  get persistentCache(): PersistentCache | undefined {
+    return this.#persistent;
+  }
+
+  /** The frames of `version` in file order (built once per version). */
+  layout(version: ReplicaVersion): FrameLayout {
+    let layout = this.#layouts.get(version);
+    if (!layout) {
+      layout = FrameLayout.of(version.index);
+      this.#layouts.set(version, layout);
+    }
+    return layout;
+  }
+
+  /**
+   * A page of `version` if it is in memory (hydrated or cached), without
+   * fetching or counting anything.
+   */
+  peekPage(version: ReplicaVersion, pgno: number): Uint8Array | undefined {
+    const loc = version.index.lookup(pgno);
+    if (!loc) return undefined;
+    return this.#hydrator?.page(pgno, loc) ?? this.cache.peek(loc);
+  }
+
+  /**
+   * Starts hydrating the current version in the background (and from then
+   * on every new version, fetching only changed pages). Idempotent.
+   */
+  hydrate(): void {
+    this.#hydrationRequested = true;
+    const v = this.#current;
+    if (!v || this.#closed) return;
+    const pageSize = v.index.pageSize;
+    if (!this.#hydrator || this.#hydratorPageSize !== pageSize) {
+      this.#hydrator?.close();
+      this.#hydratorPageSize = pageSize;
+      this.#hydrator = new Hydrator({
+        store: this.#hydrateStore,
+        pageSize,
+        concurrency: Math.max(HYDRATE_CONCURRENCY, this.#options.concurrency),
+        ...(this.#persistent
+          ? { persistent: { cache: this.#persistent, namespace: this.url } }
+          : {}),
+      });
+    }
+    const layout = this.layout(v);
+    void this.#hydrator.hydrate(v.index.txid, layout, v.index.commit).then(() => {
+      const st = this.#hydrator?.status();
+      if (st?.state === "failed") {
+        this.#recordError(
+          new ReplicaError("REPLICA_HYDRATION_FAILED", st.error ?? "hydration failed"),
+        );
+      }
+    });
+  }
+
+  /** Waits until hydration of the current version is complete (or failed); at once when off. */
+  async hydrated(): Promise<void> {
+    for (;;) {
+      const h = this.#hydrator;
+      const v = this.#current;
+      if (!h || !v) return;
+      const st = h.status();
+      if (st.state === "failed" || st.state === "off") return;
+      if (st.state === "done" && st.txid === v.index.txid) return;
+      // A pass for an older version (a poll applied a newer one) is followed by one for it.
+      if (st.txid !== v.index.txid) this.hydrate();
+      await h.settled();
+    }
+  }
+
+  #bulkHost(): BulkFetchHost {
+    return {
+      peek: (version, pgno) => this.peekPage(version, pgno),
+      pendingOrCached: (loc) =>
+        this.cache.has(loc) ||
+        this.fetcher.isInflight(loc) ||
+        this.#hydrator?.pending(loc) !== undefined,
+      planRuns: (reqs, options) => {
+        const runs = planRuns(reqs, {
+          maxRuns: options.maxRuns ?? BULK_REQUESTS,
+          maxWasteBytes: options.maxWasteBytes,
+          maxTotalWasteBytes: options.maxTotalWasteBytes,
+          freeGapBytes: FREE_GAP_BYTES,
+          maxRangeBytes: MAX_BULK_RANGE,
+        });
+        return { runs, bytes: runs.reduce((n, r) => n + (r.end - r.start), 0) };
+      },
+      fetchRuns: (version, plan, onPage) =>
+        this.fetcher.fetchRuns(plan.runs, version.index.pageSize, {
+          layout: this.layout(version),
+          onPage,
+        }),
+      versionBytes: (version) => this.layout(version).bytes,
+      prefetch: (version, reqs) => this.fetcher.prefetch(reqs, version.index.pageSize),
+      hydrating: (version) =>
+        this.#hydrator?.active === true && version === this.#current && this.#hydrationRequested,
+      mayAutoHydrate: (bytes) =>
+        (this.#options.hydrate ?? "auto") === "auto" &&
+        bytes <= (this.#options.hydrateMaxBytes ?? this.#options.cacheBytes),
+      autoHydrate: (version) => {
+        if (version !== this.#current || this.#hydrationRequested) return false;
+        this.hydrate();
+        return true;
+      },
+    };
   }
 
   /** True when a planned file was found deleted: the next poll re-plans from scratch. */
@@ -254,9 +419,11 @@ export class ReplicaCore {
     version: ReplicaVersion,
     pgno: number,
     tracker?: AccessTracker,
+    statement?: StatementContext,
   ): Uint8Array | Promise<Uint8Array> {
     const index = version.index;
     const loc = index.lookup(pgno);
+    statement?.noteRead(pgno);
     if (!loc) {
       // SQLite never stores the lock page; it reads as zeros.
       if (pgno === lockPgno(index.pageSize) && pgno <= index.commit)
@@ -266,6 +433,8 @@ export class ReplicaCore {
         `page ${pgno} of TXID ${index.txid} is not in the page index`,
       );
     }
+    const hydrated = this.#hydrator?.page(pgno, loc);
+    if (hydrated) return this.#served(version, pgno, hydrated, tracker);
     const page = this.cache.get(loc);
     let along: PageRequest[] | undefined;
     if (tracker) {
@@ -276,9 +445,37 @@ export class ReplicaCore {
         else along = [{ pgno: p, loc: l }];
       }
     }
-    if (!page) return this.#fetchPage(version, { pgno, loc }, tracker, along ?? []);
-    if (along) this.fetcher.prefetch(along, index.pageSize);
+    if (!page) {
+      if (statement) {
+        // Bulk fetching knows the page's B-tree: its choice replaces plain read-ahead.
+        const chosen = this.bulk.onMiss(version, pgno, statement.fetchState());
+        if (chosen) along = chosen;
+      }
+      const landing = this.#hydrator?.pending(loc);
+      if (landing)
+        return this.#afterHydration(landing, version, { pgno, loc }, tracker, along ?? []);
+      return this.#fetchPage(version, { pgno, loc }, tracker, along ?? []);
+    }
+    // A statement that missed before is in bulk fetching's hands (it read ahead already).
+    if (along && !statement?.state) this.fetcher.prefetch(along, index.pageSize);
     return this.#served(version, pgno, page, tracker);
+  }
+
+  /** A page whose hydration range is on its way: wait for it rather than ask again. */
+  async #afterHydration(
+    landing: Promise<void>,
+    version: ReplicaVersion,
+    req: PageRequest,
+    tracker: AccessTracker | undefined,
+    along: PageRequest[],
+  ): Promise<Uint8Array> {
+    await landing.catch(() => {});
+    const page = this.#hydrator?.page(req.pgno, req.loc);
+    if (page) {
+      if (along.length > 0) this.fetcher.prefetch(along, version.index.pageSize);
+      return this.#served(version, req.pgno, page, tracker);
+    }
+    return this.#fetchPage(version, req, tracker, along);
   }
 
   async #fetchPage(
@@ -338,6 +535,17 @@ export class ReplicaCore {
       lastPollAt: this.#lastPollAt !== undefined ? new Date(this.#lastPollAt) : null,
       lastError: this.#lastError ? { ...this.#lastError } : null,
       cache: this.cache.stats(),
+      persistentCache: this.#persistent ? this.#persistent.stats() : null,
+      hydration: this.#hydrator?.status() ?? {
+        state: "off",
+        txid: null,
+        pages: 0,
+        totalPages: 0,
+        bytes: 0,
+        totalBytes: 0,
+        error: null,
+      },
+      bulk: this.bulk.stats(),
       requests: this.stats.snapshot(),
       storage: this.#options.store.health?.() ?? null,
     };
@@ -346,7 +554,9 @@ export class ReplicaCore {
   /** Marks the core closed and drops cached pages. */
   close(): void {
     this.#closed = true;
-    this.cache.clear();
+    this.#hydrator?.close();
+    this.#hydrator = undefined;
+    if (!this.#options.pageCache) this.cache.clear();
   }
 
   /** Whether `close()` was called. */
@@ -397,11 +607,22 @@ export class ReplicaCore {
     base: ReplicaVersion | undefined,
   ): Promise<void> {
     const opening = base === undefined ? this.#openingReads(result) : undefined;
+    const persistent = this.#persistent;
+    const generation = result.generation;
     const loaded = await loadPageIndexes(this.#indexStore, result.files, {
       // Every index in one wave: open latency must not grow with the plan length.
       concurrency: Math.max(this.#options.concurrency, 64),
       needLastHeader: result.commit === undefined,
       ...(opening ? { wholeFiles: opening.wholeFiles } : {}),
+      // With a pagecast writer, (generation, key) names one immutable object.
+      ...(persistent && generation !== undefined
+        ? {
+            persistent: {
+              cache: persistent,
+              name: (f: PlanFile) => this.#generationName(generation, f.key, f.size),
+            },
+          }
+        : {}),
     });
     const last = loaded[loaded.length - 1];
     if (!last) throw new ReplicaError("REPLICA_EMPTY", "the replica plan has no files");
@@ -438,6 +659,13 @@ export class ReplicaCore {
       index,
       generation: result.generation ?? base?.generation,
     };
+    // Hydrated: follow the new version (only pages whose frame changed are read).
+    if (this.#hydrationRequested || this.#options.hydrate === true) this.hydrate();
+  }
+
+  /** Persistent-cache name of an object of a pagecast writer's generation. */
+  #generationName(generation: string, key: string, size: number | undefined): string | undefined {
+    return size === undefined ? undefined : `${this.url}\ngen:${generation}\n${key}#${size}`;
   }
 
   /**
@@ -470,24 +698,7 @@ export class ReplicaCore {
     const quiet = <T>(p: Promise<T>): Promise<T | undefined> => p.catch(() => undefined);
     return {
       snapshot,
-      skeleton: skeleton
-        ? this.#skeletonStore.get(skeleton.key, { maxBytes: skeleton.size }).then(
-            (res) => {
-              if (res.notModified) return undefined;
-              if (res.body.length === skeleton.size) return res.body;
-              this.#skeletonProblem(
-                skeleton.key,
-                `${res.body.length} bytes, the head says ${skeleton.size}`,
-              );
-              return undefined;
-            },
-            (err: unknown) => {
-              // Deleted with its snapshot since the head was read: benign.
-              if (!isMissingFile(err)) this.#skeletonProblem(skeleton.key, errorMessage(err), err);
-              return undefined;
-            },
-          )
-        : undefined,
+      skeleton: skeleton ? this.#readSkeleton(skeleton, result.generation) : undefined,
       page1:
         page1Needed && at
           ? {
@@ -501,6 +712,42 @@ export class ReplicaCore {
           : undefined,
       wholeFiles,
     };
+  }
+
+  /**
+   * The skeleton: from the persistent cache (named by the writer's generation,
+   * and checked against the snapshot's index before use) or from storage.
+   */
+  async #readSkeleton(
+    skeleton: HeadSkeleton,
+    generation: string | undefined,
+  ): Promise<Uint8Array | undefined> {
+    const name =
+      generation === undefined
+        ? undefined
+        : this.#generationName(generation, skeleton.key, skeleton.size);
+    const cache = this.#persistent;
+    if (cache && name !== undefined) {
+      const hit = await cache.readWhole(name, 0, skeleton.size);
+      if (hit) return hit;
+    }
+    try {
+      const res = await this.#skeletonStore.get(skeleton.key, { maxBytes: skeleton.size });
+      if (res.notModified) return undefined;
+      if (res.body.length !== skeleton.size) {
+        this.#skeletonProblem(
+          skeleton.key,
+          `${res.body.length} bytes, the head says ${skeleton.size}`,
+        );
+        return undefined;
+      }
+      if (cache && name !== undefined) void cache.write(name, 0, res.body);
+      return res.body;
+    } catch (err) {
+      // Deleted with its snapshot since the head was read: benign.
+      if (!isMissingFile(err)) this.#skeletonProblem(skeleton.key, errorMessage(err), err);
+      return undefined;
+    }
   }
 
   /**
@@ -604,6 +851,7 @@ export class ReplicaCore {
   #afterFetch(req: PageRequest, page: Uint8Array): void {
     const v = this.#current;
     if (!v || this.#closed) return;
+    if (isInteriorPage(page, req.pgno)) this.bulk.interiorArrived();
     const loc = v.index.lookup(req.pgno);
     // Hints are only trusted for the current version's image of the page.
     if (!loc || loc.file.key !== req.loc.file.key || loc.offset !== req.loc.offset) return;

@@ -18,6 +18,7 @@
 
 import { FacadeVFS } from "@journeyapps/wa-sqlite/src/FacadeVFS.js";
 import * as VFS from "@journeyapps/wa-sqlite/src/VFS.js";
+import type { StatementContext } from "./bulk-fetch.js";
 import { AccessTracker } from "./read-ahead.js";
 import type { ReplicaCore, ReplicaVersion } from "./replica-core.js";
 
@@ -50,6 +51,8 @@ export class ReplicaVfs extends FacadeVFS {
   readonly #readAheadPages: number;
   /** False in the plain build: reads of pages not cached fail and are recorded as misses. */
   readonly #suspend: boolean;
+  /** The statement the connection runs (bulk fetching decides on its misses). */
+  readonly #statement: StatementContext | undefined;
   /** Fetches of pages whose reads failed since the last {@link takeMisses} (plain build). */
   #misses: Promise<unknown>[] = [];
   /** The last failure of a read, so the query layer can report the cause of SQLITE_IOERR. */
@@ -60,13 +63,14 @@ export class ReplicaVfs extends FacadeVFS {
     module: object,
     core: ReplicaCore,
     dbName: string,
-    options: { readAheadPages: number; suspend?: boolean },
+    options: { readAheadPages: number; suspend?: boolean; statement?: StatementContext },
   ) {
     super(name, module);
     this.#core = core;
     this.#dbName = dbName;
     this.#readAheadPages = options.readAheadPages;
     this.#suspend = options.suspend ?? true;
+    this.#statement = options.statement;
   }
 
   /**
@@ -202,7 +206,7 @@ export class ReplicaVfs extends FacadeVFS {
       }
       const inPage = offset - (pgno - 1) * pageSize;
       const n = Math.min(pageSize - inPage, total - done);
-      const page = this.#core.readPage(version, pgno, file.tracker);
+      const page = this.#core.readPage(version, pgno, file.tracker, this.#statement);
       if (page instanceof Promise) {
         if (!this.#suspend) {
           // Nothing may touch pData once this returns: SQLite reuses the buffer.

@@ -5,14 +5,17 @@
 import type { RestoreTarget } from "../layout/index.js";
 import type { ObjectStore } from "../storage/object-store.js";
 import { type OpenStoreOptions, openStore } from "../storage/open-store.js";
+import { openCacheDir } from "./cache-dir.js";
 import { HybridConnection, type SqliteModules } from "./hybrid-connection.js";
+import type { HydrationStatus } from "./hydrator.js";
+import { PersistentCache, type PersistentCacheBackend } from "./persistent-cache.js";
 import type {
   ExecuteResult,
   ReplicaConnectionOptions,
   SqlParams,
   SqlValue,
 } from "./replica-connection.js";
-import { ReplicaCore, type ReplicaStatus } from "./replica-core.js";
+import { type HydrateMode, ReplicaCore, type ReplicaStatus } from "./replica-core.js";
 import { ReplicaError, ReplicaQueryError } from "./replica-error.js";
 import { SerialQueue } from "./serial-queue.js";
 import {
@@ -79,6 +82,43 @@ export interface ReplicaOptions {
   closeStore?: boolean;
   /** Milliseconds clock used for polling intervals and lag (default `Date.now`; for simulations and tests). */
   clock?: () => number;
+  /**
+   * Hydration: download the whole database in the background with large
+   * parallel range GETs, into memory (about the database's size), while
+   * queries go on using pages as they land; afterwards each new version
+   * costs only its changed pages. `true`: from the open on. `"auto"`
+   * (default): when a query would read most of a database at most
+   * `hydrateMaxBytes` large (or any query that bulk fetches in a database
+   * under 2 MiB). `false`: never. Progress in `status().hydration`.
+   */
+  hydrate?: HydrateMode;
+  /** Largest database (bytes of its LTX frames) `hydrate: "auto"` hydrates (default: `cacheBytes`). */
+  hydrateMaxBytes?: number;
+  /**
+   * The fetch budget of B-tree-aware bulk fetching: most bytes one statement
+   * may fetch in bulk (a B-tree's remaining leaves in one wave of coalesced
+   * range GETs, when it scans a tree or keeps missing in it; on a file whose
+   * trees interleave those ranges also read the pages between the leaves).
+   * Default: the database's size (its LTX frames) up to 256 MiB, at least
+   * half of `cacheBytes`; 0 disables bulk fetching (every miss is then
+   * fetched on its own, with read-ahead). Pages kept are bounded by the page
+   * cache either way.
+   */
+  bulkFetchBytes?: number;
+  /**
+   * Node: a directory for the persistent page cache (Lambda's /tmp, a
+   * server's disk): pages fetched once are read from it by later runs and
+   * other processes sharing the directory. Bounded by `cacheDirMaxBytes`.
+   */
+  cacheDir?: string;
+  /** Most bytes kept in `cacheDir` (default 512 MiB); least recently used entries go first. */
+  cacheDirMaxBytes?: number;
+  /**
+   * A persistent page cache (any runtime): e.g. in Workers
+   * `cacheApiBackend(caches.default)`, or a `PersistentCache` shared by
+   * several replicas. Keyed by immutable object + byte range: never stale.
+   */
+  persistentCache?: PersistentCache | PersistentCacheBackend;
 }
 
 /** `openReplica({ store, ...options })`. */
@@ -294,6 +334,17 @@ export class Replica {
     });
   }
 
+  /**
+   * Hydrates the database now (see the `hydrate` option) and resolves when
+   * the current version is entirely in memory, with the hydration status.
+   */
+  async hydrate(): Promise<HydrationStatus> {
+    this.#assertOpen();
+    this.#core.hydrate();
+    await this.#core.hydrated();
+    return this.#core.status().hydration;
+  }
+
   /** Polls storage now (regardless of the interval) and applies what is new. */
   async poll(): Promise<void> {
     this.#assertOpen();
@@ -314,6 +365,8 @@ export class Replica {
       this.#slots.map((s) => s.queue.run(async () => (await s.conn).close()).catch(() => {})),
     );
     this.#core.close();
+    // What this replica fetched stays for the next run.
+    await this.#core.persistentCache?.flush().catch(() => {});
     if (this.#closeStore) await this.#store.close();
   }
 
@@ -514,6 +567,16 @@ export async function openReplica(
     opts.backgroundPollMs === undefined
       ? undefined
       : positive(opts.backgroundPollMs, 0, "backgroundPollMs", 10);
+  const hydrate = opts.hydrate ?? "auto";
+  if (hydrate !== "auto" && hydrate !== true && hydrate !== false) {
+    throw new ReplicaError("REPLICA_INVALID_ARGUMENT", 'hydrate must be "auto", true or false');
+  }
+  const hydrateMaxBytes = positive(opts.hydrateMaxBytes, cacheBytes, "hydrateMaxBytes", 0);
+  const bulkFetchBytes =
+    opts.bulkFetchBytes === undefined
+      ? undefined
+      : Math.floor(positive(opts.bulkFetchBytes, 0, "bulkFetchBytes", 0));
+  const persistentCache = resolvePersistentCache(opts);
 
   // Compiling the wasm overlaps with the first storage round trips.
   const syncSource = resolveSyncSqliteWasm(opts.wasm, opts.syncWasm);
@@ -535,6 +598,10 @@ export async function openReplica(
       staleSeconds,
       readAheadPages,
       rootPrefetchFanout,
+      hydrate,
+      hydrateMaxBytes,
+      ...(bulkFetchBytes !== undefined ? { bulkFetchBytes } : {}),
+      ...(persistentCache ? { persistentCache } : {}),
       ...(at ? { at } : {}),
       ...(opts.clock ? { now: opts.clock } : {}),
     });
@@ -559,6 +626,27 @@ export async function openReplica(
     if (closeStore) await store.close().catch(() => {});
     throw err;
   }
+}
+
+/** The persistent cache the options ask for: `persistentCache`, else `cacheDir`, else none. */
+function resolvePersistentCache(opts: ReplicaOptions): PersistentCache | undefined {
+  const given = opts.persistentCache;
+  if (given !== undefined) {
+    if (given instanceof PersistentCache) return given;
+    if (given && typeof given.get === "function" && typeof given.put === "function") {
+      return new PersistentCache(given);
+    }
+    throw new ReplicaError(
+      "REPLICA_INVALID_ARGUMENT",
+      "persistentCache must be a PersistentCache or a backend with get/put/delete",
+    );
+  }
+  if (opts.cacheDir === undefined) return undefined;
+  const max =
+    opts.cacheDirMaxBytes === undefined
+      ? undefined
+      : positive(opts.cacheDirMaxBytes, 0, "cacheDirMaxBytes", 65536);
+  return openCacheDir(opts.cacheDir, max);
 }
 
 /** The status of a replica (same as `replica.status()`; for symmetry with other pagecast tools). */

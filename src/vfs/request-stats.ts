@@ -29,6 +29,10 @@ export type ReplicaRequestKind =
   | "header"
   /** Range GET of page frames. */
   | "page"
+  /** Range GET of a bulk fetch (a B-tree's leaves, see `bulk-fetch.ts`). */
+  | "bulk"
+  /** Range GET of hydration (the whole database, in the background). */
+  | "hydrate"
   /** GET of a snapshot's B-tree skeleton (while opening). */
   | "skeleton";
 
@@ -39,7 +43,17 @@ export interface RequestTally {
   errors: number;
 }
 
-const KINDS: ReplicaRequestKind[] = ["head", "poll", "list", "index", "header", "page", "skeleton"];
+const KINDS: ReplicaRequestKind[] = [
+  "head",
+  "poll",
+  "list",
+  "index",
+  "header",
+  "page",
+  "bulk",
+  "hydrate",
+  "skeleton",
+];
 
 /** Mutable tallies by kind. */
 export class RequestStats {

@@ -427,3 +427,98 @@ export function primaryValues(
     row.map((v) => (Buffer.isBuffer(v) ? new Uint8Array(v) : v)),
   );
 }
+
+/** An app-like database whose trees interleave over the file (page size 1024: deep trees). */
+export function fillScattered(db: Database.Database): void {
+  db.exec(`
+    CREATE TABLE customers(id INTEGER PRIMARY KEY, email TEXT NOT NULL, country TEXT NOT NULL, notes TEXT);
+    CREATE TABLE orders(id INTEGER PRIMARY KEY, customer_id INT NOT NULL, status TEXT NOT NULL,
+                        created_at INT NOT NULL, total INT NOT NULL, memo TEXT);
+    CREATE UNIQUE INDEX customers_email ON customers(email);
+    CREATE INDEX orders_customer ON orders(customer_id);
+    CREATE INDEX orders_created ON orders(created_at);
+    CREATE INDEX orders_status ON orders(status);`);
+  const addCustomer = db.prepare("INSERT INTO customers VALUES (?, ?, ?, ?)");
+  const addOrder = db.prepare("INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?)");
+  const setStatus = db.prepare("UPDATE orders SET status = ? WHERE id = ?");
+  const drop = db.prepare("DELETE FROM orders WHERE id = ?");
+  let seed = 12345;
+  const rand = () => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed / 0x7fffffff;
+  };
+  const statuses = ["pending", "paid", "shipped", "refunded"];
+  let customers = 0;
+  db.transaction(() => {
+    for (let i = 1; i <= 6000; i++) {
+      if (i % 4 === 1) {
+        customers++;
+        addCustomer.run(
+          customers,
+          `c${customers}@example.com`,
+          i % 3 ? "FR" : "JP",
+          "n".repeat(20 + (i % 80)),
+        );
+      }
+      // A few orders carry a long memo: overflow pages.
+      const memo = i % 53 === 0 ? `memo ${i} `.repeat(400) : null;
+      addOrder.run(
+        i,
+        1 + Math.floor(rand() * customers),
+        "pending",
+        1_000_000 + i * 60,
+        Math.floor(rand() * 10_000),
+        memo,
+      );
+      if (i % 5 === 0)
+        setStatus.run(statuses[Math.floor(rand() * 4)], Math.max(1, i - Math.floor(rand() * 100)));
+      if (i % 17 === 0) drop.run(i - 9);
+    }
+  })();
+}
+
+/** A query over {@link fillScattered}'s tables. */
+export interface ScatteredQuery {
+  name: string;
+  sql: string;
+  params: unknown[];
+}
+
+/** One query of each analytic shape over {@link fillScattered}'s tables. */
+export const SCATTERED_QUERIES: ScatteredQuery[] = [
+  {
+    name: "range + rowid lookups",
+    sql: "SELECT count(*), sum(total) FROM orders WHERE created_at BETWEEN ? AND ?",
+    params: [1_060_000, 1_250_000],
+  },
+  {
+    name: "join by rowid",
+    sql: "SELECT c.country, count(*), sum(o.total) FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.status = ? GROUP BY 1 ORDER BY 1",
+    params: ["refunded"],
+  },
+  {
+    name: "GROUP BY over a non-covering index",
+    sql: "SELECT status, count(*), sum(total) FROM orders INDEXED BY orders_status GROUP BY status",
+    params: [],
+  },
+  {
+    name: "ORDER BY ... LIMIT over a non-covering index",
+    sql: "SELECT id, total FROM orders ORDER BY created_at DESC LIMIT 30",
+    params: [],
+  },
+  {
+    name: "scan with a filter (overflow)",
+    sql: "SELECT count(*), sum(length(memo)) FROM orders WHERE memo IS NOT NULL AND total > ?",
+    params: [100],
+  },
+];
+
+/**
+ * A {@link ScriptedWriter} (page size 1024, skeleton and page 1 in the head)
+ * that published {@link fillScattered}'s database once. Close it when done.
+ */
+export async function publishScattered(store: ObjectStore): Promise<ScriptedWriter> {
+  const writer = new ScriptedWriter(store, { pageSize: 1024, skeleton: true, page1: true });
+  await writer.commit(() => fillScattered(writer.db));
+  return writer;
+}

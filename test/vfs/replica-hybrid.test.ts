@@ -104,7 +104,14 @@ describe("plain build beside the async build", () => {
 
   test("a cold scan moves to the async build after a few rounds of misses", async () => {
     const { store, writer } = await setup();
-    const replica = await openReplica({ store, wasm: readSqliteWasm, readAheadPages: 4 });
+    // Without bulk fetching or hydration, which would spare it the rounds.
+    const replica = await openReplica({
+      store,
+      wasm: readSqliteWasm,
+      readAheadPages: 4,
+      bulkFetchBytes: 0,
+      hydrate: false,
+    });
     open.push(replica);
     const sql = "SELECT sum(length(pad)), count(DISTINCT k) FROM t";
     const builds = countBuilds(sql);

@@ -537,7 +537,13 @@ describe("warm path", () => {
     cleanups.push(() => writer.close());
     await writer.commit(() => fill(writer.db));
     const replica = await track(
-      await openReplica({ store: mem, wasm: readSqliteWasm, sqliteCacheBytes: 65536 }),
+      // Not hydrated: the pages are to come from the replica's page cache.
+      await openReplica({
+        store: mem,
+        wasm: readSqliteWasm,
+        sqliteCacheBytes: 65536,
+        hydrate: false,
+      }),
     );
     const primary = writer.primaryAt(writer.txid);
     const all = "SELECT id, email, v FROM t ORDER BY email";

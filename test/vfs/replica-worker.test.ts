@@ -78,6 +78,32 @@ describe("replica in a Cloudflare Worker (miniflare)", () => {
       await ask();
       await writer.commit("DELETE FROM t WHERE id < 100");
       await ask();
+
+      // The Cache API as persistent cache: the next invocation reads pages from it.
+      const cached = async (hydrate: boolean) => {
+        const res = await mf.dispatchFetch("http://worker/", {
+          method: "POST",
+          body: JSON.stringify({ url, sql, credentials, cache: true, hydrate }),
+        });
+        const out = (await res.json()) as {
+          rows?: unknown;
+          error?: string;
+          fetched: number;
+          indexRequests: number;
+          cacheHits: number | null;
+          cacheCorrupt: number | null;
+        };
+        expect(out.error).toBeUndefined();
+        expect(out.rows).toEqual(primaryValues(writer.primaryAt(writer.txid), sql));
+        return out;
+      };
+      const first = await cached(true);
+      expect(first.fetched).toBeGreaterThan(0);
+      const second = await cached(true);
+      expect(second.fetched).toBe(0);
+      expect(second.indexRequests).toBe(0);
+      expect(second.cacheHits).toBeGreaterThan(0);
+      expect(second.cacheCorrupt).toBe(0);
     } finally {
       await mf.dispose();
       writer.close();

@@ -5,14 +5,19 @@
  * provided to workerd as a CompiledWasm module.
  */
 
-import { openReplica } from "../../../src/vfs/index.js";
+import { cacheApiBackend, openReplica } from "../../../src/vfs/index.js";
 import wasm from "./wa-sqlite-async.wasm";
 
 interface QueryRequest {
   url: string;
   sql: string;
   credentials: { accessKeyId: string; secretAccessKey: string };
+  /** Keep pages in the Cache API (`caches.default`) across invocations. */
+  cache?: boolean;
+  hydrate?: boolean;
 }
+
+declare const caches: { default: Parameters<typeof cacheApiBackend>[0] };
 
 export default {
   async fetch(request: Request): Promise<Response> {
@@ -21,11 +26,24 @@ export default {
       const replica = await openReplica(body.url, {
         wasm,
         storeOptions: { credentials: body.credentials },
+        ...(body.cache ? { persistentCache: cacheApiBackend(caches.default) } : {}),
+        ...(body.hydrate !== undefined ? { hydrate: body.hydrate } : {}),
       });
       try {
         const rows = await replica.values(body.sql);
+        if (body.hydrate) await replica.hydrate();
         const st = replica.status();
-        return Response.json({ rows, txid: st.txid, pageRequests: st.requests.page.requests });
+        const fetched =
+          st.requests.page.requests + st.requests.bulk.requests + st.requests.hydrate.requests;
+        return Response.json({
+          rows,
+          txid: st.txid,
+          pageRequests: st.requests.page.requests,
+          fetched,
+          indexRequests: st.requests.index.requests,
+          cacheHits: st.persistentCache?.hits ?? null,
+          cacheCorrupt: st.persistentCache?.corrupt ?? null,
+        });
       } finally {
         await replica.close();
       }

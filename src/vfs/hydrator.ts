@@ -1,0 +1,348 @@
+/**
+ * Hydration: the whole database downloaded in the background with large
+ * parallel range GETs, into memory, while queries go on (they use pages as
+ * they land, and a query needing a page whose range is on its way waits for
+ * that range instead of asking again). Once hydrated, every new version
+ * costs only its changed pages: those whose location changed (for an
+ * incremental update, the pages the new LTX files hold).
+ *
+ * The image keeps, per page, which frame (object + offset) it was decoded
+ * from, and serves a page only to a version that locates the page at that
+ * very frame: a transaction still on an older version never sees a newer
+ * image, and a version whose page was not refreshed yet reads it as usual.
+ */
+import pLimit from "p-limit";
+import { decodePageFrame } from "../format/index.js";
+import type { ObjectStore } from "../storage/object-store.js";
+import type { FrameLayout } from "./frame-layout.js";
+import type { PageLocation, PlanFile } from "./page-index.js";
+import { type PersistentSource, readRange } from "./range-read.js";
+
+/** Where hydration stands. */
+export type HydrationState = "off" | "running" | "done" | "failed";
+
+/** Hydration figures for `status()`. */
+export interface HydrationStatus {
+  state: HydrationState;
+  /** TXID of the version being (or last) hydrated. */
+  txid: number | null;
+  /** Pages of that version in memory. */
+  pages: number;
+  /** Pages of that version. */
+  totalPages: number;
+  /** Bytes read for it so far (storage and persistent cache). */
+  bytes: number;
+  /** Bytes its hydration reads in all. */
+  totalBytes: number;
+  /** Why hydration stopped, when it failed (pages are then read on demand). */
+  error: string | null;
+}
+
+/** Options of {@link Hydrator}. */
+export interface HydratorOptions {
+  store: ObjectStore;
+  persistent?: PersistentSource;
+  pageSize: number;
+  /** Range GETs in flight (default 8). */
+  concurrency?: number;
+  /** Largest range GET (default 8 MiB). */
+  maxChunkBytes?: number;
+}
+
+/** Unwanted bytes a chunk may bridge between two frames it reads. */
+const CHUNK_GAP_BYTES = 64 * 1024;
+const MIN_CHUNK_BYTES = 2 * 1024 * 1024;
+
+interface Chunk {
+  file: PlanFile;
+  start: number;
+  end: number;
+  /** Indexes of the frames to decode, in the file's FileFrames. */
+  from: number;
+  to: number;
+  started: boolean;
+  done: boolean;
+  promise: Promise<void> | undefined;
+}
+
+interface Pass {
+  txid: number;
+  chunks: Map<string, Chunk[]>;
+  pages: number;
+  totalPages: number;
+  bytes: number;
+  totalBytes: number;
+  cancelled: boolean;
+  /** Settles when every chunk has. */
+  done: Promise<void> | undefined;
+}
+
+/** Decoded pages of the whole database, each tagged with the frame it came from. */
+class HydratedImage {
+  readonly pageSize: number;
+  #data = new Uint8Array(0);
+  #files = new Uint32Array(0);
+  #offsets = new Float64Array(0);
+  readonly #ids = new Map<string, number>();
+
+  constructor(pageSize: number) {
+    this.pageSize = pageSize;
+  }
+
+  #id(file: PlanFile): number {
+    const key = file.objectId ?? file.key;
+    let id = this.#ids.get(key);
+    if (id === undefined) {
+      id = this.#ids.size + 1;
+      this.#ids.set(key, id);
+    }
+    return id;
+  }
+
+  /** Whether page `pgno` holds the image at `loc`. */
+  holds(pgno: number, loc: PageLocation): boolean {
+    if (pgno >= this.#files.length) return false;
+    const key = loc.file.objectId ?? loc.file.key;
+    const id = this.#ids.get(key);
+    return id !== undefined && this.#files[pgno] === id && this.#offsets[pgno] === loc.offset;
+  }
+
+  get(pgno: number, loc: PageLocation): Uint8Array | undefined {
+    if (!this.holds(pgno, loc)) return undefined;
+    const at = (pgno - 1) * this.pageSize;
+    return this.#data.subarray(at, at + this.pageSize);
+  }
+
+  put(pgno: number, loc: PageLocation, page: Uint8Array): void {
+    this.#grow(pgno);
+    this.#data.set(page, (pgno - 1) * this.pageSize);
+    this.#files[pgno] = this.#id(loc.file);
+    this.#offsets[pgno] = loc.offset;
+  }
+
+  /** Room for pages up to `pgno` (grown geometrically; old views stay valid). */
+  #grow(pgno: number): void {
+    if (pgno < this.#files.length) return;
+    const pages = Math.max(pgno + 1, Math.ceil(this.#files.length * 1.5));
+    const data = new Uint8Array(pages * this.pageSize);
+    data.set(this.#data);
+    const files = new Uint32Array(pages);
+    files.set(this.#files);
+    const offsets = new Float64Array(pages);
+    offsets.set(this.#offsets);
+    this.#data = data;
+    this.#files = files;
+    this.#offsets = offsets;
+  }
+
+  /** Makes room for `pages` pages at once (the first pass knows the size). */
+  reserve(pages: number): void {
+    this.#grow(pages);
+  }
+
+  get bytes(): number {
+    return this.#data.byteLength;
+  }
+}
+
+/** Downloads and keeps the whole database, then follows its versions. */
+export class Hydrator {
+  readonly #options: HydratorOptions;
+  readonly #image: HydratedImage;
+  readonly #limit: ReturnType<typeof pLimit>;
+  readonly #abort = new AbortController();
+  #pass: Pass | undefined;
+  #state: HydrationState = "off";
+  #error: string | null = null;
+
+  constructor(options: HydratorOptions) {
+    this.#options = options;
+    this.#image = new HydratedImage(options.pageSize);
+    this.#limit = pLimit(Math.max(1, options.concurrency ?? 8));
+  }
+
+  /** True once hydration was started (it then follows every version). */
+  get active(): boolean {
+    return this.#state !== "off";
+  }
+
+  /** Current figures. */
+  status(): HydrationStatus {
+    const p = this.#pass;
+    return {
+      state: this.#state,
+      txid: p?.txid ?? null,
+      pages: p?.pages ?? 0,
+      totalPages: p?.totalPages ?? 0,
+      bytes: p?.bytes ?? 0,
+      totalBytes: p?.totalBytes ?? 0,
+      error: this.#error,
+    };
+  }
+
+  /** The hydrated image of page `pgno` at `loc`, if it is in memory. */
+  page(pgno: number, loc: PageLocation): Uint8Array | undefined {
+    return this.#image.get(pgno, loc);
+  }
+
+  /** The range GET bringing the frame at `loc`, when it is in flight. */
+  pending(loc: PageLocation): Promise<void> | undefined {
+    const chunks = this.#pass?.chunks.get(loc.file.key);
+    if (!chunks) return undefined;
+    let lo = 0;
+    let hi = chunks.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const c = chunks[mid]!;
+      if (loc.offset < c.start) hi = mid - 1;
+      else if (loc.offset >= c.end) lo = mid + 1;
+      else return c.started && !c.done ? c.promise : undefined;
+    }
+    return undefined;
+  }
+
+  /**
+   * Hydrates the version `layout` describes: every page whose image is not
+   * in memory yet (all of them the first time; afterwards the changed ones).
+   * A newer call supersedes an unfinished one. Resolves when done; never
+   * rejects (a failure is recorded in the status).
+   */
+  hydrate(txid: number, layout: FrameLayout, commit: number): Promise<void> {
+    if (this.#abort.signal.aborted) return Promise.resolve();
+    const current = this.#pass;
+    if (current && current.txid === txid && !current.cancelled && current.done) {
+      return current.done;
+    }
+    if (current) current.cancelled = true;
+    this.#image.reserve(commit);
+    const chunks = new Map<string, Chunk[]>();
+    let totalBytes = 0;
+    let missing = 0;
+    const maxChunk = this.#chunkBytes(layout.bytes);
+    for (const frames of layout.files) {
+      const list: Chunk[] = [];
+      let cur: Chunk | undefined;
+      for (let i = 0; i < frames.pgnos.length; i++) {
+        const loc: PageLocation = {
+          file: frames.file,
+          offset: frames.offsets[i]!,
+          size: frames.sizes[i]!,
+        };
+        if (this.#image.holds(frames.pgnos[i]!, loc)) {
+          if (cur) {
+            list.push(cur);
+            cur = undefined;
+          }
+          continue;
+        }
+        missing++;
+        const end = loc.offset + loc.size;
+        if (cur && loc.offset - cur.end <= CHUNK_GAP_BYTES && end - cur.start <= maxChunk) {
+          cur.end = end;
+          cur.to = i + 1;
+          continue;
+        }
+        if (cur) list.push(cur);
+        cur = {
+          file: frames.file,
+          start: loc.offset,
+          end,
+          from: i,
+          to: i + 1,
+          started: false,
+          done: false,
+          promise: undefined,
+        };
+      }
+      if (cur) list.push(cur);
+      if (list.length > 0) chunks.set(frames.file.key, list);
+      for (const c of list) totalBytes += c.end - c.start;
+    }
+    const pass: Pass = {
+      txid,
+      chunks,
+      pages: layout.pages - missing,
+      totalPages: layout.pages,
+      bytes: 0,
+      totalBytes,
+      cancelled: false,
+      done: undefined,
+    };
+    this.#pass = pass;
+    this.#state = "running";
+    this.#error = null;
+    const work: Promise<void>[] = [];
+    for (const list of chunks.values()) {
+      for (const c of list) {
+        const frames = layout.file(c.file.key)!;
+        c.promise = this.#limit(async () => {
+          if (pass.cancelled || this.#abort.signal.aborted) return;
+          c.started = true;
+          const bytes = await readRange(
+            this.#options.store,
+            this.#options.persistent,
+            c.file,
+            c.start,
+            c.end,
+            this.#abort.signal,
+          );
+          pass.bytes += bytes.length;
+          for (let i = c.from; i < c.to; i++) {
+            const loc: PageLocation = {
+              file: c.file,
+              offset: frames.offsets[i]!,
+              size: frames.sizes[i]!,
+            };
+            if (loc.offset < c.start || loc.offset + loc.size > c.end) continue;
+            const rel = loc.offset - c.start;
+            const pgno = frames.pgnos[i]!;
+            const page = decodePageFrame(bytes.subarray(rel, rel + loc.size), {
+              pgno,
+              pageSize: this.#options.pageSize,
+            });
+            this.#image.put(pgno, loc, page);
+            pass.pages++;
+          }
+        }).finally(() => {
+          c.done = true;
+        });
+        work.push(c.promise);
+      }
+    }
+    pass.done = Promise.all(work).then(
+      () => {
+        if (this.#pass === pass && !pass.cancelled) this.#state = "done";
+      },
+      (err: unknown) => {
+        if (this.#pass === pass) {
+          this.#state = this.#abort.signal.aborted ? "off" : "failed";
+          this.#error = err instanceof Error ? err.message : String(err);
+        }
+      },
+    );
+    return pass.done;
+  }
+
+  /** Settles when the current pass has (at once when there is none). */
+  settled(): Promise<void> {
+    return this.#pass?.done ?? Promise.resolve();
+  }
+
+  /** Stops hydrating (requests in flight are aborted) and drops the image. */
+  close(): void {
+    this.#abort.abort();
+    if (this.#pass) this.#pass.cancelled = true;
+  }
+
+  /** Bytes of memory the image takes. */
+  get memoryBytes(): number {
+    return this.#image.bytes;
+  }
+
+  /** Large enough to amortise a request, small enough to spread over the parallel GETs. */
+  #chunkBytes(total: number): number {
+    const max = this.#options.maxChunkBytes ?? 8 * 1024 * 1024;
+    const n = Math.max(1, this.#options.concurrency ?? 8);
+    return Math.min(max, Math.max(MIN_CHUNK_BYTES, Math.ceil(total / n)));
+  }
+}

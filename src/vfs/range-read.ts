@@ -1,0 +1,83 @@
+/**
+ * Reading one byte range of an LTX object: from the persistent cache where it
+ * holds the bytes, from storage for the rest (and then into the cache).
+ */
+import type { ObjectStore } from "../storage/object-store.js";
+import type { PlanFile } from "./page-index.js";
+import type { PersistentCache } from "./persistent-cache.js";
+import { ReplicaError } from "./replica-error.js";
+
+/** Cached pieces closer than this are read again with the holes around them (one request, not two). */
+const HOLE_MERGE_BYTES = 64 * 1024;
+
+/** A persistent cache and the store location that prefixes its entry names. */
+export interface PersistentSource {
+  cache: PersistentCache;
+  namespace: string;
+}
+
+/** The name under which `file`'s bytes are cached, when its identity is known. */
+export function persistentName(namespace: string, file: PlanFile): string | undefined {
+  return file.objectId === undefined ? undefined : `${namespace}\n${file.objectId}`;
+}
+
+/** Exactly `[start, end)` of `key`, from storage. */
+export async function readFromStore(
+  store: ObjectStore,
+  key: string,
+  start: number,
+  end: number,
+  signal?: AbortSignal,
+): Promise<Uint8Array> {
+  const length = end - start;
+  const res = await store.get(key, {
+    range: { offset: start, length },
+    ...(signal ? { signal } : {}),
+  });
+  if (res.notModified || res.offset !== start || res.body.byteLength !== length) {
+    throw new ReplicaError(
+      "REPLICA_PAGE_INVALID",
+      `short or misplaced range read of ${key} (${start}+${length})`,
+    );
+  }
+  return res.body;
+}
+
+/** `[start, end)` of `file`, through the persistent cache when there is one. */
+export async function readRange(
+  store: ObjectStore,
+  persistent: PersistentSource | undefined,
+  file: PlanFile,
+  start: number,
+  end: number,
+  signal?: AbortSignal,
+): Promise<Uint8Array> {
+  const name = persistent ? persistentName(persistent.namespace, file) : undefined;
+  if (!persistent || name === undefined) return readFromStore(store, file.key, start, end, signal);
+  const length = end - start;
+  const pieces = await persistent.cache.read(name, start, length);
+  if (pieces.length === 1 && pieces[0]!.bytes.length === length) return pieces[0]!.bytes;
+  const out = new Uint8Array(length);
+  const holes: [number, number][] = [];
+  let at = start;
+  for (const p of pieces) {
+    out.set(p.bytes, p.offset - start);
+    if (p.offset > at) holes.push([at, p.offset]);
+    at = p.offset + p.bytes.length;
+  }
+  if (at < end) holes.push([at, end]);
+  const merged: [number, number][] = [];
+  for (const h of holes) {
+    const last = merged[merged.length - 1];
+    if (last && h[0] - last[1] <= HOLE_MERGE_BYTES) last[1] = h[1];
+    else merged.push([h[0], h[1]]);
+  }
+  await Promise.all(
+    merged.map(async ([s, e]) => {
+      const bytes = await readFromStore(store, file.key, s, e, signal);
+      out.set(bytes, s - start);
+      void persistent.cache.write(name, s, bytes);
+    }),
+  );
+  return out;
+}
