@@ -213,8 +213,21 @@ describe("level contiguity", () => {
     // Snapshots: the start's and the page size change's only (the other
     // breaks were level-0 diffs).
     expect(levels.get(SNAPSHOT_LEVEL)!.map((f) => f.maxTXID)).toEqual([1, resized.txid]);
-    for (const level of [1, 2, 3])
+    for (const level of [1, 2, 3]) {
       expect(levels.get(level)?.length, `level ${level}`).toBeGreaterThan(0);
+      // Across levels: a compacted file spans whole files of the level below (never part of one).
+      const below = levels.get(level - 1)!;
+      for (const f of levels.get(level)!) {
+        expect(
+          below.some((b) => b.minTXID === f.minTXID),
+          f.key,
+        ).toBe(true);
+        expect(
+          below.some((b) => b.maxTXID === f.maxTXID),
+          f.key,
+        ).toBe(true);
+      }
+    }
     expect(await verifyAllFiles(store)).toBe(files.length);
     expect([...states.keys()].sort((a, b) => a - b)).toEqual(
       Array.from({ length: head.txid }, (_, i) => i + 1),
