@@ -268,7 +268,8 @@ export class Publisher {
     this.inflight = item;
     await this.#watched(item.key, item.enc.size, () => this.#put(item));
     this.inflight = undefined;
-    disposeLtx(item.enc);
+    // The next upload may carry the same body (TXID 1's level-0 file and snapshot).
+    if (item.next?.enc !== item.enc) disposeLtx(item.enc);
     this.bytesUploaded += item.enc.size;
     const h = item.enc.header;
     const level = Number.parseInt(item.key.slice(0, 4), 16);

@@ -144,7 +144,7 @@ export interface ResyncInput extends SnapshotInput {
 
 /** What {@link buildResync} encoded. */
 export interface BuiltResync {
-  /** `0000/<txid>-<txid>.ltx`: takes a reader at `txid - 1` to the image. */
+  /** `0000/<txid>-<txid>.ltx`: takes a reader at `txid - 1` to the image (at TXID 1: `snapshot` itself). */
   level0: UploadableLtx;
   /** The level-0 file holds every page (no previous state was known). */
   full: boolean;
@@ -164,13 +164,16 @@ export interface BuiltResync {
  */
 export async function buildResync(input: ResyncInput): Promise<BuiltResync> {
   const previous = input.previous;
-  const full = previous === undefined;
   const options = builderOptions(input);
-  const level0 = new LtxBuilder(imageHeader(input, input.txid), options);
+  const withSnapshot = input.snapshot || previous === undefined;
+  // TXID 1's level-0 file is the snapshot 1-1 byte for byte: encoded once, uploaded twice.
+  const shared = withSnapshot && input.txid === 1;
+  const full = previous === undefined || shared;
+  const level0 = shared ? undefined : new LtxBuilder(imageHeader(input, input.txid), options);
   let snapshot: LtxBuilder | undefined;
   let level0Done: UploadableLtx | undefined;
   try {
-    if (input.snapshot || full) snapshot = new LtxBuilder(imageHeader(input, 1), options);
+    if (withSnapshot) snapshot = new LtxBuilder(imageHeader(input, 1), options);
     input.checksums?.reset(input.pageSize);
     const pair = new Uint32Array(2);
     await forEachImagePage(input, (pgno, page) => {
@@ -185,17 +188,20 @@ export async function buildResync(input: ResyncInput): Promise<BuiltResync> {
         hi = pair[0]!;
         lo = pair[1]!;
       }
-      if (full || pgno === 1 || !previous.matches(pgno, hi, lo)) level0.page(pgno, page);
+      if (level0 && (full || pgno === 1 || !previous!.matches(pgno, hi, lo))) {
+        level0.page(pgno, page);
+      }
       input.checksums?.setChecksum(pgno, hi, lo);
       input.onPage?.(pgno, page);
     });
-    level0Done = level0.finishForUpload();
-    const built: BuiltResync = { level0: level0Done, full };
-    if (snapshot) built.snapshot = snapshot.finishForUpload();
+    if (level0) level0Done = level0.finishForUpload();
+    const snapshotDone = snapshot?.finishForUpload();
+    const built: BuiltResync = { level0: (level0Done ?? snapshotDone)!, full };
+    if (snapshotDone) built.snapshot = snapshotDone;
     return built;
   } catch (err) {
     if (level0Done) disposeLtx(level0Done);
-    else level0.dispose();
+    else level0?.dispose();
     snapshot?.dispose();
     throw err;
   }

@@ -48,6 +48,11 @@ describe("replicator basics", () => {
       "0000/0000000000000006-0000000000000006.ltx",
       "0009/0000000000000001-0000000000000001.ltx",
     ]);
+    // ...as the snapshot 1-1 itself, byte for byte (encoded once).
+    const [l0, l9] = await Promise.all(
+      [files[0]!.key, files[6]!.key].map(async (k) => (await store.get(k)).body!),
+    );
+    expect(Buffer.compare(l0!, l9!)).toBe(0);
     const headRes = await store.get(HEAD_OBJECT_KEY);
     const head = parseHeadObject(headRes.body!);
     expect(head.txid).toBe(6);
