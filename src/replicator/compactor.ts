@@ -67,17 +67,24 @@ export type CompactionInput = ReplicaFile & { full?: boolean };
  * - around a `full` file (the whole database at a TXID after continuity was
  *   lost): it goes up alone, so the files after it stay small and a reader
  *   starting from the level-9 snapshot of that TXID never reads it.
- * Files starting at TXID 1 are complete snapshots (the first TXID of a
- * replica): they stay in their level as its start, and the destination
- * level starts after them, instead of copying the whole database up every
- * level.
+ * A file starting at TXID 1 (a complete snapshot: the first TXID of a
+ * replica) that a level-9 snapshot covers (`snapshotMaxTXID`, the newest
+ * level-9 snapshot's TXID, at or past its end) stays in its level as its
+ * start, and the destination level starts right after it, instead of copying
+ * the whole database up every level: a restore (Litestream's too) starts
+ * from that snapshot and continues in any level. Without such a snapshot (a
+ * Litestream replica whose level 1 starts with 1-4 and whose snapshot ends
+ * at 3), it is compacted like any other file, so that no level starts past
+ * what the snapshots reach.
  */
 export function compactionRuns(
   source: readonly CompactionInput[],
   destMaxTXID: number,
+  snapshotMaxTXID = 0,
 ): CompactionInput[][] {
   const pending = source
-    .filter((f) => f.minTXID > destMaxTXID && f.minTXID > 1)
+    .filter((f) => f.minTXID > destMaxTXID)
+    .filter((f) => f.minTXID > 1 || f.maxTXID > snapshotMaxTXID)
     .sort((a, b) => a.minTXID - b.minTXID);
   const runs: CompactionInput[][] = [];
   let run: CompactionInput[] = [];

@@ -80,9 +80,14 @@ export class Maintenance {
     for (;;) {
       const files = [...this.#pub.files.values()];
       const destMax = Math.max(0, ...files.filter((f) => f.level === level).map((f) => f.maxTXID));
+      const snapshotMax = Math.max(
+        0,
+        ...files.filter((f) => f.level === SNAPSHOT_LEVEL && f.minTXID === 1).map((f) => f.maxTXID),
+      );
       const run = compactionRuns(
         files.filter((f) => f.level === level - 1),
         destMax,
+        snapshotMax,
       )[0];
       if (!run) return;
       const inputs: Uint8Array[] = [];
