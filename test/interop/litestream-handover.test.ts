@@ -12,46 +12,18 @@ import { readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
 import { decodeLtx } from "../../src/format/index.js";
-import { listAllLevels, type ReplicaFile, SNAPSHOT_LEVEL } from "../../src/layout/index.js";
+import { listAllLevels, SNAPSHOT_LEVEL } from "../../src/layout/index.js";
 import { Replicator } from "../../src/replicator/replicator.js";
 import { restore } from "../../src/replicator/restore.js";
 import { MemoryStore } from "../../src/storage/memory-store.js";
 import { openReplica } from "../../src/vfs/index.js";
 import { readSqliteWasm } from "../../src/vfs-node/node-wasm.js";
 import { dump, dumpFile, openApp, tempDir } from "../replicator/helpers.js";
+import { holes, litestreamPlan } from "../replicator/level-checks.js";
 import { fixtureReplicas, fixtureStatePath } from "./fixtures.js";
 
 const tmp = tempDir("pagecast-handover-");
 afterAll(() => tmp.cleanup());
-
-/** Each level 0-8 as `min-max` runs that do not continue the previous file. */
-function holes(files: readonly ReplicaFile[]): string[] {
-  const out: string[] = [];
-  for (let level = 0; level < SNAPSHOT_LEVEL; level++) {
-    const list = files.filter((f) => f.level === level).sort((a, b) => a.minTXID - b.minTXID);
-    for (let i = 1; i < list.length; i++) {
-      if (list[i]!.minTXID !== list[i - 1]!.maxTXID + 1) out.push(list[i]!.key);
-    }
-  }
-  return out;
-}
-
-/** Litestream 0.5's restore plan (newest snapshot, then levels 8 to 0, each file extending the plan). */
-function litestreamPlanEnd(files: readonly ReplicaFile[], txid: number): number {
-  const snapshots = files
-    .filter((f) => f.level === SNAPSHOT_LEVEL && f.maxTXID <= txid)
-    .sort((a, b) => a.maxTXID - b.maxTXID);
-  let max = snapshots.pop()?.maxTXID ?? 0;
-  for (let level = SNAPSHOT_LEVEL - 1; level >= 0; level--) {
-    const list = files.filter((f) => f.level === level).sort((a, b) => a.minTXID - b.minTXID);
-    for (const f of list) {
-      if (f.maxTXID <= max || f.maxTXID > txid) continue;
-      if (f.minTXID > max + 1) throw new Error(`non-contiguous at ${max}: ${f.key}`);
-      max = f.maxTXID;
-    }
-  }
-  return max;
-}
 
 describe("a pagecast writer continues a Litestream replica", () => {
   const fixtures = fixtureReplicas().filter((f) => f.layout === "s3" && /^[AE]-/.test(f.name));
@@ -104,7 +76,8 @@ describe("a pagecast writer continues a Litestream replica", () => {
           ]
         : [[2, 10]],
     );
-    for (let txid = 1; txid <= 11; txid++) expect(litestreamPlanEnd(files, txid)).toBe(txid);
+    for (let txid = 1; txid <= 11; txid++)
+      expect(litestreamPlan(files, txid).at(-1)!.maxTXID).toBe(txid);
     const out = join(tmp.dir, `${name}-restored.db`);
     await restore(store, out);
     const check = openApp(dbPath);
