@@ -157,6 +157,13 @@ export const COMMAND_SPECS: readonly CommandSpec[] = [
         kind: "boolean",
         help: "restore the database from the replica first when the file does not exist (Litestream: restore-if-db-not-exists)",
       },
+      {
+        name: "ltx-compat",
+        kind: "string",
+        value: "VERSION",
+        default: "0.5.2",
+        help: "page encoding of every file written: 0.5.2 (LZ4 blocks, Litestream 0.5.16+) or 0.5.1 (LZ4 frames, Litestream 0.5.0-0.5.15)",
+      },
       { name: "verbose", kind: "boolean", help: "log debug lines too" },
     ],
     sections: ["urls", "credentials", "config"],

@@ -19,6 +19,7 @@ import { type ConfiguredDatabase, dirDatabase } from "../config/configured-datab
 import { findDatabases } from "../config/database-discovery.js";
 import { formatLocation } from "../config/replica-target.js";
 import { PagecastError } from "../errors.js";
+import { LTX_COMPAT_VALUES, type LtxCompat } from "../format/index.js";
 import { lineLogger, type ReplicatorLogger } from "../replicator/logger.js";
 import { Replicator, type ReplicatorOptions } from "../replicator/replicator.js";
 import { ReplicatorSupervisor } from "../replicator/supervisor.js";
@@ -61,6 +62,14 @@ function flagSettings(f: Flags): Settings {
   set("busyTimeout", duration("busy-timeout"));
   set("verifyPages", int("verify-pages", 0));
   if (f["auto-restore"] === true) out.autoRestore = true;
+  // `--ltx-compat 0.5.1`: pages Litestream 0.5.0-0.5.15 can read (see `ReplicatorOptions.ltxCompat`).
+  const compat = f["ltx-compat"];
+  if (typeof compat === "string") {
+    if (!(LTX_COMPAT_VALUES as readonly string[]).includes(compat)) {
+      throw new UsageError(`--ltx-compat must be one of ${LTX_COMPAT_VALUES.join(", ")}`);
+    }
+    out.ltxCompat = compat as LtxCompat;
+  }
   if (f["no-compaction"] === true) out.compaction = false;
   else {
     const l1 = duration("l1-interval");

@@ -42,7 +42,7 @@ import { collectStats, type ReplicaPosition, type ReplicatorStats } from "./stat
 
 export type { ReplicatorOptions } from "./options.js";
 
-/** Events: `sync` (position), `snapshot` ({txid, reason}), `compaction` ({level, minTXID, maxTXID}), `checkpoint` ({mode}), `error` (Error; only when a listener exists). */
+/** Events: `sync` (position), `snapshot` ({txid, reason, level9}: a continuity break's TXID, `level9` when a level-9 snapshot came with it; periodic ones: reason "periodic"), `compaction` ({level, minTXID, maxTXID}), `checkpoint` ({mode}), `error` (Error; only when a listener exists). */
 export class Replicator extends EventEmitter {
   readonly #o: ResolvedOptions;
   readonly #store: ObjectStore;
@@ -98,6 +98,7 @@ export class Replicator extends EventEmitter {
         busyTimeout: o.busyTimeout,
         policy: { passivePages: o.checkpointPages, truncatePages: o.truncatePages },
         bufferBudget: o.outageBufferBytes,
+        ltxCompat: o.ltxCompat,
       },
       {
         log: this.#log,
@@ -135,7 +136,8 @@ export class Replicator extends EventEmitter {
           if (this.#capture.snapshotReason === undefined) {
             this.#log.warn("publishing a snapshot", { reason });
           }
-          this.#capture.requestSnapshot(reason);
+          // A new starting point for the plan: a level-9 file, whatever the level-0 one holds.
+          this.#capture.requestSnapshot(reason, { level9: true });
         },
         error: (err) => this.#recordError(err),
       },
@@ -150,6 +152,7 @@ export class Replicator extends EventEmitter {
       log: this.#log,
       trackChecksums: o.trackChecksums,
       snapshotInterval: o.snapshotInterval,
+      ltxCompat: o.ltxCompat,
       counters: this.#stats,
     });
     this.#maint = new Maintenance(
@@ -161,6 +164,7 @@ export class Replicator extends EventEmitter {
         retention: o.retention,
         retentionGrace: o.retentionGrace,
         startedAt: Date.now(),
+        ltxCompat: o.ltxCompat,
       },
       this.#pub,
     );
@@ -203,7 +207,7 @@ export class Replicator extends EventEmitter {
         trackChecksums: o.trackChecksums,
         log,
       });
-      if (resumed) r.#publishing.lastSnapshotAt = resumed.lastSnapshotAt;
+      r.#publishing.lastSnapshotAt = resumed.lastSnapshotAt;
       await r.sync();
       r.#startTimer();
       log.info("replicator started", {
