@@ -4,11 +4,15 @@
  * installed package (so `openReplica` needs no `wasm` option) and router
  * sessions carried by AsyncLocalStorage.
  */
+import { createRequire } from "node:module";
+import { setDrizzleRequire } from "./router/drizzle-runtime.js";
 import { registerNodeSessionContext } from "./router-node/async-session-context.js";
 import { registerNodeCacheDir } from "./vfs-node/directory-cache.js";
 import { registerNodeSqliteWasm } from "./vfs-node/node-wasm.js";
 
 registerNodeSqliteWasm();
+// drizzle-orm loads when a router or Drizzle database is first built, not on import.
+setDrizzleRequire(createRequire);
 // `cacheDir` keeps pages in a directory.
 registerNodeCacheDir();
 // Read-your-writes follows async contexts (AsyncLocalStorage) without explicit sessions.
