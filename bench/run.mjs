@@ -42,6 +42,7 @@ const FIGURES = [
   "f9-memory",
   "f10-app-analytics",
   "f11-cold-start",
+  "f12-bundle-size",
 ];
 
 function parseArgs(argv) {
