@@ -192,7 +192,7 @@ await replica.close();
 /** Free names the README's snippets use without declaring them, and what they are. */
 const SNIPPET_CONTEXT: Record<string, string> = {
   url: "declare const url: string;",
-  env: "declare const env: { REPLICA_URL: string };",
+  env: 'declare const env: { REPLICA_URL: string; BUCKET: import("pagecast").R2BucketLike };',
   wasm: "declare const wasm: WebAssembly.Module;",
   caches: 'declare const caches: { default: import("pagecast").CacheApiLike };',
   users: 'import { users } from "./schema.js";',
