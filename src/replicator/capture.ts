@@ -77,6 +77,17 @@ export class Capture {
     this.#hooks = hooks;
     this.#files = files;
     this.#pageSize = files.pageSize;
+    this.#noteSwitch(files);
+  }
+
+  /** A database found in rollback-journal mode was switched to WAL: say so (the application sees it too). */
+  #noteSwitch(files: DatabaseFiles): void {
+    const from = files.conns.switchedFrom;
+    if (from === undefined) return;
+    this.#hooks.log.info(
+      `switched the database from rollback-journal mode (${from}) to WAL mode, which replication needs`,
+      { db: this.#opts.path },
+    );
   }
 
   /** Opens the database (see `DatabaseFiles.open`). */
@@ -262,6 +273,7 @@ export class Capture {
     const lost = this.#unavailable ?? { since: Date.now(), reason: "database reopened" };
     try {
       this.#files = DatabaseFiles.open(this.#opts.path, this.#opts.busyTimeout);
+      this.#noteSwitch(this.#files);
     } catch (err) {
       if (!this.#reported) {
         this.#reported = true;

@@ -16,6 +16,14 @@
  */
 import { EventEmitter } from "node:events";
 import { listAllLevels } from "../layout/index.js";
+import {
+  type MetricLabels,
+  type MetricsOptions,
+  type MetricsText,
+  metricsText,
+  WRITE_METRICS,
+} from "../metrics/prometheus-text.js";
+import { writeReplicatorMetrics } from "../metrics/replicator-metrics.js";
 import type { ObjectStore } from "../storage/object-store.js";
 import { openNodeStore } from "../storage/open-node-store.js";
 import { Capture } from "./capture.js";
@@ -57,6 +65,7 @@ export class Replicator extends EventEmitter {
   #stats = {
     syncs: 0,
     publishedSyncs: 0,
+    syncDuration: { count: 0, totalMs: 0, lastMs: null as number | null },
     snapshots: 0,
     continuityBreaks: {} as Record<string, number>,
     checkpoints: { passive: 0, truncate: 0, busy: 0 },
@@ -257,8 +266,9 @@ export class Replicator extends EventEmitter {
         if (this.#closed || this.#pub.fatal) return;
         if (!this.#pub.outage.due(Date.now())) return;
         const published = this.#pub.published;
+        const started = performance.now();
         const failure = await this.#pub.tryStorage(() => this.#publishing.publishAll());
-        if (this.#pub.published > published) this.#stats.publishedSyncs++;
+        if (this.#pub.published > published) this.#published(started);
         if (failure !== undefined) throw this.#publishing.unavailable(failure, this.#store.url);
         this.#stats.lastSyncAt = Date.now();
         await this.#publishing.periodicSnapshot();
@@ -307,6 +317,7 @@ export class Replicator extends EventEmitter {
     this.#assertUsable();
     this.#stats.syncs++;
     const published = this.#pub.published;
+    let started = performance.now();
     try {
       // Everything committed before this call is captured now...
       await this.#captureLane.run(() => {
@@ -323,6 +334,7 @@ export class Replicator extends EventEmitter {
       // ...and durable once this publishes.
       const failure = await this.#publishLane.run(() => {
         this.#assertUsable();
+        started = performance.now();
         return this.#pub.tryStorage(() => this.#publishing.publishAll());
       });
       if (failure !== undefined) {
@@ -339,8 +351,18 @@ export class Replicator extends EventEmitter {
         this.#recordError(this.#publishing.unavailable(later, this.#store.url));
       return { txid: this.#pub.txid, timestamp: this.#pub.txTime };
     } finally {
-      if (this.#pub.published > published) this.#stats.publishedSyncs++;
+      if (this.#pub.published > published) this.#published(started);
     }
+  }
+
+  /** A sync that published, whose upload started at `started` (performance.now()). */
+  #published(started: number): void {
+    const ms = performance.now() - started;
+    const d = this.#stats.syncDuration;
+    this.#stats.publishedSyncs++;
+    d.count++;
+    d.totalMs += ms;
+    d.lastMs = ms;
   }
 
   /** Runs every due compaction and retention now (for tests and tools). */
@@ -365,6 +387,21 @@ export class Replicator extends EventEmitter {
       counters: this.#stats,
       pending: this.#publishing.pendingTransactions(),
     });
+  }
+
+  /**
+   * The replicator's figures as Prometheus text (`pagecast_txid`,
+   * `pagecast_health{state}`, syncs, uploads, checkpoints, outage...),
+   * labelled with `db` and the replica's `url`; see the README's metrics
+   * table. `metricsText([...])` combines several sources.
+   */
+  metrics(options: MetricsOptions = {}): string {
+    return metricsText(this, options);
+  }
+
+  /** @internal Adds this replicator's samples (see {@link metricsText}). */
+  [WRITE_METRICS](out: MetricsText, labels: MetricLabels): void {
+    writeReplicatorMetrics(out, this.stats(), { ...labels, db: this.#o.db, url: this.#store.url });
   }
 
   /** The newest published position. */
