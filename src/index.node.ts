@@ -8,7 +8,7 @@
 import { createRequire } from "node:module";
 import { setDrizzleRequire } from "./router/drizzle-runtime.js";
 import { registerNodeSessionContext } from "./router-node/async-session-context.js";
-import { registerNodeFileStores } from "./storage/open-node-store.js";
+import { registerNodeFileStores, registerNodeS3Stores } from "./storage/open-node-store.js";
 import { registerNodeCacheDir } from "./vfs-node/directory-cache.js";
 import { registerNodeSqliteWasm } from "./vfs-node/node-wasm.js";
 
@@ -17,6 +17,8 @@ registerNodeSqliteWasm();
 setDrizzleRequire(createRequire);
 // openStore, openReplica and time travel accept file:// like the rest of pagecast in Node.
 registerNodeFileStores();
+// s3:// through the AWS SDK and its credential chain (other runtimes use FetchS3Store).
+registerNodeS3Stores();
 // `cacheDir` keeps pages in a directory.
 registerNodeCacheDir();
 // Read-your-writes follows async contexts (AsyncLocalStorage) without explicit sessions.

@@ -14,6 +14,11 @@ export {
 } from "./metrics/prometheus-text.js";
 export * from "./router/index.js";
 export {
+  FetchS3Store,
+  type FetchS3StoreOptions,
+  type S3Credentials,
+} from "./storage/fetch-s3-store.js";
+export {
   dropMemoryStore,
   isMemoryStoreName,
   MemoryStore,

@@ -4,7 +4,13 @@
 import { fileURLToPath } from "node:url";
 import { FileStore, type FileStoreOptions } from "./file-store.js";
 import type { ObjectStore } from "./object-store.js";
-import { type OpenStoreOptions, openLocation, registerFileStoreOpener } from "./open-store.js";
+import {
+  type OpenStoreOptions,
+  openLocation,
+  registerFileStoreOpener,
+  registerS3StoreOpener,
+  type S3StoreOpener,
+} from "./open-store.js";
 import { InvalidStoreUrlError } from "./store-errors.js";
 import { parseStoreUrl } from "./store-url.js";
 
@@ -20,6 +26,10 @@ export async function openNodeStore(
   options: OpenNodeStoreOptions = {},
 ): Promise<ObjectStore> {
   const location = parseStoreUrl(url);
+  if (location.scheme === "s3") {
+    const { scheme: _scheme, ...where } = location;
+    return openS3Store(where, options);
+  }
   if (location.scheme !== "file") return openLocation(location, options, url);
   return openFileStore(url, options);
 }
@@ -47,4 +57,24 @@ export function registerNodeFileStores(): void {
   registerFileStoreOpener(async (url, _location, options) =>
     openFileStore(url, options as OpenNodeStoreOptions),
   );
+}
+
+/** s3:// in Node: the AWS SDK's `S3Store` (its credential chain: env, profiles, SSO, IMDS...). */
+const openS3Store: S3StoreOpener = async (where, options) => {
+  const { S3Store } = await import("./s3-store.js");
+  return new S3Store({
+    ...options.s3,
+    ...where,
+    ...(options.credentials ? { credentials: options.credentials } : {}),
+    ...(options.retry ? { retry: options.retry } : {}),
+  });
+};
+
+/**
+ * Makes the runtime-agnostic `openStore` (and `openReplica(url)`, time
+ * travel) open s3:// URLs with the AWS SDK's `S3Store` instead of
+ * `FetchS3Store`. `pagecast`'s Node entry calls it.
+ */
+export function registerNodeS3Stores(): void {
+  registerS3StoreOpener(openS3Store);
 }

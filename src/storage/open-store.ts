@@ -2,7 +2,10 @@
  * `openStore(url)`: the runtime-agnostic store factory (s3:// and memory://,
  * plus file:// where a file-system opener is registered: pagecast's Node
  * entry registers one, so in Node every URL the Node store accepts works
- * here too). This module imports nothing from `node:`.
+ * here too). s3:// opens a `FetchS3Store` (fetch + SigV4, no AWS SDK, so
+ * Workers bundles stay small) unless an S3 opener is registered: pagecast's
+ * Node entry registers `S3Store` (the AWS SDK and its credential chain).
+ * This module imports nothing from `node:`.
  */
 import type { MemoryStoreOptions } from "./memory-store.js";
 import { MemoryStore } from "./memory-store.js";
@@ -15,11 +18,19 @@ import { parseStoreUrl, type StoreLocation } from "./store-url.js";
 
 /** Options of `openStore`; the URL's own parameters win over `s3` fields. */
 export interface OpenStoreOptions {
-  /** S3 credentials or provider; default: the SDK's standard chain (env, profile, IMDS...). */
+  /**
+   * S3 credentials or provider. Default in Node: the SDK's standard chain
+   * (env, profile, IMDS...); elsewhere: `AWS_ACCESS_KEY_ID` /
+   * `AWS_SECRET_ACCESS_KEY` from `process.env` where the runtime has one
+   * (Bun, Deno), so Workers pass them (from secrets).
+   */
   credentials?: S3StoreOptions["credentials"];
   /** Retry settings of the store. */
   retry?: RetryOptions;
-  /** Further S3 settings (client, part size, defaults for endpoint/region). */
+  /**
+   * Further S3 settings (defaults for endpoint/region, part size, timeouts;
+   * `client`, `clientConfig` and `connectTimeoutMs` apply to Node's SDK store only).
+   */
   s3?: Omit<S3StoreOptions, "bucket" | "prefix" | "credentials" | "retry">;
 }
 
@@ -34,6 +45,22 @@ export type FileStoreOpener = (
 ) => Promise<ObjectStore>;
 
 let fileStoreOpener: FileStoreOpener | undefined;
+
+/** Opens s3:// stores (`location` parsed, without its scheme). */
+export type S3StoreOpener = (
+  location: Omit<Extract<StoreLocation, { scheme: "s3" }>, "scheme">,
+  options: OpenStoreOptions,
+) => Promise<ObjectStore>;
+
+let s3StoreOpener: S3StoreOpener | undefined;
+
+/**
+ * @internal Registers the s3:// opener (`pagecast`'s Node entry registers
+ * the AWS SDK's `S3Store`); `undefined` goes back to `FetchS3Store`.
+ */
+export function registerS3StoreOpener(opener: S3StoreOpener | undefined): void {
+  s3StoreOpener = opener;
+}
 
 /**
  * @internal Registers the file:// opener (`pagecast`'s Node entry does, with
@@ -57,11 +84,21 @@ export async function openLocation(
       return location.prefix ? prefixedStore(store, location.prefix, { ownsStore: true }) : store;
     }
     case "s3": {
-      // Loaded on demand: memory-only users (tests, demos) never pay for the SDK.
-      const { S3Store } = await import("./s3-store.js");
       const { scheme: _scheme, ...where } = location;
-      return new S3Store({
-        ...options.s3,
+      if (s3StoreOpener) return s3StoreOpener(where, options);
+      // Loaded on demand: memory-only users (tests, demos) never load it.
+      const { FetchS3Store } = await import("./fetch-s3-store.js");
+      const s3 = options.s3 ?? {};
+      return new FetchS3Store({
+        ...(s3.endpoint !== undefined ? { endpoint: s3.endpoint } : {}),
+        ...(s3.region !== undefined ? { region: s3.region } : {}),
+        ...(s3.forcePathStyle !== undefined ? { forcePathStyle: s3.forcePathStyle } : {}),
+        ...(s3.idleTimeoutMs !== undefined ? { idleTimeoutMs: s3.idleTimeoutMs } : {}),
+        ...(s3.multipartThreshold !== undefined
+          ? { multipartThreshold: s3.multipartThreshold }
+          : {}),
+        ...(s3.partSize !== undefined ? { partSize: s3.partSize } : {}),
+        ...(s3.partConcurrency !== undefined ? { partConcurrency: s3.partConcurrency } : {}),
         ...where,
         ...(options.credentials ? { credentials: options.credentials } : {}),
         ...(options.retry ? { retry: options.retry } : {}),

@@ -35,6 +35,12 @@ import type { GetObjectCommandOutput, S3Client, S3ClientConfig } from "@aws-sdk/
 import { PagecastError } from "../errors.js";
 import { isEmptyRange, resolveRange, validateRange } from "./byte-range.js";
 import { sameEtag, unquoteEtag } from "./etag.js";
+import {
+  bodyParts,
+  type MultipartSteps,
+  streamParts,
+  uploadMultipart,
+} from "./multipart-upload.js";
 import type {
   AttemptFailure,
   ByteRange,
@@ -59,11 +65,21 @@ import {
 } from "./request-runner.js";
 import { discardBody, readBodyAtMost } from "./response-body.js";
 import {
+  BATCH_DELETE_REFUSED,
+  envRegion,
+  MAX_PART_SIZE,
+  MIN_PART_SIZE,
+  parseContentRange,
+  RETRYABLE_S3_CODES,
+  rangeBytes,
+  rangeHeader,
+  s3StoreUrl,
+} from "./s3-protocol.js";
+import {
   InvalidStoreArgumentError,
   NotFoundError,
   ObjectTooLargeError,
   PreconditionFailedError,
-  StoreAbortedError,
   StoreRequestError,
 } from "./store-errors.js";
 import { describeKey, directoryPrefix, validateKey, validatePrefix } from "./store-keys.js";
@@ -74,15 +90,8 @@ import {
   checkPutOptions,
   DELETE_BATCH_SIZE,
 } from "./store-options.js";
-import { formatStoreLocation } from "./store-url.js";
 
-const MIB = 1024 * 1024;
-/** Largest part the store uploads (and default threshold for multipart). */
-export const MAX_PART_SIZE = 8 * MIB;
-/** S3's smallest allowed part (all but the last). */
-export const MIN_PART_SIZE = 5 * MIB;
-/** S3's most parts per multipart upload. */
-const MAX_PARTS = 10_000;
+export { MAX_PART_SIZE, MIN_PART_SIZE, s3StoreUrl };
 
 type Sdk = typeof import("@aws-sdk/client-s3");
 let sdkModule: Promise<Sdk> | undefined;
@@ -135,20 +144,6 @@ export interface S3StoreOptions {
   partConcurrency?: number;
 }
 
-const RETRYABLE_S3_CODES = new Set([
-  "SlowDown",
-  "RequestTimeout",
-  "RequestTimeoutException",
-  "InternalError",
-  "ServiceUnavailable",
-  "Throttling",
-  "ThrottlingException",
-  "TooManyRequestsException",
-  "RequestLimitExceeded",
-  "ConditionalRequestConflict",
-  "OperationAborted",
-  "TimeoutError",
-]);
 /**
  * Codes of refusals caused by the client's clock; the SDK corrects its offset
  * from the answer's time (`$metadata.clockSkewCorrected`).
@@ -165,15 +160,6 @@ const CLOCK_SKEW_CODES = new Set([
 const CLOCK_SKEW_CORRECTION_MS = 240_000;
 /** Defaults of the connection timeouts (ms). */
 export const S3_TIMEOUT_DEFAULTS = { connectTimeoutMs: 5_000, idleTimeoutMs: 10_000 } as const;
-/** Error codes with which servers refuse the DeleteObjects call itself. */
-const BATCH_DELETE_REFUSED = new Set([
-  "NotImplemented",
-  "MissingContentMD5",
-  "InvalidRequest",
-  "MethodNotAllowed",
-  "InvalidDigest",
-  "BadDigest",
-]);
 const SINGLE_DELETE_CONCURRENCY = 8;
 
 interface SdkErrorShape {
@@ -214,35 +200,6 @@ function isNotFound(error: unknown): boolean {
   return status === 404 || code === "NoSuchKey" || code === "NotFound";
 }
 
-function envRegion(): string | undefined {
-  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process
-    ?.env;
-  return env?.AWS_REGION || env?.AWS_DEFAULT_REGION || undefined;
-}
-
-function rangeHeader(range: ByteRange): string {
-  return "suffix" in range
-    ? `bytes=-${range.suffix}`
-    : `bytes=${range.offset}-${range.offset + range.length - 1}`;
-}
-
-/** Body bytes a ranged get asks for (for its time limits); a whole get learns its size from the answer. */
-function rangeBytes(range: ByteRange | undefined): number | undefined {
-  if (!range) return undefined;
-  return "suffix" in range ? range.suffix : range.length;
-}
-
-/** `bytes 0-99/1234` -> start and total; undefined for anything else (e.g. an unknown total). */
-function parseContentRange(value: string): { start: number; total: number } | undefined {
-  const match = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(value.trim());
-  if (!match) return undefined;
-  const start = Number(match[1]);
-  const total = Number(match[3]);
-  return Number.isSafeInteger(start) && Number.isSafeInteger(total) && start <= total
-    ? { start, total }
-    : undefined;
-}
-
 /**
  * The SDK's `socketTimeout` for an idle limit: the Node handler starts a
  * timeout of 6 s or more only 3 s into the request, so it is given 3 s less
@@ -258,24 +215,6 @@ function timeoutOption(name: string, value: number | undefined, fallback: number
     throw new InvalidStoreArgumentError(`${name} must be a number of milliseconds >= 0`);
   }
   return ms;
-}
-
-/** The canonical, credential-free URL of an S3 location. */
-export function s3StoreUrl(options: {
-  bucket: string;
-  prefix?: string;
-  endpoint?: string;
-  region?: string;
-  forcePathStyle?: boolean;
-}): string {
-  return formatStoreLocation({
-    scheme: "s3",
-    bucket: options.bucket,
-    prefix: options.prefix ?? "",
-    ...(options.endpoint ? { endpoint: options.endpoint } : {}),
-    ...(options.region ? { region: options.region } : {}),
-    ...(options.forcePathStyle !== undefined ? { forcePathStyle: options.forcePathStyle } : {}),
-  });
 }
 
 /** An `ObjectStore` on an S3 bucket (and optional prefix). */
@@ -729,7 +668,13 @@ export class S3Store implements ObjectStore {
     };
     const etag =
       body.length > this.multipartThreshold
-        ? await this.putMultipart(key, objectKey, this.bodyParts(body), options, conditions)
+        ? await this.putMultipart(
+            key,
+            objectKey,
+            bodyParts(body, this.partSize),
+            options,
+            conditions,
+          )
         : await this.run(
             "put",
             "put",
@@ -778,32 +723,7 @@ export class S3Store implements ObjectStore {
         ...(options.ifNoneMatch === "*" ? { IfNoneMatch: "*" } : {}),
         ...(options.ifMatch !== undefined ? { IfMatch: unquoteEtag(options.ifMatch) } : {}),
       };
-      let prefix = head;
-      // Buffers of uploaded parts, filled again: memory stays at the parts in flight.
-      const free: Uint8Array[] = [];
-      const release = (part: Uint8Array) => {
-        if (part.byteOffset === 0 && part.buffer.byteLength === this.partSize) free.push(part);
-      };
-      // Parts of exactly partSize (the last one shorter): the bytes read ahead first.
-      const nextPart = async (): Promise<Uint8Array | undefined> => {
-        if (prefix.length >= this.partSize) {
-          const part = prefix.subarray(0, this.partSize);
-          prefix = prefix.subarray(this.partSize);
-          return part;
-        }
-        const more = await reader.read(
-          this.partSize - prefix.length,
-          prefix.length === 0 ? free.pop() : undefined,
-        );
-        let part = more;
-        if (prefix.length > 0) {
-          part = new Uint8Array(prefix.length + more.length);
-          part.set(prefix);
-          part.set(more, prefix.length);
-          prefix = new Uint8Array(0);
-        }
-        return part.length > 0 ? part : undefined;
-      };
+      const { nextPart, release } = streamParts(reader, head, this.partSize);
       const etag = await this.putMultipart(key, objectKey, nextPart, options, conditions, release);
       return await this.putResult(key, etag, options);
     } finally {
@@ -826,17 +746,6 @@ export class S3Store implements ObjectStore {
     return { etag: meta.etag };
   }
 
-  /** The parts of an in-memory body, one per call (views, not copies). */
-  private bodyParts(body: Uint8Array): () => Promise<Uint8Array | undefined> {
-    let offset = 0;
-    return async () => {
-      if (offset >= body.length) return undefined;
-      const part = body.subarray(offset, offset + this.partSize);
-      offset += part.length;
-      return part;
-    };
-  }
-
   /** A put failure as `PreconditionFailedError` when it is one, else unchanged. */
   private conditionalFailure(key: string, options: PutOptions, error: unknown): unknown {
     const { status, code } = describeSdkError(error);
@@ -850,13 +759,8 @@ export class S3Store implements ObjectStore {
     return error;
   }
 
-  /**
-   * Uploads the parts `nextPart` yields (in order; `undefined` ends them).
-   * Parts are asked for one at a time and only when an upload slot is free,
-   * so at most `partConcurrency` parts are held at once. Each part, once
-   * uploaded, goes to `release` (which may reuse its memory).
-   */
-  private async putMultipart(
+  /** A multipart upload (`multipart-upload.ts`) through the SDK. */
+  private putMultipart(
     key: string,
     objectKey: string,
     nextPart: () => Promise<Uint8Array | undefined>,
@@ -864,157 +768,108 @@ export class S3Store implements ObjectStore {
     conditions: { IfNoneMatch?: string; IfMatch?: string },
     release?: (part: Uint8Array) => void,
   ): Promise<string | undefined> {
-    const created = await this.run(
-      "put",
-      "create multipart upload",
-      key,
-      options.signal,
-      async ({ signal }) =>
-        (await this.s3()).client.send(
-          new (await this.s3()).sdk.CreateMultipartUploadCommand({
-            Bucket: this.bucket,
-            Key: objectKey,
-            ...(options.contentType ? { ContentType: options.contentType } : {}),
-          }),
-          { abortSignal: signal },
-        ),
-    );
-    const uploadId = created.UploadId;
-    if (!uploadId) {
-      throw new StoreRequestError(`S3 put ${describeKey(key)} in ${this.url}: no upload id`, {
-        retryable: false,
-      });
-    }
-    // Parts stop early once one fails; the caller's signal stops them too.
-    const stop = new AbortController();
-    const onAbort = () => stop.abort(options.signal?.reason);
-    options.signal?.addEventListener("abort", onAbort, { once: true });
-    try {
-      const etags: string[] = [];
-      let count = 0;
-      let ended = false;
-      // Parts are read one at a time, in order, whatever the number of workers.
-      let reading: Promise<unknown> = Promise.resolve();
-      const take = (): Promise<{ index: number; part: Uint8Array } | undefined> => {
-        const taken = reading.then(async () => {
-          if (ended || stop.signal.aborted) return undefined;
-          const part = await nextPart();
-          if (!part) {
-            ended = true;
-            return undefined;
-          }
-          if (count >= MAX_PARTS) {
-            throw new StoreRequestError(
-              `S3 put ${describeKey(key)} in ${this.url}: body needs more than ${MAX_PARTS} parts`,
-              { retryable: false },
-            );
-          }
-          return { index: count++, part };
-        });
-        reading = taken.catch(() => {});
-        return taken;
-      };
-      const worker = async () => {
-        while (!stop.signal.aborted) {
-          const piece = await take();
-          if (!piece) break;
-          const { index, part } = piece;
-          const uploaded = await this.run(
-            "put",
-            "upload part",
-            key,
-            stop.signal,
-            async ({ signal }) => {
-              const { client, sdk } = await this.s3();
-              this.runner.counters.sent(part.length);
-              return client.send(
-                new sdk.UploadPartCommand({
-                  Bucket: this.bucket,
-                  Key: objectKey,
-                  UploadId: uploadId,
-                  PartNumber: index + 1,
-                  Body: part,
-                  ContentLength: part.length,
-                }),
-                { abortSignal: signal },
-              );
-            },
-            part.length,
-          );
-          if (!uploaded.ETag) {
-            throw new StoreRequestError(`S3 upload part of ${describeKey(key)}: no ETag`, {
-              retryable: false,
-            });
-          }
-          etags[index] = uploaded.ETag;
-          release?.(part);
-        }
-      };
-      await Promise.all(
-        Array.from({ length: this.partConcurrency }, () =>
-          worker().catch((error: unknown) => {
-            stop.abort(error);
-            throw error;
-          }),
-        ),
-      );
-      if (!ended) {
-        // Every worker stopped without an error: only the caller's signal does that.
-        throw new StoreAbortedError(undefined, { cause: options.signal?.reason });
-      }
-      if (options.ifNoneMatch === "*" || options.ifMatch !== undefined) {
-        // Servers that ignore conditions on CompleteMultipartUpload (RGW 16, emulators)
-        // still get this check, made as late as possible; AWS enforces it atomically.
-        const current = await this.head(key, options);
-        if (
-          (options.ifNoneMatch === "*" && current) ||
-          (options.ifMatch !== undefined && (!current || !sameEtag(options.ifMatch, current.etag)))
-        ) {
-          throw new PreconditionFailedError(key);
-        }
-      }
-      const completed = await this.run(
-        "put",
-        "complete multipart upload",
-        key,
-        options.signal,
-        async ({ signal }) => {
-          try {
+    const steps: MultipartSteps = {
+      create: async () => {
+        const created = await this.run(
+          "put",
+          "create multipart upload",
+          key,
+          options.signal,
+          async ({ signal }) => {
             const { client, sdk } = await this.s3();
-            return await client.send(
-              new sdk.CompleteMultipartUploadCommand({
+            return client.send(
+              new sdk.CreateMultipartUploadCommand({
                 Bucket: this.bucket,
                 Key: objectKey,
-                UploadId: uploadId,
-                MultipartUpload: {
-                  Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })),
-                },
-                ...conditions,
+                ...(options.contentType ? { ContentType: options.contentType } : {}),
               }),
               { abortSignal: signal },
             );
-          } catch (error) {
-            throw this.conditionalFailure(key, options, error);
-          }
-        },
-      );
-      return completed.ETag;
-    } catch (error) {
-      // Best effort, and not under the caller's signal: an abandoned upload costs storage.
-      await this.run("delete", "abort multipart upload", key, undefined, async ({ signal }) =>
-        (await this.s3()).client.send(
-          new (await this.s3()).sdk.AbortMultipartUploadCommand({
-            Bucket: this.bucket,
-            Key: objectKey,
-            UploadId: uploadId,
-          }),
-          { abortSignal: signal },
-        ),
-      ).catch(() => {});
-      throw error;
-    } finally {
-      options.signal?.removeEventListener("abort", onAbort);
-    }
+          },
+        );
+        if (!created.UploadId) {
+          throw new StoreRequestError(`S3 put ${describeKey(key)} in ${this.url}: no upload id`, {
+            retryable: false,
+          });
+        }
+        return created.UploadId;
+      },
+      upload: async (uploadId, partNumber, part, stop) => {
+        const uploaded = await this.run(
+          "put",
+          "upload part",
+          key,
+          stop,
+          async ({ signal }) => {
+            const { client, sdk } = await this.s3();
+            this.runner.counters.sent(part.length);
+            return client.send(
+              new sdk.UploadPartCommand({
+                Bucket: this.bucket,
+                Key: objectKey,
+                UploadId: uploadId,
+                PartNumber: partNumber,
+                Body: part,
+                ContentLength: part.length,
+              }),
+              { abortSignal: signal },
+            );
+          },
+          part.length,
+        );
+        if (!uploaded.ETag) {
+          throw new StoreRequestError(`S3 upload part of ${describeKey(key)}: no ETag`, {
+            retryable: false,
+          });
+        }
+        return uploaded.ETag;
+      },
+      complete: async (uploadId, etags) => {
+        const completed = await this.run(
+          "put",
+          "complete multipart upload",
+          key,
+          options.signal,
+          async ({ signal }) => {
+            try {
+              const { client, sdk } = await this.s3();
+              return await client.send(
+                new sdk.CompleteMultipartUploadCommand({
+                  Bucket: this.bucket,
+                  Key: objectKey,
+                  UploadId: uploadId,
+                  MultipartUpload: {
+                    Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })),
+                  },
+                  ...conditions,
+                }),
+                { abortSignal: signal },
+              );
+            } catch (error) {
+              throw this.conditionalFailure(key, options, error);
+            }
+          },
+        );
+        return completed.ETag;
+      },
+      // Not under the caller's signal: an abandoned upload costs storage.
+      abort: async (uploadId) => {
+        await this.run("delete", "abort multipart upload", key, undefined, async ({ signal }) => {
+          const { client, sdk } = await this.s3();
+          return client.send(
+            new sdk.AbortMultipartUploadCommand({
+              Bucket: this.bucket,
+              Key: objectKey,
+              UploadId: uploadId,
+            }),
+            { abortSignal: signal },
+          );
+        });
+      },
+      head: () => this.head(key, options),
+    };
+    this.runner.check(options.signal);
+    return uploadMultipart(key, this.url, nextPart, steps, options, this.partConcurrency, release);
   }
 
   async list(options: ListOptions = {}): Promise<ListPage> {
