@@ -7,6 +7,7 @@
  * Runtime-agnostic (no `node:` imports).
  */
 import type { ByteRange } from "./object-store.js";
+import { InvalidStoreArgumentError, StoreRequestError } from "./store-errors.js";
 import { formatStoreLocation } from "./store-url.js";
 
 const MIB = 1024 * 1024;
@@ -58,6 +59,39 @@ export const BATCH_DELETE_REFUSED = new Set([
   "InvalidDigest",
   "BadDigest",
 ]);
+
+/** Whether a failed DeleteObjects call means the server does not do batch deletes at all. */
+export function isBatchDeleteRefusal(error: unknown): boolean {
+  return (
+    error instanceof StoreRequestError &&
+    !error.retryable &&
+    error.status !== undefined &&
+    (error.status === 501 ||
+      error.status === 405 ||
+      (error.status === 400 && BATCH_DELETE_REFUSED.has(error.serverCode ?? "")))
+  );
+}
+
+/** Multipart settings of an S3 store, checked; defaults 8 MiB threshold and parts, 4 in flight. */
+export function multipartSettings(options: {
+  multipartThreshold?: number;
+  partSize?: number;
+  partConcurrency?: number;
+}): { multipartThreshold: number; partSize: number; partConcurrency: number } {
+  const multipartThreshold = options.multipartThreshold ?? MAX_PART_SIZE;
+  const partSize = options.partSize ?? MAX_PART_SIZE;
+  const partConcurrency = options.partConcurrency ?? 4;
+  if (!Number.isSafeInteger(partSize) || partSize < MIN_PART_SIZE || partSize > MAX_PART_SIZE) {
+    throw new InvalidStoreArgumentError("partSize must be between 5 MiB and 8 MiB");
+  }
+  if (!Number.isSafeInteger(multipartThreshold) || multipartThreshold < 1) {
+    throw new InvalidStoreArgumentError("multipartThreshold must be a positive integer");
+  }
+  if (!Number.isSafeInteger(partConcurrency) || partConcurrency < 1) {
+    throw new InvalidStoreArgumentError("partConcurrency must be a positive integer");
+  }
+  return { multipartThreshold, partSize, partConcurrency };
+}
 
 /** Only identifier-like codes are repeated in messages: never free server text. */
 export function safeCode(raw: unknown): string | undefined {

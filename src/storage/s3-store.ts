@@ -33,8 +33,8 @@
 // importing pagecast costs nothing for programs that never reach S3 this way.
 import type { GetObjectCommandOutput, S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
 import { PagecastError } from "../errors.js";
-import { isEmptyRange, resolveRange, validateRange } from "./byte-range.js";
-import { sameEtag, unquoteEtag } from "./etag.js";
+import { resolveRange } from "./byte-range.js";
+import { unquoteEtag } from "./etag.js";
 import {
   bodyParts,
   type MultipartSteps,
@@ -64,11 +64,13 @@ import {
   type RetryOptions,
 } from "./request-runner.js";
 import { discardBody, readBodyAtMost } from "./response-body.js";
+import { s3Get } from "./s3-get.js";
 import {
-  BATCH_DELETE_REFUSED,
   envRegion,
+  isBatchDeleteRefusal,
   MAX_PART_SIZE,
   MIN_PART_SIZE,
+  multipartSettings,
   parseContentRange,
   RETRYABLE_S3_CODES,
   rangeBytes,
@@ -86,7 +88,6 @@ import { describeKey, directoryPrefix, validateKey, validatePrefix } from "./sto
 import {
   checkBody,
   checkListOptions,
-  checkMaxBytes,
   checkPutOptions,
   DELETE_BATCH_SIZE,
 } from "./store-options.js";
@@ -253,22 +254,10 @@ export class S3Store implements ObjectStore {
       ...(options.region ? { region: options.region } : {}),
       ...(options.forcePathStyle !== undefined ? { forcePathStyle: options.forcePathStyle } : {}),
     });
-    this.multipartThreshold = options.multipartThreshold ?? MAX_PART_SIZE;
-    this.partSize = options.partSize ?? MAX_PART_SIZE;
-    this.partConcurrency = options.partConcurrency ?? 4;
-    if (
-      !Number.isSafeInteger(this.partSize) ||
-      this.partSize < MIN_PART_SIZE ||
-      this.partSize > MAX_PART_SIZE
-    ) {
-      throw new InvalidStoreArgumentError("partSize must be between 5 MiB and 8 MiB");
-    }
-    if (!Number.isSafeInteger(this.multipartThreshold) || this.multipartThreshold < 1) {
-      throw new InvalidStoreArgumentError("multipartThreshold must be a positive integer");
-    }
-    if (!Number.isSafeInteger(this.partConcurrency) || this.partConcurrency < 1) {
-      throw new InvalidStoreArgumentError("partConcurrency must be a positive integer");
-    }
+    const multipart = multipartSettings(options);
+    this.multipartThreshold = multipart.multipartThreshold;
+    this.partSize = multipart.partSize;
+    this.partConcurrency = multipart.partConcurrency;
     this.connectTimeoutMs = timeoutOption(
       "connectTimeoutMs",
       options.connectTimeoutMs,
@@ -465,66 +454,22 @@ export class S3Store implements ObjectStore {
 
   async get(key: string, options: GetOptions = {}): Promise<GetResult> {
     const objectKey = this.objectKey(key);
-    const range = options.range;
-    if (range) validateRange(range);
-    checkMaxBytes(options);
-    if (isEmptyRange(range)) return this.emptyRead(key, options);
-    const first = await this.run(
-      "get",
-      "get",
+    return s3Get(
       key,
-      options.signal,
-      (context) =>
-        this.getAttempt(key, objectKey, range, options.ifNoneMatch, options.maxBytes, context),
-      rangeBytes(range),
-    );
-    if (first !== "unsatisfiable") return first;
-    // 416: the range starts past the end, or the server refuses suffixes longer
-    // than the object. Learn the size, then ask for exactly what exists.
-    const meta = await this.head(key, options);
-    if (!meta) throw new NotFoundError(key);
-    if (options.ifNoneMatch !== undefined && sameEtag(options.ifNoneMatch, meta.etag)) {
-      return { notModified: true };
-    }
-    const { start, end } = resolveRange(range, meta.size);
-    if (start === end) return { notModified: false, body: new Uint8Array(0), meta, offset: start };
-    if (options.maxBytes !== undefined && end - start > options.maxBytes) {
-      throw new ObjectTooLargeError(key, { size: end - start, maxBytes: options.maxBytes, meta });
-    }
-    const second = await this.run(
-      "get",
-      "get",
-      key,
-      options.signal,
-      (context) =>
-        this.getAttempt(
+      this.url,
+      options,
+      (r) =>
+        this.run(
+          "get",
+          "get",
           key,
-          objectKey,
-          { offset: start, length: end - start },
-          options.ifNoneMatch,
-          options.maxBytes,
-          context,
+          options.signal,
+          (context) =>
+            this.getAttempt(key, objectKey, r, options.ifNoneMatch, options.maxBytes, context),
+          r ? rangeBytes(r) : undefined,
         ),
-      end - start,
+      () => this.head(key, options),
     );
-    if (second === "unsatisfiable") {
-      throw new StoreRequestError(`S3 get ${describeKey(key)} in ${this.url}: range refused`, {
-        retryable: true,
-        status: 416,
-      });
-    }
-    return second;
-  }
-
-  /** A zero-length range: HTTP cannot ask for it, so only the metadata is fetched. */
-  private async emptyRead(key: string, options: GetOptions): Promise<GetResult> {
-    const meta = await this.head(key, options);
-    if (!meta) throw new NotFoundError(key);
-    if (options.ifNoneMatch !== undefined && sameEtag(options.ifNoneMatch, meta.etag)) {
-      return { notModified: true };
-    }
-    const { start } = resolveRange(options.range, meta.size);
-    return { notModified: false, body: new Uint8Array(0), meta, offset: start };
   }
 
   private async getAttempt(
@@ -939,14 +884,7 @@ export class S3Store implements ObjectStore {
       });
       return true;
     } catch (error) {
-      if (
-        error instanceof StoreRequestError &&
-        !error.retryable &&
-        error.status !== undefined &&
-        (error.status === 501 ||
-          error.status === 405 ||
-          (error.status === 400 && BATCH_DELETE_REFUSED.has(error.serverCode ?? "")))
-      ) {
+      if (isBatchDeleteRefusal(error)) {
         this.batchDelete = false;
         return false;
       }
