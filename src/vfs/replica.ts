@@ -15,7 +15,12 @@ import type {
   SqlParams,
   SqlValue,
 } from "./replica-connection.js";
-import { type HydrateMode, ReplicaCore, type ReplicaStatus } from "./replica-core.js";
+import {
+  DEFAULT_POLL_WAIT_MS,
+  type HydrateMode,
+  ReplicaCore,
+  type ReplicaStatus,
+} from "./replica-core.js";
 import { ReplicaError, ReplicaQueryError } from "./replica-error.js";
 import { SerialQueue } from "./serial-queue.js";
 import {
@@ -34,6 +39,14 @@ export interface ReplicaOptions {
    * read transaction starts and this much time has passed.
    */
   pollIntervalMs?: number;
+  /**
+   * Longest a query waits for a due poll, in ms (default 1000): past it the
+   * query runs on the version the replica has (at most one poll behind)
+   * while the poll goes on in the background, so a hung or slow storage
+   * endpoint never holds up queries over cached pages. `Infinity`: always
+   * wait for the poll (bounded only by the store's timeouts).
+   */
+  pollWaitMs?: number;
   /**
    * Also poll on a timer every this many ms (long-lived processes; default
    * off). The timer never keeps a Node process alive.
@@ -549,6 +562,10 @@ export async function openReplica(
   const at = toRestoreTarget(opts.at);
   const cacheBytes = positive(opts.cacheBytes, 64 * 1024 * 1024, "cacheBytes", 65536);
   const pollIntervalMs = positive(opts.pollIntervalMs, 1000, "pollIntervalMs", 0);
+  const pollWaitMs =
+    opts.pollWaitMs === Number.POSITIVE_INFINITY
+      ? opts.pollWaitMs
+      : positive(opts.pollWaitMs, DEFAULT_POLL_WAIT_MS, "pollWaitMs", 0);
   const concurrency = Math.floor(positive(opts.concurrency, 16, "concurrency"));
   const maxConnections = Math.floor(positive(opts.connections, 1, "connections"));
   const readAheadPages = Math.floor(positive(opts.readAheadPages, 64, "readAheadPages", 0));
@@ -593,6 +610,7 @@ export async function openReplica(
       store,
       cacheBytes,
       pollIntervalMs,
+      pollWaitMs,
       concurrency,
       laggingSeconds,
       staleSeconds,
