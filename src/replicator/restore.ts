@@ -17,6 +17,7 @@ import {
   LtxDecoder,
   type LtxHeader,
 } from "../format/index.js";
+import { growthJustified, maxFramesIn } from "../format/page-growth.js";
 import {
   type HeadObject,
   listAllLevels,
@@ -121,6 +122,65 @@ function resolveTarget(o: RestoreOptions): RestoreTarget | undefined {
   return undefined;
 }
 
+/**
+ * Before a file is applied: its header, not its name, says which TXIDs it
+ * holds (a file copied under another name must not be applied as that
+ * TXID), and the page count it claims must be justified by the pages its
+ * size can hold: nothing (the temp file above all) is extended to a claim
+ * the file cannot back.
+ */
+function checkFileHeader(
+  f: { key: string; minTXID: number; maxTXID: number; size: number },
+  header: LtxHeader,
+  fromPages: number,
+): void {
+  if (header.minTXID !== f.minTXID || header.maxTXID !== f.maxTXID) {
+    throw new ReplicatorError(
+      "RESTORE_FAILED",
+      `${f.key} holds TXIDs ${header.minTXID}-${header.maxTXID} according to its header, not the ones its name says`,
+    );
+  }
+  if (!growthJustified(fromPages, header.commit, maxFramesIn(f.size))) {
+    throw new ReplicatorError(
+      "RESTORE_FAILED",
+      `${f.key} claims ${header.commit} pages, more than its ${f.size} bytes can justify`,
+    );
+  }
+}
+
+/**
+ * A head naming files that are gone is a damaged replica: restoring to the
+ * older state the remaining files reach would be silently wrong. Refused
+ * when the head says the target lies beyond what the files reach.
+ */
+function checkHeadCovered(
+  head: HeadObject | undefined,
+  listed: readonly { key: string }[],
+  planTxid: number,
+  target: RestoreTarget | undefined,
+): void {
+  if (!head) return;
+  const keys = new Set(listed.map((f) => f.key));
+  const missing = head.files.filter((f) => !keys.has(f.key));
+  if (missing.length === 0) return;
+  let expected = head.txid;
+  if (target && "txid" in target) expected = Math.min(head.txid, target.txid);
+  else if (target) {
+    const at = target.timestamp instanceof Date ? target.timestamp.getTime() : target.timestamp;
+    expected = 0;
+    for (const f of head.files) if (f.timestamp <= at) expected = Math.max(expected, f.maxTXID);
+  }
+  if (planTxid < expected) {
+    throw new ReplicatorError(
+      "RESTORE_FAILED",
+      `the head names TXID ${expected} but ${missing.length} of its files are missing (${missing
+        .slice(0, 3)
+        .map((f) => f.key)
+        .join(", ")}); the remaining files reach only TXID ${planTxid}`,
+    );
+  }
+}
+
 async function loadHead(store: ObjectStore): Promise<HeadObject | undefined> {
   try {
     const res = await readHeadObject(store);
@@ -198,6 +258,7 @@ export async function restore(
       target,
       options.signal ? { signal: options.signal } : {},
     );
+    checkHeadCovered(head, files, plan.txid, target);
     const bytesTotal = plan.files.reduce((n, f) => n + f.size, 0);
     log.info("restore plan", { files: plan.files.length, txid: plan.txid, bytes: bytesTotal });
 
@@ -244,6 +305,7 @@ export async function restore(
         await decoder.cancel();
         throw err;
       }
+      checkFileHeader(f, header, last?.commit ?? 0);
       // A compacted file may re-cover TXIDs already applied (Litestream's
       // planner allows that); re-applying page images is idempotent, so
       // continue from just before it.
