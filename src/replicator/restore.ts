@@ -34,7 +34,7 @@ import {
   type RangedDownloadError,
   RangedDownloader,
 } from "../storage/ranged-download.js";
-import { NotFoundError } from "../storage/store-errors.js";
+import { NotFoundError, StoreAbortedError } from "../storage/store-errors.js";
 import { fileApplyTarget } from "./file-apply-target.js";
 import type { ReplicatorLogger } from "./logger.js";
 import { silentLogger } from "./logger.js";
@@ -122,6 +122,11 @@ function resolveTarget(o: RestoreOptions): RestoreTarget | undefined {
   return undefined;
 }
 
+/** Between steps that do not watch the signal themselves (local file work): stop when told to. */
+function stopIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new StoreAbortedError("restore aborted", { cause: signal.reason });
+}
+
 /**
  * Before a file is applied: its header, not its name, says which TXIDs it
  * holds (a file copied under another name must not be applied as that
@@ -193,10 +198,16 @@ async function loadHead(store: ObjectStore): Promise<HeadObject | undefined> {
   }
 }
 
-async function fileChecksum(fh: FileHandle, pageSize: number, commit: number): Promise<bigint> {
+async function fileChecksum(
+  fh: FileHandle,
+  pageSize: number,
+  commit: number,
+  signal: AbortSignal | undefined,
+): Promise<bigint> {
   const sum = new DatabaseChecksum();
   const batch = Math.max(1, Math.floor((4 << 20) / pageSize));
   for (let first = 1; first <= commit; first += batch) {
+    stopIfAborted(signal);
     const n = Math.min(batch, commit - first + 1);
     const buf = new Uint8Array(n * pageSize);
     await fh.read(buf, 0, buf.length, (first - 1) * pageSize);
@@ -296,6 +307,7 @@ export async function restore(
       | undefined;
     for (let i = 0; i < plan.files.length; i++) {
       const f = plan.files[i]!;
+      stopIfAborted(options.signal);
       // The applier writes each page out (the target copies it) before asking for the next.
       const decoder = new LtxDecoder(downloader.chunks(i), { reusePageBuffer: true });
       let header: LtxHeader;
@@ -348,7 +360,8 @@ export async function restore(
     await applyTarget.flush();
     await fh.sync();
 
-    const checksum = last.checksum ?? (await fileChecksum(fh, last.pageSize, last.commit));
+    const checksum =
+      last.checksum ?? (await fileChecksum(fh, last.pageSize, last.commit, options.signal));
     let checksumVerified: RestoreResult["checksumVerified"] = "none";
     if (head && head.txid === plan.txid && head.postApplyChecksum !== null) {
       if (head.postApplyChecksum !== checksum) {
@@ -385,6 +398,8 @@ export async function restore(
         db.close();
       }
     }
+    // Told to stop (SIGINT, SIGTERM in the CLI) after the last download: no output.
+    stopIfAborted(options.signal);
     await rename(tmp, outPath);
     const dir = await open(dirname(outPath), "r");
     await dir.sync().catch(() => {});
