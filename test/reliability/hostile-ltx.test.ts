@@ -26,11 +26,11 @@ import { HEAD_OBJECT_KEY, listAllLevels } from "../../src/layout/index.js";
 import { Replicator } from "../../src/replicator/replicator.js";
 import { FileStore } from "../../src/storage/file-store.js";
 import { MemoryStore } from "../../src/storage/memory-store.js";
-import { S3Store } from "../../src/storage/s3-store.js";
 import { startFaultProxy } from "../../src/testing/fault-proxy-node.js";
 import { openReplica } from "../../src/vfs/replica.js";
 import { openApp, tempDir } from "../replicator/helpers.js";
 import { readSqliteWasm, ScriptedWriter } from "../vfs/helpers.js";
+import { testS3Store } from "./helpers.js";
 
 const dist = new URL("../../dist", import.meta.url).pathname;
 const bin = new URL("../../bin/pagecast.js", import.meta.url).pathname;
@@ -193,14 +193,7 @@ describe.skipIf(!built)("CLI restore killed mid-way", () => {
     "%s: the process exits and removes its temp file",
     async (signal) => {
       const prefix = `hostile-ltx-kill-${Date.now().toString(36)}-${signal}`;
-      const credentials = { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey };
-      const direct = new S3Store({
-        bucket: s3.bucket,
-        prefix,
-        endpoint: s3.endpoint,
-        region: s3.region,
-        credentials,
-      });
+      const direct = testS3Store(s3, prefix);
       const { dir, cleanup } = tempDir("pagecast-restore-kill-");
       let proc: ChildProcess | undefined;
       const proxy = await startFaultProxy({

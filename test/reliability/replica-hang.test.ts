@@ -12,12 +12,12 @@
 import { join } from "node:path";
 import { afterAll, describe, expect, inject, test } from "vitest";
 import { Replicator } from "../../src/replicator/replicator.js";
-import { S3Store } from "../../src/storage/s3-store.js";
 import { startFaultProxy } from "../../src/testing/fault-proxy-node.js";
 import { openReplica, type Replica } from "../../src/vfs/replica.js";
 import { DEFAULT_POLL_WAIT_MS } from "../../src/vfs/replica-core.js";
 import { readSqliteWasm } from "../../src/vfs-node/node-wasm.js";
 import { openApp, tempDir } from "../replicator/helpers.js";
+import { testS3Store } from "./helpers.js";
 
 const s3 = inject("s3");
 const measureSeconds = Number(process.env.PAGECAST_HANG_SECONDS ?? 0);
@@ -30,14 +30,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** A replicated database, and a replica of it whose every request goes through a fault proxy. */
 async function setup(name: string) {
   const prefix = `replica-hang-${Date.now().toString(36)}-${name}`;
-  const credentials = { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey };
-  const direct = new S3Store({
-    bucket: s3.bucket,
-    prefix,
-    endpoint: s3.endpoint,
-    region: s3.region,
-    credentials,
-  });
+  const direct = testS3Store(s3, prefix);
   cleanups.push(() => direct.close());
   const { dir, cleanup } = tempDir("pagecast-replica-hang-");
   cleanups.push(cleanup);
@@ -56,13 +49,7 @@ async function setup(name: string) {
   const proxy = await startFaultProxy(s3.endpoint);
   cleanups.push(() => proxy.close());
   // No timeout, retry or poll option: the defaults are what is tested.
-  const store = new S3Store({
-    bucket: s3.bucket,
-    prefix,
-    endpoint: proxy.endpoint,
-    region: s3.region,
-    credentials,
-  });
+  const store = testS3Store(s3, prefix, proxy.endpoint);
   cleanups.push(() => store.close());
   const replica = await openReplica({ store, wasm: readSqliteWasm });
   cleanups.push(() => replica.close());
