@@ -84,6 +84,8 @@ export async function run(ctx) {
         { timeoutMs, nodeArgs: ["--cpu-prof", "--cpu-prof-dir", profDir] },
       );
       restoreNoCheck.profile = takeProfile(profDir, 15);
+      // The decode threads' own profiles: what each spends its time on.
+      restoreNoCheck.workerProfiles = restoreNoCheck.profile?.workers;
       details.restoreWithoutIntegrityCheck = restoreNoCheck;
     } catch (err) {
       details.restoreError = errorInfo(err);
@@ -101,7 +103,7 @@ export async function run(ctx) {
         ratio: fmtRatio(ratio),
         goal: ">= 0.8x",
         verdict: verdict(ratio === null ? null : ratio >= 0.8),
-        note: `${keys.length} object(s), ${fmtBytes(restoreFull.bytes)} of LTX, largest ${fmtBytes(Math.max(...keys.map((k) => k.size)))}. Restore CPU profile (run without integrity_check, profiled): ${profileText(restoreNoCheck.profile)}`,
+        note: `${keys.length} object(s), ${fmtBytes(restoreFull.bytes)} of LTX, largest ${fmtBytes(Math.max(...keys.map((k) => k.size)))}. Restore CPU profile (run without integrity_check, profiled): main thread: ${profileText(restoreNoCheck.profile)}${(restoreNoCheck.workerProfiles ?? []).map((w, i) => `; decode thread ${i + 1}: ${profileText(w)}`).join("")}`,
       }),
     );
     const pub = details.publish;

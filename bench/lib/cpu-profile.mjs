@@ -61,12 +61,25 @@ export async function profileWhile(fn, limit = 10) {
   }
 }
 
-/** Reads (and deletes) the profile a child wrote with --cpu-prof into `dir`. */
+/**
+ * Reads (and deletes) the profiles a child wrote with --cpu-prof into `dir`:
+ * the main thread's summary, with `workers` (one summary per worker thread,
+ * e.g. restore's decode threads) attached when there are any.
+ */
 export function takeProfile(dir, limit = 10) {
   try {
-    const file = readdirSync(dir).find((f) => f.endsWith(".cpuprofile"));
-    if (!file) return undefined;
-    return summarizeProfile(JSON.parse(readFileSync(join(dir, file), "utf8")), limit);
+    // Node names them CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile; the main thread is 0.
+    const files = readdirSync(dir)
+      .filter((f) => f.endsWith(".cpuprofile"))
+      .map((f) => ({ f, tid: Number(f.split(".").at(-3)) }))
+      .sort((a, b) => a.tid - b.tid);
+    if (files.length === 0) return undefined;
+    const read = (f) => summarizeProfile(JSON.parse(readFileSync(join(dir, f), "utf8")), limit);
+    const main = read(files[0].f);
+    const workers = files.slice(1).map((x) => read(x.f));
+    if (workers.length > 0)
+      Object.defineProperty(main, "workers", { value: workers, enumerable: false });
+    return main;
   } catch {
     return undefined;
   } finally {

@@ -12,7 +12,8 @@
  * - L1/L2/L3 files cover 30 / 300 / 3600 TXIDs with the union of their
  *   pages; the level-0 files of the last 15 s are not compacted yet (older
  *   ones were deleted after compaction, as retention does);
- * - a head object names the latest plan, as the Replicator writes it.
+ * - a head object names the latest plan, as the Replicator writes it, with
+ *   the snapshot's B-tree skeleton (page 1 and every interior page).
  */
 import { readFileSync } from "node:fs";
 import { prng } from "./prng.mjs";
@@ -119,6 +120,27 @@ export async function writeHistoryLayout(api, store, { basePath, hours, pageSize
   };
   await Promise.all(Array.from({ length: 32 }, worker));
 
+  // The skeleton of the snapshot, as the Replicator publishes one with each
+  // snapshot: page 1 and the interior b-tree pages, encoded like the snapshot.
+  let skeleton;
+  if (api.skeletonKey && api.skeletonHeaderTXID) {
+    const interior = [];
+    for (let p = 1; p <= commit; p++) {
+      const type = pageOf(p)[p === 1 ? 100 : 0];
+      if (p === 1 || type === 0x02 || type === 0x05) interior.push(p);
+    }
+    const txid = api.skeletonHeaderTXID(1);
+    const enc = encode(
+      api,
+      { pageSize, commit, minTXID: txid, maxTXID: txid, timestamp: timeOf(1) },
+      interior,
+      pageOf,
+    );
+    const key = api.skeletonKey(1);
+    await store.put(key, enc.bytes);
+    skeleton = { key, size: enc.bytes.length, txid: 1 };
+  }
+
   let headWritten = false;
   if (api.serializeHeadObject && api.planRestore) {
     const listed = [...meta.values()].map((m) => ({
@@ -144,6 +166,7 @@ export async function writeHistoryLayout(api, store, { basePath, hours, pageSize
         commit,
         postApplyChecksum: null,
         files: plan.files.map((f) => meta.get(f.key)),
+        ...(skeleton ? { skeleton } : {}),
       }),
     );
     headWritten = true;
@@ -154,5 +177,14 @@ export async function writeHistoryLayout(api, store, { basePath, hours, pageSize
   // same distance from the end at every history length, so plans differ only
   // by the hours of L3 files in front.
   const pastTxid = 1 + Math.floor((historyTx - 1000) / L1_SPAN) * L1_SPAN;
-  return { files: files.length, perLevel, bytes, lastTxid: lastTx, pastTxid, headWritten, commit };
+  return {
+    files: files.length,
+    perLevel,
+    bytes,
+    lastTxid: lastTx,
+    pastTxid,
+    headWritten,
+    skeleton: skeleton !== undefined,
+    commit,
+  };
 }

@@ -67,6 +67,8 @@ export async function loadPagecast() {
   api.serializeHeadObject = await find("serializeHeadObject", [root, "layout/index.js"], where);
   api.planRestore = await find("planRestore", [root, "layout/index.js"], where);
   api.listAllLevels = await find("listAllLevels", [root, "layout/index.js"], where);
+  api.skeletonKey = await find("skeletonKey", [root, "layout/index.js"], where);
+  api.skeletonHeaderTXID = await find("skeletonHeaderTXID", [root, "layout/index.js"], where);
   api.missing = Object.entries(where)
     .filter(([, w]) => w.startsWith("missing"))
     .map(([n]) => n);

@@ -31,6 +31,7 @@ try {
   const rssBefore = process.memoryUsage().rss;
   const fh = await open(args.out, "w");
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   let next = 0;
   let bytes = 0;
   const worker = async () => {
@@ -54,10 +55,18 @@ try {
   await Promise.all(Array.from({ length: args.concurrency }, worker));
   await fh.sync();
   const ms = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
   await fh.close();
   client.destroy();
   await rm(args.out, { force: true });
-  finishTask({ ms, bytes, parts: parts.length, rssBefore, peakRss: peakRss() });
+  finishTask({
+    ms,
+    bytes,
+    parts: parts.length,
+    rssBefore,
+    peakRss: peakRss(),
+    cpuMs: (cpu.user + cpu.system) / 1000,
+  });
 } catch (err) {
   await rm(args.out, { force: true });
   failTask(err);

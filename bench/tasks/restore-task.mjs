@@ -1,7 +1,8 @@
 /**
  * Child process: pagecast's `restore` of a replica into a file; prints time,
  * bytes and this process's peak RSS.
- * Args: { endpoint, bucket, prefix, out, integrityCheck }.
+ * Args: { endpoint, bucket, prefix, out, integrityCheck, options? } (`options`:
+ * further restore options, e.g. decodeThreads, for experiments).
  */
 import { rmSync } from "node:fs";
 import { failTask, finishTask, peakRss } from "../lib/child-task.mjs";
@@ -23,8 +24,13 @@ try {
   });
   const rssBefore = process.memoryUsage().rss;
   const t0 = performance.now();
-  const res = await api.restore(store, args.out, { integrityCheck: args.integrityCheck });
+  const cpu0 = process.cpuUsage();
+  const res = await api.restore(store, args.out, {
+    ...args.options,
+    integrityCheck: args.integrityCheck,
+  });
   const ms = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
   await store.close();
   rmSync(args.out, { force: true });
   finishTask({
@@ -36,6 +42,8 @@ try {
     checksumVerified: res.checksumVerified,
     rssBefore,
     peakRss: peakRss(),
+    // Every thread of the process, user + system.
+    cpuMs: (cpu.user + cpu.system) / 1000,
   });
 } catch (err) {
   rmSync(args.out, { force: true });

@@ -6,6 +6,8 @@ export interface CliIo {
   stderr(text: string): void;
   /** True when stdout is a terminal (colors, progress bars). */
   isTTY: boolean;
+  /** True when stderr is a terminal (progress redrawn in place); default: `isTTY`. */
+  stderrIsTTY?: boolean;
   /** Environment variables (credentials come from here, never from arguments). */
   env: Record<string, string | undefined>;
   /** Aborted on SIGINT/SIGTERM so long-running commands can stop cleanly. */

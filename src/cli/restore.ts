@@ -1,7 +1,8 @@
 /**
  * `pagecast restore <url> <out.db> [--timestamp T | --txid N] [--timeout 30s]`:
- * rebuilds a database from a replica (pagecast or Litestream 0.5), with a
- * progress bar on a terminal. `--timeout` bounds every wait on storage (a
+ * rebuilds a database from a replica (pagecast or Litestream 0.5), showing
+ * bytes, rate and ETA on stderr (in place on a terminal, sparse lines in
+ * logs) and when integrity_check runs. `--timeout` bounds every wait on storage (a
  * request with its retries), not the whole restore, which takes as long as
  * the database's size needs: a dead endpoint fails it in about the timeout.
  */
@@ -10,12 +11,7 @@ import { MAX_TIME_MS, readTimeString } from "../vfs/time-string.js";
 import { expectPositionals, integerFlag, parseArgs } from "./args.js";
 import { type CliCommand, UsageError } from "./cli-io.js";
 import { openCliStore, readTimeout, TIMEOUT_FLAG } from "./cli-timeout.js";
-
-function bar(done: number, total: number, width = 30): string {
-  const frac = total > 0 ? Math.min(1, done / total) : 1;
-  const filled = Math.round(frac * width);
-  return `[${"#".repeat(filled)}${" ".repeat(width - filled)}] ${(frac * 100).toFixed(0).padStart(3)}%`;
-}
+import { RestoreProgressView } from "./restore-progress.js";
 
 /** `pagecast restore`. */
 export const restore: CliCommand = async (argv, io) => {
@@ -50,19 +46,22 @@ export const restore: CliCommand = async (argv, io) => {
   const timeoutMs = readTimeout(f);
   const started = Date.now();
   const store = await openCliStore(url, io, timeoutMs);
+  // Progress goes to stderr: redrawn in place on a terminal, sparse lines otherwise.
+  const view = new RestoreProgressView({
+    write: (text) => io.stderr(text),
+    tty: io.stderrIsTTY ?? io.isTTY,
+  });
   const result = await restoreReplica(store, out, {
     ...(txid !== undefined ? { txid } : {}),
     ...(timestamp !== undefined ? { timestamp } : {}),
     concurrency,
     integrityCheck: f["no-integrity-check"] !== true,
     signal: io.signal,
-    onProgress: (p) => {
-      if (io.isTTY) {
-        io.stderr(`\r${bar(p.bytesDone, p.bytesTotal)} ${p.filesDone}/${p.filesTotal} files`);
-      }
-    },
-  }).finally(() => store.close());
-  if (io.isTTY) io.stderr("\n");
+    onProgress: (p) => view.update(p),
+  }).finally(() => {
+    view.end();
+    return store.close();
+  });
   io.stdout(
     `restored TXID ${result.txid} (${new Date(result.timestamp).toISOString()}) to ${out}: ` +
       `${result.commit} pages of ${result.pageSize} bytes from ${result.files} files, ` +

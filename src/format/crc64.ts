@@ -4,17 +4,20 @@
  * check value of "123456789" is 0xB90956C775A41001). This is what LTX uses for
  * file checksums and database (page) checksums.
  *
- * The 64-bit state is kept as two uint32 halves and updated slicing-by-8 so the
- * writer's hot path never touches BigInt; bigint appears only at the API edge.
- * Bulk input is read as aligned int32 words (on little-endian platforms), which
- * roughly doubles throughput over assembling words from byte loads.
+ * The 64-bit state is kept as two uint32 halves and updated slicing-by-16 (16
+ * bytes, 16 independent table loads per step: about a third faster than
+ * slicing-by-8 in V8) so the hot paths never touch BigInt; bigint appears only
+ * at the API edge. Bulk input is read as aligned int32 words (on little-endian
+ * platforms), which roughly doubles throughput over assembling words from byte
+ * loads.
  */
 
 import { invalidArgument } from "./ltx-error.js";
 
-// Eight 256-entry tables (slicing-by-8), split into low and high 32-bit halves.
-const TLO = new Int32Array(8 * 256);
-const THI = new Int32Array(8 * 256);
+// Sixteen 256-entry tables (slicing-by-16; the first eight serve slicing-by-8),
+// split into low and high 32-bit halves. Table t advances a byte over t more zero bytes.
+const TLO = new Int32Array(16 * 256);
+const THI = new Int32Array(16 * 256);
 
 (function buildTables() {
   const POLY_HI = 0xd8000000 | 0;
@@ -30,7 +33,7 @@ const THI = new Int32Array(8 * 256);
     TLO[i] = lo;
     THI[i] = hi;
   }
-  for (let t = 1; t < 8; t++) {
+  for (let t = 1; t < 16; t++) {
     for (let i = 0; i < 256; i++) {
       const plo = TLO[(t - 1) * 256 + i]!;
       const phi = THI[(t - 1) * 256 + i]!;
@@ -89,7 +92,65 @@ export class Crc64 {
       }
       const nw = ((end - p) >>> 3) << 1;
       const w = new Int32Array(data.buffer, data.byteOffset + p, nw);
-      for (let i = 0; i < nw; i += 2) {
+      const n16 = nw & ~3;
+      let i = 0;
+      for (; i < n16; i += 4) {
+        const a = lo ^ w[i]!;
+        const b = hi ^ w[i + 1]!;
+        const c = w[i + 2]!;
+        const d = w[i + 3]!;
+        const i15 = 3840 + (a & 0xff);
+        const i14 = 3584 + ((a >>> 8) & 0xff);
+        const i13 = 3328 + ((a >>> 16) & 0xff);
+        const i12 = 3072 + (a >>> 24);
+        const i11 = 2816 + (b & 0xff);
+        const i10 = 2560 + ((b >>> 8) & 0xff);
+        const i9 = 2304 + ((b >>> 16) & 0xff);
+        const i8 = 2048 + (b >>> 24);
+        const i7 = 1792 + (c & 0xff);
+        const i6 = 1536 + ((c >>> 8) & 0xff);
+        const i5 = 1280 + ((c >>> 16) & 0xff);
+        const i4 = 1024 + (c >>> 24);
+        const i3 = 768 + (d & 0xff);
+        const i2 = 512 + ((d >>> 8) & 0xff);
+        const i1 = 256 + ((d >>> 16) & 0xff);
+        const i0 = d >>> 24;
+        lo =
+          TLO[i15]! ^
+          TLO[i14]! ^
+          TLO[i13]! ^
+          TLO[i12]! ^
+          TLO[i11]! ^
+          TLO[i10]! ^
+          TLO[i9]! ^
+          TLO[i8]! ^
+          TLO[i7]! ^
+          TLO[i6]! ^
+          TLO[i5]! ^
+          TLO[i4]! ^
+          TLO[i3]! ^
+          TLO[i2]! ^
+          TLO[i1]! ^
+          TLO[i0]!;
+        hi =
+          THI[i15]! ^
+          THI[i14]! ^
+          THI[i13]! ^
+          THI[i12]! ^
+          THI[i11]! ^
+          THI[i10]! ^
+          THI[i9]! ^
+          THI[i8]! ^
+          THI[i7]! ^
+          THI[i6]! ^
+          THI[i5]! ^
+          THI[i4]! ^
+          THI[i3]! ^
+          THI[i2]! ^
+          THI[i1]! ^
+          THI[i0]!;
+      }
+      for (; i < nw; i += 2) {
         const a = lo ^ w[i]!;
         const b = hi ^ w[i + 1]!;
         const i7 = 1792 + (a & 0xff);

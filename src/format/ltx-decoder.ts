@@ -157,6 +157,28 @@ function* decodeCore(r: ChunkReader, maxPageSize: number, reuse = false): Core {
   }
 
   const tb = yield* r.read(LTX_TRAILER_SIZE);
+  const trailer = checkLtxTrailer(
+    tb,
+    header,
+    crc,
+    trackChecksum ? { hi: dbHi, lo: dbLo } : undefined,
+  );
+  yield* r.expectEnd();
+  yield { kind: "end", trailer, pageIndex: index.toArray() };
+}
+
+/**
+ * Decodes the trailer `tb` and checks it: against the header, against the
+ * file checksum `crc` has computed over everything before it (it is updated
+ * with the trailer's first 8 bytes), and, for a snapshot whose page checksums
+ * were XORed into `db` (uint32 halves), against its post-apply checksum.
+ */
+export function checkLtxTrailer(
+  tb: Uint8Array,
+  header: LtxHeader,
+  crc: Crc64,
+  db: { hi: number; lo: number } | undefined,
+): LtxTrailer {
   const trailer = decodeLtxTrailer(tb);
   const problem = ltxTrailerProblem(trailer, header);
   if (problem !== undefined) throw corrupt(`invalid LTX trailer: ${problem}`);
@@ -168,8 +190,8 @@ function* decodeCore(r: ChunkReader, maxPageSize: number, reuse = false): Core {
       `file checksum mismatch: trailer ${hex(trailer.fileChecksum)}, computed ${hex(fileChecksum)}`,
     );
   }
-  if (trackChecksum) {
-    const actual = (BigInt((dbHi | 0x80000000) >>> 0) << 32n) | BigInt(dbLo >>> 0);
+  if (db) {
+    const actual = (BigInt((db.hi | 0x80000000) >>> 0) << 32n) | BigInt(db.lo >>> 0);
     if (actual !== trailer.postApplyChecksum) {
       throw new LtxError(
         "LTX_CHECKSUM_MISMATCH",
@@ -177,8 +199,7 @@ function* decodeCore(r: ChunkReader, maxPageSize: number, reuse = false): Core {
       );
     }
   }
-  yield* r.expectEnd();
-  yield { kind: "end", trailer, pageIndex: index.toArray() };
+  return trailer;
 }
 
 function* readVarint(r: ChunkReader, crc: Crc64): Generator<NeedChunk, number, ChunkInput> {

@@ -4,9 +4,10 @@
  * newest transaction was committed is in its LTX header. A pagecast head
  * object carries it for the files of the current plan; for the others
  * (and every file of a Litestream replica) the headers are read, but only
- * the few a binary search per level needs: within one level, header times do
- * not decrease as TXIDs grow (each file's time is that of its newest
- * transaction), so the files committed at or before a time are a prefix.
+ * the few a search per level needs: within one level, header times do not
+ * decrease as TXIDs grow (each file's time is that of its newest
+ * transaction), so the files committed at or before a time are a prefix. The
+ * search reads several headers per round trip (every one of a short level).
  * Reader-safe.
  */
 import { decodeLtxHeader, LTX_HEADER_SIZE } from "../format/index.js";
@@ -28,6 +29,11 @@ export async function readHeaderTime(
   return decodeLtxHeader(res.body).timestamp;
 }
 
+/** Header reads per level and round while searching a long level. */
+const PROBES = 8;
+/** Intervals this short are read whole in one round. */
+const ALL_AT_ONCE = 32;
+
 function targetTime(target: RestoreTarget | undefined): number | undefined {
   if (!target || "txid" in target) return undefined;
   return target.timestamp instanceof Date ? target.timestamp.getTime() : target.timestamp;
@@ -35,9 +41,9 @@ function targetTime(target: RestoreTarget | undefined): number | undefined {
 
 /**
  * {@link planRestore} with exact commit times: for a time target, files
- * without a known `timestamp` get their header time read (a binary search
- * per level, so about log2(files) reads per level, run level by level in
- * parallel), and the plan reports the exact commit time of its last file.
+ * without a known `timestamp` get their header time read (a search per
+ * level reading up to 8 headers per round trip, or all of a level of at most
+ * 32 files at once; levels in parallel), and the plan reports the exact commit time of its last file.
  * TXID and latest targets plan from the listing alone. The returned files
  * carry `timestamp` only where it is the exact header time.
  */
@@ -71,13 +77,26 @@ export async function planRestoreWithTimes(
   await Promise.all(
     [...levels.values()].map(async (level) => {
       level.sort((a, b) => a.minTXID - b.minTXID || a.maxTXID - b.maxTXID);
-      // Largest index whose time is <= at: lo ends one past it.
+      // Largest index whose time is <= at: lo ends one past it. Each round
+      // reads several probes at once (all of a short interval), so a level
+      // of n files takes about log_(PROBES+1)(n) round trips, not log2(n).
       let lo = 0;
       let hi = level.length;
       while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if ((await read(level[mid]!)) <= at) lo = mid + 1;
-        else hi = mid;
+        const n = hi - lo;
+        const probes: number[] = [];
+        if (n <= ALL_AT_ONCE) for (let i = lo; i < hi; i++) probes.push(i);
+        else for (let k = 1; k <= PROBES; k++) probes.push(lo + Math.floor((n * k) / (PROBES + 1)));
+        const times = await Promise.all(probes.map((i) => read(level[i]!)));
+        let newLo = lo;
+        let newHi = hi;
+        for (let k = 0; k < probes.length; k++) {
+          if (times[k]! <= at) newLo = Math.max(newLo, probes[k]! + 1);
+          else newHi = Math.min(newHi, probes[k]!);
+        }
+        // Times never decrease within a level, so the answer lies in [newLo, newHi].
+        lo = newLo;
+        hi = Math.max(newLo, newHi);
       }
       const before = lo > 0 ? exact.get(level[lo - 1]!.key) : undefined;
       const after = lo < level.length ? exact.get(level[lo]!.key) : undefined;

@@ -38,3 +38,9 @@ export {
   skeletonHeaderTXID,
   skeletonKey,
 } from "./skeleton-file.js";
+export {
+  type PlanTargetOptions,
+  planTarget,
+  readUsableHead,
+  type TargetPlan,
+} from "./target-listing.js";

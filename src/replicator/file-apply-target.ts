@@ -14,6 +14,14 @@ export interface FileApplyTargetOptions {
    * after each `apply()` the file is complete.
    */
   writeBuffer?: number;
+  /**
+   * Coalesced writes that may be in flight at once (default 1: each waits for
+   * the previous one). More let the caller go on producing pages while the
+   * disk writes (write-behind); a write overlapping one in flight waits for
+   * it, and `truncate()`, `read()` and `flush()` wait for all, so the file
+   * always ends up as written in order.
+   */
+  writesInFlight?: number;
 }
 
 /** An {@link ApplyTarget} over a file, with an explicit flush of coalesced writes. */
@@ -31,10 +39,14 @@ export function fileApplyTarget(
   options: FileApplyTargetOptions = {},
 ): FileApplyTarget {
   const capacity = Math.max(0, Math.floor(options.writeBuffer ?? 0));
+  const maxInFlight = Math.max(1, Math.floor(options.writesInFlight ?? 1));
   let buffer: Uint8Array | undefined;
   /** File offset of `buffer[0]`, and how many bytes of `buffer` are pending. */
   let start = 0;
   let pending = 0;
+  /** Writes under way, oldest first, with the byte ranges they cover. */
+  const inFlight: { done: Promise<void>; start: number; end: number }[] = [];
+  const spare: Uint8Array[] = [];
 
   const writeAll = async (offset: number, bytes: Uint8Array) => {
     let done = 0;
@@ -43,13 +55,41 @@ export function fileApplyTarget(
       done += bytesWritten;
     }
   };
-  const flush = async () => {
+  /** Waits until at most `n` writes are under way (a failed one throws here). */
+  const settle = async (n: number) => {
+    while (inFlight.length > n) await inFlight.shift()!.done;
+  };
+  /** Waits for the writes under way that overlap [from, to). */
+  const settleOverlapping = async (from: number, to: number) => {
+    let last = -1;
+    for (let i = 0; i < inFlight.length; i++) {
+      if (inFlight[i]!.start < to && from < inFlight[i]!.end) last = i;
+    }
+    if (last >= 0) await settle(inFlight.length - last - 1);
+  };
+  /** Starts writing the coalesced bytes; returns once no more than allowed are under way. */
+  const writeOut = async () => {
     if (pending === 0 || buffer === undefined) return;
+    const bytes = buffer;
     const n = pending;
+    const at = start;
     // Cleared first: after a failed write the target is inconsistent anyway
     // (the applier refuses further files), and no stale bytes get re-sent.
     pending = 0;
-    await writeAll(start, buffer.subarray(0, n));
+    buffer = undefined;
+    // An earlier write of the same bytes must land first.
+    await settleOverlapping(at, at + n);
+    const done = writeAll(at, bytes.subarray(0, n)).then(() => {
+      spare.push(bytes);
+    });
+    // Observed by settle(); never unhandled meanwhile.
+    done.catch(() => {});
+    inFlight.push({ done, start: at, end: at + n });
+    await settle(maxInFlight - 1);
+  };
+  const flush = async () => {
+    await writeOut();
+    await settle(0);
   };
 
   return {
@@ -60,12 +100,13 @@ export function fileApplyTarget(
         pending += bytes.length;
         return;
       }
-      await flush();
+      await writeOut();
       if (bytes.length * 2 > capacity) {
+        await settle(0);
         await writeAll(offset, bytes);
         return;
       }
-      buffer ??= new Uint8Array(capacity);
+      buffer = spare.pop() ?? new Uint8Array(capacity);
       buffer.set(bytes, 0);
       start = offset;
       pending = bytes.length;

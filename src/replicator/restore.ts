@@ -10,40 +10,40 @@ import { randomBytes } from "node:crypto";
 import { type FileHandle, open, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import Database from "better-sqlite3";
-import {
-  DatabaseChecksum,
-  hasNoChecksum,
-  LtxApplier,
-  LtxDecoder,
-  type LtxHeader,
-} from "../format/index.js";
+import { DatabaseChecksum, hasNoChecksum, LtxApplier, type LtxHeader } from "../format/index.js";
 import { growthJustified, maxFramesIn } from "../format/page-growth.js";
-import {
-  type HeadObject,
-  listAllLevels,
-  planRestoreWithTimes,
-  type ReplicaFile,
-  type RestoreTarget,
-  readHeadObject,
-} from "../layout/index.js";
+import { planTarget, type RestoreTarget } from "../layout/index.js";
 import type { ObjectStore } from "../storage/object-store.js";
 import { openNodeStore } from "../storage/open-node-store.js";
 import {
-  DEFAULT_CHUNK_SIZE,
   DEFAULT_CHUNKS_IN_FLIGHT,
   type RangedDownloadError,
   RangedDownloader,
 } from "../storage/ranged-download.js";
-import { NotFoundError, StoreAbortedError } from "../storage/store-errors.js";
+import { StoreAbortedError } from "../storage/store-errors.js";
 import { fileApplyTarget } from "./file-apply-target.js";
 import type { ReplicatorLogger } from "./logger.js";
 import { silentLogger } from "./logger.js";
+import { defaultDecodeThreads, PageDecodePool } from "./page-decode-pool.js";
+import { PooledLtxDecoder } from "./pooled-ltx-decoder.js";
 import { ReplicatorError } from "./replicator-error.js";
 
-/** Progress of a restore, reported after each applied file. */
+/**
+ * Progress of a restore. While files are applied it is reported as their
+ * bytes arrive (every downloaded chunk, a few MiB), and after each file;
+ * then once when a phase without byte progress starts.
+ */
 export interface RestoreProgress {
+  /**
+   * `apply`: downloading, decoding and writing the files; `checksum`: reading
+   * the finished file back for its database checksum (only databases too
+   * large to track while applying); `integrity_check`: SQLite's
+   * `PRAGMA integrity_check` is running (it reports nothing until done).
+   */
+  phase: "apply" | "checksum" | "integrity_check";
   filesDone: number;
   filesTotal: number;
+  /** Bytes of the plan's LTX files downloaded (and handed to the decoder) so far. */
   bytesDone: number;
   bytesTotal: number;
 }
@@ -58,11 +58,11 @@ export interface RestoreOptions {
    * Range GETs in flight (default 8), across files: the file being applied is
    * fetched `chunkSize` bytes at a time, several chunks at once, and the next
    * files are prefetched within the same window. Downloaded data held in
-   * memory is at most `concurrency * chunkSize` bytes (64 MiB by default),
+   * memory is at most `concurrency * chunkSize` bytes (32 MiB by default),
    * whatever the database size: see {@link restore} for the whole bound.
    */
   concurrency?: number;
-  /** Bytes per range GET (default 8 MiB). */
+  /** Bytes per range GET (default 4 MiB). */
   chunkSize?: number;
   /** Aborts the downloads; the restore then fails and leaves no file. */
   signal?: AbortSignal;
@@ -71,6 +71,13 @@ export interface RestoreOptions {
    * not yet applied) change; never above `concurrency * chunkSize`. For monitoring.
    */
   onBuffered?: (bytes: number) => void;
+  /**
+   * Threads decompressing and checksumming pages while the main thread
+   * downloads, splits frames and writes (default: one per core beyond the
+   * first, 1 to 4; 0 = decode on the main thread). Each holds at most three
+   * batches of 1 MiB of frames and 4 MiB of pages (typically 2 MiB).
+   */
+  decodeThreads?: number;
   /** Run `PRAGMA integrity_check` on the result (default true). */
   integrityCheck?: boolean;
   onProgress?: (p: RestoreProgress) => void;
@@ -92,6 +99,13 @@ export interface RestoreResult {
   /** What the checksum was verified against: the head object, an LTX trailer, or nothing available. */
   checksumVerified: "head" | "trailer" | "none";
 }
+
+/**
+ * Bytes per range GET: large enough to amortise a request, small enough that
+ * the window (and the HTTP client's copies of responses) stay well inside
+ * restore's memory budget alongside the decode threads.
+ */
+const RESTORE_CHUNK_SIZE = 4 << 20;
 
 /** Bytes of page writes coalesced into one file write. */
 const WRITE_BUFFER = 1 << 20;
@@ -153,51 +167,6 @@ function checkFileHeader(
   }
 }
 
-/**
- * A head naming files that are gone is a damaged replica: restoring to the
- * older state the remaining files reach would be silently wrong. Refused
- * when the head says the target lies beyond what the files reach.
- */
-function checkHeadCovered(
-  head: HeadObject | undefined,
-  listed: readonly { key: string }[],
-  planTxid: number,
-  target: RestoreTarget | undefined,
-): void {
-  if (!head) return;
-  const keys = new Set(listed.map((f) => f.key));
-  const missing = head.files.filter((f) => !keys.has(f.key));
-  if (missing.length === 0) return;
-  let expected = head.txid;
-  if (target && "txid" in target) expected = Math.min(head.txid, target.txid);
-  else if (target) {
-    const at = target.timestamp instanceof Date ? target.timestamp.getTime() : target.timestamp;
-    expected = 0;
-    for (const f of head.files) if (f.timestamp <= at) expected = Math.max(expected, f.maxTXID);
-  }
-  if (planTxid < expected) {
-    throw new ReplicatorError(
-      "RESTORE_FAILED",
-      `the head names TXID ${expected} but ${missing.length} of its files are missing (${missing
-        .slice(0, 3)
-        .map((f) => f.key)
-        .join(", ")}); the remaining files reach only TXID ${planTxid}`,
-    );
-  }
-}
-
-async function loadHead(store: ObjectStore): Promise<HeadObject | undefined> {
-  try {
-    const res = await readHeadObject(store);
-    return res.notModified ? undefined : res.head;
-  } catch (err) {
-    // A missing head (Litestream replica) or an unreadable one: plan from the listing alone.
-    if (err instanceof NotFoundError || (err as { code?: string }).code === "HEAD_OBJECT_INVALID")
-      return undefined;
-    throw err;
-  }
-}
-
 async function fileChecksum(
   fh: FileHandle,
   pageSize: number,
@@ -221,12 +190,14 @@ async function fileChecksum(
  *
  * Files stream from the store into the applier (nothing is downloaded whole),
  * so memory does not grow with the database: downloads hold at most
- * `concurrency * chunkSize` bytes (plus one chunk-sized copy inside the LTX
- * decoder where a page straddles two chunks, and a 1 MiB write buffer), and
- * the applier keeps 8 bytes of checksum per page up to 8 Mi pages (larger
- * databases are checksummed by reading the finished file back, in 4 MiB
- * reads). Each page is checksummed once: the decoder derives the page
- * checksum from the same CRC pass that verifies the file checksum.
+ * `concurrency * chunkSize` bytes, page frames are split into batches that
+ * `decodeThreads` threads decompress and checksum in parallel (three
+ * batches in flight per thread, each at most 1 MiB of frames and 4 MiB of
+ * pages), pages are written through 1 MiB buffers (up to 4 being written
+ * while the next fills), and the applier keeps 8 bytes of
+ * checksum per page up to 8 Mi pages (larger databases are checksummed by
+ * reading the finished file back, in 4 MiB reads). Each page is checksummed
+ * once: one CRC pass yields both the file checksum and the page checksum.
  * On any failure, including a corrupt or truncated object (typed errors from
  * the LTX decoder or {@link RangedDownloadError}), the temporary file is
  * removed and `outPath` is never created.
@@ -254,22 +225,17 @@ export async function restore(
   );
   let fh: FileHandle | undefined;
   let downloader: RangedDownloader | undefined;
+  const threads = options.decodeThreads ?? defaultDecodeThreads();
+  if (!Number.isSafeInteger(threads) || threads < 0) {
+    throw new ReplicatorError("INVALID_OPTION", "decodeThreads must be an integer >= 0");
+  }
+  const pool = new PageDecodePool(threads);
   try {
-    const [listed, head] = await Promise.all([listAllLevels(store), loadHead(store)]);
-    // Time targets need commit times: the head's where it has them, else
-    // the files' headers (read as few as a search needs), never upload times.
-    const headTimes = new Map((head?.files ?? []).map((f) => [f.key, f.timestamp]));
-    const files: ReplicaFile[] = listed.map((f) => {
-      const t = headTimes.get(f.key);
-      return t === undefined ? f : { ...f, timestamp: t };
-    });
-    const plan = await planRestoreWithTimes(
-      store,
-      files,
-      target,
-      options.signal ? { signal: options.signal } : {},
-    );
-    checkHeadCovered(head, files, plan.txid, target);
+    // The head and the snapshots, then only the TXID range the head's plan
+    // leaves open: planning takes the same round trips whatever the history's
+    // length. Time targets use commit times (head, LTX headers), never upload times.
+    const plan = await planTarget(store, target, options.signal ? { signal: options.signal } : {});
+    const head = plan.head;
     const bytesTotal = plan.files.reduce((n, f) => n + f.size, 0);
     log.info("restore plan", { files: plan.files.length, txid: plan.txid, bytes: bytesTotal });
 
@@ -279,7 +245,7 @@ export async function restore(
       store,
       plan.files.map((f) => ({ key: f.key, size: f.size })),
       {
-        chunkSize: options.chunkSize ?? DEFAULT_CHUNK_SIZE,
+        chunkSize: options.chunkSize ?? RESTORE_CHUNK_SIZE,
         chunksInFlight: concurrency,
         ...(options.signal ? { signal: options.signal } : {}),
         ...(options.onBuffered ? { onBuffered: options.onBuffered } : {}),
@@ -288,13 +254,32 @@ export async function restore(
 
     fh = await open(tmp, "w+");
     // Coalesced writes: one system call per MiB instead of one per page.
-    const applyTarget = fileApplyTarget(fh, { writeBuffer: WRITE_BUFFER });
+    // Write-behind: pages keep coming while earlier MiBs reach the disk.
+    const applyTarget = fileApplyTarget(fh, { writeBuffer: WRITE_BUFFER, writesInFlight: 4 });
     // The database checksum comes from the page checksums the decoder computes
     // along with each file's checksum (one CRC pass per page), tracked by the
     // applier; only databases too large to track are read back at the end.
     let track: boolean | undefined;
     let applier: LtxApplier | undefined;
     let bytesDone = 0;
+    let filesDone = 0;
+    const progress = (phase: RestoreProgress["phase"]) =>
+      options.onProgress?.({
+        phase,
+        filesDone,
+        filesTotal: plan.files.length,
+        bytesDone,
+        bytesTotal,
+      });
+    /** The chunks of file `i`, counted as they reach the decoder. */
+    async function* counted(i: number): AsyncGenerator<Uint8Array> {
+      for await (const chunk of downloader!.chunks(i)) {
+        bytesDone += chunk.length;
+        progress("apply");
+        yield chunk;
+      }
+    }
+    progress("apply");
     let last:
       | {
           pageSize: number;
@@ -308,8 +293,13 @@ export async function restore(
     for (let i = 0; i < plan.files.length; i++) {
       const f = plan.files[i]!;
       stopIfAborted(options.signal);
-      // The applier writes each page out (the target copies it) before asking for the next.
-      const decoder = new LtxDecoder(downloader.chunks(i), { reusePageBuffer: true });
+      const doneBefore = bytesDone;
+      // Pages decode on the pool's threads; the applier writes each one out
+      // (the target copies it) before asking for the next.
+      const decoder = new PooledLtxDecoder(
+        options.onProgress ? counted(i) : downloader.chunks(i),
+        pool,
+      );
       let header: LtxHeader;
       try {
         header = await decoder.readHeader();
@@ -348,20 +338,16 @@ export async function restore(
         trailerChecksum: hasNoChecksum(result.header) ? null : result.trailer.postApplyChecksum,
         checksum: track ? result.position.checksum : undefined,
       };
-      bytesDone += f.size;
-      options.onProgress?.({
-        filesDone: i + 1,
-        filesTotal: plan.files.length,
-        bytesDone,
-        bytesTotal,
-      });
+      bytesDone = doneBefore + f.size;
+      filesDone = i + 1;
+      progress("apply");
     }
     if (!last) throw new ReplicatorError("RESTORE_FAILED", "restore plan is empty");
     await applyTarget.flush();
     await fh.sync();
 
-    const checksum =
-      last.checksum ?? (await fileChecksum(fh, last.pageSize, last.commit, options.signal));
+    if (last.checksum === undefined) progress("checksum");
+    const checksum = last.checksum ?? (await fileChecksum(fh, last.pageSize, last.commit, options.signal));
     let checksumVerified: RestoreResult["checksumVerified"] = "none";
     if (head && head.txid === plan.txid && head.postApplyChecksum !== null) {
       if (head.postApplyChecksum !== checksum) {
@@ -384,6 +370,7 @@ export async function restore(
     fh = undefined;
 
     if (options.integrityCheck ?? true) {
+      progress("integrity_check");
       const db = new Database(tmp, { fileMustExist: true });
       try {
         const rows = db.pragma("integrity_check") as { integrity_check: string }[];
@@ -417,6 +404,7 @@ export async function restore(
     };
   } finally {
     downloader?.close();
+    await pool.close();
     await fh?.close().catch(() => {});
     await rm(tmp, { force: true });
     await rm(`${tmp}-wal`, { force: true });

@@ -22,6 +22,7 @@ import type {
   Statement,
   StatementMethod,
   StatementResult,
+  ValueTypes,
 } from "./connection.js";
 import { PrimaryGate } from "./primary-gate.js";
 import { PrimaryState } from "./primary-state.js";
@@ -179,6 +180,8 @@ export interface RouterInternals {
   schema: Record<string, unknown> | undefined;
   drizzle: Omit<DrizzleOptions<Record<string, unknown>>, "schema"> | undefined;
   timeTravel: RouterOptions["timeTravel"];
+  /** The JS types of the primary's driver (time travel answers with them too). */
+  valueTypes(): ValueTypes | undefined;
   /** Runs statements as one atomic batch on the primary, in the current session. */
   primaryBatch(statements: Statement[]): Promise<unknown[]>;
 }
@@ -658,6 +661,10 @@ class Router<TSchema extends Record<string, unknown>> implements RouterInternals
         last: this.counts.lastFallback ? { ...this.counts.lastFallback } : null,
       },
     };
+  }
+
+  valueTypes(): ValueTypes | undefined {
+    return this.primary.valueTypes?.();
   }
 
   primaryBatch(statements: Statement[]): Promise<unknown[]> {

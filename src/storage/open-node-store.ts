@@ -4,7 +4,7 @@
 import { fileURLToPath } from "node:url";
 import { FileStore, type FileStoreOptions } from "./file-store.js";
 import type { ObjectStore } from "./object-store.js";
-import { type OpenStoreOptions, openLocation } from "./open-store.js";
+import { type OpenStoreOptions, openLocation, registerFileStoreOpener } from "./open-store.js";
 import { InvalidStoreUrlError } from "./store-errors.js";
 import { parseStoreUrl } from "./store-url.js";
 
@@ -20,7 +20,11 @@ export async function openNodeStore(
   options: OpenNodeStoreOptions = {},
 ): Promise<ObjectStore> {
   const location = parseStoreUrl(url);
-  if (location.scheme !== "file") return openLocation(location, options);
+  if (location.scheme !== "file") return openLocation(location, options, url);
+  return openFileStore(url, options);
+}
+
+function openFileStore(url: string, options: OpenNodeStoreOptions): ObjectStore {
   let root: string;
   try {
     root = fileURLToPath(url);
@@ -32,4 +36,15 @@ export async function openNodeStore(
     root,
     ...(options.retry ? { retry: options.retry } : {}),
   });
+}
+
+/**
+ * Makes the runtime-agnostic `openStore` (and so `openReplica(url)` and time
+ * travel) open file:// URLs with the file store, exactly as
+ * {@link openNodeStore} does. `pagecast`'s Node entry calls it.
+ */
+export function registerNodeFileStores(): void {
+  registerFileStoreOpener(async (url, _location, options) =>
+    openFileStore(url, options as OpenNodeStoreOptions),
+  );
 }

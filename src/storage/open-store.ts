@@ -1,6 +1,8 @@
 /**
- * `openStore(url)`: the runtime-agnostic store factory (s3:// and memory://).
- * Node programs that also want file:// use `openNodeStore` from "pagecast/node".
+ * `openStore(url)`: the runtime-agnostic store factory (s3:// and memory://,
+ * plus file:// where a file-system opener is registered: pagecast's Node
+ * entry registers one, so in Node every URL the Node store accepts works
+ * here too). This module imports nothing from `node:`.
  */
 import type { MemoryStoreOptions } from "./memory-store.js";
 import { MemoryStore } from "./memory-store.js";
@@ -21,10 +23,31 @@ export interface OpenStoreOptions {
   s3?: Omit<S3StoreOptions, "bucket" | "prefix" | "credentials" | "retry">;
 }
 
-/** Opens the store of an s3:// or memory:// location (already parsed). */
+/**
+ * Opens file:// stores in runtimes with a file system: `url` as given,
+ * `location` parsed; `options` may carry the Node store's `file` settings.
+ */
+export type FileStoreOpener = (
+  url: string,
+  location: Extract<StoreLocation, { scheme: "file" }>,
+  options: OpenStoreOptions,
+) => Promise<ObjectStore>;
+
+let fileStoreOpener: FileStoreOpener | undefined;
+
+/**
+ * @internal Registers the file:// opener (`pagecast`'s Node entry does, with
+ * the file store); `undefined` unregisters it.
+ */
+export function registerFileStoreOpener(opener: FileStoreOpener | undefined): void {
+  fileStoreOpener = opener;
+}
+
+/** Opens the store of an s3:// or memory:// location (already parsed); file:// when registered. */
 export async function openLocation(
   location: StoreLocation,
   options: OpenStoreOptions = {},
+  url?: string,
 ): Promise<ObjectStore> {
   switch (location.scheme) {
     case "memory": {
@@ -45,17 +68,18 @@ export async function openLocation(
       });
     }
     case "file":
+      if (fileStoreOpener && url !== undefined) return fileStoreOpener(url, location, options);
       throw new InvalidStoreUrlError(
-        'file:// stores are Node-only: use openNodeStore from "pagecast/node"',
+        'file:// stores need a file system: in Node import pagecast (its Node entry opens them) or use openNodeStore from "pagecast/node"',
       );
   }
 }
 
 /**
- * Opens the store named by `url`: `s3://bucket/prefix?endpoint=...&region=...`
- * or `memory://name/prefix`. Credentials come from `options` or the
- * environment, never from the URL.
+ * Opens the store named by `url`: `s3://bucket/prefix?endpoint=...&region=...`,
+ * `memory://name/prefix`, and in Node `file:///abs/dir`. Credentials come
+ * from `options` or the environment, never from the URL.
  */
 export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<ObjectStore> {
-  return openLocation(parseStoreUrl(url), options);
+  return openLocation(parseStoreUrl(url), options, url);
 }

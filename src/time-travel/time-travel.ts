@@ -2,9 +2,14 @@
  * `timeTravel(db, when)`: a read-only Drizzle database pinned at a past
  * moment of a router's (or a replica's) database. Pinning plans the newest
  * snapshot at or before the moment plus covering files, exactly as a restore
- * to that moment would, and never polls.
+ * to that moment would, and never polls. The past database derives from the
+ * live replica: same store, same page cache (immutable LTX ranges are the
+ * same bytes at any version), no second store opened by URL; closing it
+ * leaves the live replica untouched. From a router it answers with the
+ * primary driver's JS types, as the router does.
  */
 import type { SqliteRemoteDatabase } from "drizzle-orm/sqlite-proxy";
+import type { ValueTypes } from "../router/connection.js";
 import {
   type DrizzleOptions,
   describeStatement,
@@ -25,8 +30,9 @@ export interface TimeTravelOptions<TSchema extends Record<string, unknown> = Rec
   extends DrizzleOptions<TSchema> {
   /**
    * The store holding the replica's files. Default: the router's
-   * `timeTravel.store`, else the replica is reopened from its URL (with
-   * `replicaOptions.storeOptions` for credentials).
+   * `timeTravel.store`, else the live replica's own store (and page cache);
+   * a replica that cannot be derived from (another implementation) is
+   * reopened from its URL (with `replicaOptions.storeOptions`).
    */
   store?: ObjectStore;
   /** Options of the pinned replica (`wasm` in Workers, `storeOptions`, `cacheBytes`...). */
@@ -53,11 +59,24 @@ export type TimeTravelSource = object;
 /** The Drizzle schema of a router database (none for a replica). */
 export type SchemaOf<S> = S extends SqliteRemoteDatabase<infer T> ? T : Record<string, never>;
 
+/** A replica that can open pinned replicas sharing its store and page cache (`Replica.pinned`). */
+interface Pinnable {
+  pinned(at: ReplicaOptions["at"], options?: Omit<ReplicaOptions, "at">): Promise<Replica>;
+}
+
+function isPinnable(v: unknown): v is Pinnable {
+  return typeof (v as Partial<Pinnable> | null)?.pinned === "function";
+}
+
 interface Resolved {
   url: string | undefined;
   store: ObjectStore | undefined;
+  /** The live replica to derive the past from (no `store` given). */
+  live: Pinnable | undefined;
   replicaOptions: Omit<ReplicaOptions, "at">;
   drizzle: DrizzleOptions<Record<string, unknown>>;
+  /** The router's primary driver's JS types (none for a replica). */
+  valueTypes: ValueTypes | undefined;
 }
 
 function resolveSource(
@@ -77,7 +96,8 @@ function resolveSource(
     Object.assign(drizzle, router.drizzle);
   }
   const url = (target as { url?: unknown } | null)?.url;
-  if (!store && typeof url !== "string") {
+  const live = !store && isPinnable(target) ? target : undefined;
+  if (!store && !live && typeof url !== "string") {
     throw new TimeTravelError(
       "TIME_TRAVEL_INVALID_SOURCE",
       router
@@ -91,8 +111,10 @@ function resolveSource(
   return {
     url: typeof url === "string" ? url : undefined,
     store,
+    live,
     replicaOptions: { ...replicaOptions, ...options.replicaOptions },
     drizzle,
+    valueTypes: router?.valueTypes(),
   };
 }
 
@@ -122,18 +144,21 @@ async function openPast<TSchema extends Record<string, unknown>>(
   const at = "txid" in parsed ? { txid: parsed.txid } : new Date(parsed.timestamp);
   let replica: Replica;
   try {
-    replica = src.store
-      ? await openReplica({ ...src.replicaOptions, store: src.store, closeStore: false, at })
-      : await openReplica(src.url!, { ...src.replicaOptions, at });
+    replica = src.live
+      ? await src.live.pinned(at, src.replicaOptions)
+      : src.store
+        ? await openReplica({ ...src.replicaOptions, store: src.store, closeStore: false, at })
+        : await openReplica(src.url!, { ...src.replicaOptions, at });
   } catch (err) {
     throw unavailable(err);
   }
   const conn = replicaAdapter(replica);
+  const types = src.valueTypes;
   const db = readOnlyDrizzle<TSchema>(
     {
-      read: (sql, params, method) => readRows(conn, sql, params, method),
+      read: (sql, params, method) => readRows(conn, sql, params, method, types),
       // A pinned replica has one version: any connection is consistent.
-      readBatch: (statements) => readSequentially(conn, statements),
+      readBatch: (statements) => readSequentially(conn, statements, types),
       refuse: (sql, cls) =>
         new TimeTravelError(
           "TIME_TRAVEL_READ_ONLY",

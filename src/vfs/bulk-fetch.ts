@@ -178,8 +178,8 @@ export interface BulkFetchStats {
 export interface BulkFetchHost {
   /** A page of `version` if it is in memory (no fetch, no statistics). */
   peek(version: ReplicaVersion, pgno: number): Uint8Array | undefined;
-  /** True when `loc` is cached or on its way. */
-  pendingOrCached(loc: PageLocation): boolean;
+  /** True when page `pgno`'s image at `loc` is in memory or on its way. */
+  pendingOrCached(pgno: number, loc: PageLocation): boolean;
   /**
    * Plans the range GETs of a bulk fetch of `reqs`: `maxRuns` requests
    * (default: one wave) if bridging at most `maxWasteBytes` gets there; small
@@ -292,7 +292,7 @@ export class BulkFetcher {
       map = this.map(version, roots);
       tree = map.treeOf(pgno);
     }
-    const pending = !replay && this.#host.pendingOrCached(missedLoc);
+    const pending = !replay && this.#host.pendingOrCached(pgno, missedLoc);
     if (!tree) {
       if (pending) return [];
       const along = this.#overflowMiss(version, pgno, state);
@@ -391,7 +391,7 @@ export class BulkFetcher {
     const reqs: PageRequest[] = [];
     for (const p of order) {
       const loc = index.lookup(p);
-      if (!loc || this.#host.pendingOrCached(loc)) continue;
+      if (!loc || this.#host.pendingOrCached(p, loc)) continue;
       reqs.push({ pgno: p, loc });
     }
     this.#bulk(version, map, tree.root, reqs, state, ts, true);
@@ -437,7 +437,9 @@ export class BulkFetcher {
     });
     if (mayHydrate) {
       const total = this.#host.versionBytes(version);
-      const fetched = this.#stats.bytes;
+      // Trees the plan will also read whole count now: deciding at the
+      // first tree saves the waves the later ones would take.
+      const fetched = this.#stats.bytes + this.#plannedWholeBytes(version, map, state, root);
       if (
         this.#host.mayAutoHydrate(total) &&
         (total <= SMALL_DATABASE_BYTES || fetched + plan.bytes >= total * MOST_OF_IT) &&
@@ -467,6 +469,36 @@ export class BulkFetcher {
   }
 
   /**
+   * Bytes of the trees other than `root` that the statement's plan reads
+   * whole (scans, and lookups once per row of an unbounded scan) and that
+   * are not fetched yet.
+   */
+  #plannedWholeBytes(
+    version: ReplicaVersion,
+    map: BtreeMap,
+    state: StatementFetchState,
+    root: number,
+  ): number {
+    const plan = state.plan;
+    if (!plan) return 0;
+    let bytes = 0;
+    for (const [r, use] of plan.trees) {
+      if (r === root || state.trees.get(r)?.whole) continue;
+      const whole =
+        use.access === "scan" ||
+        (use.access === "loop" && (use.eager || use.viaIndex === undefined));
+      if (!whole) continue;
+      const tree = map.tree(r);
+      if (!tree) continue;
+      for (const p of tree.leaves) {
+        const loc = version.index.lookup(p);
+        if (loc && !this.#host.pendingOrCached(loc)) bytes += loc.size;
+      }
+    }
+    return bytes;
+  }
+
+  /**
    * Follows up a bulk fetch: the children of pages that were interior, and
    * overflow pages as found (chains of the leaves that arrived, the next link
    * of overflow pages whose successor is not here yet).
@@ -484,7 +516,7 @@ export class BulkFetcher {
     const next: PageRequest[] = [];
     const want = (pgno: number) => {
       const loc = version.index.lookup(pgno);
-      if (loc && !this.#host.pendingOrCached(loc)) next.push({ pgno, loc });
+      if (loc && !this.#host.pendingOrCached(pgno, loc)) next.push({ pgno, loc });
     };
     let interior = false;
     for (const { pgno, page } of arrived) {
@@ -539,7 +571,7 @@ export class BulkFetcher {
       if (pgno === undefined || seen.has(pgno)) return;
       seen.add(pgno);
       const loc = version.index.lookup(pgno);
-      if (loc && !this.#host.pendingOrCached(loc)) out.push({ pgno, loc });
+      if (loc && !this.#host.pendingOrCached(pgno, loc)) out.push({ pgno, loc });
     };
     const page = this.#host.peek(version, leaf);
     if (!page) return [];
@@ -605,7 +637,7 @@ export class BulkFetcher {
     for (let i = from; i < to; i++) {
       const p = tree.leaves[i]!;
       const loc = version.index.lookup(p);
-      if (loc && !this.#host.pendingOrCached(loc)) out.push({ pgno: p, loc });
+      if (loc && !this.#host.pendingOrCached(p, loc)) out.push({ pgno: p, loc });
     }
     return out;
   }
@@ -647,7 +679,7 @@ export class BulkFetcher {
       for (const p of chains.get(owner) ?? []) {
         if (p === pgno) continue;
         const loc = version.index.lookup(p);
-        if (loc && !this.#host.pendingOrCached(loc)) reqs.push({ pgno: p, loc });
+        if (loc && !this.#host.pendingOrCached(p, loc)) reqs.push({ pgno: p, loc });
       }
       this.#bulk(version, this.map(version), owner, reqs, state, ts);
     }

@@ -18,7 +18,7 @@ import {
   listLevel,
   MAX_COMPACTION_LEVEL,
   planRestore,
-  planRestoreWithTimes,
+  planTarget,
   type ReplicaFile,
   type RestoreTarget,
   readHeadObject,
@@ -207,32 +207,42 @@ export class Discovery {
    * naming the earliest available state when the target precedes retention.
    */
   async planAt(target: RestoreTarget): Promise<DiscoveryResult & { kind: "update" }> {
-    // The head (when present) gives exact commit times; listings only upload
-    // times, so other files' times come from their headers when needed.
-    const [files, head] = await Promise.all([
-      listAllLevels(this.stores.list),
-      readHeadObject(this.stores.head)
-        .then((res) => (res.notModified ? undefined : res.head))
-        .catch((err: unknown) => {
-          if (err instanceof NotFoundError || isUnusableHead(err)) return undefined;
-          throw err;
-        }),
-    ]);
-    const times = new Map(head?.files.map((f) => [f.key, f.timestamp]) ?? []);
-    for (const f of files) {
-      const t = times.get(f.key);
-      if (t !== undefined) f.timestamp = t;
-    }
-    const plan = await planRestoreWithTimes(this.stores.list, files, target);
+    // Head and snapshots, then only the TXID range the head's plan does not
+    // cover (all levels in parallel): round trips independent of the history's length.
+    const plan = await planTarget(this.stores.list, target, { headStore: this.stores.head });
+    const head = plan.head;
+    const fromHead = new Map(head?.files.map((f) => [f.key, f]) ?? []);
+    const files = plan.files.map((f): PlanFile => {
+      // The head knows where each of its files keeps its page index: one exact read.
+      const h = fromHead.get(f.key);
+      return h ? { ...h } : fromReplicaFile(f);
+    });
+    const first = files[0];
+    // The head's skeleton and page-1 location help when the plan starts from its snapshot.
+    const skeleton =
+      head?.skeleton &&
+      first !== undefined &&
+      first.key === head.files[0]?.key &&
+      head.skeleton.txid === first.maxTXID
+        ? head.skeleton
+        : undefined;
+    // Page 1's newest image at the head may still be the newest at the target (the
+    // replica checks the location against its index before using it).
+    const page1 =
+      head?.page1 && files.some((f) => f.key === head.page1!.key) ? head.page1 : undefined;
+    // At the head's own position its figures are exact; elsewhere the last file's header tells.
+    const atHead = head !== undefined && head.txid === plan.txid;
     return {
       kind: "update",
       full: true,
-      files: plan.files.map(fromReplicaFile),
+      files,
       txid: plan.txid,
-      commit: undefined,
-      pageSize: undefined,
-      timestamp: undefined,
+      commit: atHead ? head.commit : undefined,
+      pageSize: atHead ? head.pageSize : undefined,
+      timestamp: atHead ? head.timestamp : undefined,
       generation: undefined,
+      ...(skeleton ? { skeleton } : {}),
+      ...(page1 ? { page1 } : {}),
     };
   }
 

@@ -215,49 +215,20 @@ export class Hydrator {
     }
     if (current) current.cancelled = true;
     this.#image.reserve(commit);
-    const chunks = new Map<string, Chunk[]>();
-    let totalBytes = 0;
-    let missing = 0;
-    const maxChunk = this.#chunkBytes(layout.bytes);
-    for (const frames of layout.files) {
-      const list: Chunk[] = [];
-      let cur: Chunk | undefined;
-      for (let i = 0; i < frames.pgnos.length; i++) {
-        const loc: PageLocation = {
-          file: frames.file,
-          offset: frames.offsets[i]!,
-          size: frames.sizes[i]!,
-        };
-        if (this.#image.holds(frames.pgnos[i]!, loc)) {
-          if (cur) {
-            list.push(cur);
-            cur = undefined;
-          }
-          continue;
-        }
-        missing++;
-        const end = loc.offset + loc.size;
-        if (cur && loc.offset - cur.end <= CHUNK_GAP_BYTES && end - cur.start <= maxChunk) {
-          cur.end = end;
-          cur.to = i + 1;
-          continue;
-        }
-        if (cur) list.push(cur);
-        cur = {
-          file: frames.file,
-          start: loc.offset,
-          end,
-          from: i,
-          to: i + 1,
-          started: false,
-          done: false,
-          promise: undefined,
-        };
-      }
-      if (cur) list.push(cur);
-      if (list.length > 0) chunks.set(frames.file.key, list);
-      for (const c of list) totalBytes += c.end - c.start;
+    // As few chunks as the parallel GETs take in one wave: gaps and file
+    // boundaries split chunks, so grow them until the count fits.
+    const n = Math.max(1, this.#options.concurrency ?? 8);
+    const maxChunkCap = this.#options.maxChunkBytes ?? 8 * 1024 * 1024;
+    let maxChunk = this.#chunkBytes(layout.bytes);
+    let plan = this.#plan(layout, maxChunk);
+    while (plan.count > n && maxChunk < maxChunkCap) {
+      maxChunk = Math.min(maxChunkCap, Math.ceil(maxChunk * 1.25));
+      plan = this.#plan(layout, maxChunk);
     }
+    const { chunks, totalBytes, missing } = plan;
+    // Files split chunks too (at least one per file): a few more GETs in
+    // flight beat a second wave.
+    this.#limit.concurrency = Math.min(2 * n, Math.max(n, plan.count));
     const pass: Pass = {
       txid,
       chunks,
@@ -337,6 +308,58 @@ export class Hydrator {
   /** Bytes of memory the image takes. */
   get memoryBytes(): number {
     return this.#image.bytes;
+  }
+
+  /** The chunks (coalesced range GETs) reading every page not in memory yet. */
+  #plan(
+    layout: FrameLayout,
+    maxChunk: number,
+  ): { chunks: Map<string, Chunk[]>; totalBytes: number; missing: number; count: number } {
+    const chunks = new Map<string, Chunk[]>();
+    let totalBytes = 0;
+    let missing = 0;
+    for (const frames of layout.files) {
+      const list: Chunk[] = [];
+      let cur: Chunk | undefined;
+      for (let i = 0; i < frames.pgnos.length; i++) {
+        const loc: PageLocation = {
+          file: frames.file,
+          offset: frames.offsets[i]!,
+          size: frames.sizes[i]!,
+        };
+        if (this.#image.holds(frames.pgnos[i]!, loc)) {
+          if (cur) {
+            list.push(cur);
+            cur = undefined;
+          }
+          continue;
+        }
+        missing++;
+        const end = loc.offset + loc.size;
+        if (cur && loc.offset - cur.end <= CHUNK_GAP_BYTES && end - cur.start <= maxChunk) {
+          cur.end = end;
+          cur.to = i + 1;
+          continue;
+        }
+        if (cur) list.push(cur);
+        cur = {
+          file: frames.file,
+          start: loc.offset,
+          end,
+          from: i,
+          to: i + 1,
+          started: false,
+          done: false,
+          promise: undefined,
+        };
+      }
+      if (cur) list.push(cur);
+      if (list.length > 0) chunks.set(frames.file.key, list);
+      for (const c of list) totalBytes += c.end - c.start;
+    }
+    let count = 0;
+    for (const list of chunks.values()) count += list.length;
+    return { chunks, totalBytes, missing, count };
   }
 
   /** Large enough to amortise a request, small enough to spread over the parallel GETs. */

@@ -129,6 +129,8 @@ export interface ReplicaCoreOptions {
   persistentCache?: PersistentCache;
   /** In-memory page cache to use (shared by replicas of one store); default: a new one of `cacheBytes`. */
   pageCache?: PageCache;
+  /** The live replica a pinned one derives from: the pages it hydrated serve this one too. */
+  live?: ReplicaCore;
 }
 
 /** Default of {@link ReplicaCoreOptions.pollWaitMs}: far above a healthy poll, far below a hung one. */
@@ -263,7 +265,16 @@ export class ReplicaCore {
   peekPage(version: ReplicaVersion, pgno: number): Uint8Array | undefined {
     const loc = version.index.lookup(pgno);
     if (!loc) return undefined;
-    return this.#hydrator?.page(pgno, loc) ?? this.cache.peek(loc);
+    return this.hydratedPage(pgno, loc) ?? this.cache.peek(loc);
+  }
+
+  /**
+   * The hydrated image of page `pgno` at `loc`: this replica's, else the live
+   * replica's it derives from (an image is tied to its frame, so any version
+   * locating the page there may use it).
+   */
+  hydratedPage(pgno: number, loc: PageLocation): Uint8Array | undefined {
+    return this.#hydrator?.page(pgno, loc) ?? this.#options.live?.hydratedPage(pgno, loc);
   }
 
   /**
@@ -316,8 +327,9 @@ export class ReplicaCore {
   #bulkHost(): BulkFetchHost {
     return {
       peek: (version, pgno) => this.peekPage(version, pgno),
-      pendingOrCached: (loc) =>
+      pendingOrCached: (pgno, loc) =>
         this.cache.has(loc) ||
+        this.#options.live?.hydratedPage(pgno, loc) !== undefined ||
         this.fetcher.isInflight(loc) ||
         this.#hydrator?.pending(loc) !== undefined,
       planRuns: (reqs, options) => {
@@ -460,7 +472,7 @@ export class ReplicaCore {
         `page ${pgno} of TXID ${index.txid} is not in the page index`,
       );
     }
-    const hydrated = this.#hydrator?.page(pgno, loc);
+    const hydrated = this.hydratedPage(pgno, loc);
     if (hydrated) return this.#served(version, pgno, hydrated, tracker);
     const page = this.cache.get(loc);
     let along: PageRequest[] | undefined;

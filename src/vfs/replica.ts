@@ -19,6 +19,7 @@ import {
   DEFAULT_POLL_WAIT_MS,
   type HydrateMode,
   ReplicaCore,
+  type ReplicaCoreOptions,
   type ReplicaStatus,
 } from "./replica-core.js";
 import { ReplicaError, ReplicaQueryError } from "./replica-error.js";
@@ -139,6 +140,16 @@ export interface ReplicaStoreOptions extends ReplicaOptions {
   store: ObjectStore;
 }
 
+/**
+ * The store of a replica and of the pinned replicas derived from it: closed
+ * (when the replica opened it) once the last of them closes.
+ */
+interface SharedStore {
+  readonly store: ObjectStore;
+  readonly close: boolean;
+  users: number;
+}
+
 interface Slot {
   queue: SerialQueue;
   conn: Promise<HybridConnection>;
@@ -216,12 +227,11 @@ function rowsToObjects<T extends Row>(result: ExecuteResult): T[] {
 export class Replica {
   readonly #core: ReplicaCore;
   readonly #modules: SqliteModules;
-  readonly #maxConnections: number;
+  readonly #settings: ReplicaSettings;
   readonly #connectionOptions: ReplicaConnectionOptions;
   /** Connections with their queues; a slot's queue exists before its connection finished opening. */
   readonly #slots: Slot[] = [];
-  readonly #store: ObjectStore;
-  readonly #closeStore: boolean;
+  readonly #store: SharedStore;
   #timer: ReturnType<typeof setInterval> | undefined;
   #closed = false;
 
@@ -230,11 +240,8 @@ export class Replica {
     core: ReplicaCore;
     modules: SqliteModules;
     first: HybridConnection;
-    maxConnections: number;
-    connectionOptions: ReplicaConnectionOptions;
-    store: ObjectStore;
-    closeStore: boolean;
-    backgroundPollMs: number | undefined;
+    settings: ReplicaSettings;
+    store: SharedStore;
   }) {
     this.#core = init.core;
     this.#modules = init.modules;
@@ -243,16 +250,16 @@ export class Replica {
       conn: Promise.resolve(init.first),
       ready: init.first,
     });
-    this.#maxConnections = init.maxConnections;
-    this.#connectionOptions = init.connectionOptions;
+    this.#settings = init.settings;
+    this.#connectionOptions = connectionOptions(init.settings);
     this.#store = init.store;
-    this.#closeStore = init.closeStore;
-    if (init.backgroundPollMs !== undefined && !init.core.pinned) {
+    const pollMs = init.settings.backgroundPollMs;
+    if (pollMs !== undefined && !init.core.pinned) {
       this.#timer = setInterval(() => {
         this.#core.poll().catch(() => {
           // Recorded in status.
         });
-      }, init.backgroundPollMs);
+      }, pollMs);
       // Never keep a Node process alive for polling (no-op elsewhere).
       (this.#timer as { unref?: () => void }).unref?.();
     }
@@ -380,7 +387,64 @@ export class Replica {
     this.#core.close();
     // What this replica fetched stays for the next run.
     await this.#core.persistentCache?.flush().catch(() => {});
-    if (this.#closeStore) await this.#store.close();
+    await this.#releaseStore();
+  }
+
+  async #releaseStore(): Promise<void> {
+    const shared = this.#store;
+    shared.users--;
+    if (shared.users === 0 && shared.close) await shared.store.close();
+  }
+
+  /**
+   * A replica pinned at `at` (a time, an ISO string with a zone,
+   * "N hours ago" or `{ txid }`; see {@link ReplicaOptions.at}) derived from
+   * this one: the same store (nothing opened by URL), the same page cache
+   * (keyed by immutable LTX object and byte range, so pages either one
+   * fetched serve both, within one `cacheBytes` budget), the same persistent
+   * cache and wasm, and pages this replica hydrated. Its `status()` counts
+   * its own requests. `options` tune the pinned replica (`connections`,
+   * `concurrency`, `hydrate`...; default: this replica's, but no hydration
+   * of its own when this replica has `hydrate: true`); `cacheBytes`,
+   * `cacheDir`, `persistentCache`, `wasm` and the store options are this
+   * replica's. Closing it leaves this replica untouched; the store closes
+   * when the last replica sharing it does.
+   */
+  async pinned(
+    at: ReplicaOptions["at"],
+    options: Omit<ReplicaOptions, "at"> = {},
+  ): Promise<Replica> {
+    this.#assertOpen();
+    const target = toRestoreTarget(at);
+    if (!target) {
+      throw new ReplicaError("REPLICA_INVALID_ARGUMENT", "`at` is required for a pinned replica");
+    }
+    // Pages this replica hydrates serve the pinned one: by default it does not hydrate a copy.
+    const hydrate = options.hydrate ?? (this.#settings.hydrate === true ? false : undefined);
+    const settings = readSettings(
+      hydrate === undefined ? options : { ...options, hydrate },
+      this.#settings,
+    );
+    const persistentCache = this.#core.persistentCache;
+    const core = new ReplicaCore({
+      ...coreOptions(settings),
+      store: this.#store.store,
+      at: target,
+      pageCache: this.#core.cache,
+      live: this.#core,
+      ...(persistentCache ? { persistentCache } : {}),
+    });
+    // The store stays open while any replica sharing it is (this one may close meanwhile).
+    this.#store.users++;
+    try {
+      await core.open();
+      const first = await HybridConnection.open(core, this.#modules, connectionOptions(settings));
+      return new Replica({ core, modules: this.#modules, first, settings, store: this.#store });
+    } catch (err) {
+      core.close();
+      await this.#releaseStore().catch(() => {});
+      throw err;
+    }
   }
 
   #assertOpen(): void {
@@ -523,7 +587,7 @@ export class Replica {
   #pick(): Slot {
     const idle = this.#slots.find((s) => s.queue.pending === 0);
     if (idle) return idle;
-    if (this.#slots.length < this.#maxConnections) {
+    if (this.#slots.length < this.#settings.maxConnections) {
       const slot: Slot = {
         queue: new SerialQueue(),
         conn: HybridConnection.open(this.#core, this.#modules, this.#connectionOptions),
@@ -560,39 +624,7 @@ export async function openReplica(
 ): Promise<Replica> {
   const opts: ReplicaOptions = typeof target === "string" ? options : target;
   const at = toRestoreTarget(opts.at);
-  const cacheBytes = positive(opts.cacheBytes, 64 * 1024 * 1024, "cacheBytes", 65536);
-  const pollIntervalMs = positive(opts.pollIntervalMs, 1000, "pollIntervalMs", 0);
-  const pollWaitMs =
-    opts.pollWaitMs === Number.POSITIVE_INFINITY
-      ? opts.pollWaitMs
-      : positive(opts.pollWaitMs, DEFAULT_POLL_WAIT_MS, "pollWaitMs", 0);
-  const concurrency = Math.floor(positive(opts.concurrency, 16, "concurrency"));
-  const maxConnections = Math.floor(positive(opts.connections, 1, "connections"));
-  const readAheadPages = Math.floor(positive(opts.readAheadPages, 64, "readAheadPages", 0));
-  const sqliteCacheBytes = positive(
-    opts.sqliteCacheBytes,
-    Math.max(65536, Math.min(16 * 1024 * 1024, cacheBytes / 4)),
-    "sqliteCacheBytes",
-    65536,
-  );
-  const rootPrefetchFanout = Math.floor(
-    positive(opts.rootPrefetchFanout, 64, "rootPrefetchFanout", 0),
-  );
-  const laggingSeconds = positive(opts.laggingSeconds, 60, "laggingSeconds", 0);
-  const staleSeconds = positive(opts.staleSeconds, 300, "staleSeconds", 0);
-  const backgroundPollMs =
-    opts.backgroundPollMs === undefined
-      ? undefined
-      : positive(opts.backgroundPollMs, 0, "backgroundPollMs", 10);
-  const hydrate = opts.hydrate ?? "auto";
-  if (hydrate !== "auto" && hydrate !== true && hydrate !== false) {
-    throw new ReplicaError("REPLICA_INVALID_ARGUMENT", 'hydrate must be "auto", true or false');
-  }
-  const hydrateMaxBytes = positive(opts.hydrateMaxBytes, cacheBytes, "hydrateMaxBytes", 0);
-  const bulkFetchBytes =
-    opts.bulkFetchBytes === undefined
-      ? undefined
-      : Math.floor(positive(opts.bulkFetchBytes, 0, "bulkFetchBytes", 0));
+  const settings = readSettings(opts, undefined);
   const persistentCache = resolvePersistentCache(opts);
 
   // Compiling the wasm overlaps with the first storage round trips.
@@ -607,43 +639,129 @@ export async function openReplica(
   const closeStore = opts.closeStore ?? typeof target === "string";
   try {
     const core = new ReplicaCore({
+      ...coreOptions(settings),
       store,
-      cacheBytes,
-      pollIntervalMs,
-      pollWaitMs,
-      concurrency,
-      laggingSeconds,
-      staleSeconds,
-      readAheadPages,
-      rootPrefetchFanout,
-      hydrate,
-      hydrateMaxBytes,
-      ...(bulkFetchBytes !== undefined ? { bulkFetchBytes } : {}),
       ...(persistentCache ? { persistentCache } : {}),
       ...(at ? { at } : {}),
-      ...(opts.clock ? { now: opts.clock } : {}),
     });
     const [[asyncModule, syncModule]] = await Promise.all([wasmPromise, core.open()]);
     const modules: SqliteModules = { async: asyncModule, sync: syncModule };
-    const connectionOptions: ReplicaConnectionOptions = {
-      readAheadPages,
-      sqliteCacheKiB: Math.max(64, Math.floor(sqliteCacheBytes / 1024)),
-    };
-    const first = await HybridConnection.open(core, modules, connectionOptions);
+    const first = await HybridConnection.open(core, modules, connectionOptions(settings));
     return new Replica({
       core,
       modules,
       first,
-      maxConnections,
-      connectionOptions,
-      store,
-      closeStore,
-      backgroundPollMs,
+      settings,
+      store: { store, close: closeStore, users: 1 },
     });
   } catch (err) {
     if (closeStore) await store.close().catch(() => {});
     throw err;
   }
+}
+
+/** Every option of a replica but its store, cache and wasm, resolved (defaults applied). */
+interface ReplicaSettings {
+  cacheBytes: number;
+  pollIntervalMs: number;
+  pollWaitMs: number;
+  concurrency: number;
+  maxConnections: number;
+  readAheadPages: number;
+  sqliteCacheBytes: number;
+  rootPrefetchFanout: number;
+  laggingSeconds: number;
+  staleSeconds: number;
+  backgroundPollMs: number | undefined;
+  hydrate: HydrateMode;
+  hydrateMaxBytes: number;
+  bulkFetchBytes: number | undefined;
+  clock: (() => number) | undefined;
+}
+
+/**
+ * Validates `opts` and applies defaults: the library's, or those of `base`
+ * (a replica a pinned one derives from: its page cache, hence `cacheBytes`).
+ */
+function readSettings(opts: ReplicaOptions, base: ReplicaSettings | undefined): ReplicaSettings {
+  const cacheBytes =
+    base?.cacheBytes ?? positive(opts.cacheBytes, 64 * 1024 * 1024, "cacheBytes", 65536);
+  const hydrate = opts.hydrate ?? base?.hydrate ?? "auto";
+  if (hydrate !== "auto" && hydrate !== true && hydrate !== false) {
+    throw new ReplicaError("REPLICA_INVALID_ARGUMENT", 'hydrate must be "auto", true or false');
+  }
+  const backgroundPoll = opts.backgroundPollMs ?? base?.backgroundPollMs;
+  const bulkFetch = opts.bulkFetchBytes ?? base?.bulkFetchBytes;
+  return {
+    cacheBytes,
+    pollIntervalMs: positive(
+      opts.pollIntervalMs,
+      base?.pollIntervalMs ?? 1000,
+      "pollIntervalMs",
+      0,
+    ),
+    pollWaitMs:
+      opts.pollWaitMs === Number.POSITIVE_INFINITY
+        ? opts.pollWaitMs
+        : positive(opts.pollWaitMs, base?.pollWaitMs ?? DEFAULT_POLL_WAIT_MS, "pollWaitMs", 0),
+    concurrency: Math.floor(positive(opts.concurrency, base?.concurrency ?? 16, "concurrency")),
+    maxConnections: Math.floor(
+      positive(opts.connections, base?.maxConnections ?? 1, "connections"),
+    ),
+    readAheadPages: Math.floor(
+      positive(opts.readAheadPages, base?.readAheadPages ?? 64, "readAheadPages", 0),
+    ),
+    sqliteCacheBytes: positive(
+      opts.sqliteCacheBytes,
+      base?.sqliteCacheBytes ?? Math.max(65536, Math.min(16 * 1024 * 1024, cacheBytes / 4)),
+      "sqliteCacheBytes",
+      65536,
+    ),
+    rootPrefetchFanout: Math.floor(
+      positive(opts.rootPrefetchFanout, base?.rootPrefetchFanout ?? 64, "rootPrefetchFanout", 0),
+    ),
+    laggingSeconds: positive(opts.laggingSeconds, base?.laggingSeconds ?? 60, "laggingSeconds", 0),
+    staleSeconds: positive(opts.staleSeconds, base?.staleSeconds ?? 300, "staleSeconds", 0),
+    backgroundPollMs:
+      backgroundPoll === undefined
+        ? undefined
+        : positive(backgroundPoll, 0, "backgroundPollMs", 10),
+    hydrate,
+    hydrateMaxBytes: positive(
+      opts.hydrateMaxBytes,
+      base?.hydrateMaxBytes ?? cacheBytes,
+      "hydrateMaxBytes",
+      0,
+    ),
+    bulkFetchBytes:
+      bulkFetch === undefined ? undefined : Math.floor(positive(bulkFetch, 0, "bulkFetchBytes", 0)),
+    clock: opts.clock ?? base?.clock,
+  };
+}
+
+/** The core options `settings` give (store, caches and `at` aside). */
+function coreOptions(settings: ReplicaSettings): Omit<ReplicaCoreOptions, "store"> {
+  return {
+    cacheBytes: settings.cacheBytes,
+    pollIntervalMs: settings.pollIntervalMs,
+    pollWaitMs: settings.pollWaitMs,
+    concurrency: settings.concurrency,
+    laggingSeconds: settings.laggingSeconds,
+    staleSeconds: settings.staleSeconds,
+    readAheadPages: settings.readAheadPages,
+    rootPrefetchFanout: settings.rootPrefetchFanout,
+    hydrate: settings.hydrate,
+    hydrateMaxBytes: settings.hydrateMaxBytes,
+    ...(settings.bulkFetchBytes !== undefined ? { bulkFetchBytes: settings.bulkFetchBytes } : {}),
+    ...(settings.clock ? { now: settings.clock } : {}),
+  };
+}
+
+function connectionOptions(settings: ReplicaSettings): ReplicaConnectionOptions {
+  return {
+    readAheadPages: settings.readAheadPages,
+    sqliteCacheKiB: Math.max(64, Math.floor(settings.sqliteCacheBytes / 1024)),
+  };
 }
 
 /** The persistent cache the options ask for: `persistentCache`, else `cacheDir`, else none. */

@@ -56,11 +56,12 @@ describe("crc64 (CRC-64/ISO as Go computes it)", () => {
 
   test("bulk (word-load) path matches the reference at every buffer alignment", () => {
     // Views at byte offsets 0..7 of a shared buffer, lengths around the
-    // word-path threshold and past it, with start/end inside the view.
+    // word-path threshold and past it (16- and 8-byte steps, byte tails),
+    // with start/end inside the view.
     const backing = new Uint8Array(2048 + 16);
     for (let i = 0; i < backing.length; i++) backing[i] = (i * 167 + 13) & 0xff;
     for (let off = 0; off < 8; off++) {
-      for (const len of [63, 64, 65, 71, 72, 73, 1000, 2048]) {
+      for (const len of [63, 64, 65, 71, 72, 73, 79, 80, 81, 88, 95, 96, 97, 1000, 2048]) {
         const view = backing.subarray(off, off + len);
         expect(crc64(view)).toBe(crc64Reference(view));
         const s = len >> 3;
