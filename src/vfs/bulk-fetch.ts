@@ -492,7 +492,7 @@ export class BulkFetcher {
       if (!tree) continue;
       for (const p of tree.leaves) {
         const loc = version.index.lookup(p);
-        if (loc && !this.#host.pendingOrCached(loc)) bytes += loc.size;
+        if (loc && !this.#host.pendingOrCached(p, loc)) bytes += loc.size;
       }
     }
     return bytes;
