@@ -6,6 +6,12 @@
 export { PagecastError } from "./errors.js";
 export * from "./format/index.js";
 export * from "./layout/index.js";
+export {
+  METRICS_CONTENT_TYPE,
+  type MetricsOptions,
+  type MetricsSource,
+  metricsText,
+} from "./metrics/prometheus-text.js";
 export * from "./router/index.js";
 export {
   dropMemoryStore,

@@ -5,6 +5,14 @@
 
 export { type EncodeResult, encodeDatabaseFile } from "./cli/ltx-encode.js";
 export {
+  ConfigError,
+  type ConfigFile,
+  type ConfiguredDatabase,
+  configuredDatabases,
+  parseConfig,
+  readConfigFile,
+} from "./config/index.js";
+export {
   type FileApplyTarget,
   type FileApplyTargetOptions,
   fileApplyTarget,

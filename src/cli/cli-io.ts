@@ -23,3 +23,34 @@ export class UsageError extends PagecastError {
     super("CLI_USAGE", message);
   }
 }
+
+/**
+ * Whether to color output: on a terminal, unless `NO_COLOR` is set to
+ * anything but the empty string (https://no-color.org).
+ */
+export function useColor(io: CliIo): boolean {
+  const noColor = io.env.NO_COLOR;
+  return io.isTTY && (noColor === undefined || noColor === "");
+}
+
+const NOT_A_DATABASE = new Set(["SQLITE_HEADER_INVALID", "SQLITE_NOTADB"]);
+
+/**
+ * Runs `body` on the file at `path`; a failure about the file's content
+ * names it: `not a database: ./x.bin`, `./x.ltx: LTX header needs 100
+ * bytes, got 8`. File-system errors name their path already.
+ */
+export async function onFile<T>(path: string, body: () => Promise<T>): Promise<T> {
+  try {
+    return await body();
+  } catch (err) {
+    const code = (err as { code?: unknown } | null)?.code;
+    if (typeof code === "string" && NOT_A_DATABASE.has(code)) {
+      throw new PagecastError(code, `not a database: ${path}`, { cause: err });
+    }
+    if (err instanceof PagecastError && !err.message.includes(path)) {
+      throw new PagecastError(err.code, `${path}: ${err.message}`, { cause: err });
+    }
+    throw err;
+  }
+}

@@ -47,8 +47,13 @@ export function progressLine(f: AttemptFailure): string {
 }
 
 /** Store options for a command: each storage operation bounded by the command's timeout, retries reported. */
-export function cliStoreOptions(io: CliIo, timeoutMs: number): OpenNodeStoreOptions {
+export function cliStoreOptions(
+  io: CliIo,
+  timeoutMs: number,
+  credentials?: { accessKeyId: string; secretAccessKey: string },
+): OpenNodeStoreOptions {
   return {
+    ...(credentials ? { credentials } : {}),
     retry: {
       ...(timeoutMs > 0 ? { operationTimeoutMs: timeoutMs } : {}),
       onAttemptFailure: (f) => {
@@ -58,9 +63,14 @@ export function cliStoreOptions(io: CliIo, timeoutMs: number): OpenNodeStoreOpti
   };
 }
 
-/** Opens `url` with {@link cliStoreOptions}. */
-export function openCliStore(url: string, io: CliIo, timeoutMs: number): Promise<ObjectStore> {
-  return openNodeStore(url, cliStoreOptions(io, timeoutMs));
+/** Opens `url` with {@link cliStoreOptions} (credentials: from a config file, else the environment's). */
+export function openCliStore(
+  url: string,
+  io: CliIo,
+  timeoutMs: number,
+  credentials?: { accessKeyId: string; secretAccessKey: string },
+): Promise<ObjectStore> {
+  return openNodeStore(url, cliStoreOptions(io, timeoutMs, credentials));
 }
 
 /** What the store's health says about why nothing came back. */

@@ -3,7 +3,8 @@ import { open, rename, rm } from "node:fs/promises";
 import { LtxApplier } from "../format/index.js";
 import { fileApplyTarget } from "../replicator/file-apply-target.js";
 import { expectPositionals, parseArgs } from "./args.js";
-import type { CliCommand } from "./cli-io.js";
+import { type CliCommand, onFile } from "./cli-io.js";
+import { commandSpec } from "./commands.js";
 
 /**
  * `pagecast ltx apply <out.db> <file.ltx>...`: applies a snapshot followed by
@@ -11,7 +12,7 @@ import type { CliCommand } from "./cli-io.js";
  * database appears atomically only once every file applied cleanly.
  */
 export const ltxApply: CliCommand = async (argv, io) => {
-  const args = parseArgs(argv, {});
+  const args = parseArgs(argv, commandSpec("ltx apply")!.flags);
   const [outPath, ...files] = expectPositionals(args, ["<out.db>", "<file.ltx>"], true) as [
     string,
     ...string[],
@@ -23,7 +24,9 @@ export const ltxApply: CliCommand = async (argv, io) => {
     const target = fileApplyTarget(handle, { writeBuffer: 1 << 20 });
     const applier = new LtxApplier(target);
     for (const file of files) {
-      const result = await applier.apply(createReadStream(file, { highWaterMark: 1 << 20 }));
+      const result = await onFile(file, () =>
+        applier.apply(createReadStream(file, { highWaterMark: 1 << 20 })),
+      );
       io.stdout(
         `applied ${file}: TXID ${result.header.minTXID}-${result.header.maxTXID}, ${result.pageCount} pages\n`,
       );

@@ -1,7 +1,8 @@
 import { open } from "node:fs/promises";
 import { decodeLtxHeader, LTX_HEADER_SIZE, readLtxPageIndex } from "../format/index.js";
 import { expectPositionals, parseArgs } from "./args.js";
-import type { CliCommand } from "./cli-io.js";
+import { type CliCommand, onFile } from "./cli-io.js";
+import { commandSpec } from "./commands.js";
 import { fileRangeReader } from "./file-range-reader.js";
 
 /** Checksums and node IDs as fixed-width hex, like the Go `ltx dump`. */
@@ -15,10 +16,10 @@ function hex64(v: bigint): string {
  * `ltx verify` to check the page data.
  */
 export const ltxDump: CliCommand = async (argv, io) => {
-  const args = parseArgs(argv, {});
+  const args = parseArgs(argv, commandSpec("ltx dump")!.flags);
   const [file] = expectPositionals(args, ["<file.ltx>"]) as [string];
   const handle = await open(file, "r");
-  try {
+  return onFile(file, async () => {
     const reader = fileRangeReader(handle);
     const { bytes } = await reader.read({ offset: 0, length: LTX_HEADER_SIZE });
     const header = decodeLtxHeader(bytes);
@@ -41,7 +42,5 @@ export const ltxDump: CliCommand = async (argv, io) => {
     };
     io.stdout(`${JSON.stringify(out, null, 2)}\n`);
     return 0;
-  } finally {
-    await handle.close();
-  }
+  }).finally(() => handle.close());
 };

@@ -9,7 +9,8 @@ import {
 } from "../format/index.js";
 import { parseSqliteHeader, SQLITE_HEADER_SIZE } from "../sqlite/database-header.js";
 import { expectPositionals, integerFlag, parseArgs } from "./args.js";
-import { type CliCommand, UsageError } from "./cli-io.js";
+import { type CliCommand, onFile, UsageError } from "./cli-io.js";
+import { commandSpec } from "./commands.js";
 
 /** Result of snapshotting a database file. */
 export interface EncodeResult {
@@ -89,7 +90,7 @@ export async function encodeDatabaseFile(
 
 /** `pagecast ltx encode <db> <out.ltx> [--txid N] [--ltx-compat 0.5.1]` */
 export const ltxEncode: CliCommand = async (argv, io) => {
-  const args = parseArgs(argv, { txid: "string", "ltx-compat": "string" });
+  const args = parseArgs(argv, commandSpec("ltx encode")!.flags);
   const [dbPath, outPath] = expectPositionals(args, ["<db>", "<out.ltx>"]) as [string, string];
   const txid = integerFlag(args.flags, "txid", 1, 1);
   let compat: LtxCompat;
@@ -104,7 +105,7 @@ export const ltxEncode: CliCommand = async (argv, io) => {
     // Only the main file is read: frames still in the WAL would be missing from the snapshot.
     io.stderr(`warning: ${dbPath}-wal is not empty; checkpoint first to include its changes\n`);
   }
-  const result = await encodeDatabaseFile(dbPath, outPath, { txid, compat });
+  const result = await onFile(dbPath, () => encodeDatabaseFile(dbPath, outPath, { txid, compat }));
   io.stdout(
     `wrote ${outPath}: ${result.pageCount} pages of ${result.pageSize} bytes, TXID 1-${txid}, ${result.bytes} bytes\n`,
   );

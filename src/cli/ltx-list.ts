@@ -9,14 +9,18 @@ import { listAllLevels } from "../layout/index.js";
 import { FileStore } from "../storage/file-store.js";
 import { expectPositionals, parseArgs } from "./args.js";
 import type { CliCommand } from "./cli-io.js";
-import { openCliStore, readTimeout, TIMEOUT_FLAG, withDeadline } from "./cli-timeout.js";
+import { openCliStore, readTimeout, withDeadline } from "./cli-timeout.js";
+import { commandSpec } from "./commands.js";
+import { loadConfigFlag, resolveTarget } from "./config-target.js";
 
 /** `pagecast ltx list`. */
 export const ltxList: CliCommand = async (argv, io) => {
-  const args = parseArgs(argv, { json: "boolean", ...TIMEOUT_FLAG });
-  const [url] = expectPositionals(args, ["<url>"]) as [string];
+  const args = parseArgs(argv, commandSpec("ltx list")!.flags);
+  const config = await loadConfigFlag(args.flags, io);
+  const [source] = expectPositionals(args, [config ? "<db>" : "<url>"]) as [string];
   const timeoutMs = readTimeout(args.flags);
-  const store = await openCliStore(url, io, timeoutMs);
+  const target = resolveTarget(source, config);
+  const store = await openCliStore(target.url, io, timeoutMs, target.credentials);
   try {
     const files = await withDeadline(
       timeoutMs,

@@ -3,6 +3,7 @@ import { PagecastError } from "../errors.js";
 import { LtxDecoder } from "../format/index.js";
 import { expectPositionals, parseArgs } from "./args.js";
 import type { CliCommand } from "./cli-io.js";
+import { commandSpec } from "./commands.js";
 
 /** Decodes one file completely: structure, page frames, index and file checksum. */
 export async function verifyLtxFile(path: string): Promise<{ pages: number; maxTXID: number }> {
@@ -16,7 +17,7 @@ export async function verifyLtxFile(path: string): Promise<{ pages: number; maxT
 
 /** `pagecast ltx verify <file.ltx>...`: exit 1 when any file fails. */
 export const ltxVerify: CliCommand = async (argv, io) => {
-  const args = parseArgs(argv, {});
+  const args = parseArgs(argv, commandSpec("ltx verify")!.flags);
   const files = expectPositionals(args, ["<file.ltx>"], true);
   let failures = 0;
   for (const file of files) {

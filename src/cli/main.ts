@@ -1,115 +1,133 @@
 /**
  * The `pagecast` command line. Each subcommand lives in its own module and is
- * loaded lazily, so `pagecast ltx dump` does not pay for the S3 SDK or SQLite.
+ * loaded lazily, so `pagecast ltx dump` does not pay for the S3 SDK or SQLite;
+ * descriptions, flags and help come from src/cli/commands.ts.
  */
+import { readFileSync } from "node:fs";
+import { ConfigError } from "../config/config-error.js";
 import { PagecastError } from "../errors.js";
 import type { CliCommand, CliIo } from "./cli-io.js";
 import { UsageError } from "./cli-io.js";
+import { type CommandSpec, commandSpec } from "./commands.js";
+import { commandHelp, overviewHelp, usageLines } from "./help.js";
 
-interface CommandEntry {
-  usage: string;
-  load: () => Promise<CliCommand>;
-}
-
-const COMMANDS: Record<string, CommandEntry> = {
-  "ltx encode": {
-    usage: "pagecast ltx encode <db> <out.ltx> [--txid N] [--ltx-compat 0.5.1]",
-    load: async () => (await import("./ltx-encode.js")).ltxEncode,
-  },
-  "ltx apply": {
-    usage: "pagecast ltx apply <out.db> <file.ltx>...",
-    load: async () => (await import("./ltx-apply.js")).ltxApply,
-  },
-  "ltx dump": {
-    usage: "pagecast ltx dump <file.ltx>",
-    load: async () => (await import("./ltx-dump.js")).ltxDump,
-  },
-  "ltx verify": {
-    usage: "pagecast ltx verify <file.ltx>...",
-    load: async () => (await import("./ltx-verify.js")).ltxVerify,
-  },
-  "ltx list": {
-    usage: "pagecast ltx list <url> [--json] [--timeout 30s]",
-    load: async () => (await import("./ltx-list.js")).ltxList,
-  },
-  replicate: {
-    usage:
-      "pagecast replicate <db> <url> [--sync-interval 1s] [--checkpoint-pages N] [--truncate-pages N] " +
-      "[--snapshot-interval 24h] [--retention 24h] [--l1-interval 30s] [--l2-interval 5m] [--l3-interval 1h] " +
-      "[--no-compaction] [--lease-ttl 5m] [--auto-restore] [--verbose]",
-    load: async () => (await import("./replicate.js")).replicate,
-  },
-  restore: {
-    usage:
-      "pagecast restore <url> <out.db> [--timestamp T | --txid N] [--concurrency N (range GETs in flight)] [--no-integrity-check] [--timeout 30s]",
-    load: async () => (await import("./restore.js")).restore,
-  },
-  status: {
-    usage: "pagecast status <url>... [--json] [--timeout 30s]",
-    load: async () => (await import("./status.js")).status,
-  },
-  verify: {
-    usage: "pagecast verify <db> <url> [--timeout 30s] [--json]",
-    load: async () => (await import("./verify.js")).verify,
-  },
-  query: {
-    usage: 'pagecast query <url> "<sql>" [--at <time>|txid:N] [--json] [--timeout 30s]',
-    load: async () => (await import("./query.js")).query,
-  },
+const LOADERS: Record<string, () => Promise<CliCommand>> = {
+  "ltx encode": async () => (await import("./ltx-encode.js")).ltxEncode,
+  "ltx apply": async () => (await import("./ltx-apply.js")).ltxApply,
+  "ltx dump": async () => (await import("./ltx-dump.js")).ltxDump,
+  "ltx verify": async () => (await import("./ltx-verify.js")).ltxVerify,
+  "ltx list": async () => (await import("./ltx-list.js")).ltxList,
+  replicate: async () => (await import("./replicate.js")).replicate,
+  restore: async () => (await import("./restore.js")).restore,
+  status: async () => (await import("./status.js")).status,
+  verify: async () => (await import("./verify.js")).verify,
+  query: async () => (await import("./query.js")).query,
 };
 
-/** The usage lines of every command, for --help and usage errors. */
-function usageText(): string {
-  const lines = Object.values(COMMANDS).map((c) => `  ${c.usage}`);
-  return `Usage:\n${lines.join("\n")}\n`;
+/** The package's version (package.json sits two levels above this module, in src/ and dist/). */
+export const VERSION: string = (() => {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
+    return typeof pkg.version === "string" ? pkg.version : "unknown";
+  } catch {
+    return "unknown";
+  }
+})();
+
+const HELP = new Set(["-h", "--help", "-help"]);
+
+/** The arguments before a `--` (after it, `-h` is an argument). */
+function flagPart(argv: string[]): string[] {
+  const end = argv.indexOf("--");
+  return end === -1 ? argv : argv.slice(0, end);
 }
 
 /** Runs the CLI with `argv` (without node and script path); returns the exit code. */
 export async function main(argv: string[], io: CliIo): Promise<number> {
-  if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") {
-    io.stdout(usageText());
-    return argv.length === 0 ? 2 : 0;
-  }
-  if (argv[0] === "--version") {
-    io.stdout(`${VERSION}\n`);
-    return 0;
-  }
-  const two = `${argv[0]} ${argv[1] ?? ""}`;
-  const entry = COMMANDS[two] ?? COMMANDS[argv[0]!];
-  if (!entry) {
-    io.stderr(`pagecast: unknown command ${JSON.stringify(argv.slice(0, 2).join(" "))}\n`);
-    io.stderr(usageText());
+  const [first, second] = argv;
+  if (first === undefined) {
+    io.stderr(overviewHelp(VERSION));
     return 2;
   }
-  const rest = COMMANDS[two] ? argv.slice(2) : argv.slice(1);
-  if (rest.includes("--help") || rest.includes("-h")) {
-    io.stdout(`Usage: ${entry.usage}\n`);
+  if (HELP.has(first)) {
+    io.stdout(overviewHelp(VERSION));
+    return 0;
+  }
+  if (first === "--version" || first === "-version" || first === "version") {
+    io.stdout(`pagecast ${VERSION}\n`);
+    return 0;
+  }
+  if (first === "help") {
+    const topic = argv.slice(1).join(" ");
+    if (!topic) {
+      io.stdout(overviewHelp(VERSION));
+      return 0;
+    }
+    const spec = commandSpec(topic);
+    if (spec) io.stdout(commandHelp(spec));
+    else if (topic === "ltx") io.stdout(overviewHelp(VERSION, "ltx"));
+    else {
+      io.stderr(`pagecast: no help for ${JSON.stringify(topic)}\n${overviewHelp(VERSION)}`);
+      return 2;
+    }
+    return 0;
+  }
+  if (
+    first === "ltx" &&
+    (second === undefined || HELP.has(second) || !commandSpec(`ltx ${second}`))
+  ) {
+    if (second !== undefined && HELP.has(second)) {
+      io.stdout(overviewHelp(VERSION, "ltx"));
+      return 0;
+    }
+    if (second !== undefined) io.stderr(`pagecast: unknown command "ltx ${second}"\n`);
+    io.stderr(overviewHelp(VERSION, "ltx"));
+    return 2;
+  }
+  const name = first === "ltx" ? `ltx ${second}` : first;
+  const spec = commandSpec(name);
+  const load = LOADERS[name];
+  if (!spec || !load) {
+    io.stderr(`pagecast: unknown command ${JSON.stringify(first)}\n${overviewHelp(VERSION)}`);
+    return 2;
+  }
+  const rest = argv.slice(first === "ltx" ? 2 : 1);
+  if (flagPart(rest).some((a) => HELP.has(a))) {
+    io.stdout(commandHelp(spec));
     return 0;
   }
   try {
-    const command = await entry.load();
+    const command = await load();
     return await command(rest, io);
   } catch (err) {
-    if (err instanceof UsageError) {
-      io.stderr(`pagecast: ${err.message}\nUsage: ${entry.usage}\n`);
-      return 2;
-    }
-    if (err instanceof PagecastError) {
-      io.stderr(`pagecast: ${err.message} [${err.code}]\n`);
-      return 1;
-    }
-    const fsError = fileSystemProblem(err);
-    if (fsError) {
-      io.stderr(`pagecast: ${fsError}\n`);
-      return 1;
-    }
-    const message = err instanceof Error ? err.message : String(err);
-    io.stderr(`pagecast: unexpected error: ${message}\n`);
-    return 1;
+    return reportError(err, spec, io);
   }
 }
 
-const VERSION = "0.1.0";
+/** Prints a command's failure on stderr; returns the exit code. */
+function reportError(err: unknown, spec: CommandSpec, io: CliIo): number {
+  if (err instanceof UsageError) {
+    io.stderr(`pagecast ${spec.name}: ${err.message}\n${usageLines(spec)}`);
+    return 2;
+  }
+  if (err instanceof ConfigError) {
+    for (const w of err.warnings) io.stderr(`pagecast: warning: ${w}\n`);
+    io.stderr(`pagecast: ${err.message} [${err.code}]\n`);
+    return 1;
+  }
+  if (err instanceof PagecastError) {
+    io.stderr(`pagecast: ${err.message} [${err.code}]\n`);
+    return 1;
+  }
+  const fsError = fileSystemProblem(err);
+  if (fsError) {
+    io.stderr(`pagecast: ${fsError}\n`);
+    return 1;
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  io.stderr(`pagecast: unexpected error: ${message}\n`);
+  return 1;
+}
 
 const FS_PROBLEMS: Record<string, string> = {
   ENOENT: "no such file or directory",
@@ -129,8 +147,31 @@ function fileSystemProblem(err: unknown): string | undefined {
   return typeof path === "string" ? `${path}: ${FS_PROBLEMS[code]}` : FS_PROBLEMS[code];
 }
 
+/**
+ * The process environment as the commands want it: the AWS SDK's notice
+ * about future Node versions stays out of every command's output, and
+ * Litestream's credential variables stand in for unset AWS ones.
+ */
+export function prepareEnvironment(env: NodeJS.ProcessEnv): void {
+  env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+  if (env.AWS_ACCESS_KEY_ID === undefined && env.LITESTREAM_ACCESS_KEY_ID !== undefined) {
+    env.AWS_ACCESS_KEY_ID = env.LITESTREAM_ACCESS_KEY_ID;
+  }
+  if (env.AWS_SECRET_ACCESS_KEY === undefined && env.LITESTREAM_SECRET_ACCESS_KEY !== undefined) {
+    env.AWS_SECRET_ACCESS_KEY = env.LITESTREAM_SECRET_ACCESS_KEY;
+  }
+}
+
 /** Entry point for the `pagecast` bin: wires process streams and signals. */
 export async function run(): Promise<void> {
+  prepareEnvironment(process.env);
+  // A reader that went away (`pagecast ltx list | head`): stop quietly.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on("error", (err: NodeJS.ErrnoException) => {
+      if (err.code === "EPIPE") process.exit(0);
+      throw err;
+    });
+  }
   const controller = new AbortController();
   const onSignal = () => controller.abort();
   process.once("SIGINT", onSignal);

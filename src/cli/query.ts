@@ -9,7 +9,9 @@ import { readTimeString } from "../vfs/time-string.js";
 import { readSqliteWasm } from "../vfs-node/node-wasm.js";
 import { expectPositionals, parseArgs } from "./args.js";
 import { type CliCommand, UsageError } from "./cli-io.js";
-import { openCliStore, readTimeout, TIMEOUT_FLAG, withDeadline } from "./cli-timeout.js";
+import { openCliStore, readTimeout, withDeadline } from "./cli-timeout.js";
+import { commandSpec } from "./commands.js";
+import { loadConfigFlag, resolveTarget } from "./config-target.js";
 
 /** Parses `--at`: an ISO time with a zone, "N <unit>s ago", or `txid:N` for an exact transaction. */
 function parseAt(text: string): NonNullable<ReplicaOptions["at"]> {
@@ -52,11 +54,16 @@ function textValue(v: SqlValue): string {
 
 /** Runs the query command; returns the exit code. */
 export const query: CliCommand = async (argv, io) => {
-  const args = parseArgs(argv, { at: "string", json: "boolean", ...TIMEOUT_FLAG });
-  const [url, sql] = expectPositionals(args, ["<url>", "<sql>"]) as [string, string];
+  const args = parseArgs(argv, commandSpec("query")!.flags);
+  const config = await loadConfigFlag(args.flags, io);
+  const [source, sql] = expectPositionals(args, [config ? "<db>" : "<url>", "<sql>"]) as [
+    string,
+    string,
+  ];
   const at = typeof args.flags.at === "string" ? parseAt(args.flags.at) : undefined;
   const timeoutMs = readTimeout(args.flags);
-  const store = await openCliStore(url, io, timeoutMs);
+  const target = resolveTarget(source, config);
+  const store = await openCliStore(target.url, io, timeoutMs, target.credentials);
   let replica: Replica | undefined;
   let abandoned = false;
   // Closing the store first ends the requests a query waits on; then the replica can close.

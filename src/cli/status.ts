@@ -9,28 +9,31 @@
  * replica did not equal the database) shows `diverged` until the snapshot
  * repairing it is published, whatever the lag.
  */
+import { configuredDatabases } from "../config/configured-databases.js";
 import { type HeadWriterHealth, readHeadObject } from "../layout/index.js";
 import type { ObjectStore } from "../storage/object-store.js";
 import { NotFoundError } from "../storage/store-errors.js";
 import { openReplica, type Replica } from "../vfs/replica.js";
 import type { ReplicaHealth, ReplicaStatus } from "../vfs/replica-core.js";
 import { readSqliteWasm } from "../vfs-node/node-wasm.js";
-import { expectPositionals, parseArgs } from "./args.js";
-import { type CliCommand, type CliIo, UsageError } from "./cli-io.js";
-import { openCliStore, readTimeout, TIMEOUT_FLAG, withDeadline } from "./cli-timeout.js";
+import { parseArgs } from "./args.js";
+import { type CliCommand, type CliIo, UsageError, useColor } from "./cli-io.js";
+import { openCliStore, readTimeout, withDeadline } from "./cli-timeout.js";
+import { commandSpec } from "./commands.js";
+import { type CliTarget, databaseTarget, loadConfigFlag, resolveTarget } from "./config-target.js";
 
 /** The replica's health, or `diverged` when its writer says the replica does not equal the database. */
 type Health = ReplicaHealth | "diverged";
 
-type Outcome =
+type Outcome = { url: string; db?: string } & (
   | {
-      url: string;
       health: Health;
       status: ReplicaStatus;
       /** What the writer published about its health in the head (absent: nothing to report). */
       writer: HeadWriterHealth | null;
     }
-  | { url: string; error: { message: string; code: string | undefined } };
+  | { error: { message: string; code: string | undefined } }
+);
 
 const COLORS: Record<Health, string> = {
   healthy: "\x1b[32m",
@@ -54,12 +57,14 @@ function seconds(s: number): string {
   return `${Math.floor(s / 86_400)}d${Math.round((s % 86_400) / 3600)}h`;
 }
 
-async function inspect(url: string, io: CliIo, timeoutMs: number): Promise<Outcome> {
+async function inspect(target: CliTarget, io: CliIo, timeoutMs: number): Promise<Outcome> {
+  const { url } = target;
+  const db = target.database ? { db: target.database.path } : {};
   let store: ObjectStore | undefined;
   let replica: Replica | undefined;
   let abandoned = false;
   try {
-    store = await openCliStore(url, io, timeoutMs);
+    store = await openCliStore(url, io, timeoutMs, target.credentials);
     const opened = store;
     return await withDeadline(
       timeoutMs,
@@ -71,7 +76,7 @@ async function inspect(url: string, io: CliIo, timeoutMs: number): Promise<Outco
         const status = replica.status();
         const writer = await writerHealth(opened);
         const health: Health = writer?.health === "diverged" ? "diverged" : status.health;
-        return { url, health, status, writer };
+        return { url, ...db, health, status, writer };
       },
       async () => {
         abandoned = true;
@@ -83,6 +88,7 @@ async function inspect(url: string, io: CliIo, timeoutMs: number): Promise<Outco
     const code = (err as { code?: unknown } | null)?.code;
     return {
       url,
+      ...db,
       error: {
         message: err instanceof Error ? err.message : String(err),
         code: typeof code === "string" ? code : undefined,
@@ -112,8 +118,10 @@ async function writerHealth(store: ObjectStore): Promise<HeadWriterHealth | null
 }
 
 function row(o: Outcome, now: number, color: boolean): string[] {
+  const first = o.db !== undefined ? [o.db] : [];
   if ("error" in o) {
     return [
+      ...first,
       o.url,
       "-",
       "-",
@@ -141,6 +149,7 @@ function row(o: Outcome, now: number, color: boolean): string[] {
     if (t.requests > 0) kinds.push(`${kind} ${t.requests}`);
   }
   return [
+    ...first,
     s.url,
     s.txid === null ? "-" : String(s.txid),
     committed,
@@ -175,17 +184,36 @@ function table(rows: string[][]): string {
 
 /** `pagecast status`: exit 0 when every replica opened, 1 otherwise. */
 export const status: CliCommand = async (argv, io) => {
-  const args = parseArgs(argv, { json: "boolean", ...TIMEOUT_FLAG });
-  const urls = expectPositionals(args, ["<url>"], true);
-  if (urls.length === 0) throw new UsageError("missing <url>");
+  const args = parseArgs(argv, commandSpec("status")!.flags);
+  const names = args.positionals;
   const timeoutMs = readTimeout(args.flags);
-  const outcomes = await Promise.all(urls.map((url) => inspect(url, io, timeoutMs)));
+  const config = await loadConfigFlag(args.flags, io);
+  let targets: CliTarget[];
+  if (config && names.length === 0) {
+    targets = (await configuredDatabases(config)).map(databaseTarget);
+    if (targets.length === 0)
+      throw new UsageError(`${config.file} names no database that exists yet`);
+  } else {
+    if (names.length === 0) throw new UsageError("missing <url>");
+    targets = names.map((n) => resolveTarget(n, config));
+  }
+  const outcomes = await Promise.all(targets.map((t) => inspect(t, io, timeoutMs)));
   if (args.flags.json) {
     io.stdout(`${JSON.stringify(outcomes, null, 2)}\n`);
   } else {
-    const head = ["URL", "TXID", "LAST COMMIT", "LAG", "HEALTH", "CACHE", "REQUESTS", "ERROR"];
+    const head = [
+      ...(config ? ["DATABASE"] : []),
+      "URL",
+      "TXID",
+      "LAST COMMIT",
+      "LAG",
+      "HEALTH",
+      "CACHE",
+      "REQUESTS",
+      "ERROR",
+    ];
     const now = Date.now();
-    io.stdout(`${table([head, ...outcomes.map((o) => row(o, now, io.isTTY))])}\n`);
+    io.stdout(`${table([head, ...outcomes.map((o) => row(o, now, useColor(io)))])}\n`);
   }
   return outcomes.some((o) => "error" in o) ? 1 : 0;
 };

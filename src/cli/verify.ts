@@ -17,8 +17,10 @@ import { openReplica, type Replica } from "../vfs/replica.js";
 import { ReplicaQueryError } from "../vfs/replica-error.js";
 import { readSqliteWasm } from "../vfs-node/node-wasm.js";
 import { expectPositionals, parseArgs } from "./args.js";
-import type { CliCommand } from "./cli-io.js";
+import { type CliCommand, onFile } from "./cli-io.js";
 import { DEADLINE_GRACE_MS, openCliStore, readTimeout } from "./cli-timeout.js";
+import { commandSpec } from "./commands.js";
+import { loadConfigFlag, resolveTarget } from "./config-target.js";
 
 /** A failure of `pagecast verify` before it could wait (`VERIFY_DB_MISSING`). */
 export class VerifyError extends PagecastError {}
@@ -48,17 +50,16 @@ function writeMarker(path: string): { token: string; writtenAt: number } {
   }
 }
 
+/** Waits `ms`, or until `signal` aborts; the abort listener goes with the wait (one per poll would pile up). */
 const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener(
-      "abort",
-      () => {
-        clearTimeout(t);
-        resolve();
-      },
-      { once: true },
-    );
+    const done = () => {
+      clearTimeout(t);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
   });
 
 function describeError(err: unknown): string {
@@ -69,12 +70,18 @@ function describeError(err: unknown): string {
 
 /** `pagecast verify`: exit 0 when the marker arrived, 1 on timeout or interruption. */
 export const verify: CliCommand = async (argv, io) => {
-  const args = parseArgs(argv, { timeout: "string", json: "boolean" });
-  const [dbPath, url] = expectPositionals(args, ["<db>", "<url>"]) as [string, string];
+  const args = parseArgs(argv, commandSpec("verify")!.flags);
+  const config = await loadConfigFlag(args.flags, io);
+  const [dbPath, urlArg] = expectPositionals(args, config ? ["<db>"] : ["<db>", "<url>"]) as [
+    string,
+    string?,
+  ];
+  const target = config ? resolveTarget(dbPath, config) : resolveTarget(urlArg!, undefined);
+  const url = target.url;
   const timeoutMs = readTimeout(args.flags);
   const json = args.flags.json === true;
 
-  const { token, writtenAt } = writeMarker(dbPath);
+  const { token, writtenAt } = await onFile(dbPath, async () => writeMarker(dbPath));
   const deadline = timeoutMs > 0 ? writtenAt + timeoutMs : Number.POSITIVE_INFINITY;
   if (!json) io.stderr(`marker ${token} written to ${dbPath}; waiting for ${url}\n`);
 
@@ -98,7 +105,12 @@ export const verify: CliCommand = async (argv, io) => {
       : undefined;
   try {
     // Storage operations get what is left of the command's time.
-    store = await openCliStore(url, io, timeoutMs > 0 ? Math.max(1, deadline - Date.now()) : 0);
+    store = await openCliStore(
+      url,
+      io,
+      timeoutMs > 0 ? Math.max(1, deadline - Date.now()) : 0,
+      target.credentials,
+    );
     while (!io.signal.aborted) {
       try {
         // Lazily: the replica may not exist until the writer's first upload.

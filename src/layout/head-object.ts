@@ -5,8 +5,12 @@
  * reader learns of new data with one conditional GET instead of LISTs and can
  * fetch every page index with one exact range GET each. Litestream ignores it.
  *
- * Parsing is strict: the document comes from storage and is untrusted, so
- * anything unexpected is a typed error rather than a guess. Reader-safe.
+ * Parsing is strict about what it knows: the document comes from storage and
+ * is untrusted, so a known field that is missing or out of range is a typed
+ * error rather than a guess. Fields it does not know are ignored (forward
+ * compatibility): a later writer may add optional fields without older
+ * readers refusing its heads; a change that older readers must not
+ * misread bumps `version` instead. Reader-safe.
  */
 import {
   LTX_HEADER_SIZE,
@@ -182,8 +186,7 @@ const TOP_KEYS = [
   "postApplyChecksum",
   "files",
 ] as const;
-/** Fields a head may omit (older writers do). */
-const OPTIONAL_TOP_KEYS = ["skeleton", "page1", "writer"] as const;
+
 const WRITER_KEYS = ["health", "divergences", "lastDivergenceAt", "lastDivergence"] as const;
 const SKELETON_KEYS = ["key", "size", "txid"] as const;
 const PAGE1_KEYS = ["key", "offset", "size"] as const;
@@ -208,18 +211,14 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-function exactKeys(
-  obj: Record<string, unknown>,
-  keys: readonly string[],
-  where: string,
-  optional: readonly string[] = [],
-): void {
-  for (const k of Object.keys(obj)) {
-    if (!keys.includes(k) && !optional.includes(k))
-      throw invalid(`unexpected field ${JSON.stringify(k.slice(0, 64))} in ${where}`);
-  }
+/**
+ * Every required field must be present (as an own property). Other fields
+ * are not looked at: unknown ones are ignored (see the module comment), and
+ * the parsed result is built from the known ones only.
+ */
+function requireKeys(obj: Record<string, unknown>, keys: readonly string[], where: string): void {
   for (const k of keys) {
-    if (!(k in obj)) throw invalid(`missing field ${k} in ${where}`);
+    if (!Object.hasOwn(obj, k)) throw invalid(`missing field ${k} in ${where}`);
   }
 }
 
@@ -244,7 +243,7 @@ function isPageSize(n: number): boolean {
 function parseFile(v: unknown, i: number): HeadFile {
   const where = `files[${i}]`;
   if (!isRecord(v)) throw invalid(`${where} must be an object`);
-  exactKeys(v, FILE_KEYS, where);
+  requireKeys(v, FILE_KEYS, where);
   const level = int(v.level, `${where}.level`, 0, SNAPSHOT_LEVEL);
   const minTXID = int(v.minTXID, `${where}.minTXID`, 1, MAX_TXID);
   const maxTXID = int(v.maxTXID, `${where}.maxTXID`, minTXID, MAX_TXID);
@@ -275,7 +274,7 @@ export function parseHeadObject(bytes: Uint8Array): HeadObject {
   if (!isRecord(doc)) throw invalid("not a JSON object");
   if (doc.format !== "pagecast-head") throw invalid('format must be "pagecast-head"');
   if (doc.version !== 1) throw invalid(`unsupported version ${JSON.stringify(doc.version)}`);
-  exactKeys(doc, TOP_KEYS, "head", OPTIONAL_TOP_KEYS);
+  requireKeys(doc, TOP_KEYS, "head");
   const writerId = id(doc.writerId, "writerId");
   const generation = id(doc.generation, "generation");
   const txid = int(doc.txid, "txid", 1, MAX_TXID);
@@ -328,15 +327,16 @@ export function parseHeadObject(bytes: Uint8Array): HeadObject {
     postApplyChecksum,
     files,
   };
-  if (doc.skeleton !== undefined) head.skeleton = parseSkeleton(doc.skeleton);
-  if (doc.page1 !== undefined) head.page1 = parsePage1(doc.page1, files, pageSize);
-  if (doc.writer !== undefined) head.writer = parseWriter(doc.writer);
+  // Optional fields (older writers omit them); known ones are validated when present.
+  if (Object.hasOwn(doc, "skeleton")) head.skeleton = parseSkeleton(doc.skeleton);
+  if (Object.hasOwn(doc, "page1")) head.page1 = parsePage1(doc.page1, files, pageSize);
+  if (Object.hasOwn(doc, "writer")) head.writer = parseWriter(doc.writer);
   return head;
 }
 
 function parseWriter(v: unknown): HeadWriterHealth {
   if (!isRecord(v)) throw invalid("writer must be an object");
-  exactKeys(v, WRITER_KEYS, "writer");
+  requireKeys(v, WRITER_KEYS, "writer");
   if (v.health !== "ok" && v.health !== "diverged") {
     throw invalid('writer.health must be "ok" or "diverged"');
   }
@@ -352,7 +352,7 @@ function parseWriter(v: unknown): HeadWriterHealth {
 
 function parseSkeleton(v: unknown): HeadSkeleton {
   if (!isRecord(v)) throw invalid("skeleton must be an object");
-  exactKeys(v, SKELETON_KEYS, "skeleton");
+  requireKeys(v, SKELETON_KEYS, "skeleton");
   const txid = int(v.txid, "skeleton.txid", 1, MAX_TXID);
   // Heads of earlier writers name their skeletons with the legacy `.ltx` name.
   if (v.key !== skeletonKey(txid) && v.key !== legacySkeletonKey(txid)) {
@@ -364,7 +364,7 @@ function parseSkeleton(v: unknown): HeadSkeleton {
 
 function parsePage1(v: unknown, files: HeadFile[], pageSize: number): HeadPage1 {
   if (!isRecord(v)) throw invalid("page1 must be an object");
-  exactKeys(v, PAGE1_KEYS, "page1");
+  requireKeys(v, PAGE1_KEYS, "page1");
   const file = files.find((f) => f.key === v.key);
   if (!file) throw invalid("page1.key must name a file of files");
   const offset = int(v.offset, "page1.offset", LTX_HEADER_SIZE, file.indexOffset);

@@ -36,6 +36,15 @@ function targetText(target: RestoreTarget | undefined): string {
 }
 
 /**
+ * The target as the subject of an error. Restore, replicas opened `at` a
+ * time and time travel share these messages, so none says "restore".
+ */
+function stateText(target: RestoreTarget | undefined): string {
+  if (!target) return "the latest state";
+  return "txid" in target ? targetText(target) : `the state at ${targetText(target)}`;
+}
+
+/**
  * Plans a restore: the newest level-9 snapshot at or before the target, then,
  * greedily, the file reaching furthest that starts at or before the next
  * needed TXID (the classic interval-cover greedy, which yields the fewest
@@ -96,8 +105,8 @@ export function planRestore(files: readonly ReplicaFile[], target?: RestoreTarge
     throw new LayoutError(
       "RESTORE_TARGET_UNAVAILABLE",
       earliest
-        ? `cannot restore ${targetText(target)}: the earliest available state is ${describe(earliest)}`
-        : `cannot restore ${targetText(target)}: no file starts at TXID 1 (the replica holds no snapshot)`,
+        ? `${stateText(target)} is not available: the earliest available state is ${describe(earliest)}`
+        : `${stateText(target)} is not available: no file starts at TXID 1 (the replica holds no snapshot)`,
     );
   }
 
@@ -127,14 +136,14 @@ export function planRestore(files: readonly ReplicaFile[], target?: RestoreTarge
     if (target.txid > newest) {
       throw new LayoutError(
         "RESTORE_TARGET_UNAVAILABLE",
-        `cannot restore TXID ${target.txid}: the newest available TXID is ${newest}`,
+        `TXID ${target.txid} is not available: the newest available TXID is ${newest}`,
       );
     }
     const covering = deltas.find((f) => f.minTXID <= target.txid && f.maxTXID >= target.txid);
     if (covering && covering.minTXID <= current + 1) {
       throw new LayoutError(
         "RESTORE_TARGET_UNAVAILABLE",
-        `cannot restore TXID ${target.txid}: it is only available inside compacted file ` +
+        `TXID ${target.txid} is not available on its own: it is only inside compacted file ` +
           `${covering.key} (TXIDs ${covering.minTXID}-${covering.maxTXID})`,
       );
     }
@@ -145,7 +154,7 @@ export function planRestore(files: readonly ReplicaFile[], target?: RestoreTarge
     const next = beyond ? `the next file starts at TXID ${beyond.minTXID}` : "no file continues it";
     throw new LayoutError(
       "RESTORE_CHAIN_GAP",
-      `cannot restore ${targetText(target)}: the TXID chain stops at ${current} and ${next}`,
+      `${stateText(target)} is not available: the TXID chain stops at ${current} and ${next}`,
     );
   }
   const last = plan[plan.length - 1]!;

@@ -11,6 +11,8 @@
  * Everything here is synchronous except snapshot reads: the caller runs
  * those and every other call one at a time (the replicator's capture lane).
  */
+
+import type { LtxCompat } from "../format/index.js";
 import { CaptureBuffer } from "./capture-buffer.js";
 import { type CheckpointPolicy, checkpointModeFor, runCheckpoint } from "./checkpointer.js";
 import { DatabaseFiles } from "./database-files.js";
@@ -20,6 +22,7 @@ import type { PageChecksums } from "./page-checksums.js";
 import { captureSegment } from "./segment-capture.js";
 import type { BuiltSkeleton } from "./skeleton.js";
 import { readFullSnapshot, readPositionSnapshot } from "./snapshot-reader.js";
+import type { BuiltResync } from "./snapshotter.js";
 import type { CheckpointResult } from "./sqlite-connections.js";
 import { RollingVerifier } from "./verifier.js";
 import { type CapturePosition, CHANGED_OUTSIDE, WalPosition } from "./wal-position.js";
@@ -51,6 +54,8 @@ export interface CaptureOptions {
   policy: CheckpointPolicy;
   /** Bytes of captured page images kept while storage fails (see `outageBufferBytes`). */
   bufferBudget: number;
+  /** Page encoding of the files read here (snapshots, skeletons). */
+  ltxCompat?: LtxCompat;
 }
 
 /** The capture side (see the module comment). */
@@ -70,6 +75,8 @@ export class Capture {
   #reported = false;
   #buffer = new CaptureBuffer();
   #snapshotReason: string | undefined = "no replicated position (start)";
+  /** The snapshot due must also start a new restore plan (a level-9 file). */
+  #snapshotLevel9 = false;
   readonly verifier = new RollingVerifier();
 
   private constructor(opts: CaptureOptions, hooks: CaptureHooks, files: DatabaseFiles) {
@@ -77,6 +84,17 @@ export class Capture {
     this.#hooks = hooks;
     this.#files = files;
     this.#pageSize = files.pageSize;
+    this.#noteSwitch(files);
+  }
+
+  /** A database found in rollback-journal mode was switched to WAL: say so (the application sees it too). */
+  #noteSwitch(files: DatabaseFiles): void {
+    const from = files.conns.switchedFrom;
+    if (from === undefined) return;
+    this.#hooks.log.info(
+      `switched the database from rollback-journal mode (${from}) to WAL mode, which replication needs`,
+      { db: this.#opts.path },
+    );
   }
 
   /** Opens the database (see `DatabaseFiles.open`). */
@@ -105,9 +123,14 @@ export class Capture {
   get snapshotReason(): string | undefined {
     return this.#snapshotReason;
   }
-  /** A snapshot is due; whatever the buffer holds is covered by it. */
-  requestSnapshot(reason: string): void {
+  /**
+   * A snapshot is due; whatever the buffer holds is covered by it. With
+   * `level9`, it must also be published as a level-9 snapshot (a new
+   * starting point for restore plans), whatever the level-0 file holds.
+   */
+  requestSnapshot(reason: string, options: { level9?: boolean } = {}): void {
     this.#snapshotReason ??= reason;
+    if (options.level9) this.#snapshotLevel9 = true;
     this.#buffer = new CaptureBuffer();
   }
 
@@ -262,6 +285,7 @@ export class Capture {
     const lost = this.#unavailable ?? { since: Date.now(), reason: "database reopened" };
     try {
       this.#files = DatabaseFiles.open(this.#opts.path, this.#opts.busyTimeout);
+      this.#noteSwitch(this.#files);
     } catch (err) {
       if (!this.#reported) {
         this.#reported = true;
@@ -378,14 +402,21 @@ export class Capture {
 
   /**
    * Reads the snapshot that is due, at TXID `txid` (async: the caller keeps
-   * other capture calls out meanwhile). The capture position moves to it.
+   * other capture calls out meanwhile), encoded as TXID `txid`'s level-0
+   * file and, when `previous` is not usable or a level-9 snapshot was asked
+   * for, as a level-9 snapshot too (see `buildResync`). `previous`: the
+   * replica's state at `txid - 1`, used when its page size is the database's.
+   * The capture position moves to the image.
    */
   async readSnapshot(
     txid: number,
-    checksums: PageChecksums | undefined,
-  ): Promise<
-    { enc: UploadableLtx; skeleton: BuiltSkeleton | undefined; reason: string } | undefined
-  > {
+    options: {
+      checksums?: PageChecksums | undefined;
+      previous?: { checksums: PageChecksums; pageSize: number } | undefined;
+      /** Publish a level-9 snapshot too (besides when asked by {@link requestSnapshot}). */
+      level9?: boolean;
+    },
+  ): Promise<(BuiltResync & { skeleton: BuiltSkeleton | undefined; reason: string }) | undefined> {
     // Never through connections whose files were swapped (the pin's bump
     // write would hold locks on the application's new file).
     this.#ensureFiles();
@@ -394,12 +425,21 @@ export class Capture {
     const reason = this.#snapshotReason ?? "requested";
     // A snapshot reads the database file: only consistent under the pin.
     this.pin();
-    const taken = await readFullSnapshot(files, txid, checksums);
+    const previous =
+      options.previous?.pageSize === files.pageSize ? options.previous.checksums : undefined;
+    const taken = await readFullSnapshot(files, txid, {
+      checksums: options.checksums,
+      previous,
+      snapshot: this.#snapshotLevel9 || options.level9 === true,
+      compat: this.#opts.ltxCompat,
+    });
     this.#at.moveTo(taken);
     this.#snapshotReason = undefined;
+    this.#snapshotLevel9 = false;
     this.#repinned = false;
     this.verifier.restart();
-    return { enc: taken.enc, skeleton: taken.skeleton, reason };
+    const { level0, full, snapshot, skeleton } = taken;
+    return { level0, full, ...(snapshot ? { snapshot } : {}), skeleton, reason };
   }
 
   /** A snapshot of the capture position itself (the periodic snapshot); see `readPositionSnapshot`. */
@@ -409,13 +449,11 @@ export class Capture {
   ): Promise<{ enc: UploadableLtx; skeleton: BuiltSkeleton | undefined } | undefined> {
     const cursor = this.#at.cursor;
     if (!this.#files || !cursor || this.#files.changed()) return Promise.resolve(undefined);
-    return readPositionSnapshot(this.#files, {
-      cursor,
-      walPages: this.#at.walPages,
-      commit: this.#at.commit,
-      txid,
-      timestamp,
-    }).catch((err: unknown) => {
+    return readPositionSnapshot(
+      this.#files,
+      { cursor, walPages: this.#at.walPages, commit: this.#at.commit, txid, timestamp },
+      this.#opts.ltxCompat,
+    ).catch((err: unknown) => {
       // The WAL moved on under the read: try again at a later sync.
       if ((err as { code?: unknown }).code !== "WAL_CHANGED") throw err;
       this.#hooks.log.debug("periodic snapshot skipped: the WAL changed while it was read");

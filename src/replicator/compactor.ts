@@ -56,23 +56,41 @@ export function mergeLtxFiles(
   return builder.finish();
 }
 
+/** A source file as compaction sees it (see `KnownFile.full`). */
+export type CompactionInput = ReplicaFile & { full?: boolean };
+
 /**
- * The runs of `source`-level files to compact into the destination level:
- * files after the destination's newest TXID, split wherever TXIDs are not
- * contiguous (a continuity break leaves a gap that only a snapshot bridges).
+ * The runs of `source`-level files to compact into the destination level,
+ * oldest first: the files after the destination's newest TXID, split
+ * - wherever TXIDs are not contiguous (replicas written before every level
+ *   was kept contiguous have such holes: a compacted file never spans one);
+ * - around a `full` file (the whole database at a TXID after continuity was
+ *   lost): it goes up alone, so the files after it stay small and a reader
+ *   starting from the level-9 snapshot of that TXID never reads it.
+ * A file starting at TXID 1 (a complete snapshot: the first TXID of a
+ * replica) that a level-9 snapshot covers (`snapshotMaxTXID`, the newest
+ * level-9 snapshot's TXID, at or past its end) stays in its level as its
+ * start, and the destination level starts right after it, instead of copying
+ * the whole database up every level: a restore (Litestream's too) starts
+ * from that snapshot and continues in any level. Without such a snapshot (a
+ * Litestream replica whose level 1 starts with 1-4 and whose snapshot ends
+ * at 3), it is compacted like any other file, so that no level starts past
+ * what the snapshots reach.
  */
 export function compactionRuns(
-  source: readonly ReplicaFile[],
+  source: readonly CompactionInput[],
   destMaxTXID: number,
-): ReplicaFile[][] {
+  snapshotMaxTXID = 0,
+): CompactionInput[][] {
   const pending = source
     .filter((f) => f.minTXID > destMaxTXID)
+    .filter((f) => f.minTXID > 1 || f.maxTXID > snapshotMaxTXID)
     .sort((a, b) => a.minTXID - b.minTXID);
-  const runs: ReplicaFile[][] = [];
-  let run: ReplicaFile[] = [];
+  const runs: CompactionInput[][] = [];
+  let run: CompactionInput[] = [];
   for (const f of pending) {
     const prev = run[run.length - 1];
-    if (prev && f.minTXID !== prev.maxTXID + 1) {
+    if (prev && (f.minTXID !== prev.maxTXID + 1 || f.full || prev.full)) {
       runs.push(run);
       run = [];
     }

@@ -12,6 +12,12 @@ export {
 } from "./restore.js";
 export type { ReplicaPosition, ReplicatorStats } from "./stats.js";
 export {
+  ReplicatorSupervisor,
+  type SupervisedDatabase,
+  type SupervisedStatus,
+  type SupervisorOptions,
+} from "./supervisor.js";
+export {
   parseWalHeader,
   readCommittedFrames,
   readWalHeader,

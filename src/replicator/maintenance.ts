@@ -4,8 +4,8 @@
  * after the retention window. Acts only on files this writer knows of (no
  * LISTs), through the upload pipeline, and only while storage works.
  */
-import { decodeLtx, LtxError, ltxKey } from "../format/index.js";
-import { SNAPSHOT_LEVEL, skeletonKey } from "../layout/index.js";
+import { decodeLtx, decodeLtxHeader, type LtxCompat, LtxError, ltxKey } from "../format/index.js";
+import { legacySkeletonKey, SNAPSHOT_LEVEL, skeletonKey } from "../layout/index.js";
 import type { ObjectStore } from "../storage/object-store.js";
 import { compactionRuns, mergeLtxFiles } from "./compactor.js";
 import type { Lease } from "./lease.js";
@@ -29,6 +29,8 @@ export interface MaintenanceOptions {
   retentionGrace: number;
   /** Assumed time a file left the head when unknown (the writer's start). */
   startedAt: number;
+  /** Page encoding of compacted files. */
+  ltxCompat: LtxCompat;
 }
 
 /** Compaction and retention (see the module comment). */
@@ -68,29 +70,46 @@ export class Maintenance {
     }
   }
 
-  /** Merges every pending run of level `level - 1` into `level`, publishing the head after each. */
+  /**
+   * Merges every pending run of level `level - 1` into `level` (see
+   * `compactionRuns`), publishing the head after each. A run whose files
+   * change page size (a database rebuilt with another one) is merged up to
+   * the change; the rest is the next run.
+   */
   async compact(level: Level): Promise<void> {
-    const files = [...this.#pub.files.values()];
-    const destMax = Math.max(0, ...files.filter((f) => f.level === level).map((f) => f.maxTXID));
-    const runs = compactionRuns(
-      files.filter((f) => f.level === level - 1),
-      destMax,
-    );
-    for (const run of runs) {
+    for (;;) {
+      const files = [...this.#pub.files.values()];
+      const destMax = Math.max(0, ...files.filter((f) => f.level === level).map((f) => f.maxTXID));
+      const snapshotMax = Math.max(
+        0,
+        ...files.filter((f) => f.level === SNAPSHOT_LEVEL && f.minTXID === 1).map((f) => f.maxTXID),
+      );
+      const run = compactionRuns(
+        files.filter((f) => f.level === level - 1),
+        destMax,
+        snapshotMax,
+      )[0];
+      if (!run) return;
       const inputs: Uint8Array[] = [];
+      let pageSize: number | undefined;
       for (const f of run) {
         const bytes = this.#pub.cached(f.key) ?? (await this.#download(f.key));
         if (!bytes) return;
+        const size = decodeLtxHeader(bytes).pageSize;
+        if (pageSize !== undefined && size !== pageSize) break;
+        pageSize = size;
         inputs.push(bytes);
       }
-      const enc = mergeLtxFiles(inputs);
-      const first = run[0]!;
-      const last = run[run.length - 1]!;
+      const merged = run.slice(0, inputs.length);
+      const enc = mergeLtxFiles(inputs, { compat: this.#o.ltxCompat });
+      const first = merged[0]!;
+      const last = merged[merged.length - 1]!;
       await this.#pub.upload({
         key: ltxKey(level, first.minTXID, last.maxTXID),
         enc,
+        ...(merged.length === 1 && first.full ? { full: true } : {}),
         commit: () => {
-          for (const f of run) this.#pub.uncache(f.key);
+          for (const f of merged) this.#pub.uncache(f.key);
           this.compactions[level] = (this.compactions[level] ?? 0) + 1;
           this.#pub.queueEvent("compaction", {
             level,
@@ -147,10 +166,12 @@ export class Maintenance {
     if (keys.length === 0) return;
     await this.#o.lease.ensure();
     await this.#o.store.deleteMany(keys);
-    // A deleted snapshot's skeleton goes with it (absent ones are ignored).
+    // A deleted snapshot's skeleton goes with it, under either name (absent ones are ignored).
     const skeletons = keys.flatMap((k) => {
       const f = pub.files.get(k);
-      return f?.level === SNAPSHOT_LEVEL ? [skeletonKey(f.maxTXID)] : [];
+      return f?.level === SNAPSHOT_LEVEL
+        ? [skeletonKey(f.maxTXID), legacySkeletonKey(f.maxTXID)]
+        : [];
     });
     if (skeletons.length > 0) await this.#o.store.deleteMany(skeletons);
     for (const k of keys) {

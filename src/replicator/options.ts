@@ -1,4 +1,5 @@
 /** The options of {@link Replicator.start}, their defaults and their validation. */
+import { LTX_COMPAT_VALUES, type LtxCompat, resolveLtxCompat } from "../format/index.js";
 import type { ObjectStore } from "../storage/object-store.js";
 import type { ReplicatorLogger } from "./logger.js";
 import { ReplicatorError } from "./replicator-error.js";
@@ -71,6 +72,13 @@ export interface ReplicatorOptions {
    * error on any attempt counts at once.
    */
   uploadStallTimeout?: number;
+  /**
+   * Page encoding of every LTX file written (level-0 files, compactions,
+   * snapshots and their skeletons): `"0.5.2"` (default, LZ4 blocks, read by
+   * Litestream 0.5.16+ and every pagecast reader) or `"0.5.1"` (LZ4 frames,
+   * for replicas that Litestream 0.5.0-0.5.15 must read). See `LtxCompat`.
+   */
+  ltxCompat?: LtxCompat;
   logger?: ReplicatorLogger;
   /** Identifier of this writer (default: random). */
   writerId?: string;
@@ -93,6 +101,7 @@ export interface ResolvedOptions {
   outageBufferBytes: number;
   outageRetryMaxDelay: number;
   uploadStallTimeout: number;
+  ltxCompat: LtxCompat;
 }
 
 /** Checks the options (`INVALID_OPTION`) and applies the defaults. */
@@ -121,7 +130,19 @@ export function resolveOptions(o: ReplicatorOptions): ResolvedOptions {
     outageBufferBytes: o.outageBufferBytes ?? 64 * 1024 * 1024,
     outageRetryMaxDelay: o.outageRetryMaxDelay ?? 30_000,
     uploadStallTimeout: o.uploadStallTimeout ?? 10_000,
+    ltxCompat: compat(o.ltxCompat),
   };
+}
+
+function compat(value: unknown): LtxCompat {
+  try {
+    return resolveLtxCompat(value);
+  } catch {
+    throw new ReplicatorError(
+      "INVALID_OPTION",
+      `options.ltxCompat must be one of ${LTX_COMPAT_VALUES.map((v) => JSON.stringify(v)).join(", ")}`,
+    );
+  }
 }
 
 function validateOptions(o: ReplicatorOptions): void {

@@ -26,6 +26,7 @@ import type { UploadableLtx } from "./ltx-builder.js";
 import { compareStoredLtx, disposeLtx, putLtx } from "./ltx-upload.js";
 import { errorText, isStorageFailure, StorageOutage } from "./outage.js";
 import { PageChecksums } from "./page-checksums.js";
+import { readReplicaState } from "./replica-state.js";
 import { LeaseLostError } from "./replicator-error.js";
 import type { BuiltSkeleton } from "./skeleton.js";
 
@@ -35,6 +36,12 @@ export interface KnownFile extends ReplicaFile {
   indexSize?: number;
   /** Page 1's frame in the file; `null`: the file has no page 1; absent: unknown. */
   page1?: { offset: number; size: number } | null;
+  /**
+   * A level-0 file holding the whole database although it does not start at
+   * TXID 1 (published after continuity was lost, with no previous state to
+   * diff against): compaction keeps it in a run of its own.
+   */
+  full?: boolean;
 }
 
 /** One upload: the file, and what publishing it changes. */
@@ -46,6 +53,10 @@ export interface Upload {
   transactions?: number;
   /** A snapshot's B-tree skeleton, published (best effort) right after it. */
   skeleton?: BuiltSkeleton;
+  /** See {@link KnownFile.full}. */
+  full?: boolean;
+  /** Uploaded right after this one (becoming `inflight` in turn, so a retry resumes there). */
+  next?: Upload;
 }
 
 export { errorText, isStorageFailure } from "./outage.js";
@@ -89,6 +100,11 @@ export class Publisher {
   generation: string;
   /** Per-page checksums of the newest encoded file's state (published or in flight). */
   checksums = new PageChecksums();
+  /**
+   * Whether {@link checksums} describe that state: false until a snapshot
+   * read or a resumed head sets them (and always without `trackChecksums`).
+   */
+  checksumsKnown = false;
   /** The B-tree skeleton published for the newest snapshot, named by the head. */
   skeleton: HeadSkeleton | undefined;
   /** An upload that has not succeeded yet (retried as is: its key must never name other bytes). */
@@ -135,6 +151,13 @@ export class Publisher {
     }
   }
 
+  /** Whether the replica holds a level-9 snapshot (the head's plan must start with one). */
+  hasSnapshot(): boolean {
+    for (const f of this.files.values())
+      if (f.level === SNAPSHOT_LEVEL && f.minTXID === 1) return true;
+    return false;
+  }
+
   /** Keys of the files the current head names. */
   headKeys(): string[] {
     return (this.#d.head.current?.files ?? []).map((f) => f.key);
@@ -149,6 +172,44 @@ export class Publisher {
     this.pageSize = head.pageSize;
     this.generation = head.generation;
     this.skeleton = head.skeleton;
+    this.checksumsKnown = true;
+  }
+
+  /**
+   * The published state as per-page checksums, to diff a continuity
+   * snapshot against: the ones held when known, else rebuilt from the
+   * replica's files (see replica-state.ts). Undefined when nothing is
+   * published yet, or when the files do not give a consistent state (logged:
+   * the snapshot then publishes every page). Storage failures are thrown.
+   */
+  async publishedState(): Promise<{ checksums: PageChecksums; pageSize: number } | undefined> {
+    if (this.txid === 0) return undefined;
+    if (this.checksumsKnown) return { checksums: this.checksums, pageSize: this.pageSize };
+    const head = this.#d.head.current;
+    const expected =
+      head && head.txid === this.txid && head.postApplyChecksum !== null
+        ? head.postApplyChecksum
+        : undefined;
+    try {
+      const state = await readReplicaState(
+        this.#d.store,
+        [...this.files.values()],
+        this.txid,
+        expected,
+      );
+      this.#d.log.info("rebuilt the replica's state to publish only what changed", {
+        txid: state.txid,
+        pages: state.commit,
+      });
+      return state;
+    } catch (err) {
+      if (isStorageFailure(err) || this.fatal) throw err;
+      this.#d.log.warn("cannot rebuild the replica's state: the snapshot holds every page", {
+        txid: this.txid,
+        error: errorText(err),
+      });
+      return undefined;
+    }
   }
 
   /** Whether an upload or a head write waits. */
@@ -199,11 +260,16 @@ export class Publisher {
    * known to be stored. A failed upload stays in `inflight` and is retried
    * as is before anything else.
    */
-  async upload(item: Upload): Promise<void> {
+  async upload(first: Upload): Promise<void> {
+    for (let item: Upload | undefined = first; item; item = item.next) await this.#upload(item);
+  }
+
+  async #upload(item: Upload): Promise<void> {
     this.inflight = item;
     await this.#watched(item.key, item.enc.size, () => this.#put(item));
     this.inflight = undefined;
-    disposeLtx(item.enc);
+    // The next upload may carry the same body (TXID 1's level-0 file and snapshot).
+    if (item.next?.enc !== item.enc) disposeLtx(item.enc);
     this.bytesUploaded += item.enc.size;
     const h = item.enc.header;
     const level = Number.parseInt(item.key.slice(0, 4), 16);
@@ -218,9 +284,11 @@ export class Publisher {
       indexOffset: item.enc.indexOffset,
       indexSize: item.enc.indexSize,
       page1: item.enc.page1 ?? null,
+      ...(item.full ? { full: true } : {}),
     });
-    // Levels 0-2 are the inputs of the next compaction: keep them instead of downloading them again.
-    if (level < 3 && this.#d.cacheInputs && item.enc.bytes)
+    // Levels 0-2 are the inputs of the next compaction: keep them instead of downloading them
+    // again (not a file starting at TXID 1: compaction leaves those where they are).
+    if (level < 3 && h.minTXID > 1 && this.#d.cacheInputs && item.enc.bytes)
       this.#cachePut(item.key, item.enc.bytes);
     item.commit();
     this.headDirty = true;
@@ -329,6 +397,14 @@ export class Publisher {
         return;
       }
     }
+    if (plan.files[0]!.level !== SNAPSHOT_LEVEL) {
+      // A replica without a level-9 snapshot (Litestream's young replicas;
+      // ours when a crash came between the first TXID's two files): a head
+      // names a plan from one, so one is published first.
+      this.#d.requestSnapshot("the replica holds no level-9 snapshot");
+      this.headDirty = true;
+      return;
+    }
     const files: HeadFile[] = [];
     for (const f of plan.files) files.push(await this.#headFile(this.files.get(f.key)!));
     const head: HeadObject = {
@@ -400,9 +476,9 @@ export class Publisher {
     this.#headUncertain = false;
   }
 
-  /** Releases what an upload that never made it holds (a spool file). */
+  /** Releases what an upload that never made it holds (a spool file), and the uploads after it. */
   dispose(): void {
-    if (this.inflight) disposeLtx(this.inflight.enc);
+    for (let item = this.inflight; item; item = item.next) disposeLtx(item.enc);
     this.#unsubscribe?.();
   }
 }

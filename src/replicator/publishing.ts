@@ -7,14 +7,15 @@
  * database goes through the capture lane.
  */
 import { randomBytes } from "node:crypto";
-import { ltxKey } from "../format/index.js";
+import { type LtxCompat, ltxKey } from "../format/index.js";
 import { SNAPSHOT_LEVEL } from "../layout/index.js";
 import type { Capture } from "./capture.js";
 import type { CaptureBuffer } from "./capture-buffer.js";
 import type { WriterHealth } from "./health.js";
 import type { Lane } from "./lane.js";
 import type { ReplicatorLogger } from "./logger.js";
-import { errorText, type Publisher } from "./publisher.js";
+import { PageChecksums } from "./page-checksums.js";
+import { errorText, type Publisher, type Upload } from "./publisher.js";
 import { ReplicatorError } from "./replicator-error.js";
 
 /** A new generation id (every continuity break starts one). */
@@ -31,6 +32,8 @@ export interface PublishingDeps {
   log: ReplicatorLogger;
   trackChecksums: boolean;
   snapshotInterval: number;
+  /** Page encoding of the level-0 files. */
+  ltxCompat: LtxCompat;
   /** The replicator's counters (updated in place). */
   counters: { snapshots: number; continuityBreaks: Record<string, number> };
 }
@@ -91,6 +94,7 @@ export class Publishing {
       pageSize: this.#d.capture.pageSize,
       txid,
       ...(this.#d.trackChecksums ? { checksums: pub.checksums } : {}),
+      compat: this.#d.ltxCompat,
     });
     await pub.upload({
       key: ltxKey(0, txid, txid),
@@ -107,41 +111,74 @@ export class Publishing {
     await this.publishHead();
   }
 
-  /** Publishes a full snapshot at the next TXID (continuity lost, a divergence, or the start). */
+  /**
+   * Publishes the database as read now at the next TXID (continuity lost, a
+   * divergence, the start), keeping every level contiguous the way
+   * Litestream does: the TXID goes to level 0 like any other, as a file that
+   * brings a reader of the previous TXID to the image (only the pages that
+   * differ from the published state when it is known or can be rebuilt from
+   * the replica; every page otherwise). A level-9 snapshot of the image
+   * follows it when that file holds every page (readers then start from the
+   * snapshot instead of reading the whole database twice), when the replica
+   * has none yet, or when a new restore starting point was asked for.
+   */
   async #snapshot(): Promise<void> {
     const pub = this.#d.pub;
     const txid = pub.txid + 1;
+    // Rebuilding the published state may download the replica: before the capture lane is taken.
+    const previous = await pub.publishedState();
+    const checksums = this.#d.trackChecksums ? new PageChecksums() : undefined;
     let covers = 0;
     const taken = await this.#d.captureLane.run(() => {
-      const reading = this.#d.capture.readSnapshot(
-        txid,
-        this.#d.trackChecksums ? pub.checksums : undefined,
-      );
+      const reading = this.#d.capture.readSnapshot(txid, {
+        checksums,
+        previous,
+        // The head's plan starts from a level-9 snapshot: the first one comes now.
+        level9: !pub.hasSnapshot(),
+      });
       // Every divergence noticed so far (including by the read's own file check) is covered.
       covers = this.#d.health.divergences;
       return reading;
     });
     if (!taken) return; // The database is unavailable: the snapshot waits for it.
-    const { reason, enc } = taken;
-    this.#d.log.info("publishing snapshot", { reason, txid });
+    if (checksums) {
+      pub.checksums = checksums;
+      pub.checksumsKnown = true;
+    }
+    const { reason, level0, snapshot } = taken;
+    const header = level0.header;
+    this.#d.log.info("publishing snapshot", {
+      reason,
+      txid,
+      pages: level0.pageCount,
+      ...(snapshot ? { level9: true } : {}),
+    });
     this.#d.counters.continuityBreaks[reason] =
       (this.#d.counters.continuityBreaks[reason] ?? 0) + 1;
-    const timestamp = enc.header.timestamp;
-    await pub.upload({
+    const timestamp = header.timestamp;
+    const level9: Upload | undefined = snapshot && {
       key: ltxKey(SNAPSHOT_LEVEL, 1, txid),
-      enc,
+      enc: snapshot,
       ...(taken.skeleton ? { skeleton: taken.skeleton } : {}),
+      commit: () => {
+        this.lastSnapshotAt = Date.now();
+        this.#d.counters.snapshots++;
+      },
+    };
+    await pub.upload({
+      key: ltxKey(0, txid, txid),
+      enc: level0,
+      ...(taken.full ? { full: true } : {}),
+      ...(level9 ? { next: level9 } : {}),
       commit: () => {
         pub.txid = txid;
         pub.txTime = timestamp;
-        pub.commit = enc.header.commit;
-        pub.pageSize = enc.header.pageSize;
+        pub.commit = header.commit;
+        pub.pageSize = header.pageSize;
         pub.generation = randomId();
-        this.lastSnapshotAt = Date.now();
-        this.#d.counters.snapshots++;
         pub.published++;
         if (this.#d.health.divergences === covers) this.#d.health.repaired(txid);
-        pub.queueEvent("snapshot", { txid, reason });
+        pub.queueEvent("snapshot", { txid, reason, level9: level9 !== undefined });
         pub.queueEvent("sync", { txid, timestamp });
       },
     });
@@ -172,7 +209,7 @@ export class Publishing {
       commit: () => {
         this.lastSnapshotAt = Date.now();
         this.#d.counters.snapshots++;
-        pub.queueEvent("snapshot", { txid, reason: "periodic" });
+        pub.queueEvent("snapshot", { txid, reason: "periodic", level9: true });
       },
     });
     await this.publishHead();

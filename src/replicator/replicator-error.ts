@@ -6,6 +6,7 @@ import { PagecastError } from "../errors.js";
  * - `WAL_CHANGED`: a WAL frame changed between scanning and reading it (retried as a continuity break).
  * - `DB_NOT_WAL`: the database could not be put into WAL mode.
  * - `DB_MISSING`: the database file does not exist (and `autoRestore` was not asked for).
+ * - `DB_INVALID`: the file is not a SQLite database.
  * - `DB_BUSY`: the database could not be opened in WAL mode because another connection held it (retried).
  * - `DB_UNAVAILABLE`: `sync()` while the database cannot be reopened after it was swapped or removed (retried at every sync).
  * - `REPLICATOR_CLOSED`: the replicator was closed or has stopped after a fatal error.

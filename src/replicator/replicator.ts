@@ -16,6 +16,14 @@
  */
 import { EventEmitter } from "node:events";
 import { listAllLevels } from "../layout/index.js";
+import {
+  type MetricLabels,
+  type MetricsOptions,
+  type MetricsText,
+  metricsText,
+  WRITE_METRICS,
+} from "../metrics/prometheus-text.js";
+import { writeReplicatorMetrics } from "../metrics/replicator-metrics.js";
 import type { ObjectStore } from "../storage/object-store.js";
 import { openNodeStore } from "../storage/open-node-store.js";
 import { Capture } from "./capture.js";
@@ -34,7 +42,7 @@ import { collectStats, type ReplicaPosition, type ReplicatorStats } from "./stat
 
 export type { ReplicatorOptions } from "./options.js";
 
-/** Events: `sync` (position), `snapshot` ({txid, reason}), `compaction` ({level, minTXID, maxTXID}), `checkpoint` ({mode}), `error` (Error; only when a listener exists). */
+/** Events: `sync` (position), `snapshot` ({txid, reason, level9}: a continuity break's TXID, `level9` when a level-9 snapshot came with it; periodic ones: reason "periodic"), `compaction` ({level, minTXID, maxTXID}), `checkpoint` ({mode}), `error` (Error; only when a listener exists). */
 export class Replicator extends EventEmitter {
   readonly #o: ResolvedOptions;
   readonly #store: ObjectStore;
@@ -57,6 +65,7 @@ export class Replicator extends EventEmitter {
   #stats = {
     syncs: 0,
     publishedSyncs: 0,
+    syncDuration: { count: 0, totalMs: 0, lastMs: null as number | null },
     snapshots: 0,
     continuityBreaks: {} as Record<string, number>,
     checkpoints: { passive: 0, truncate: 0, busy: 0 },
@@ -89,6 +98,7 @@ export class Replicator extends EventEmitter {
         busyTimeout: o.busyTimeout,
         policy: { passivePages: o.checkpointPages, truncatePages: o.truncatePages },
         bufferBudget: o.outageBufferBytes,
+        ltxCompat: o.ltxCompat,
       },
       {
         log: this.#log,
@@ -126,7 +136,8 @@ export class Replicator extends EventEmitter {
           if (this.#capture.snapshotReason === undefined) {
             this.#log.warn("publishing a snapshot", { reason });
           }
-          this.#capture.requestSnapshot(reason);
+          // A new starting point for the plan: a level-9 file, whatever the level-0 one holds.
+          this.#capture.requestSnapshot(reason, { level9: true });
         },
         error: (err) => this.#recordError(err),
       },
@@ -141,6 +152,7 @@ export class Replicator extends EventEmitter {
       log: this.#log,
       trackChecksums: o.trackChecksums,
       snapshotInterval: o.snapshotInterval,
+      ltxCompat: o.ltxCompat,
       counters: this.#stats,
     });
     this.#maint = new Maintenance(
@@ -152,6 +164,7 @@ export class Replicator extends EventEmitter {
         retention: o.retention,
         retentionGrace: o.retentionGrace,
         startedAt: Date.now(),
+        ltxCompat: o.ltxCompat,
       },
       this.#pub,
     );
@@ -194,7 +207,7 @@ export class Replicator extends EventEmitter {
         trackChecksums: o.trackChecksums,
         log,
       });
-      if (resumed) r.#publishing.lastSnapshotAt = resumed.lastSnapshotAt;
+      r.#publishing.lastSnapshotAt = resumed.lastSnapshotAt;
       await r.sync();
       r.#startTimer();
       log.info("replicator started", {
@@ -257,8 +270,9 @@ export class Replicator extends EventEmitter {
         if (this.#closed || this.#pub.fatal) return;
         if (!this.#pub.outage.due(Date.now())) return;
         const published = this.#pub.published;
+        const started = performance.now();
         const failure = await this.#pub.tryStorage(() => this.#publishing.publishAll());
-        if (this.#pub.published > published) this.#stats.publishedSyncs++;
+        if (this.#pub.published > published) this.#published(started);
         if (failure !== undefined) throw this.#publishing.unavailable(failure, this.#store.url);
         this.#stats.lastSyncAt = Date.now();
         await this.#publishing.periodicSnapshot();
@@ -307,6 +321,7 @@ export class Replicator extends EventEmitter {
     this.#assertUsable();
     this.#stats.syncs++;
     const published = this.#pub.published;
+    let started = performance.now();
     try {
       // Everything committed before this call is captured now...
       await this.#captureLane.run(() => {
@@ -323,6 +338,7 @@ export class Replicator extends EventEmitter {
       // ...and durable once this publishes.
       const failure = await this.#publishLane.run(() => {
         this.#assertUsable();
+        started = performance.now();
         return this.#pub.tryStorage(() => this.#publishing.publishAll());
       });
       if (failure !== undefined) {
@@ -339,8 +355,18 @@ export class Replicator extends EventEmitter {
         this.#recordError(this.#publishing.unavailable(later, this.#store.url));
       return { txid: this.#pub.txid, timestamp: this.#pub.txTime };
     } finally {
-      if (this.#pub.published > published) this.#stats.publishedSyncs++;
+      if (this.#pub.published > published) this.#published(started);
     }
+  }
+
+  /** A sync that published, whose upload started at `started` (performance.now()). */
+  #published(started: number): void {
+    const ms = performance.now() - started;
+    const d = this.#stats.syncDuration;
+    this.#stats.publishedSyncs++;
+    d.count++;
+    d.totalMs += ms;
+    d.lastMs = ms;
   }
 
   /** Runs every due compaction and retention now (for tests and tools). */
@@ -365,6 +391,21 @@ export class Replicator extends EventEmitter {
       counters: this.#stats,
       pending: this.#publishing.pendingTransactions(),
     });
+  }
+
+  /**
+   * The replicator's figures as Prometheus text (`pagecast_txid`,
+   * `pagecast_health{state}`, syncs, uploads, checkpoints, outage...),
+   * labelled with `db` and the replica's `url`; see the README's metrics
+   * table. `metricsText([...])` combines several sources.
+   */
+  metrics(options: MetricsOptions = {}): string {
+    return metricsText(this, options);
+  }
+
+  /** @internal Adds this replicator's samples (see {@link metricsText}). */
+  [WRITE_METRICS](out: MetricsText, labels: MetricLabels): void {
+    writeReplicatorMetrics(out, this.stats(), { ...labels, db: this.#o.db, url: this.#store.url });
   }
 
   /** The newest published position. */

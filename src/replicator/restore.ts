@@ -313,7 +313,13 @@ export async function restore(
       // continue from just before it.
       track ??= header.commit <= MAX_TRACKED_PAGES;
       applier ??= new LtxApplier(applyTarget, { verifyChecksums: track });
-      if (last && header.minTXID !== last.txid + 1) {
+      if (last && header.minTXID === 1) {
+        // A complete snapshot further on in the plan (a compacted level that
+        // starts at TXID 1, as Litestream writes them, after a shorter
+        // snapshot): it replaces the image, so applying starts over with it.
+        track = header.commit <= MAX_TRACKED_PAGES;
+        applier = new LtxApplier(applyTarget, { verifyChecksums: track });
+      } else if (last && header.minTXID !== last.txid + 1) {
         // The image is past this file's pre-apply state: no checksum chain to
         // follow from here, so the finished file is checksummed instead.
         track = false;

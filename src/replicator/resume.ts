@@ -246,8 +246,9 @@ function checksumCandidates(
  * At start, with the database open: continues at the head's position when
  * the database is still there (capturing first what was committed while
  * nobody replicated, before the pin's bump write can restart the WAL), or
- * makes a snapshot due, logging why. Returns when the newest snapshot was
- * published, when resumed.
+ * makes a snapshot due, logging why. Returns when the newest level-9
+ * snapshot was published (0: none), from which the periodic one is due: a
+ * continuity snapshot at start publishes a level-9 file only when needed.
  */
 export async function resumeOrSnapshot(input: {
   store: ObjectStore;
@@ -257,8 +258,10 @@ export async function resumeOrSnapshot(input: {
   listing: { files: ReplicaFile[]; txid: number };
   trackChecksums: boolean;
   log: ReplicatorLogger;
-}): Promise<{ lastSnapshotAt: number } | undefined> {
+}): Promise<{ lastSnapshotAt: number }> {
   const { capture, pub, head, log } = input;
+  const snapshots = [...pub.files.values()].filter((f) => f.level === SNAPSHOT_LEVEL);
+  const lastSnapshotAt = Math.max(0, ...snapshots.map((f) => fileTime(f)));
   const files = capture.files!;
   const before = files.conns.dataVersion();
   const found = input.trackChecksums
@@ -269,7 +272,7 @@ export async function resumeOrSnapshot(input: {
     if (head) log.info("publishing a snapshot at start", { reason });
     capture.setSnapshotReason(reason);
     capture.pin();
-    return undefined;
+    return { lastSnapshotAt };
   }
   capture.adopt(found);
   pub.adoptHead(head, found.checksums);
@@ -279,8 +282,7 @@ export async function resumeOrSnapshot(input: {
   });
   capture.scan({ pin: false });
   capture.pinAfterResume(before);
-  const snapshots = [...pub.files.values()].filter((f) => f.level === SNAPSHOT_LEVEL);
-  return { lastSnapshotAt: Math.max(0, ...snapshots.map((f) => fileTime(f))) };
+  return { lastSnapshotAt };
 }
 
 /**

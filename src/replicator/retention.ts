@@ -5,7 +5,8 @@
  *   window stays restorable from a kept snapshot plus kept files),
  * - the current head does not reference it, and
  * - it left the head's plan at least a grace period ago (a reader that
- *   fetched an older head may still be opening it).
+ *   fetched an older head may still be opening it), and
+ * - every older file of its level goes too (levels stay contiguous).
  */
 import { fileTime, type ReplicaFile, SNAPSHOT_LEVEL } from "../layout/index.js";
 
@@ -49,9 +50,22 @@ export function selectExpiredFiles(input: RetentionInput): string[] {
     const s = snapshots[i]!;
     if (deletable(s)) out.push(s.key);
   }
+  // Levels 0-8 lose only a prefix (oldest first, up to the first file kept),
+  // so that each stays contiguous: Litestream's readers fill a level-0 gap
+  // from levels 1-8 and never expect a hole inside a level.
+  const levels = new Map<number, ReplicaFile[]>();
   for (const f of input.files) {
     if (f.level === SNAPSHOT_LEVEL) continue;
-    if (f.maxTXID <= keptFrom.maxTXID && deletable(f)) out.push(f.key);
+    const list = levels.get(f.level) ?? [];
+    list.push(f);
+    levels.set(f.level, list);
+  }
+  for (const list of levels.values()) {
+    list.sort((a, b) => a.minTXID - b.minTXID || a.maxTXID - b.maxTXID);
+    for (const f of list) {
+      if (f.maxTXID > keptFrom.maxTXID || !deletable(f)) break;
+      out.push(f.key);
+    }
   }
   return out;
 }

@@ -1,9 +1,11 @@
 /**
- * Reads full-database images for level-9 snapshots through the capture side's
+ * Reads full-database images (level-9 snapshots, and the level-0 file of a
+ * TXID published after continuity was lost) through the capture side's
  * descriptors (see database-files.ts): every committed frame of the current
  * WAL generation over the database file, consistent under the replicator's pin.
  */
 import { dirname } from "node:path";
+import type { LtxCompat } from "../format/index.js";
 import type { RestartExpectation } from "./checkpointer.js";
 import { dbSizeInPages, readDbPages } from "./database-file.js";
 import type { DatabaseFiles } from "./database-files.js";
@@ -12,7 +14,7 @@ import { disposeLtx } from "./ltx-upload.js";
 import type { PageChecksums } from "./page-checksums.js";
 import { ReplicatorError } from "./replicator-error.js";
 import { type BuiltSkeleton, SkeletonCollector } from "./skeleton.js";
-import { buildSnapshot } from "./snapshotter.js";
+import { type BuiltResync, buildResync, buildSnapshot, type SnapshotInput } from "./snapshotter.js";
 import {
   initialCursor,
   readCommittedFrames,
@@ -24,14 +26,25 @@ import {
   type WalSegment,
 } from "./wal-reader.js";
 
-/** A snapshot read at the WAL's current end, with the capture position it leaves. */
-export interface FullSnapshot {
-  enc: UploadableLtx;
+/** A full image read at the WAL's current end, encoded, with the capture position it leaves. */
+export interface FullSnapshot extends BuiltResync {
+  /** The level-9 snapshot's B-tree skeleton (only with a snapshot). */
   skeleton: BuiltSkeleton | undefined;
   cursor: WalCursor;
   walPages: Map<number, number>;
   expect: RestartExpectation | undefined;
   page1: Uint8Array | undefined;
+}
+
+/** What {@link readFullSnapshot} encodes besides the level-0 file (see `buildResync`). */
+export interface FullSnapshotOptions {
+  /** Rebuilt from the image. */
+  checksums?: PageChecksums | undefined;
+  /** Per-page checksums of the replica's state before (same page size): the level-0 file holds what differs. */
+  previous?: PageChecksums | undefined;
+  /** Also the level-9 snapshot (always without `previous`). */
+  snapshot: boolean;
+  compat?: LtxCompat | undefined;
 }
 
 /** Where a snapshot image is read: a capture position, and the TXID and time it is published at. */
@@ -54,14 +67,15 @@ function sameGeneration(a: WalHeader | undefined, b: WalHeader | undefined): boo
 
 /**
  * Reads a consistent full image at TXID `txid` (every committed frame of the
- * current WAL generation over the database file), rebuilding `checksums`
- * from it. Retried if the WAL was restarted while reading (possible only
- * when the pin was not effective).
+ * current WAL generation over the database file) and encodes it as that
+ * TXID's level-0 file, and as a level-9 snapshot when asked (see
+ * `buildResync`), rebuilding `options.checksums` from it. Retried if the WAL
+ * was restarted while reading (possible only when the pin was not effective).
  */
 export async function readFullSnapshot(
   files: DatabaseFiles,
   txid: number,
-  checksums: PageChecksums | undefined,
+  options: FullSnapshotOptions,
 ): Promise<FullSnapshot> {
   const pageSize = files.pageSize;
   for (let attempt = 0; ; attempt++) {
@@ -72,13 +86,20 @@ export async function readFullSnapshot(
       segment && segment.commit > 0 ? segment.commit : dbSizeInPages(files.db, pageSize);
     const cursor = segment ? segment.end : emptyCursor();
     const walPages = segment?.pages ?? new Map<number, number>();
-    const { enc, skeleton } = await encode(
-      files,
-      { cursor, walPages, commit, txid, timestamp: Date.now() },
-      checksums,
-    );
+    const at = { cursor, walPages, commit, txid, timestamp: Date.now() };
+    const collector =
+      options.snapshot || !options.previous ? skeletonCollector(files, at, options) : undefined;
+    const built = await buildResync({
+      ...imageInput(files, at, options),
+      ...(options.previous ? { previous: options.previous } : {}),
+      snapshot: options.snapshot,
+      ...(collector
+        ? { onPage: (pgno: number, page: Uint8Array) => collector.add(pgno, page) }
+        : {}),
+    });
     if (!sameGeneration(header, readWalHeader(files.wal))) {
-      disposeLtx(enc);
+      disposeLtx(built.level0);
+      if (built.snapshot) disposeLtx(built.snapshot);
       if (attempt >= 3) {
         throw new ReplicatorError(
           "WAL_CHANGED",
@@ -96,7 +117,8 @@ export async function readFullSnapshot(
     const expect: RestartExpectation | undefined = header
       ? undefined
       : { oldSalt1: null, clean: true };
-    return { enc, skeleton, cursor, walPages, expect, page1 };
+    const skeleton = built.snapshot ? collector?.finish() : undefined;
+    return { ...built, skeleton, cursor, walPages, expect, page1 };
   }
 }
 
@@ -108,9 +130,15 @@ export async function readFullSnapshot(
 export async function readPositionSnapshot(
   files: DatabaseFiles,
   at: SnapshotPosition,
+  compat?: LtxCompat,
 ): Promise<{ enc: UploadableLtx; skeleton: BuiltSkeleton | undefined } | undefined> {
   const { cursor, walPages } = at;
-  const { enc, skeleton } = await encode(files, at, undefined);
+  const collector = skeletonCollector(files, at, { compat });
+  const enc = await buildSnapshot({
+    ...imageInput(files, at, { compat }),
+    onPage: (pgno, page) => collector.add(pgno, page),
+  });
+  const skeleton = collector.finish();
   // Frames read above must still belong to the generation the position is in.
   const after = readWalHeader(files.wal);
   if (
@@ -123,29 +151,42 @@ export async function readPositionSnapshot(
   return { enc, skeleton };
 }
 
-/** Encodes the image at `at` (spooled next to the database when large), with its B-tree skeleton. */
-async function encode(
+/** The builder inputs of the image at `at` (spooled next to the database when large). */
+function imageInput(
   files: DatabaseFiles,
   at: SnapshotPosition,
-  checksums: PageChecksums | undefined,
-): Promise<{ enc: UploadableLtx; skeleton: BuiltSkeleton | undefined }> {
+  options: { checksums?: PageChecksums | undefined; compat?: LtxCompat | undefined },
+): SnapshotInput {
   const { cursor, walPages, commit, txid, timestamp } = at;
-  const pageSize = files.pageSize;
-  const collector = new SkeletonCollector({ pageSize, commit, txid, timestamp });
-  const enc = await buildSnapshot({
+  return {
     db: files.db,
     wal: files.wal,
     walPages,
     salts: cursor,
-    pageSize,
+    pageSize: files.pageSize,
     commit,
     txid,
     timestamp,
     walOffset: WAL_HEADER_SIZE,
     walSize: cursor.offset - WAL_HEADER_SIZE,
-    ...(checksums ? { checksums } : {}),
-    onPage: (pgno, page) => collector.add(pgno, page),
+    ...(options.checksums ? { checksums: options.checksums } : {}),
+    ...(options.compat !== undefined ? { compat: options.compat } : {}),
     spoolDir: dirname(files.path),
+  };
+}
+
+/** Collects the skeleton of the snapshot of the image at `at`, encoded like it. */
+function skeletonCollector(
+  files: DatabaseFiles,
+  at: SnapshotPosition,
+  options: { compat?: LtxCompat | undefined },
+): SkeletonCollector {
+  const { commit, txid, timestamp } = at;
+  return new SkeletonCollector({
+    pageSize: files.pageSize,
+    commit,
+    txid,
+    timestamp,
+    ...(options.compat !== undefined ? { compat: options.compat } : {}),
   });
-  return { enc, skeleton: collector.finish() };
 }

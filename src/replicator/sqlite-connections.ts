@@ -34,6 +34,8 @@ export class SqliteConnections {
   readonly pin: Db;
   readonly ckpt: Db;
   readonly pageSize: number;
+  /** The journal mode the database was in when these connections switched it to WAL (unset: it was in WAL mode). */
+  switchedFrom: string | undefined;
   #pinned = false;
   #locked = false;
 
@@ -56,6 +58,15 @@ export class SqliteConnections {
         return db;
       };
       const main = open();
+      let before: unknown;
+      try {
+        before = main.pragma("journal_mode", { simple: true });
+      } catch (err) {
+        if ((err as { code?: unknown }).code === "SQLITE_NOTADB") {
+          throw new ReplicatorError("DB_INVALID", `not a database: ${path}`, { cause: err });
+        }
+        throw err;
+      }
       const mode = main.pragma("journal_mode = wal", { simple: true });
       if (mode !== "wal") {
         throw new ReplicatorError(
@@ -69,7 +80,9 @@ export class SqliteConnections {
       const pageSize = Number(main.pragma("page_size", { simple: true }));
       const ckpt = open();
       const pin = open(true);
-      return new SqliteConnections(main, pin, ckpt, pageSize);
+      const conns = new SqliteConnections(main, pin, ckpt, pageSize);
+      if (before !== "wal") conns.switchedFrom = String(before);
+      return conns;
     } catch (err) {
       for (const db of opened) db.close();
       throw err;

@@ -29,6 +29,12 @@ export interface ReplicatorStats {
   syncs: number;
   /** Syncs that published at least one L0 file or snapshot (never more than `syncs`). */
   publishedSyncs: number;
+  /**
+   * Time the publishing syncs spent making their changes durable (the
+   * uploads of the files and the head): `count` of them (= publishedSyncs),
+   * `totalMs` together, `lastMs` the latest (null before the first).
+   */
+  syncDuration: { count: number; totalMs: number; lastMs: number | null };
   snapshots: number;
   /** Continuity breaks by reason. */
   continuityBreaks: Record<string, number>;
@@ -91,6 +97,7 @@ export interface StatsSources {
   counters: {
     syncs: number;
     publishedSyncs: number;
+    syncDuration: { count: number; totalMs: number; lastMs: number | null };
     snapshots: number;
     continuityBreaks: Record<string, number>;
     checkpoints: { passive: number; truncate: number; busy: number };
@@ -117,6 +124,7 @@ export function collectStats(s: StatsSources): ReplicatorStats {
     walBytes: capture.walBytes,
     syncs: c.syncs,
     publishedSyncs: c.publishedSyncs,
+    syncDuration: { ...c.syncDuration },
     snapshots: c.snapshots,
     continuityBreaks: { ...c.continuityBreaks },
     compactions: { ...s.maint.compactions },

@@ -79,7 +79,7 @@ export class WalPosition {
     this.walPages = taken.walPages;
     this.expect = taken.expect;
     this.page1 = taken.page1;
-    this.commit = taken.enc.header.commit;
+    this.commit = taken.level0.header.commit;
   }
 
   /** Records a captured segment (its pages are in `walPages` already, see {@link readNew}). */

@@ -12,6 +12,14 @@
 import type { Cache } from "drizzle-orm/cache/core";
 import { DefaultLogger } from "drizzle-orm/logger";
 import { drizzle, type SqliteRemoteDatabase } from "drizzle-orm/sqlite-proxy";
+import {
+  type MetricLabels,
+  type MetricsOptions,
+  type MetricsText,
+  metricsText,
+  WRITE_METRICS,
+} from "../metrics/prometheus-text.js";
+import { writeRouterMetrics } from "../metrics/router-metrics.js";
 import type { ObjectStore } from "../storage/object-store.js";
 import type { ReplicaOptions } from "../vfs/replica.js";
 import type { ReplicaStatus } from "../vfs/replica-core.js";
@@ -170,6 +178,22 @@ export type RouterDatabase<TSchema extends Record<string, unknown> = Record<stri
     $bookmark(): string;
     /** Routing figures (also `vfsStatus(router)`). */
     $status(): RouterStatus;
+    /**
+     * The router's figures as Prometheus text: reads per target, writes,
+     * fallbacks by reason, and each replica's metrics (as `replica.metrics()`
+     * names them, labelled `url` and `replica` = its index).
+     */
+    $metrics(options?: MetricsOptions): string;
+    /** @internal Adds the router's samples (`metricsText([router, ...])`). */
+    [WRITE_METRICS](out: MetricsText, labels: MetricLabels): void;
+    /**
+     * Closes the replicas the router was given (those with a `close()`),
+     * not the primary: the application opened its handle and closes it.
+     * Statements afterwards fail with `ROUTER_CLOSED`. Idempotent; also
+     * `await using db = createRouter(...)`.
+     */
+    $close(): Promise<void>;
+    [Symbol.asyncDispose](): Promise<void>;
   };
 
 /** @internal What time travel and `vfsStatus` learn about a router. */
@@ -298,6 +322,27 @@ class Router<TSchema extends Record<string, unknown>> implements RouterInternals
     lastFallback: null as RouterStatus["fallbacks"]["last"],
   };
 
+  #closing: Promise<void> | undefined;
+
+  /** Closes the replicas the router was given (see `$close`). */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      const results = await Promise.allSettled(
+        this.originals.map(async (r) => {
+          const close = (r as { close?: unknown }).close;
+          if (typeof close === "function") await close.call(r);
+        }),
+      );
+      const failed = results.find((r) => r.status === "rejected");
+      if (failed) throw (failed as PromiseRejectedResult).reason;
+    })();
+    return this.#closing;
+  }
+
+  assertOpen(): void {
+    if (this.#closing) throw new RouterError("ROUTER_CLOSED", "the router is closed ($close)");
+  }
+
   constructor(options: RouterOptions<TSchema>) {
     if (!options || typeof options !== "object") {
       throw new RouterError("ROUTER_INVALID_ARGUMENT", "createRouter needs options");
@@ -366,6 +411,7 @@ class Router<TSchema extends Record<string, unknown>> implements RouterInternals
     params: unknown[],
     method: StatementMethod,
   ): Promise<ProxyResult> {
+    this.assertOpen();
     const session = this.session(binding);
     const cls = classifyStatement(sql);
     // A `run` result is the primary connection's state (changes, last rowid).
@@ -389,6 +435,7 @@ class Router<TSchema extends Record<string, unknown>> implements RouterInternals
   }
 
   async batch(binding: Binding, statements: Statement[]): Promise<ProxyResult[]> {
+    this.assertOpen();
     const session = this.session(binding);
     this.counts.batches++;
     const classes = statements.map((s) => classifyStatement(s.sql));
@@ -407,6 +454,7 @@ class Router<TSchema extends Record<string, unknown>> implements RouterInternals
     params: readonly unknown[],
     method: StatementMethod,
   ): Promise<{ rows: unknown }> {
+    this.assertOpen();
     const entry = this.selector.chooseAny();
     if (!entry) throw new RouterError("ROUTER_NO_REPLICA", "no replica has loaded a version yet");
     entry.reads++;
@@ -417,6 +465,7 @@ class Router<TSchema extends Record<string, unknown>> implements RouterInternals
   }
 
   async replicaBatch(statements: readonly Statement[]): Promise<unknown[]> {
+    this.assertOpen();
     const entry = this.selector.chooseAny();
     if (!entry) throw new RouterError("ROUTER_NO_REPLICA", "no replica has loaded a version yet");
     entry.reads += statements.length;
@@ -745,6 +794,11 @@ export function createRouter<TSchema extends Record<string, unknown> = Record<st
   const replicaDb = router.readOnly();
   const primaryDb = router.database({ base: undefined, mode: "primary" });
 
+  const metricsSource = {
+    [WRITE_METRICS]: (out: MetricsText, labels: MetricLabels) =>
+      writeRouterMetrics(out, router.status(), labels),
+  };
+
   const sessionDb = (session: RouterSession): SessionDatabase<TSchema> => {
     const sdb = router.database({ base: session, mode: "route" }) as SessionDatabase<TSchema>;
     const sprimary = router.database({ base: session, mode: "primary" });
@@ -780,6 +834,10 @@ export function createRouter<TSchema extends Record<string, unknown> = Record<st
     },
     $bookmark: { value: () => router.session(rootBinding).bookmark() },
     $status: { value: () => router.status() },
+    $metrics: { value: (options?: MetricsOptions) => metricsText(metricsSource, options) },
+    [WRITE_METRICS]: { value: metricsSource[WRITE_METRICS] },
+    $close: { value: () => router.close() },
+    [Symbol.asyncDispose]: { value: () => router.close() },
   });
   return db;
 }

@@ -86,6 +86,7 @@ import {
   checkPutOptions,
   DELETE_BATCH_SIZE,
 } from "./store-options.js";
+import { formatStoreLocation } from "./store-url.js";
 
 const MIB = 1024 * 1024;
 /** Largest part the store uploads (and default threshold for multipart). */
@@ -205,6 +206,12 @@ function describeSdkError(error: unknown): { status?: number; code?: string } {
   };
 }
 
+/** What to do when the SDK's credential chain found nothing. */
+const NO_CREDENTIALS =
+  "no S3 credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY " +
+  "(the pagecast CLI also reads LITESTREAM_ACCESS_KEY_ID and LITESTREAM_SECRET_ACCESS_KEY), " +
+  "or AWS_PROFILE, or pass `credentials`";
+
 function isNotFound(error: unknown): boolean {
   const { status, code } = describeSdkError(error);
   if (code === "NoSuchBucket") return false;
@@ -265,19 +272,14 @@ export function s3StoreUrl(options: {
   region?: string;
   forcePathStyle?: boolean;
 }): string {
-  const path = (options.prefix ?? "").replace(/\/+$/, "");
-  const params = new URLSearchParams();
-  if (options.endpoint) params.set("endpoint", options.endpoint);
-  if (options.region) params.set("region", options.region);
-  if (options.forcePathStyle !== undefined) {
-    params.set("forcePathStyle", String(options.forcePathStyle));
-  }
-  const query = params.toString();
-  const encodedPath = path
-    .split("/")
-    .map((segment) => encodeURIComponent(segment))
-    .join("/");
-  return `s3://${options.bucket}${path ? `/${encodedPath}` : ""}${query ? `?${query}` : ""}`;
+  return formatStoreLocation({
+    scheme: "s3",
+    bucket: options.bucket,
+    prefix: options.prefix ?? "",
+    ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+    ...(options.region ? { region: options.region } : {}),
+    ...(options.forcePathStyle !== undefined ? { forcePathStyle: options.forcePathStyle } : {}),
+  });
 }
 
 /** An `ObjectStore` on an S3 bucket (and optional prefix). */
@@ -383,6 +385,14 @@ export class S3Store implements ObjectStore {
     return (error: unknown, clockMoved = false): PagecastError => {
       if (error instanceof PagecastError) return error;
       const { status, code } = describeSdkError(error);
+      if (status === undefined && code === "CredentialsProviderError") {
+        // No request was sent: asking again finds no credentials either.
+        return new StoreRequestError(
+          `S3 ${operation} ${describeKey(key)} in ${this.url} failed: ${NO_CREDENTIALS}`,
+          { retryable: false, reason: "no credentials", cause: error },
+          "STORE_NO_CREDENTIALS",
+        );
+      }
       const shape = (typeof error === "object" && error !== null ? error : {}) as SdkErrorShape;
       // A refusal after which the SDK moved its clock offset by minutes (the
       // SDK's own flag, or seen around the attempt): a HEAD's refusal has no

@@ -171,3 +171,25 @@ export function parseStoreUrl(url: string): StoreLocation {
   }
   return location;
 }
+
+/** The URL of a location, as `parseStoreUrl` reads it back (credential-free, canonical). */
+export function formatStoreLocation(location: StoreLocation): string {
+  const encode = (path: string) => path.split("/").map(encodeURIComponent).join("/");
+  switch (location.scheme) {
+    case "file":
+      return `file://${encode(location.path)}`;
+    case "memory":
+      return `memory://${location.name}${location.prefix ? `/${encode(location.prefix)}` : ""}`;
+    case "s3": {
+      const params = new URLSearchParams();
+      if (location.endpoint) params.set("endpoint", location.endpoint);
+      if (location.region) params.set("region", location.region);
+      if (location.forcePathStyle !== undefined) {
+        params.set("forcePathStyle", String(location.forcePathStyle));
+      }
+      const query = params.toString();
+      const path = location.prefix.replace(/\/+$/, "");
+      return `s3://${location.bucket}${path ? `/${encode(path)}` : ""}${query ? `?${query}` : ""}`;
+    }
+  }
+}

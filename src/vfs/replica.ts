@@ -3,6 +3,14 @@
  * fetched page by page on demand. Runs in Node and in Cloudflare Workers.
  */
 import type { RestoreTarget } from "../layout/index.js";
+import {
+  type MetricLabels,
+  type MetricsOptions,
+  type MetricsText,
+  metricsText,
+  WRITE_METRICS,
+} from "../metrics/prometheus-text.js";
+import { writeReplicaMetrics } from "../metrics/replica-metrics.js";
 import type { ObjectStore } from "../storage/object-store.js";
 import { type OpenStoreOptions, openStore } from "../storage/open-store.js";
 import { openCacheDir } from "./cache-dir.js";
@@ -374,6 +382,21 @@ export class Replica {
   /** Position, freshness, cache and request figures. */
   status(): ReplicaStatus {
     return this.#core.status();
+  }
+
+  /**
+   * The replica's figures as Prometheus text, named like the writer's
+   * (`pagecast_txid`, `pagecast_lag_seconds`, `pagecast_health{state}`,
+   * requests and bytes by purpose, cache), labelled with its `url`: for a
+   * serverless app to export. `metricsText([...])` combines several sources.
+   */
+  metrics(options: MetricsOptions = {}): string {
+    return metricsText(this, options);
+  }
+
+  /** @internal Adds this replica's samples (see {@link metricsText}). */
+  [WRITE_METRICS](out: MetricsText, labels: MetricLabels): void {
+    writeReplicaMetrics(out, this.status(), { ...labels, url: this.url });
   }
 
   /** Closes every connection (and the store when the replica opened it). */

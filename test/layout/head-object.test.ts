@@ -68,7 +68,6 @@ describe("head object", () => {
   });
 
   test.each<[string, (d: Record<string, unknown>) => void]>([
-    ["unknown field", (d) => (d.extra = 1)],
     ["missing field", (d) => delete d.commit],
     ["wrong format", (d) => (d.format = "other")],
     ["future version", (d) => (d.version = 2)],
@@ -87,11 +86,59 @@ describe("head object", () => {
     ["key mismatch", (d) => ((d.files as Record<string, unknown>[])[1]!.key = "0001/x.ltx")],
     ["foreign key", (d) => ((d.files as Record<string, unknown>[])[1]!.key = "../../etc/passwd")],
     ["index past trailer", (d) => ((d.files as Record<string, unknown>[])[1]!.indexSize = 31)],
-    ["file extra field", (d) => ((d.files as Record<string, unknown>[])[0]!.url = "x")],
     ["level out of range", (d) => ((d.files as Record<string, unknown>[])[1]!.level = 10)],
     ["negative size", (d) => ((d.files as Record<string, unknown>[])[1]!.size = -1)],
   ])("rejects %s", (_name, f) => {
     expectInvalid(mutate(f));
+  });
+
+  test("ignores fields it does not know, at every level (forward compatibility)", () => {
+    const h: HeadObject = {
+      ...head(),
+      skeleton: {
+        key: "pagecast-skeleton/0000000000000001-0000000000000005.skeleton",
+        size: 900,
+        txid: 5,
+      },
+      page1: { key: head().files[3]!.key, offset: 100, size: 200 },
+      writer: { health: "ok", divergences: 1, lastDivergenceAt: 5, lastDivergence: "x" },
+    };
+    const bytes = mutate((d) => {
+      Object.assign(d, {
+        skeleton: { ...h.skeleton, compression: "zstd" },
+        page1: { ...h.page1, checksum: "abc" },
+        writer: { ...h.writer, version: "9.9.9", hostname: { nested: [1, 2] } },
+        // A field added by a later writer, and a hostile-looking name: both ignored.
+        tiers: [{ level: 10, key: "x" }],
+        ["__proto__"]: { polluted: true },
+      });
+      (d.files as Record<string, unknown>[])[0]!.url = "https://example.com/x";
+      (d.files as Record<string, unknown>[])[2]!.pageCount = 3;
+    });
+    const parsed = parseHeadObject(bytes);
+    expect(parsed).toEqual(h);
+    expect(Object.keys(parsed)).not.toContain("tiers");
+    expect(Object.keys(parsed.files[0]!)).not.toContain("url");
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    // What the parser knows stays strictly validated next to unknown fields.
+    expectInvalid(
+      mutate((d) => {
+        d.future = { anything: true };
+        d.txid = 0;
+      }),
+    );
+    expectInvalid(
+      mutate((d) => {
+        d.future = 1;
+        d.writer = { health: "sick", divergences: 1, lastDivergenceAt: 1, lastDivergence: "x" };
+      }),
+    );
+    expectInvalid(
+      mutate((d) => {
+        (d.files as Record<string, unknown>[])[1]!.extra = 1;
+        delete (d.files as Record<string, unknown>[])[1]!.indexSize;
+      }),
+    );
   });
 
   test("rejects non-JSON, non-object, invalid UTF-8 and oversized input", () => {

@@ -38,7 +38,9 @@ describe("replicator basics", () => {
     expect((await r.sync()).txid).toBe(6);
 
     const files = await listAllLevels(store);
+    // The first TXID goes to level 0 too (every level contiguous, as Litestream writes it).
     expect(files.map((f) => f.key)).toEqual([
+      "0000/0000000000000001-0000000000000001.ltx",
       "0000/0000000000000002-0000000000000002.ltx",
       "0000/0000000000000003-0000000000000003.ltx",
       "0000/0000000000000004-0000000000000004.ltx",
@@ -46,12 +48,17 @@ describe("replicator basics", () => {
       "0000/0000000000000006-0000000000000006.ltx",
       "0009/0000000000000001-0000000000000001.ltx",
     ]);
+    // ...as the snapshot 1-1 itself, byte for byte (encoded once).
+    const [l0, l9] = await Promise.all(
+      [files[0]!.key, files[6]!.key].map(async (k) => (await store.get(k)).body!),
+    );
+    expect(Buffer.compare(l0!, l9!)).toBe(0);
     const headRes = await store.get(HEAD_OBJECT_KEY);
     const head = parseHeadObject(headRes.body!);
     expect(head.txid).toBe(6);
     expect(head.files.length).toBe(6);
     expect(head.postApplyChecksum).not.toBeNull();
-    expect(await verifyAllFiles(store)).toBe(6);
+    expect(await verifyAllFiles(store)).toBe(7);
 
     for (const [txid, expected] of dumps) {
       const out = join(dir, `restore-${txid}.db`);

@@ -6,7 +6,9 @@
  * stopped: it keeps its connection open, so SQLite keeps those writes in the
  * WAL). A database changed behind the writer's back (writes checkpointed
  * while nobody replicated, an offline VACUUM, a backup copied over the file)
- * takes exactly one snapshot, and the log says why.
+ * takes exactly one snapshot, and the log says why: the next TXID's level-0
+ * file, holding only what changed (the replica's state is rebuilt from its
+ * files to diff against), with no new level-9 snapshot.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { copyFileSync } from "node:fs";
@@ -14,6 +16,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { decodeLtx, formatLtxFilename } from "../../src/format/index.js";
 import { HEAD_OBJECT_KEY, listAllLevels, parseHeadObject } from "../../src/layout/index.js";
 import { restore } from "../../src/replicator/restore.js";
 import { FileStore } from "../../src/storage/file-store.js";
@@ -106,8 +109,8 @@ describe("restart and resume", () => {
     const files = await listAllLevels(store);
     const head = parseHeadObject((await store.get(HEAD_OBJECT_KEY)).body!);
     const l0 = files.filter((f) => f.level === 0).map((f) => f.maxTXID);
-    // Contiguous TXIDs: every one after the snapshot's has its L0 file.
-    expect(l0).toEqual(Array.from({ length: head.txid - 1 }, (_, i) => i + 2));
+    // Contiguous TXIDs: every one has its L0 file, the first (the start's snapshot) included.
+    expect(l0).toEqual(Array.from({ length: head.txid }, (_, i) => i + 1));
     const backup = join(dir, "backup.db");
     await sqlite3(db, `VACUUM INTO '${backup}'`);
 
@@ -126,19 +129,29 @@ describe("restart and resume", () => {
         },
       ],
     ];
-    let expected = 1;
     for (const [what, change] of [["writes checkpointed", async () => {}] as const, ...changes]) {
       await change();
+      const before = parseHeadObject((await store.get(HEAD_OBJECT_KEY)).body!).txid;
       const log = await cycle();
-      expected++;
-      expect(await snapshots(), what).toBe(expected);
       expect(log, what).toMatch(
         /INFO publishing a snapshot at start reason="database changed while not replicated/,
       );
+      // The replica's state is rebuilt from its files, so the next TXID's
+      // level-0 file holds what changed, and no level-9 snapshot is needed.
+      expect(log, what).toMatch(/rebuilt the replica's state/);
+      expect(await snapshots(), what).toBe(1);
+      const level0 = decodeLtx(
+        (await store.get(`0000/${formatLtxFilename(before + 1, before + 1)}`)).body!,
+      );
+      if (what === "writes checkpointed") {
+        expect(level0.pages.length, what).toBeLessThan(level0.header.commit / 4);
+      }
       // ...and the next restart resumes again.
       expect(await cycle(), what).toMatch(/resuming from the replica's head without a snapshot/);
-      expect(await snapshots(), what).toBe(expected);
+      expect(await snapshots(), what).toBe(1);
     }
+    const level0 = (await listAllLevels(store)).filter((f) => f.level === 0).map((f) => f.maxTXID);
+    expect(level0).toEqual(Array.from({ length: level0.length }, (_, i) => i + 1));
     const out = join(dir, "restored.db");
     await restore(store, out);
     expect(integrity(out)).toBe("ok");

@@ -7,9 +7,11 @@ import { join } from "node:path";
 import { afterEach, describe, expect, test } from "vitest";
 import {
   HEAD_OBJECT_KEY,
+  legacySkeletonKey,
   listAllLevels,
   parseHeadObject,
   type ReplicaFile,
+  skeletonKey,
 } from "../../src/layout/index.js";
 import { compactionRuns } from "../../src/replicator/compactor.js";
 import { Replicator } from "../../src/replicator/replicator.js";
@@ -83,6 +85,38 @@ describe("retention rules", () => {
   });
 });
 
+describe("retention keeps levels contiguous", () => {
+  test("a level loses only its oldest files: one kept file keeps every newer one", () => {
+    const files = [
+      f(9, 1, 1, 100),
+      f(0, 1, 1, 100),
+      f(0, 2, 2, 200),
+      f(0, 3, 3, 300),
+      f(0, 4, 4, 400),
+      f(1, 2, 3, 350),
+      f(1, 4, 4, 450),
+      f(9, 1, 4, 500),
+      f(0, 5, 5, 90_000),
+    ];
+    // Level-0 TXID 2 is still within its grace period (it left a head late):
+    // TXIDs 3 and 4 stay too, or level 0 would jump from 2 to 5.
+    const keys = selectExpiredFiles({
+      files,
+      now: 100_000,
+      retentionMs: 10_000,
+      graceMs: 1000,
+      headKeys: new Set([files[7]!.key, files[8]!.key]),
+      leftHeadAt: new Map([[files[2]!.key, 99_500]]),
+      fallbackLeftAt: 0,
+    });
+    expect(keys.sort()).toEqual(
+      [files[0]!.key, files[1]!.key, files[5]!.key, files[6]!.key].sort(),
+    );
+    const level0 = files.filter((x) => x.level === 0 && !keys.includes(x.key));
+    expect(level0.map((x) => x.minTXID)).toEqual([2, 3, 4, 5]);
+  });
+});
+
 describe("retention in a running replicator", () => {
   test("old files are deleted, head files always exist, restore keeps working", async () => {
     const { dir, cleanup } = tempDir();
@@ -115,4 +149,40 @@ describe("retention in a running replicator", () => {
     await restore(store, out);
     expect(dumpFile(out)).toBe(dump(app));
   });
+});
+
+describe("retention and skeletons", () => {
+  test("a deleted snapshot's skeleton goes under both names (an earlier writer's `.ltx` one too)", async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const dbPath = join(dir, "app.db");
+    const app = openApp(dbPath);
+    cleanups.push(() => app.close());
+    app.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)");
+    const store = new MemoryStore();
+    const r = await Replicator.start({
+      db: dbPath,
+      store,
+      syncInterval: 0,
+      retention: 100,
+      retentionGrace: 20,
+      snapshotInterval: 50,
+    });
+    cleanups.push(() => r.close());
+    // The first snapshot's skeleton, also under the name earlier writers gave it.
+    const skeleton = await store.get(skeletonKey(1));
+    if (skeleton.notModified) throw new Error("not modified");
+    await store.put(legacySkeletonKey(1), skeleton.body);
+    const first = "0009/0000000000000001-0000000000000001.ltx";
+    for (let i = 0; i < 100; i++) {
+      app.prepare("INSERT INTO t (v) VALUES (?)").run(`row ${i}`);
+      await r.sync();
+      await r.compactNow();
+      if (!(await store.head(first))) break;
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    expect(await store.head(first), "the first snapshot expired").toBeUndefined();
+    expect(await store.head(skeletonKey(1))).toBeUndefined();
+    expect(await store.head(legacySkeletonKey(1))).toBeUndefined();
+  }, 30_000);
 });

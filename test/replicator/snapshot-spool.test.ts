@@ -12,6 +12,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, describe, expect, test } from "vitest";
 import { decodeLtx } from "../../src/format/index.js";
+import { listAllLevels } from "../../src/layout/index.js";
 import type { UploadableLtx } from "../../src/replicator/ltx-builder.js";
 import { disposeLtx, putLtx, storedLtxMatches } from "../../src/replicator/ltx-upload.js";
 import { PageChecksums } from "../../src/replicator/page-checksums.js";
@@ -218,6 +219,12 @@ describe("snapshots spooled to a temp file", () => {
     }
     // No spool file is left next to the database.
     expect(seen.filter((n) => n.includes("spool"))).toEqual([]);
+    // TXID 1's level-0 file and the snapshot 1-1 came from the same spool: the same body twice.
+    const first = (await listAllLevels(store)).filter((f) => f.minTXID === 1 && f.maxTXID === 1);
+    expect(first.map((f) => f.level)).toEqual([0, 9]);
+    const [a, b] = await Promise.all(first.map(async (f) => (await store.get(f.key)).body!));
+    expect(a!.length).toBeGreaterThan(10 << 20);
+    expect(Buffer.compare(a!, b!)).toBe(0);
     const out = join(tmp.dir, "restored.db");
     const res = await restore(store, out);
     expect(res.checksumVerified).toBe("head");

@@ -118,13 +118,15 @@ describe("the database changed behind the replicator", () => {
     );
     const rep = join(dir, "diverge-replica");
     const files = new FileStore({ root: rep });
-    // Snapshot uploads wait while `hold` is set: the repair stays pending long enough to be seen.
+    // The repair (the next TXID's level-0 file, published while the writer
+    // is diverged) waits while `hold` is set: it stays pending long enough to be seen.
     let hold: Promise<void> | undefined;
+    let r: Replicator | undefined;
     const store = new Proxy(files, {
       get(target, prop) {
         if (prop === "put") {
           return async (key: string, ...rest: unknown[]) => {
-            if (key.startsWith("0009/") && hold) await hold;
+            if (key.startsWith("0000/") && hold && r?.stats().health === "diverged") await hold;
             return (target.put as (...a: unknown[]) => unknown)(key, ...rest);
           };
         }
@@ -132,7 +134,7 @@ describe("the database changed behind the replicator", () => {
         return typeof v === "function" ? v.bind(target) : v;
       },
     }) as ObjectStore;
-    const r = await Replicator.start({
+    r = await Replicator.start({
       db,
       store,
       syncInterval: 30,

@@ -218,10 +218,6 @@ describe("head object: optional skeleton and page1", () => {
       "legacy skeleton key of another txid",
       { skeleton: { key: legacySkeletonKey(4), size: 2000, txid: 5 } },
     ],
-    [
-      "skeleton with an extra field",
-      { skeleton: { key: skeletonKey(5), size: 2000, txid: 5, x: 1 } },
-    ],
     ["skeleton too large", { skeleton: { key: skeletonKey(5), size: 2 ** 40, txid: 5 } }],
     [
       "page1 in an unknown file",
