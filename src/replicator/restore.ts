@@ -307,7 +307,7 @@ export async function restore(
         await decoder.cancel();
         throw err;
       }
-      checkFileHeader(f, header, last?.commit ?? 0);
+      checkFileHeader(f, header, header.minTXID === 1 ? 0 : (last?.commit ?? 0));
       // A compacted file may re-cover TXIDs already applied (Litestream's
       // planner allows that); re-applying page images is idempotent, so
       // continue from just before it.
@@ -353,7 +353,8 @@ export async function restore(
     await fh.sync();
 
     if (last.checksum === undefined) progress("checksum");
-    const checksum = last.checksum ?? (await fileChecksum(fh, last.pageSize, last.commit, options.signal));
+    const checksum =
+      last.checksum ?? (await fileChecksum(fh, last.pageSize, last.commit, options.signal));
     let checksumVerified: RestoreResult["checksumVerified"] = "none";
     if (head && head.txid === plan.txid && head.postApplyChecksum !== null) {
       if (head.postApplyChecksum !== checksum) {
