@@ -41,6 +41,8 @@ const FIGURES = [
   "f8-time-travel",
   "f9-memory",
   "f10-app-analytics",
+  "f11-cold-start",
+  "f12-bundle-size",
 ];
 
 function parseArgs(argv) {
@@ -248,7 +250,7 @@ const run = {
 };
 
 // Figures reading the main datasets through pagecast and sql.js-httpvfs.
-const needsMain = !opts.only || ["1", "2", "3", "9", "10"].some((id) => opts.only.has(id));
+const needsMain = !opts.only || ["1", "2", "3", "9", "10", "11"].some((id) => opts.only.has(id));
 
 try {
   if (needsMain && api.Replicator && api.S3Store) {

@@ -38,6 +38,14 @@ export { type OpenStoreOptions, openStore } from "./storage/open-store.js";
 export { type PrefixedStoreOptions, prefixedStore } from "./storage/prefixed-store.js";
 export { putStream } from "./storage/put-stream.js";
 export {
+  type R2BucketLike,
+  type R2ObjectBodyLike,
+  type R2ObjectLike,
+  R2Store,
+  type R2StoreOptions,
+  r2Store,
+} from "./storage/r2-store.js";
+export {
   RangedDownloadError,
   type RangedDownloadErrorCode,
   RangedDownloader,

@@ -7,8 +7,9 @@
  */
 import type { DrizzleConfig, WithSubquery } from "drizzle-orm";
 import type { Cache } from "drizzle-orm/cache/core";
-import { drizzle, type SqliteRemoteDatabase } from "drizzle-orm/sqlite-proxy";
+import type { SqliteRemoteDatabase } from "drizzle-orm/sqlite-proxy";
 import type { ReadConnection, Statement, StatementMethod, ValueTypes } from "./connection.js";
+import { drizzleRuntime } from "./drizzle-runtime.js";
 import { type ReplicaLike, replicaAdapter } from "./replica-adapter.js";
 import { RouterError } from "./router-error.js";
 import { classifyStatement, type StatementClass } from "./statement-classifier.js";
@@ -96,7 +97,7 @@ export function readOnlyDrizzle<TSchema extends Record<string, unknown>>(
     const cls = classifyStatement(sql);
     if (!cls.readOnly) throw backend.refuse(sql, cls);
   };
-  const db = drizzle<TSchema>(
+  const db = drizzleRuntime().drizzle<TSchema>(
     async (sql, params, method) => {
       check(sql);
       if (backend.readResult) {

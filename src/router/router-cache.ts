@@ -6,52 +6,67 @@
  * answers of replicas that lack some write made through it, and this wrapper
  * does not store them (they are still returned to the caller).
  */
-import { Cache, type MutationOption } from "drizzle-orm/cache/core";
+import type { Cache, MutationOption } from "drizzle-orm/cache/core";
 import type { CacheConfig } from "drizzle-orm/cache/core/types";
+import { drizzleRuntime } from "./drizzle-runtime.js";
 
 /** The user's cache, minus answers older than a write. */
-export class RouterCache extends Cache {
-  readonly #inner: Cache;
-  readonly #uncacheable = new WeakSet<object>();
-
-  constructor(inner: Cache) {
-    super();
-    this.#inner = inner;
-  }
-
+export interface RouterCache extends Cache {
   /** Marks a sqlite-proxy result as too old to store; returns it. */
-  uncacheable<T extends object>(result: T): T {
-    this.#uncacheable.add(result);
-    return result;
-  }
+  uncacheable<T extends object>(result: T): T;
+}
 
-  override strategy(): "explicit" | "all" {
-    return this.#inner.strategy();
-  }
+let routerCacheClass: (new (inner: Cache) => RouterCache) | undefined;
 
-  override get(
-    key: string,
-    tables: string[],
-    isTag: boolean,
-    isAutoInvalidate?: boolean,
-  ): Promise<unknown[] | undefined> {
-    return this.#inner.get(key, tables, isTag, isAutoInvalidate);
-  }
+/** Wraps the user's cache (the class extends drizzle's `Cache`, loaded on first use). */
+export function routerCache(inner: Cache): RouterCache {
+  routerCacheClass ??= defineRouterCache(drizzleRuntime().Cache);
+  return new routerCacheClass(inner);
+}
 
-  override async put(
-    key: string,
-    response: unknown,
-    tables: string[],
-    isTag: boolean,
-    config?: CacheConfig,
-  ): Promise<void> {
-    if (typeof response === "object" && response !== null && this.#uncacheable.has(response)) {
-      return;
+function defineRouterCache(Base: typeof Cache): new (inner: Cache) => RouterCache {
+  return class extends Base implements RouterCache {
+    readonly #inner: Cache;
+    readonly #uncacheable = new WeakSet<object>();
+
+    constructor(inner: Cache) {
+      super();
+      this.#inner = inner;
     }
-    return this.#inner.put(key, response, tables, isTag, config);
-  }
 
-  override onMutate(params: MutationOption): Promise<void> {
-    return this.#inner.onMutate(params);
-  }
+    uncacheable<T extends object>(result: T): T {
+      this.#uncacheable.add(result);
+      return result;
+    }
+
+    override strategy(): "explicit" | "all" {
+      return this.#inner.strategy();
+    }
+
+    override get(
+      key: string,
+      tables: string[],
+      isTag: boolean,
+      isAutoInvalidate?: boolean,
+    ): Promise<unknown[] | undefined> {
+      return this.#inner.get(key, tables, isTag, isAutoInvalidate);
+    }
+
+    override async put(
+      key: string,
+      response: unknown,
+      tables: string[],
+      isTag: boolean,
+      config?: CacheConfig,
+    ): Promise<void> {
+      if (typeof response === "object" && response !== null && this.#uncacheable.has(response)) {
+        return;
+      }
+      return this.#inner.put(key, response, tables, isTag, config);
+    }
+
+    override onMutate(params: MutationOption): Promise<void> {
+      return this.#inner.onMutate(params);
+    }
+  };
 }

@@ -9,6 +9,7 @@ import { PagecastError } from "../errors.js";
  *   (`$replica`, a replica database); nothing was executed.
  * - `ROUTER_NO_REPLICA`: `$replica` found no replica to read from.
  * - `ROUTER_BOOKMARK_INVALID`: a bookmark (read-your-writes token) is malformed.
+ * - `ROUTER_NO_DRIZZLE`: drizzle-orm (a peer dependency of the router) could not be loaded.
  * - `ROUTER_NO_CONTEXT`: `$withSession` needs an async context provider (AsyncLocalStorage).
  */
 export class RouterError extends PagecastError {}

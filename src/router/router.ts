@@ -10,8 +10,7 @@
  * types and shapes whichever side answered.
  */
 import type { Cache } from "drizzle-orm/cache/core";
-import { DefaultLogger } from "drizzle-orm/logger";
-import { drizzle, type SqliteRemoteDatabase } from "drizzle-orm/sqlite-proxy";
+import type { SqliteRemoteDatabase } from "drizzle-orm/sqlite-proxy";
 import {
   type MetricLabels,
   type MetricsOptions,
@@ -32,6 +31,7 @@ import type {
   StatementResult,
   ValueTypes,
 } from "./connection.js";
+import { drizzleRuntime } from "./drizzle-runtime.js";
 import { PrimaryGate } from "./primary-gate.js";
 import { PrimaryState } from "./primary-state.js";
 import {
@@ -44,7 +44,7 @@ import {
 } from "./read-only-database.js";
 import { classifyReplicaFailure, type ReplicaLike, toRouterReplica } from "./replica-adapter.js";
 import { type FallbackReason, type ReplicaEntry, ReplicaSelector } from "./replica-selector.js";
-import { RouterCache } from "./router-cache.js";
+import { type RouterCache, routerCache } from "./router-cache.js";
 import { RouterError } from "./router-error.js";
 import { getDefaultSessionContext, RouterSession, type SessionContext } from "./router-session.js";
 import {
@@ -384,7 +384,7 @@ class Router<TSchema extends Record<string, unknown>> implements RouterInternals
     this.schema = options.schema;
     this.drizzle = options.drizzle;
     this.timeTravel = options.timeTravel;
-    this.cache = options.cache ? new RouterCache(options.cache) : undefined;
+    this.cache = options.cache ? routerCache(options.cache) : undefined;
   }
 
   // ---- sessions ----
@@ -736,14 +736,18 @@ class Router<TSchema extends Record<string, unknown>> implements RouterInternals
     const { logger, ...rest } = this.drizzle ?? {};
     return {
       ...rest,
-      ...(logger === true ? { logger: new DefaultLogger() } : logger ? { logger } : {}),
+      ...(logger === true
+        ? { logger: new (drizzleRuntime().DefaultLogger)() }
+        : logger
+          ? { logger }
+          : {}),
       ...(this.schema ? { schema: this.schema } : {}),
       ...(this.cache ? { cache: this.cache } : {}),
     };
   }
 
   database(binding: Binding): SqliteRemoteDatabase<TSchema> {
-    const db = drizzle<TSchema>(
+    const db = drizzleRuntime().drizzle<TSchema>(
       (sql, params, method) =>
         this.execute(binding, sql, params, method) as Promise<{ rows: unknown[] }>,
       (batch) => this.batch(binding, batch as Statement[]) as Promise<{ rows: unknown[] }[]>,

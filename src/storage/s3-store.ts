@@ -29,21 +29,9 @@
  *   body (and counts bytes when there is none), so a hostile object is refused
  *   without being downloaded.
  */
-import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CreateMultipartUploadCommand,
-  DeleteObjectCommand,
-  DeleteObjectsCommand,
-  GetObjectCommand,
-  type GetObjectCommandOutput,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-  type S3ClientConfig,
-  UploadPartCommand,
-} from "@aws-sdk/client-s3";
+// Types only: the SDK itself loads on the first request (see `loadSdk`), so
+// importing pagecast costs nothing for programs that never reach S3 this way.
+import type { GetObjectCommandOutput, S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
 import { PagecastError } from "../errors.js";
 import { isEmptyRange, resolveRange, validateRange } from "./byte-range.js";
 import { sameEtag, unquoteEtag } from "./etag.js";
@@ -95,6 +83,14 @@ export const MAX_PART_SIZE = 8 * MIB;
 export const MIN_PART_SIZE = 5 * MIB;
 /** S3's most parts per multipart upload. */
 const MAX_PARTS = 10_000;
+
+type Sdk = typeof import("@aws-sdk/client-s3");
+let sdkModule: Promise<Sdk> | undefined;
+/** The AWS SDK, loaded once on first use (it takes ~0.2 s to load in Node). */
+function loadSdk(): Promise<Sdk> {
+  sdkModule ??= import("@aws-sdk/client-s3");
+  return sdkModule;
+}
 
 /** Options of `new S3Store()`. */
 export interface S3StoreOptions {
@@ -288,7 +284,10 @@ export class S3Store implements ObjectStore {
   readonly bucket: string;
   /** Key prefix inside the bucket, `""` or ending with `/`. */
   readonly prefix: string;
-  private readonly client: S3Client;
+  /** Set once the SDK has loaded (first request), or from `options.client`. */
+  private client: S3Client | undefined;
+  private clientReady: Promise<{ client: S3Client; sdk: Sdk }> | undefined;
+  private readonly clientConfig: S3ClientConfig | undefined;
   private readonly ownsClient: boolean;
   private readonly runner: RequestRunner;
   private readonly multipartThreshold: number;
@@ -351,9 +350,10 @@ export class S3Store implements ObjectStore {
     });
     if (options.client) {
       this.client = options.client;
+      this.clientConfig = undefined;
       this.ownsClient = false;
     } else {
-      this.client = new S3Client({
+      this.clientConfig = {
         region: options.region ?? envRegion() ?? "us-east-1",
         ...(options.endpoint ? { endpoint: options.endpoint } : {}),
         forcePathStyle: options.forcePathStyle ?? options.endpoint !== undefined,
@@ -370,9 +370,18 @@ export class S3Store implements ObjectStore {
         },
         ...options.clientConfig,
         maxAttempts: 1,
-      });
+      };
       this.ownsClient = true;
     }
+  }
+
+  /** The client and the SDK's command classes (both loaded on first use). */
+  private s3(): Promise<{ client: S3Client; sdk: Sdk }> {
+    this.clientReady ??= loadSdk().then((sdk) => {
+      this.client ??= new sdk.S3Client(this.clientConfig ?? {});
+      return { client: this.client, sdk };
+    });
+    return this.clientReady;
   }
 
   private objectKey(key: string): string {
@@ -496,8 +505,10 @@ export class S3Store implements ObjectStore {
   private dropIdleConnections(): void {
     try {
       const handler = (
-        this.client.config as { requestHandler?: { httpHandlerConfigs?: () => unknown } }
-      ).requestHandler;
+        this.client?.config as
+          | { requestHandler?: { httpHandlerConfigs?: () => unknown } }
+          | undefined
+      )?.requestHandler;
       const config = handler?.httpHandlerConfigs?.() as
         | { httpAgent?: AgentLike; httpsAgent?: AgentLike }
         | undefined;
@@ -587,8 +598,9 @@ export class S3Store implements ObjectStore {
   ): Promise<GetResult | "unsatisfiable"> {
     let response: GetObjectCommandOutput;
     try {
-      response = await this.client.send(
-        new GetObjectCommand({
+      const { client, sdk } = await this.s3();
+      response = await client.send(
+        new sdk.GetObjectCommand({
           Bucket: this.bucket,
           Key: objectKey,
           ...(range ? { Range: rangeHeader(range) } : {}),
@@ -689,8 +701,9 @@ export class S3Store implements ObjectStore {
     const objectKey = this.objectKey(key);
     return this.run("head", "head", key, options.signal, async ({ signal }) => {
       try {
-        const response = await this.client.send(
-          new HeadObjectCommand({ Bucket: this.bucket, Key: objectKey }),
+        const { client, sdk } = await this.s3();
+        const response = await client.send(
+          new sdk.HeadObjectCommand({ Bucket: this.bucket, Key: objectKey }),
           { abortSignal: signal },
         );
         return {
@@ -725,8 +738,9 @@ export class S3Store implements ObjectStore {
             async ({ signal }) => {
               this.runner.counters.sent(body.length);
               try {
-                const response = await this.client.send(
-                  new PutObjectCommand({
+                const { client, sdk } = await this.s3();
+                const response = await client.send(
+                  new sdk.PutObjectCommand({
                     Bucket: this.bucket,
                     Key: objectKey,
                     Body: body,
@@ -855,9 +869,9 @@ export class S3Store implements ObjectStore {
       "create multipart upload",
       key,
       options.signal,
-      ({ signal }) =>
-        this.client.send(
-          new CreateMultipartUploadCommand({
+      async ({ signal }) =>
+        (await this.s3()).client.send(
+          new (await this.s3()).sdk.CreateMultipartUploadCommand({
             Bucket: this.bucket,
             Key: objectKey,
             ...(options.contentType ? { ContentType: options.contentType } : {}),
@@ -910,10 +924,11 @@ export class S3Store implements ObjectStore {
             "upload part",
             key,
             stop.signal,
-            ({ signal }) => {
+            async ({ signal }) => {
+              const { client, sdk } = await this.s3();
               this.runner.counters.sent(part.length);
-              return this.client.send(
-                new UploadPartCommand({
+              return client.send(
+                new sdk.UploadPartCommand({
                   Bucket: this.bucket,
                   Key: objectKey,
                   UploadId: uploadId,
@@ -965,8 +980,9 @@ export class S3Store implements ObjectStore {
         options.signal,
         async ({ signal }) => {
           try {
-            return await this.client.send(
-              new CompleteMultipartUploadCommand({
+            const { client, sdk } = await this.s3();
+            return await client.send(
+              new sdk.CompleteMultipartUploadCommand({
                 Bucket: this.bucket,
                 Key: objectKey,
                 UploadId: uploadId,
@@ -985,9 +1001,9 @@ export class S3Store implements ObjectStore {
       return completed.ETag;
     } catch (error) {
       // Best effort, and not under the caller's signal: an abandoned upload costs storage.
-      await this.run("delete", "abort multipart upload", key, undefined, ({ signal }) =>
-        this.client.send(
-          new AbortMultipartUploadCommand({
+      await this.run("delete", "abort multipart upload", key, undefined, async ({ signal }) =>
+        (await this.s3()).client.send(
+          new (await this.s3()).sdk.AbortMultipartUploadCommand({
             Bucket: this.bucket,
             Key: objectKey,
             UploadId: uploadId,
@@ -1004,8 +1020,9 @@ export class S3Store implements ObjectStore {
   async list(options: ListOptions = {}): Promise<ListPage> {
     const { prefix, maxKeys } = checkListOptions(options);
     return this.run("list", "list", prefix, options.signal, async ({ signal }) => {
-      const response = await this.client.send(
-        new ListObjectsV2Command({
+      const { client, sdk } = await this.s3();
+      const response = await client.send(
+        new sdk.ListObjectsV2Command({
           Bucket: this.bucket,
           Prefix: this.prefix + prefix,
           MaxKeys: maxKeys,
@@ -1043,8 +1060,9 @@ export class S3Store implements ObjectStore {
     const label = this.unprefixed(batch[0] ?? "");
     try {
       await this.run("delete", "delete", label, signal, async ({ signal: attemptSignal }) => {
-        const response = await this.client.send(
-          new DeleteObjectsCommand({
+        const { client, sdk } = await this.s3();
+        const response = await client.send(
+          new sdk.DeleteObjectsCommand({
             Bucket: this.bucket,
             Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
           }),
@@ -1093,8 +1111,9 @@ export class S3Store implements ObjectStore {
           signal,
           async ({ signal: s }) => {
             try {
-              await this.client.send(
-                new DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey }),
+              const { client, sdk } = await this.s3();
+              await client.send(
+                new sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey }),
                 {
                   abortSignal: s,
                 },
@@ -1135,12 +1154,16 @@ export class S3Store implements ObjectStore {
 
   /** The SDK's estimate of the server's clock minus this host's, in ms. */
   private clockOffset(): number {
-    const offset = (this.client.config as { systemClockOffset?: unknown }).systemClockOffset;
+    // Before the first request the client may not exist yet: its configured offset.
+    const config = (this.client?.config ?? this.clientConfig) as
+      | { systemClockOffset?: unknown }
+      | undefined;
+    const offset = config?.systemClockOffset;
     return typeof offset === "number" && Number.isFinite(offset) ? offset : 0;
   }
 
   async close(): Promise<void> {
     this.runner.close();
-    if (this.ownsClient) this.client.destroy();
+    if (this.ownsClient) this.client?.destroy();
   }
 }

@@ -20,8 +20,6 @@
  * entered twice at once); the compiled WebAssembly module is shared.
  */
 import * as SQLite from "@journeyapps/wa-sqlite";
-import SQLiteSyncFactory from "@journeyapps/wa-sqlite/dist/wa-sqlite.mjs";
-import SQLiteAsyncFactory from "@journeyapps/wa-sqlite/dist/wa-sqlite-async.mjs";
 import { ReplicaError } from "./replica-error.js";
 
 /** Which wa-sqlite build a WebAssembly module is: each needs its own JavaScript glue. */
@@ -127,7 +125,13 @@ export async function instantiateSqlite(
   wasm: WebAssembly.Module,
   build: SqliteBuild = "async",
 ): Promise<SqliteInstance> {
-  const factory = build === "sync" ? SQLiteSyncFactory : SQLiteAsyncFactory;
+  // The emscripten glue (~110 KB of source per build) loads with the first
+  // connection, not with pagecast: a cold start that never opens one skips it.
+  const factory = (
+    build === "sync"
+      ? await import("@journeyapps/wa-sqlite/dist/wa-sqlite.mjs")
+      : await import("@journeyapps/wa-sqlite/dist/wa-sqlite-async.mjs")
+  ).default;
   // emscripten's instantiateWasm hook has no failure path: surface failures ourselves.
   let fail: (err: unknown) => void = () => {};
   const failed = new Promise<never>((_, reject) => {

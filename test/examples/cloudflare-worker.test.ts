@@ -1,6 +1,7 @@
 /**
- * Example 1: the Cloudflare Worker, run in workerd (miniflare) against a
- * replica the Replicator publishes to the test S3 server. The Worker keeps
+ * Example 1: the Cloudflare Worker, run in workerd (miniflare) over an R2
+ * binding, against a replica the Replicator publishes into that same bucket
+ * (through miniflare's R2 API from Node). The Worker keeps
  * its replica across requests and sees new commits.
  */
 import { readFileSync } from "node:fs";
@@ -8,17 +9,16 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { Miniflare } from "miniflare";
-import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { Replicator } from "../../src/replicator/replicator.js";
-import { S3Store } from "../../src/storage/s3-store.js";
+import { type R2BucketLike, type R2Store, r2Store } from "../../src/storage/r2-store.js";
 import { tempDir } from "../router/helpers.js";
-import { bundleForWorker, s3Url, uniquePrefix } from "./support/examples.js";
+import { bundleForWorker, uniquePrefix } from "./support/examples.js";
 
-const s3 = inject("s3");
 const prefix = uniquePrefix("worker");
 let cleanup: () => void;
 let primary: Database.Database;
-let store: S3Store;
+let store: R2Store;
 let replicator: Replicator;
 let mf: Miniflare;
 
@@ -37,15 +37,6 @@ beforeAll(async () => {
       insert.run(`product ${i}`, ["tools", "garden", "kitchen"][i % 3]!, (i * 37) % 101);
     }
   })();
-  store = new S3Store({
-    bucket: s3.bucket,
-    prefix,
-    endpoint: s3.endpoint,
-    region: s3.region,
-    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-  });
-  replicator = await Replicator.start({ db: path, store, syncInterval: 0, compaction: false });
-
   const require = createRequire(import.meta.url);
   mf = new Miniflare({
     modules: [
@@ -66,12 +57,12 @@ beforeAll(async () => {
       },
     ],
     compatibilityDate: "2025-09-01",
-    bindings: {
-      REPLICA_URL: s3Url(s3, prefix),
-      S3_ACCESS_KEY_ID: s3.accessKeyId,
-      S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
-    },
+    r2Buckets: ["BUCKET"],
+    bindings: { REPLICA_PREFIX: prefix },
   });
+  const bucket = (await mf.getR2Bucket("BUCKET")) as unknown as R2BucketLike;
+  store = r2Store(bucket, prefix);
+  replicator = await Replicator.start({ db: path, store, syncInterval: 0, compaction: false });
 }, 60_000);
 
 afterAll(async () => {
@@ -97,6 +88,7 @@ describe("example: Cloudflare Worker serving queries from a replica", () => {
         .all(category);
 
     const tools = await get("/products?category=tools");
+    if (tools.status !== 200) throw new Error(JSON.stringify(tools.body));
     expect(tools.status).toBe(200);
     expect(tools.body).toEqual(expected("tools"));
     expect(await get("/products/42")).toEqual({

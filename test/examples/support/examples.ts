@@ -20,7 +20,7 @@ const outDir = join(repoRoot, ".tmp", "examples");
  */
 function pagecastSources(runtime: "node" | "worker"): Plugin {
   const entries: Record<string, string> = {
-    pagecast: runtime === "node" ? "index.node.ts" : "index.ts",
+    pagecast: runtime === "node" ? "index.node.ts" : "index.web.ts",
     "pagecast/node": "node.ts",
   };
   return {

@@ -1,0 +1,108 @@
+/**
+ * Figure 12: size of a Worker bundle built from the package (dist, the
+ * "default" export as Workers resolve it), esbuild, minified, gzip level 9,
+ * the wasm excluded: the Worker example (R2 binding + Drizzle) and a
+ * reader-only Worker (R2 binding, raw SQL), each also with the AWS SDK left
+ * out (what fetch-based S3 signing would leave). platform=browser (as
+ * wrangler bundles); platform=neutral only without the SDK (the SDK's
+ * credential providers need the browser field's remapping of node: modules).
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
+import { build } from "esbuild";
+import { errorInfo, fmtBytes, row, unavailableRow } from "../lib/figure-kit.mjs";
+
+export const figure = {
+  id: "12",
+  title: "Workers bundle size (minified + gzip, without the wasm)",
+  goal: "<= 80 KB gzip",
+};
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+
+const READER_ONLY = `import wasm from "@journeyapps/wa-sqlite/dist/wa-sqlite-async.wasm";
+import { openReplica, r2Store } from "pagecast";
+let replica;
+export default {
+  async fetch(request, env) {
+    replica ??= openReplica({ store: r2Store(env.BUCKET, "app"), wasm });
+    const rows = await (await replica).query("SELECT * FROM t WHERE id = ?", [1]);
+    return Response.json(rows);
+  },
+};
+`;
+
+async function bundle(entry, platform, withoutSdk) {
+  const result = await build({
+    entryPoints: [entry],
+    bundle: true,
+    write: false,
+    minify: true,
+    format: "esm",
+    platform,
+    ...(platform === "neutral" ? { mainFields: ["module", "main"] } : {}),
+    conditions: ["workerd", "worker", "browser"],
+    target: "es2022",
+    logLevel: "silent",
+    external: withoutSdk ? ["@aws-sdk/*", "@smithy/*"] : [],
+    plugins: [
+      {
+        name: "package-and-wasm",
+        setup(b) {
+          b.onResolve({ filter: /^pagecast$/ }, () => ({
+            path: join(ROOT, "dist", "index.web.js"),
+          }));
+          b.onResolve({ filter: /\.wasm$/ }, (args) => ({ path: args.path, external: true }));
+        },
+      },
+    ],
+  });
+  const code = result.outputFiles[0].contents;
+  return { minified: code.length, gzip: gzipSync(code, { level: 9 }).length };
+}
+
+export async function run(ctx) {
+  const rows = [];
+  const details = { bundles: [] };
+  const dir = join(ctx.scratch, "bundle-size");
+  mkdirSync(dir, { recursive: true });
+  const readerEntry = join(dir, "reader-only-worker.mjs");
+  writeFileSync(readerEntry, READER_ONLY);
+  const entries = [
+    {
+      label: "Worker example (R2 binding, Drizzle)",
+      path: join(ROOT, "examples/cloudflare-worker/worker.ts"),
+    },
+    { label: "reader-only Worker (R2 binding, raw SQL)", path: readerEntry },
+  ];
+  for (const e of entries) {
+    try {
+      const out = {
+        browser: {
+          full: await bundle(e.path, "browser", false),
+          withoutSdk: await bundle(e.path, "browser", true),
+        },
+        neutral: { withoutSdk: await bundle(e.path, "neutral", true) },
+      };
+      details.bundles.push({ label: e.label, ...out });
+      const b = out.browser;
+      rows.push(
+        row({
+          fig: "12",
+          label: e.label,
+          pagecast: `${fmtBytes(b.full.gzip)} gzip (${fmtBytes(b.full.minified)} minified), platform=browser`,
+          peer: `without the AWS SDK: ${fmtBytes(b.withoutSdk.gzip)} gzip (${fmtBytes(b.withoutSdk.minified)} minified); platform=neutral without the SDK: ${fmtBytes(out.neutral.withoutSdk.gzip)} gzip`,
+          ratio: `SDK share ${(((b.full.gzip - b.withoutSdk.gzip) / b.full.gzip) * 100).toFixed(0)}%`,
+          goal: figure.goal,
+          verdict: b.full.gzip <= 80 * 1024 ? "met" : "missed",
+        }),
+      );
+    } catch (err) {
+      details.bundles.push({ label: e.label, error: errorInfo(err) });
+      rows.push(unavailableRow("12", e.label, figure.goal, err));
+    }
+  }
+  return { rows, details };
+}
