@@ -35,6 +35,7 @@ import {
 } from "./replica-connection.js";
 import type { ReplicaCore } from "./replica-core.js";
 import { ReplicaQueryError } from "./replica-error.js";
+import { RequestBudgetError } from "./request-budget.js";
 
 /** Rounds of page misses a statement may take on the plain build before it moves to the async one. */
 export const MAX_SYNC_MISSES = 4;
@@ -94,7 +95,10 @@ export class HybridConnection {
   ): Promise<HybridConnection> {
     // One statement context for both builds: a statement keeps its fetch
     // state when it is run again or moves to the async build.
-    const options = { ...connectionOptions, statement: new StatementContext() };
+    const options = {
+      ...connectionOptions,
+      statement: new StatementContext(core.maxRequestsPerQuery),
+    };
     const first = modules.sync
       ? await ReplicaConnection.open(core, modules.sync, options, "sync")
       : await ReplicaConnection.open(core, modules.async, options, "async");
@@ -222,6 +226,8 @@ export class HybridConnection {
         await Promise.all(misses);
       } catch (cause) {
         await this.#abandonTransaction(sync);
+        // The statement's own request budget: its typed error, not an I/O failure.
+        if (cause instanceof RequestBudgetError) throw cause;
         // What the async build would have reported: the statement's I/O error, caused by the fetch.
         if (err instanceof ReplicaQueryError) {
           throw new ReplicaQueryError(err.sqliteCode, err.message, { cause });

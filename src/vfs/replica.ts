@@ -30,6 +30,7 @@ import {
   type ReplicaStatus,
 } from "./replica-core.js";
 import { ReplicaError, ReplicaQueryError } from "./replica-error.js";
+import { DEFAULT_MAX_REQUESTS_PER_QUERY } from "./request-budget.js";
 import { SerialQueue } from "./serial-queue.js";
 import {
   compileSqliteWasm,
@@ -118,6 +119,18 @@ export interface ReplicaOptions {
    * cache either way.
    */
   bulkFetchBytes?: number;
+  /**
+   * Most storage requests (range GETs) one statement may cause: its misses,
+   * their read-ahead and bulk fetches, and hydration it starts. As it nears
+   * the budget a statement fetches the rest of the B-trees it reads in fewer,
+   * bigger range GETs; a statement that still needs more fails with a
+   * `RequestBudgetError` (code `REPLICA_REQUEST_BUDGET`, naming the
+   * statement, the requests made and the budget) instead of sending them.
+   * Polls and page-index reads at a transaction's start are not counted.
+   * Default 40 (Cloudflare Workers allow 50 subrequests per invocation on
+   * the free plan: room for a poll and the app's own); `Infinity` for no limit.
+   */
+  maxRequestsPerQuery?: number;
   /**
    * Node: a directory for the persistent page cache (Lambda's /tmp, a
    * server's disk): pages fetched once are read from it by later runs and
@@ -689,6 +702,7 @@ interface ReplicaSettings {
   hydrate: HydrateMode;
   hydrateMaxBytes: number;
   bulkFetchBytes: number | undefined;
+  maxRequestsPerQuery: number;
   clock: (() => number) | undefined;
 }
 
@@ -744,6 +758,7 @@ function readSettings(opts: ReplicaOptions, base: ReplicaSettings | undefined): 
     ),
     bulkFetchBytes:
       bulkFetch === undefined ? undefined : Math.floor(positive(bulkFetch, 0, "bulkFetchBytes", 0)),
+    maxRequestsPerQuery: requestBudget(opts.maxRequestsPerQuery, base?.maxRequestsPerQuery),
     clock: opts.clock ?? base?.clock,
   };
 }
@@ -761,8 +776,16 @@ function coreOptions(settings: ReplicaSettings): Omit<ReplicaCoreOptions, "store
     hydrate: settings.hydrate,
     hydrateMaxBytes: settings.hydrateMaxBytes,
     ...(settings.bulkFetchBytes !== undefined ? { bulkFetchBytes: settings.bulkFetchBytes } : {}),
+    maxRequestsPerQuery: settings.maxRequestsPerQuery,
     ...(settings.clock ? { now: settings.clock } : {}),
   };
+}
+
+/** `maxRequestsPerQuery`: a whole number >= 1, or `Infinity` (no limit). */
+function requestBudget(value: number | undefined, base: number | undefined): number {
+  if (value === undefined) return base ?? DEFAULT_MAX_REQUESTS_PER_QUERY;
+  if (value === Number.POSITIVE_INFINITY) return value;
+  return Math.floor(positive(value, 0, "maxRequestsPerQuery", 1));
 }
 
 function connectionOptions(settings: ReplicaSettings): ReplicaConnectionOptions {
