@@ -30,7 +30,7 @@ import {
   type ReplicaStatus,
 } from "./replica-core.js";
 import { ReplicaError, ReplicaQueryError } from "./replica-error.js";
-import { DEFAULT_MAX_REQUESTS_PER_QUERY } from "./request-budget.js";
+import { defaultMaxRequestsPerQuery } from "./request-budget.js";
 import { SerialQueue } from "./serial-queue.js";
 import {
   compileSqliteWasm,
@@ -70,10 +70,13 @@ export interface ReplicaOptions {
   /** `lagSeconds` above which health is `stale` (default 300). */
   staleSeconds?: number;
   /**
-   * SQLite's own page cache per connection, in bytes (default: a quarter of
-   * `cacheBytes`, at most 16 MiB), on top of `cacheBytes`. Queries served from
-   * it never reach the VFS while the version is unchanged; pages it evicts (or
-   * drops when a new version arrives) still come from the shared cache.
+   * SQLite's own page cache per connection and wasm build, in bytes (default
+   * 1 MiB, at most a quarter of `cacheBytes`), on top of `cacheBytes`. Queries
+   * served from it never reach the VFS while the version is unchanged; pages
+   * it evicts (or drops when a new version arrives) still come from the shared
+   * cache, synchronously, so it needs to hold little more than the B-trees'
+   * upper levels. It lives in the wasm heap, which never shrinks: a connection
+   * that also opened the async build holds two.
    */
   sqliteCacheBytes?: number;
   /** Largest read-ahead window in pages (default 64; 0 disables read-ahead). */
@@ -214,6 +217,13 @@ function toRestoreTarget(at: ReplicaOptions["at"]): RestoreTarget | undefined {
     "`at` must be a Date, an ISO time string or { txid }",
   );
 }
+
+/**
+ * Default SQLite page cache per connection and build: the replica's LRU holds
+ * the pages (served synchronously to the plain build), so a large SQLite cache
+ * only duplicated them in a heap that never shrinks (figures 3 and 9).
+ */
+const DEFAULT_SQLITE_CACHE_BYTES = 1024 * 1024;
 
 function positive(value: number | undefined, fallback: number, name: string, min = 1): number {
   if (value === undefined) return fallback;
@@ -736,7 +746,8 @@ function readSettings(opts: ReplicaOptions, base: ReplicaSettings | undefined): 
     ),
     sqliteCacheBytes: positive(
       opts.sqliteCacheBytes,
-      base?.sqliteCacheBytes ?? Math.max(65536, Math.min(16 * 1024 * 1024, cacheBytes / 4)),
+      base?.sqliteCacheBytes ??
+        Math.max(65536, Math.min(DEFAULT_SQLITE_CACHE_BYTES, cacheBytes / 4)),
       "sqliteCacheBytes",
       65536,
     ),
@@ -783,7 +794,7 @@ function coreOptions(settings: ReplicaSettings): Omit<ReplicaCoreOptions, "store
 
 /** `maxRequestsPerQuery`: a whole number >= 1, or `Infinity` (no limit). */
 function requestBudget(value: number | undefined, base: number | undefined): number {
-  if (value === undefined) return base ?? DEFAULT_MAX_REQUESTS_PER_QUERY;
+  if (value === undefined) return base ?? defaultMaxRequestsPerQuery();
   if (value === Number.POSITIVE_INFINITY) return value;
   return Math.floor(positive(value, 0, "maxRequestsPerQuery", 1));
 }

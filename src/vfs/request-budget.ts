@@ -7,8 +7,21 @@
  */
 import { ReplicaError } from "./replica-error.js";
 
-/** Default `maxRequestsPerQuery`: room under Workers' 50 free-plan subrequests for a poll and the app's own. */
+/**
+ * `maxRequestsPerQuery` in Cloudflare Workers: room under the free plan's 50
+ * subrequests per invocation for a poll and the app's own requests.
+ */
 export const DEFAULT_MAX_REQUESTS_PER_QUERY = 40;
+
+/**
+ * The default budget where the code runs: {@link DEFAULT_MAX_REQUESTS_PER_QUERY}
+ * in Workers (which cap subrequests), none elsewhere (Node, Lambda, browsers
+ * cap nothing, and a cold range scan of a large table may take more than 40).
+ */
+export function defaultMaxRequestsPerQuery(): number {
+  const ua = (globalThis as { navigator?: { userAgent?: unknown } }).navigator?.userAgent;
+  return ua === "Cloudflare-Workers" ? DEFAULT_MAX_REQUESTS_PER_QUERY : Number.POSITIVE_INFINITY;
+}
 
 /** Range GETs one statement may still send. */
 export class RequestBudget {
