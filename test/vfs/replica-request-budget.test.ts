@@ -6,7 +6,7 @@
  * cannot fit; never a request past the budget (counted at the store, after
  * background work settled). The error leaves the replica usable.
  */
-import { afterEach, describe, expect, test } from "vitest";
+import { afterEach, describe, expect, test, vi } from "vitest";
 import { MemoryStore } from "../../src/storage/memory-store.js";
 import {
   openReplica,
@@ -14,6 +14,7 @@ import {
   type ReplicaOptions,
   RequestBudgetError,
 } from "../../src/vfs/index.js";
+import { defaultMaxRequestsPerQuery } from "../../src/vfs/request-budget.js";
 import {
   primaryValues,
   publishScattered,
@@ -156,6 +157,16 @@ describe("per-statement request budget", () => {
       );
       await settle();
       expect(store.calls.length, q.name).toBeLessThanOrEqual(40);
+    }
+  });
+
+  test("the default budget is 40 in Cloudflare Workers and none elsewhere", () => {
+    expect(defaultMaxRequestsPerQuery()).toBe(Number.POSITIVE_INFINITY);
+    vi.stubGlobal("navigator", { userAgent: "Cloudflare-Workers" });
+    try {
+      expect(defaultMaxRequestsPerQuery()).toBe(40);
+    } finally {
+      vi.unstubAllGlobals();
     }
   });
 
