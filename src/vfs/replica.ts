@@ -70,13 +70,13 @@ export interface ReplicaOptions {
   /** `lagSeconds` above which health is `stale` (default 300). */
   staleSeconds?: number;
   /**
-   * SQLite's own page cache per connection and wasm build, in bytes (default
-   * 1 MiB, at most a quarter of `cacheBytes`), on top of `cacheBytes`. Queries
-   * served from it never reach the VFS while the version is unchanged; pages
-   * it evicts (or drops when a new version arrives) still come from the shared
-   * cache, synchronously, so it needs to hold little more than the B-trees'
-   * upper levels. It lives in the wasm heap, which never shrinks: a connection
-   * that also opened the async build holds two.
+   * SQLite's own page cache per connection, in bytes (default: a quarter of
+   * `cacheBytes`, at most 16 MiB), on top of `cacheBytes`. Queries served from
+   * it never reach the VFS while the version is unchanged; pages it evicts (or
+   * drops when a new version arrives) still come from the shared cache. An
+   * async build opened beside the plain one (cold statements, transactions)
+   * gets at most 1 MiB: it lives in a wasm heap that never shrinks, and would
+   * only duplicate pages the shared cache holds.
    */
   sqliteCacheBytes?: number;
   /** Largest read-ahead window in pages (default 64; 0 disables read-ahead). */
@@ -218,12 +218,8 @@ function toRestoreTarget(at: ReplicaOptions["at"]): RestoreTarget | undefined {
   );
 }
 
-/**
- * Default SQLite page cache per connection and build: the replica's LRU holds
- * the pages (served synchronously to the plain build), so a large SQLite cache
- * only duplicated them in a heap that never shrinks (figures 3 and 9).
- */
-const DEFAULT_SQLITE_CACHE_BYTES = 1024 * 1024;
+/** Largest default SQLite page cache per connection (warm lookups, figure 3). */
+const DEFAULT_SQLITE_CACHE_BYTES = 16 * 1024 * 1024;
 
 function positive(value: number | undefined, fallback: number, name: string, min = 1): number {
   if (value === undefined) return fallback;
