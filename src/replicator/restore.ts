@@ -11,6 +11,7 @@ import { type FileHandle, open, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import Database from "better-sqlite3";
 import { DatabaseChecksum, hasNoChecksum, LtxApplier, type LtxHeader } from "../format/index.js";
+import { growthJustified, maxFramesIn } from "../format/page-growth.js";
 import { planTarget, type RestoreTarget } from "../layout/index.js";
 import type { ObjectStore } from "../storage/object-store.js";
 import { openNodeStore } from "../storage/open-node-store.js";
@@ -19,6 +20,7 @@ import {
   type RangedDownloadError,
   RangedDownloader,
 } from "../storage/ranged-download.js";
+import { StoreAbortedError } from "../storage/store-errors.js";
 import { fileApplyTarget } from "./file-apply-target.js";
 import type { ReplicatorLogger } from "./logger.js";
 import { silentLogger } from "./logger.js";
@@ -134,10 +136,47 @@ function resolveTarget(o: RestoreOptions): RestoreTarget | undefined {
   return undefined;
 }
 
-async function fileChecksum(fh: FileHandle, pageSize: number, commit: number): Promise<bigint> {
+/** Between steps that do not watch the signal themselves (local file work): stop when told to. */
+function stopIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new StoreAbortedError("restore aborted", { cause: signal.reason });
+}
+
+/**
+ * Before a file is applied: its header, not its name, says which TXIDs it
+ * holds (a file copied under another name must not be applied as that
+ * TXID), and the page count it claims must be justified by the pages its
+ * size can hold: nothing (the temp file above all) is extended to a claim
+ * the file cannot back.
+ */
+function checkFileHeader(
+  f: { key: string; minTXID: number; maxTXID: number; size: number },
+  header: LtxHeader,
+  fromPages: number,
+): void {
+  if (header.minTXID !== f.minTXID || header.maxTXID !== f.maxTXID) {
+    throw new ReplicatorError(
+      "RESTORE_FAILED",
+      `${f.key} holds TXIDs ${header.minTXID}-${header.maxTXID} according to its header, not the ones its name says`,
+    );
+  }
+  if (!growthJustified(fromPages, header.commit, maxFramesIn(f.size))) {
+    throw new ReplicatorError(
+      "RESTORE_FAILED",
+      `${f.key} claims ${header.commit} pages, more than its ${f.size} bytes can justify`,
+    );
+  }
+}
+
+async function fileChecksum(
+  fh: FileHandle,
+  pageSize: number,
+  commit: number,
+  signal: AbortSignal | undefined,
+): Promise<bigint> {
   const sum = new DatabaseChecksum();
   const batch = Math.max(1, Math.floor((4 << 20) / pageSize));
   for (let first = 1; first <= commit; first += batch) {
+    stopIfAborted(signal);
     const n = Math.min(batch, commit - first + 1);
     const buf = new Uint8Array(n * pageSize);
     await fh.read(buf, 0, buf.length, (first - 1) * pageSize);
@@ -253,6 +292,7 @@ export async function restore(
       | undefined;
     for (let i = 0; i < plan.files.length; i++) {
       const f = plan.files[i]!;
+      stopIfAborted(options.signal);
       const doneBefore = bytesDone;
       // Pages decode on the pool's threads; the applier writes each one out
       // (the target copies it) before asking for the next.
@@ -267,6 +307,7 @@ export async function restore(
         await decoder.cancel();
         throw err;
       }
+      checkFileHeader(f, header, header.minTXID === 1 ? 0 : (last?.commit ?? 0));
       // A compacted file may re-cover TXIDs already applied (Litestream's
       // planner allows that); re-applying page images is idempotent, so
       // continue from just before it.
@@ -312,7 +353,8 @@ export async function restore(
     await fh.sync();
 
     if (last.checksum === undefined) progress("checksum");
-    const checksum = last.checksum ?? (await fileChecksum(fh, last.pageSize, last.commit));
+    const checksum =
+      last.checksum ?? (await fileChecksum(fh, last.pageSize, last.commit, options.signal));
     let checksumVerified: RestoreResult["checksumVerified"] = "none";
     if (head && head.txid === plan.txid && head.postApplyChecksum !== null) {
       if (head.postApplyChecksum !== checksum) {
@@ -350,6 +392,8 @@ export async function restore(
         db.close();
       }
     }
+    // Told to stop (SIGINT, SIGTERM in the CLI) after the last download: no output.
+    stopIfAborted(options.signal);
     await rename(tmp, outPath);
     const dir = await open(dirname(outPath), "r");
     await dir.sync().catch(() => {});

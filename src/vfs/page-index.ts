@@ -21,6 +21,7 @@ import {
   readLtxPageIndex,
   storeRangeReader,
 } from "../format/index.js";
+import { growthJustified } from "../format/page-growth.js";
 import type { ObjectStore } from "../storage/object-store.js";
 import type { PersistentCache } from "./persistent-cache.js";
 import { ReplicaError } from "./replica-error.js";
@@ -191,6 +192,29 @@ function checkCommit(meta: VersionMeta, maxPgno: number): void {
   }
 }
 
+/**
+ * Refuses a page count the files cannot justify (see `page-growth.ts`):
+ * growing from `from` pages to `meta.commit` with at most `written` pages
+ * written above `from`. Checked before anything is sized by the claim.
+ */
+function checkGrowth(meta: VersionMeta, from: number, written: number): void {
+  if (!growthJustified(from, meta.commit, written)) {
+    throw new ReplicaError(
+      "REPLICA_INDEX_INVALID",
+      `TXID ${meta.txid} claims ${meta.commit} pages but its files write only ${written} pages above ${from}`,
+    );
+  }
+}
+
+/** Page entries above `from` and at most `commit` in `files` (an upper bound of the distinct pages). */
+function entriesAbove(files: LoadedFile[], from: number, commit: number): number {
+  let n = 0;
+  for (const loaded of files) {
+    for (const e of loaded.entries) if (e.pgno > from && e.pgno <= commit) n++;
+  }
+  return n;
+}
+
 /** Largest page number at or below `commit` that `files` name (0 when none). */
 function maxPgnoOf(files: LoadedFile[], commit: number): number {
   let max = 0;
@@ -238,6 +262,7 @@ export class PageIndex {
     // Sized by what the files hold, never by the (untrusted) commit claim.
     const maxPgno = maxPgnoOf(files, commit);
     checkCommit(meta, maxPgno);
+    checkGrowth(meta, 0, entriesAbove(files, 0, commit));
     const slots = new Uint32Array(maxPgno + 1);
     const offsets = new Float64Array(maxPgno + 1);
     const sizes = new Uint32Array(maxPgno + 1);
@@ -276,6 +301,7 @@ export class PageIndex {
     for (const loaded of files) checkEntries(loaded, meta.pageSize);
     // Pages this version holds: the older ones it kept plus the ones the files name.
     checkCommitLimit(meta);
+    checkGrowth(meta, this.commit, entriesAbove(files, this.commit, meta.commit));
     // Growth may leave pages absent until written: no claim about coverage here,
     // but the arrays of a later flattening are still sized by the pages present.
     const maxPgno = Math.max(Math.min(this.#maxPgno, meta.commit), maxPgnoOf(files, meta.commit));

@@ -57,6 +57,7 @@ const MAX_CACHED_STATEMENTS = 64;
 
 const SQLITE_ROW = 100;
 const SQLITE_DONE = 101;
+const SQLITE_IOERR_READ = 266;
 const NO_COLUMNS: readonly string[] = Object.freeze([]);
 /** Attempts at opening a plain-build connection whose first reads miss the page cache. */
 const MAX_OPEN_ATTEMPTS = 8;
@@ -477,6 +478,16 @@ export class ReplicaConnection {
 
   #result(p: Prepared, rows: SqlValue[][], error: Error | undefined): ExecuteResult {
     if (error) throw error;
+    // Some statements (integrity_check, quick_check) report a failed page
+    // read as a row and complete: a read that failed, or missed the cache on
+    // the plain build, fails the statement instead, so the caller waits for
+    // the misses and runs it again or reports the cause.
+    if (this.#vfs.missed || this.#vfs.lastError !== undefined) {
+      throw new SQLite.SQLiteError(
+        "a page read failed while running the statement",
+        SQLITE_IOERR_READ,
+      );
+    }
     if (p.stateful) this.hasState = true;
     // A schema change re-prepares the statement; its columns may have changed.
     const reprepares = reprepareCount(this.#module, p.stmt);

@@ -104,6 +104,11 @@ export interface ReplicaCoreOptions {
   store: ObjectStore;
   cacheBytes: number;
   pollIntervalMs: number;
+  /**
+   * Longest a statement waits for a due poll before it runs on the current
+   * version (the poll goes on in the background). Default {@link DEFAULT_POLL_WAIT_MS}.
+   */
+  pollWaitMs?: number;
   concurrency: number;
   /** Fixed past state; the replica never polls. */
   at?: RestoreTarget;
@@ -130,6 +135,9 @@ export interface ReplicaCoreOptions {
   /** The live replica a pinned one derives from: the pages it hydrated serve this one too. */
   live?: ReplicaCore;
 }
+
+/** Default of {@link ReplicaCoreOptions.pollWaitMs}: far above a healthy poll, far below a hung one. */
+export const DEFAULT_POLL_WAIT_MS = 1000;
 
 /** Parallel range GETs one bulk fetch aims for. */
 const BULK_REQUESTS = 16;
@@ -192,6 +200,8 @@ export class ReplicaCore {
   #lastConfirmedAt: number | undefined;
   #lastError: ReplicaStatus["lastError"] = null;
   #polling: Promise<void> | undefined;
+  /** When the poll in flight started (real time: it bounds real waits). */
+  #pollStartedAt = 0;
   #needsReplan = false;
   #closed = false;
   /** b-tree roots and schema pages of the current version, for prefetch. */
@@ -418,6 +428,7 @@ export class ReplicaCore {
     this.#assertOpen();
     if (this.pinned) return Promise.resolve();
     if (this.#polling) return this.#polling;
+    this.#pollStartedAt = Date.now();
     const run = this.#pollWithReplan(replan || this.#needsReplan).finally(() => {
       this.#polling = undefined;
     });
@@ -430,7 +441,10 @@ export class ReplicaCore {
    * passed (lazily: no timer keeps a serverless process alive). Returns
    * `undefined` when no poll is due, so the warm path awaits nothing. A failed
    * poll is recorded in status and resolves: the last good version is still
-   * consistent and keeps being served.
+   * consistent and keeps being served. The wait is bounded by `pollWaitMs`
+   * from the poll's start: a hung storage endpoint never holds up statements
+   * over cached pages; they run on the current version while the poll goes
+   * on in the background (`undefined` once the budget is spent).
    */
   pollIfDue(): Promise<void> | undefined {
     this.#assertOpen();
@@ -440,7 +454,20 @@ export class ReplicaCore {
       this.#lastPollAt === undefined ||
       this.#now() - this.#lastPollAt >= this.#options.pollIntervalMs;
     if (!due) return undefined;
-    return this.poll().catch(() => {});
+    const polling = this.poll().catch(() => {});
+    const budget = this.#options.pollWaitMs ?? DEFAULT_POLL_WAIT_MS;
+    if (budget === Number.POSITIVE_INFINITY) return polling;
+    const remaining = this.#pollStartedAt + budget - Date.now();
+    if (remaining <= 0) return undefined;
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, remaining);
+      // Never keep a Node process alive for this wait (no-op elsewhere).
+      (timer as { unref?: () => void }).unref?.();
+      void polling.then(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   /**

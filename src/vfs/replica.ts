@@ -24,6 +24,7 @@ import type {
   SqlValue,
 } from "./replica-connection.js";
 import {
+  DEFAULT_POLL_WAIT_MS,
   type HydrateMode,
   ReplicaCore,
   type ReplicaCoreOptions,
@@ -48,6 +49,14 @@ export interface ReplicaOptions {
    * read transaction starts and this much time has passed.
    */
   pollIntervalMs?: number;
+  /**
+   * Longest a query waits for a due poll, in ms (default 1000): past it the
+   * query runs on the version the replica has (at most one poll behind)
+   * while the poll goes on in the background, so a hung or slow storage
+   * endpoint never holds up queries over cached pages. `Infinity`: always
+   * wait for the poll (bounded only by the store's timeouts).
+   */
+  pollWaitMs?: number;
   /**
    * Also poll on a timer every this many ms (long-lived processes; default
    * off). The timer never keeps a Node process alive.
@@ -697,6 +706,7 @@ export async function openReplica(
 interface ReplicaSettings {
   cacheBytes: number;
   pollIntervalMs: number;
+  pollWaitMs: number;
   concurrency: number;
   maxConnections: number;
   readAheadPages: number;
@@ -733,6 +743,10 @@ function readSettings(opts: ReplicaOptions, base: ReplicaSettings | undefined): 
       "pollIntervalMs",
       0,
     ),
+    pollWaitMs:
+      opts.pollWaitMs === Number.POSITIVE_INFINITY
+        ? opts.pollWaitMs
+        : positive(opts.pollWaitMs, base?.pollWaitMs ?? DEFAULT_POLL_WAIT_MS, "pollWaitMs", 0),
     concurrency: Math.floor(positive(opts.concurrency, base?.concurrency ?? 16, "concurrency")),
     maxConnections: Math.floor(
       positive(opts.connections, base?.maxConnections ?? 1, "connections"),
@@ -775,6 +789,7 @@ function coreOptions(settings: ReplicaSettings): Omit<ReplicaCoreOptions, "store
   return {
     cacheBytes: settings.cacheBytes,
     pollIntervalMs: settings.pollIntervalMs,
+    pollWaitMs: settings.pollWaitMs,
     concurrency: settings.concurrency,
     laggingSeconds: settings.laggingSeconds,
     staleSeconds: settings.staleSeconds,

@@ -16,7 +16,7 @@ const root = new URL("../..", import.meta.url).pathname;
 const built = existsSync(join(root, "dist/index.d.ts"));
 
 const CONTEXT = `import type { IncomingMessage, ServerResponse } from "node:http";
-import type { PrimaryConnection, Replica, RouterDatabase } from "pagecast";
+import type { PrimaryConnection, R2BucketLike, Replica, RouterDatabase } from "pagecast";
 import type { users as usersTable } from "./schema.js";
 declare global {
   const url: string;
@@ -28,7 +28,7 @@ declare global {
   const primary: PrimaryConnection;
   const users: typeof usersTable;
   const db: RouterDatabase<{ users: typeof usersTable }>;
-  const env: { REPLICA_URL: string };
+  const env: { REPLICA_URL: string; BUCKET: R2BucketLike };
   const bytes: Uint8Array;
   const chunks: AsyncIterable<Uint8Array>;
   const wasm: WebAssembly.Module;

@@ -8,6 +8,7 @@ import type Database from "better-sqlite3";
 import { expect } from "vitest";
 import { PagecastError } from "../../src/errors.js";
 import type { ObjectStore } from "../../src/storage/object-store.js";
+import { S3Store } from "../../src/storage/s3-store.js";
 import { type LtxLayout, ltxLayout } from "../../src/testing/ltx-corruption.js";
 import type { Prng } from "../../src/testing/prng.js";
 import { ReplicaQueryError } from "../../src/vfs/index.js";
@@ -222,4 +223,25 @@ export async function differentialQuery(
     ).toEqual(want);
   }
   t.equal++;
+}
+
+/** An S3 store on the test server (`inject("s3")`) under `prefix`, through `endpoint` (a proxy) if given. */
+export function testS3Store(
+  s3: {
+    endpoint: string;
+    bucket: string;
+    region: string;
+    accessKeyId: string;
+    secretAccessKey: string;
+  },
+  prefix: string,
+  endpoint = s3.endpoint,
+): S3Store {
+  return new S3Store({
+    bucket: s3.bucket,
+    prefix,
+    endpoint,
+    region: s3.region,
+    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+  });
 }

@@ -1,5 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, test } from "vitest";
+import { UNWRITTEN_GROWTH_SLACK } from "../../src/format/page-growth.js";
 import { MemoryStore } from "../../src/storage/memory-store.js";
 import {
   interiorChildren,
@@ -92,10 +93,16 @@ describe("PageIndex", () => {
     expect(() => idx.extend([loaded(file("a", 2, 2), [2])], meta(2, 0xffffffff))).toThrow(
       expect.objectContaining({ code: "REPLICA_INDEX_INVALID" }),
     );
-    // Growth without writing the new pages (yet): allowed, sized by the pages present.
-    let grown = idx.extend([loaded(file("b", 2, 2), [2])], meta(2, 0x3fffffff));
-    for (let i = 0; i < 10; i++) grown = grown.extend([], meta(3 + i, 0x3fffffff));
-    expect(grown.lookup(0x3fffffff)).toBeUndefined();
+    // Growth far beyond the pages written: refused before anything is sized by it.
+    expect(() => idx.extend([loaded(file("b", 2, 2), [2])], meta(2, 0x3fffffff))).toThrow(
+      expect.objectContaining({ code: "REPLICA_INDEX_INVALID" }),
+    );
+    // Growth without writing some new pages (freed before the commit): allowed
+    // within the slack, sized by the pages present.
+    const top = 3 + UNWRITTEN_GROWTH_SLACK;
+    let grown = idx.extend([loaded(file("b", 2, 2), [2])], meta(2, top));
+    for (let i = 0; i < 10; i++) grown = grown.extend([], meta(3 + i, top));
+    expect(grown.lookup(top)).toBeUndefined();
     expect(grown.lookup(2)?.file.key).toBe("b");
     expect(grown.lookup(3)?.file.key).toBe("snap");
   });
