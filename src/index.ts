@@ -106,6 +106,7 @@ export {
   type ReplicaStatus,
   type ReplicaStoreOptions,
   type ReplicaTransaction,
+  RequestBudgetError,
   type RequestTally,
   type Row,
   type SqliteWasm,

@@ -38,6 +38,7 @@ import type { PageRequest } from "./page-fetcher.js";
 import type { PageLocation } from "./page-index.js";
 import type { PlannedRun } from "./range-planner.js";
 import type { ReplicaVersion } from "./replica-core.js";
+import { RequestBudget } from "./request-budget.js";
 import type { StatementPlan, TreeUse } from "./statement-plan.js";
 
 /** Misses in one tree after which a statement "keeps missing" there. */
@@ -87,9 +88,12 @@ export class StatementFetchState {
   readonly overflowOwner = new Map<number, number>();
   /** Misses seen before the plan was known. */
   readonly unplanned: { version: ReplicaVersion; pgno: number }[] = [];
+  /** The statement's request budget (`maxRequestsPerQuery`), if it has one. */
+  readonly budget: RequestBudget | undefined;
 
-  constructor(plan: StatementPlan | undefined) {
+  constructor(plan: StatementPlan | undefined, budget?: RequestBudget) {
     this.plan = plan;
+    this.budget = budget;
   }
 
   tree(root: number): TreeState {
@@ -123,21 +127,29 @@ export class StatementContext {
   /** Re-runs of the same statement keep its state. */
   keep = false;
   state: StatementFetchState | undefined;
+  /** The running statement's request budget (kept across its re-runs, like its state). */
+  budget: RequestBudget | undefined;
   /** Plans by SQL text (`null`: none could be made). */
   readonly plans = new Map<string, StatementPlan | null>();
+
+  /** `maxRequests`: each statement's request budget (`Infinity`: none). */
+  constructor(readonly maxRequests = Number.POSITIVE_INFINITY) {}
 
   /** A statement starts (or is run again). */
   enter(sql: string): void {
     if (this.keep && sql === this.sql) return;
     this.sql = sql;
     this.state = undefined;
+    this.budget = Number.isFinite(this.maxRequests)
+      ? new RequestBudget(this.maxRequests, sql)
+      : undefined;
   }
 
   /** The fetch state, created at the first miss. */
   fetchState(): StatementFetchState {
     if (!this.state) {
       const plan = this.sql === undefined ? undefined : this.plans.get(this.sql);
-      this.state = new StatementFetchState(plan ?? undefined);
+      this.state = new StatementFetchState(plan ?? undefined, this.budget);
     }
     return this.state;
   }
@@ -187,22 +199,29 @@ export interface BulkFetchHost {
    */
   planRuns(
     reqs: PageRequest[],
-    options: { maxRuns: number | undefined; maxWasteBytes: number; maxTotalWasteBytes: number },
+    options: {
+      maxRuns: number | undefined;
+      maxWasteBytes: number;
+      maxTotalWasteBytes: number;
+      /** Hard cap on the range GETs (a request budget): runs past it are dropped. */
+      maxRequests?: number;
+    },
   ): BulkPlan;
   /** Starts a planned bulk fetch; `onPage` sees each wanted page as it lands. */
   fetchRuns(
     version: ReplicaVersion,
     plan: BulkPlan,
     onPage: (req: PageRequest, page: Uint8Array) => void,
+    budget: RequestBudget | undefined,
   ): Promise<void>;
   /** Plain read-ahead of `reqs` (the fetcher coalesces them). */
-  prefetch(version: ReplicaVersion, reqs: PageRequest[]): void;
+  prefetch(version: ReplicaVersion, reqs: PageRequest[], budget: RequestBudget | undefined): void;
   /** Bytes of every current frame of `version` (what hydrating it reads). */
   versionBytes(version: ReplicaVersion): number;
   /** Whether hydration covers `version` (running for it, or done). */
   hydrating(version: ReplicaVersion): boolean;
-  /** Starts hydrating (auto mode) when allowed; true when it did. */
-  autoHydrate(version: ReplicaVersion, reason: string): boolean;
+  /** Starts hydrating (auto mode) when allowed (and within `budget`); true when it did. */
+  autoHydrate(version: ReplicaVersion, reason: string, budget: RequestBudget | undefined): boolean;
   /** Whether `hydrate: "auto"` may hydrate a database of `bytes`. */
   mayAutoHydrate(bytes: number): boolean;
 }
@@ -320,7 +339,9 @@ export class BulkFetcher {
     if (
       access === "scan" ||
       (access === "loop" && (use!.eager || (use!.viaIndex === undefined && ts.misses >= 2))) ||
-      ts.misses >= KEEP_MISSING
+      ts.misses >= KEEP_MISSING ||
+      // Half the request budget gone: the rest of this tree in few big GETs beats a GET per miss.
+      (state.budget?.near === true && ts.misses >= 2)
     ) {
       this.#whole(version, map, tree, ts, state, pos);
       return [];
@@ -372,7 +393,7 @@ export class BulkFetcher {
     if (!state.plan) return;
     for (const { version, pgno } of misses) {
       const along = this.onMiss(version, pgno, state, true);
-      if (along && along.length > 0) this.#host.prefetch(version, along);
+      if (along && along.length > 0) this.#host.prefetch(version, along, state.budget);
     }
   }
 
@@ -417,6 +438,9 @@ export class BulkFetcher {
   ): boolean {
     const left = this.#budget(version) - state.bulkBytes;
     if (left <= 0 || reqs.length === 0) return false;
+    // One request stays for the miss itself (when it is not among `reqs`).
+    const maxRequests = state.budget ? state.budget.left - 1 : undefined;
+    if (maxRequests !== undefined && maxRequests < 1) return false;
     // Within the byte budget, and no more pages than the cache holds without
     // evicting the first before the statement reads them.
     const maxPages = Math.floor(this.#options.cacheBytes / 2 / version.index.pageSize);
@@ -434,7 +458,9 @@ export class BulkFetcher {
       maxRuns,
       maxWasteBytes: bytes * WASTE_FACTOR,
       maxTotalWasteBytes: Math.max(0, left - bytes),
+      ...(maxRequests !== undefined ? { maxRequests } : {}),
     });
+    if (plan.runs.length === 0) return false;
     if (mayHydrate) {
       const total = this.#host.versionBytes(version);
       // Trees the plan will also read whole count now: deciding at the
@@ -443,7 +469,7 @@ export class BulkFetcher {
       if (
         this.#host.mayAutoHydrate(total) &&
         (total <= SMALL_DATABASE_BYTES || fetched + plan.bytes >= total * MOST_OF_IT) &&
-        this.#host.autoHydrate(version, `a statement reads most of tree ${root}`)
+        this.#host.autoHydrate(version, `a statement reads most of tree ${root}`, state.budget)
       ) {
         this.#stats.hydrations++;
         return true;
@@ -456,11 +482,11 @@ export class BulkFetcher {
       this.#stats.statements++;
     }
     this.#stats.fetches++;
-    this.#stats.pages += take.length;
+    this.#stats.pages += plan.runs.reduce((n, r) => n + r.items.length, 0);
     this.#stats.bytes += plan.bytes;
     const arrived: { pgno: number; page: Uint8Array }[] = [];
     this.#host
-      .fetchRuns(version, plan, (req, page) => arrived.push({ pgno: req.pgno, page }))
+      .fetchRuns(version, plan, (req, page) => arrived.push({ pgno: req.pgno, page }), state.budget)
       .then(
         () => this.#afterBulk(version, map, root, arrived, state, ts),
         () => {},

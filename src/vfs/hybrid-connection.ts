@@ -35,12 +35,21 @@ import {
 } from "./replica-connection.js";
 import type { ReplicaCore } from "./replica-core.js";
 import { ReplicaQueryError } from "./replica-error.js";
+import { RequestBudgetError } from "./request-budget.js";
 
 /** Rounds of page misses a statement may take on the plain build before it moves to the async one. */
 export const MAX_SYNC_MISSES = 4;
 
-/** From this round of misses on, the async connection is opened in the background (if not yet). */
-const OPEN_ASYNC_AT_MISS = 2;
+/**
+ * From this round of misses on, the async connection is opened in the
+ * background (if not yet). Late: each wasm instance costs ~17 MiB of heap
+ * plus its SQLite cache, and with bulk fetching most cold statements finish
+ * on the plain build within a few rounds (figure 9).
+ */
+const OPEN_ASYNC_AT_MISS = 3;
+
+/** SQLite page cache of an async build opened beside a plain one, in KiB. */
+const ASYNC_SQLITE_CACHE_KIB = 1024;
 
 /** Compiled modules of both builds. */
 export interface SqliteModules {
@@ -94,7 +103,10 @@ export class HybridConnection {
   ): Promise<HybridConnection> {
     // One statement context for both builds: a statement keeps its fetch
     // state when it is run again or moves to the async build.
-    const options = { ...connectionOptions, statement: new StatementContext() };
+    const options = {
+      ...connectionOptions,
+      statement: new StatementContext(core.maxRequestsPerQuery),
+    };
     const first = modules.sync
       ? await ReplicaConnection.open(core, modules.sync, options, "sync")
       : await ReplicaConnection.open(core, modules.async, options, "async");
@@ -222,6 +234,8 @@ export class HybridConnection {
         await Promise.all(misses);
       } catch (cause) {
         await this.#abandonTransaction(sync);
+        // The statement's own request budget: its typed error, not an I/O failure.
+        if (cause instanceof RequestBudgetError) throw cause;
         // What the async build would have reported: the statement's I/O error, caused by the fetch.
         if (err instanceof ReplicaQueryError) {
           throw new ReplicaQueryError(err.sqliteCode, err.message, { cause });
@@ -278,12 +292,16 @@ export class HybridConnection {
 
   #openAsync(): Promise<ReplicaConnection> {
     if (!this.#asyncOpening) {
-      const opening = ReplicaConnection.open(
-        this.#core,
-        this.#modules.async,
-        this.#options,
-        "async",
-      );
+      // Beside a plain build, the async one runs cold statements and
+      // transactions: a small SQLite cache (its pages are in the shared LRU,
+      // and a heap never shrinks). Alone, it is the warm path: the full one.
+      const options = this.#modules.sync
+        ? {
+            ...this.#options,
+            sqliteCacheKiB: Math.min(this.#options.sqliteCacheKiB, ASYNC_SQLITE_CACHE_KIB),
+          }
+        : this.#options;
+      const opening = ReplicaConnection.open(this.#core, this.#modules.async, options, "async");
       this.#asyncOpening = opening;
       opening.then(
         (conn) => {

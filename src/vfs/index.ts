@@ -26,6 +26,7 @@ export {
 export type { BindValue, ExecuteResult, SqlParams, SqlValue } from "./replica-connection.js";
 export type { HydrateMode, ReplicaHealth, ReplicaStatus } from "./replica-core.js";
 export { ReplicaError, ReplicaQueryError } from "./replica-error.js";
+export { DEFAULT_MAX_REQUESTS_PER_QUERY, RequestBudgetError } from "./request-budget.js";
 export type { ReplicaRequestKind, RequestTally } from "./request-stats.js";
 export {
   type SqliteWasm,

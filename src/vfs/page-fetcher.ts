@@ -17,6 +17,7 @@ import type { PersistentCache } from "./persistent-cache.js";
 import { type PlannedRun, planRuns } from "./range-planner.js";
 import { persistentName, readFromStore, readRange } from "./range-read.js";
 import { ReplicaError } from "./replica-error.js";
+import type { RequestBudget } from "./request-budget.js";
 
 /** One page wanted from one version. */
 export interface PageRequest {
@@ -106,8 +107,11 @@ function countLimit(count: number): Limiter {
   return (task) => limit(task);
 }
 
-/** Called after a page was fetched and decoded (not for cache hits). */
-export type FetchedHook = (req: PageRequest, page: Uint8Array) => void;
+/**
+ * Called after a page was fetched and decoded (not for cache hits), with the
+ * request budget of the statement that caused the fetch (if any).
+ */
+export type FetchedHook = (req: PageRequest, page: Uint8Array, budget?: RequestBudget) => void;
 
 /** Range-GET page fetcher over one store and one cache. */
 export class PageFetcher {
@@ -160,40 +164,52 @@ export class PageFetcher {
   /**
    * The decoded page for `want`, fetching it (together with `along`, in the
    * same batch so adjacent frames coalesce) when not cached. `along` pages
-   * only warm the cache; their failures do not fail `want`.
+   * only warm the cache; their failures do not fail `want`. With a `budget`,
+   * every range GET is booked on it first: `want` fails with its
+   * `REPLICA_REQUEST_BUDGET` error when none is left, `along` shrinks to fit.
    */
-  async get(want: PageRequest, pageSize: number, along: PageRequest[] = []): Promise<Uint8Array> {
+  async get(
+    want: PageRequest,
+    pageSize: number,
+    along: PageRequest[] = [],
+    budget?: RequestBudget,
+  ): Promise<Uint8Array> {
     const cached = this.#cache.peek(want.loc);
     if (cached) return cached;
     const key = locationKey(want.loc);
     const pending = this.#inflight.get(key);
     if (pending?.started || pending?.bulk) {
-      if (along.length > 0) this.prefetch(along, pageSize);
+      if (along.length > 0) this.prefetch(along, pageSize, budget);
       // Riding on another read (a bulk range, read-ahead): if that one fails,
       // this page still gets a request of its own before the query sees an error.
-      return pending.promise.catch(() => this.#alone(want, pageSize));
+      return pending.promise.catch(() => this.#alone(want, pageSize, budget));
     }
     // Not asked for yet, or only queued behind speculative reads: a query waits
     // on it now, so it goes out at once (a queued duplicate later just refills the cache).
+    if (budget && budget.left < 1) throw budget.exceeded();
     if (pending) this.#inflight.delete(key);
-    this.#startBatch([want, ...along], pageSize, want);
+    this.#startBatch([want, ...along], pageSize, want, budget);
     return this.#inflight.get(key)?.promise ?? this.#afterRace(want);
   }
 
   /** `want` fetched by a request of its own (after a shared request failed). */
-  #alone(want: PageRequest, pageSize: number): Promise<Uint8Array> {
+  #alone(want: PageRequest, pageSize: number, budget?: RequestBudget): Promise<Uint8Array> {
     const cached = this.#cache.peek(want.loc);
     if (cached) return Promise.resolve(cached);
     const pending = this.#inflight.get(locationKey(want.loc));
     if (pending?.started) return pending.promise;
+    if (budget && budget.left < 1) return Promise.reject(budget.exceeded());
     this.#inflight.delete(locationKey(want.loc));
-    this.#startBatch([want], pageSize, want);
+    this.#startBatch([want], pageSize, want, budget);
     return this.#inflight.get(locationKey(want.loc))?.promise ?? this.#afterRace(want);
   }
 
-  /** Warms the cache with `reqs` in the background; failures are ignored (a later read retries). */
-  prefetch(reqs: PageRequest[], pageSize: number): void {
-    this.#startBatch(reqs, pageSize);
+  /**
+   * Warms the cache with `reqs` in the background; failures are ignored (a
+   * later read retries). With a `budget`, only as many range GETs as it has left.
+   */
+  prefetch(reqs: PageRequest[], pageSize: number, budget?: RequestBudget): void {
+    this.#startBatch(reqs, pageSize, undefined, budget);
   }
 
   /**
@@ -205,17 +221,22 @@ export class PageFetcher {
   async fetchRuns(
     runs: PlannedRun[],
     pageSize: number,
-    options: { layout?: FrameLayout; onPage?: FetchedHook } = {},
+    options: { layout?: FrameLayout; onPage?: FetchedHook; budget?: RequestBudget } = {},
   ): Promise<void> {
     const settled: Promise<unknown>[] = [];
+    const budget = options.budget;
     for (const planned of runs) {
       const items = planned.items.filter(
         (r) => !this.#inflight.has(locationKey(r.loc)) && !this.#cache.has(r.loc),
       );
       if (items.length === 0) continue;
+      if (budget) {
+        if (budget.left < 1) break;
+        budget.charge(1);
+      }
       const run: Run = { file: planned.file, start: planned.start, end: planned.end, items };
       const frames = options.layout?.file(run.file.key);
-      const body = this.#startRun(run, pageSize, "bulk", options.onPage);
+      const body = this.#startRun(run, pageSize, "bulk", options.onPage, budget);
       settled.push(
         body.then(
           (bytes) => this.#keepAlong(run, bytes, frames, pageSize),
@@ -235,7 +256,12 @@ export class PageFetcher {
     );
   }
 
-  #startBatch(reqs: PageRequest[], pageSize: number, demand?: PageRequest): void {
+  #startBatch(
+    reqs: PageRequest[],
+    pageSize: number,
+    demand?: PageRequest,
+    budget?: RequestBudget,
+  ): void {
     const seen = new Set<string>();
     const todo: PageRequest[] = [];
     for (const r of reqs) {
@@ -258,11 +284,38 @@ export class PageFetcher {
       });
       runs = lead ? [lead, ...planned] : planned;
     }
+    if (budget) runs = this.#withinBudget(runs, budget, demand);
     for (const run of runs) {
       const kind: LimitKind =
         demand !== undefined && run.items.includes(demand) ? "demand" : "prefetch";
-      this.#startRun(run, pageSize, kind).catch(() => {});
+      this.#startRun(run, pageSize, kind, undefined, budget).catch(() => {});
     }
+  }
+
+  /**
+   * The runs of a batch that fit `budget` (booked on it): the demanded page's
+   * first, the speculative rest coalesced into the requests left (bridging
+   * gaps), and what still does not fit dropped (a later miss asks again).
+   */
+  #withinBudget(runs: Run[], budget: RequestBudget, demand: PageRequest | undefined): Run[] {
+    const lead = demand ? runs.find((r) => r.items.includes(demand)) : undefined;
+    const room = budget.left - (lead ? 1 : 0);
+    let rest = runs.filter((r) => r !== lead);
+    if (rest.length > room) {
+      const items = rest.flatMap((r) => r.items);
+      const wanted = items.reduce((n, r) => n + r.loc.size, 0);
+      rest =
+        room < 1
+          ? []
+          : planRuns(items, {
+              maxRuns: room,
+              maxWasteBytes: wanted * SPREAD_WASTE,
+              maxRangeBytes: this.#maxRange,
+            }).slice(0, room);
+    }
+    const out = lead ? [lead, ...rest] : rest;
+    budget.charge(out.length);
+    return out;
   }
 
   /** Groups requests into runs of nearby frames of the same file. */
@@ -297,6 +350,7 @@ export class PageFetcher {
     pageSize: number,
     kind: LimitKind,
     onPage?: FetchedHook,
+    budget?: RequestBudget,
   ): Promise<Uint8Array> {
     const entries: Inflight[] = [];
     const store = kind === "bulk" ? this.#bulkStore : this.#store;
@@ -329,7 +383,7 @@ export class PageFetcher {
         if (page.byteLength !== page.buffer.byteLength) page = page.slice();
         this.#cache.set(item.loc, page);
         try {
-          this.#onFetched?.(item, page);
+          this.#onFetched?.(item, page, budget);
           onPage?.(item, page);
         } catch {
           // A prefetch hint is never worth failing a read.

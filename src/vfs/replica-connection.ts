@@ -13,6 +13,7 @@ import type { StatementContext } from "./bulk-fetch.js";
 import type { ReplicaCore } from "./replica-core.js";
 import { ReplicaError, ReplicaQueryError } from "./replica-error.js";
 import { ReplicaVfs } from "./replica-vfs.js";
+import { RequestBudgetError } from "./request-budget.js";
 import { instantiateSqlite, type SqliteBuild } from "./sqlite-runtime.js";
 import { analyzeBytecode, type BytecodeOp, type StatementPlan } from "./statement-plan.js";
 import {
@@ -395,6 +396,8 @@ export class ReplicaConnection {
     const cause = this.#vfs.lastError;
     this.#vfs.lastError = undefined;
     if (err instanceof ReplicaError || err instanceof ReplicaQueryError) throw err;
+    // Over its request budget: the budget's typed error, not SQLite's I/O error.
+    if (cause instanceof RequestBudgetError) throw cause;
     if (isSqliteError(err)) {
       throw new ReplicaQueryError(err.code, err.message, cause !== undefined ? { cause } : {});
     }

@@ -37,6 +37,7 @@ import type { PersistentCache, PersistentCacheStats } from "./persistent-cache.j
 import { planRuns } from "./range-planner.js";
 import type { AccessTracker } from "./read-ahead.js";
 import { ReplicaError } from "./replica-error.js";
+import { type RequestBudget, RequestBudgetError } from "./request-budget.js";
 import {
   type ReplicaRequestKind,
   RequestStats,
@@ -125,6 +126,8 @@ export interface ReplicaCoreOptions {
   hydrateMaxBytes?: number;
   /** Most bytes one statement may fetch in bulk (0 disables bulk fetching). */
   bulkFetchBytes?: number;
+  /** Most range GETs one statement may cause (default: none, `Infinity`). */
+  maxRequestsPerQuery?: number;
   /** Persistent page cache shared with other replicas / processes. */
   persistentCache?: PersistentCache;
   /** In-memory page cache to use (shared by replicas of one store); default: a new one of `cacheBytes`. */
@@ -236,11 +239,16 @@ export class ReplicaCore {
       bulkStore: tallied("bulk"),
       ...(this.#persistent ? { persistent: { cache: this.#persistent, namespace: this.url } } : {}),
     });
-    this.fetcher.onFetched = (req, page) => this.#afterFetch(req, page);
+    this.fetcher.onFetched = (req, page, budget) => this.#afterFetch(req, page, budget);
     this.bulk = new BulkFetcher(this.#bulkHost(), {
       budgetBytes: options.bulkFetchBytes,
       cacheBytes: options.cacheBytes,
     });
+  }
+
+  /** Each statement's request budget (`Infinity`: none). */
+  get maxRequestsPerQuery(): number {
+    return this.#options.maxRequestsPerQuery ?? Number.POSITIVE_INFINITY;
   }
 
   /** The persistent cache, if the replica has one. */
@@ -333,29 +341,44 @@ export class ReplicaCore {
         this.fetcher.isInflight(loc) ||
         this.#hydrator?.pending(loc) !== undefined,
       planRuns: (reqs, options) => {
-        const runs = planRuns(reqs, {
-          maxRuns: options.maxRuns ?? BULK_REQUESTS,
-          maxWasteBytes: options.maxWasteBytes,
+        const cap = options.maxRequests;
+        const squeezed = cap !== undefined && cap < (options.maxRuns ?? BULK_REQUESTS);
+        let runs = planRuns(reqs, {
+          maxRuns: squeezed ? cap : (options.maxRuns ?? BULK_REQUESTS),
+          // Few requests left: bridge as much as the byte budget allows to get there.
+          maxWasteBytes: squeezed ? options.maxTotalWasteBytes : options.maxWasteBytes,
           maxTotalWasteBytes: options.maxTotalWasteBytes,
           freeGapBytes: FREE_GAP_BYTES,
           maxRangeBytes: MAX_BULK_RANGE,
         });
+        if (cap !== undefined && runs.length > cap) runs = runs.slice(0, cap);
         return { runs, bytes: runs.reduce((n, r) => n + (r.end - r.start), 0) };
       },
-      fetchRuns: (version, plan, onPage) =>
+      fetchRuns: (version, plan, onPage, budget) =>
         this.fetcher.fetchRuns(plan.runs, version.index.pageSize, {
           layout: this.layout(version),
           onPage,
+          ...(budget ? { budget } : {}),
         }),
       versionBytes: (version) => this.layout(version).bytes,
-      prefetch: (version, reqs) => this.fetcher.prefetch(reqs, version.index.pageSize),
+      prefetch: (version, reqs, budget) =>
+        this.fetcher.prefetch(reqs, version.index.pageSize, budget),
       hydrating: (version) =>
         this.#hydrator?.active === true && version === this.#current && this.#hydrationRequested,
       mayAutoHydrate: (bytes) =>
         (this.#options.hydrate ?? "auto") === "auto" &&
         bytes <= (this.#options.hydrateMaxBytes ?? this.#options.cacheBytes),
-      autoHydrate: (version) => {
+      autoHydrate: (version, _reason, budget) => {
         if (version !== this.#current || this.#hydrationRequested) return false;
+        if (budget) {
+          // Hydration reads in one wave of about HYDRATE_CONCURRENCY GETs, at
+          // least one per file: booked up front, and only when it fits.
+          const requests =
+            Math.max(HYDRATE_CONCURRENCY, this.#options.concurrency) +
+            this.layout(version).files.length;
+          if (budget.left - 1 < requests) return false;
+          budget.charge(requests);
+        }
         this.hydrate();
         return true;
       },
@@ -484,6 +507,7 @@ export class ReplicaCore {
         else along = [{ pgno: p, loc: l }];
       }
     }
+    const budget = statement?.budget;
     if (!page) {
       if (statement) {
         // Bulk fetching knows the page's B-tree: its choice replaces plain read-ahead.
@@ -492,11 +516,11 @@ export class ReplicaCore {
       }
       const landing = this.#hydrator?.pending(loc);
       if (landing)
-        return this.#afterHydration(landing, version, { pgno, loc }, tracker, along ?? []);
-      return this.#fetchPage(version, { pgno, loc }, tracker, along ?? []);
+        return this.#afterHydration(landing, version, { pgno, loc }, tracker, along ?? [], budget);
+      return this.#fetchPage(version, { pgno, loc }, tracker, along ?? [], budget);
     }
     // A statement that missed before is in bulk fetching's hands (it read ahead already).
-    if (along && !statement?.state) this.fetcher.prefetch(along, index.pageSize);
+    if (along && !statement?.state) this.fetcher.prefetch(along, index.pageSize, budget);
     return this.#served(version, pgno, page, tracker);
   }
 
@@ -507,14 +531,15 @@ export class ReplicaCore {
     req: PageRequest,
     tracker: AccessTracker | undefined,
     along: PageRequest[],
+    budget: RequestBudget | undefined,
   ): Promise<Uint8Array> {
     await landing.catch(() => {});
     const page = this.#hydrator?.page(req.pgno, req.loc);
     if (page) {
-      if (along.length > 0) this.fetcher.prefetch(along, version.index.pageSize);
+      if (along.length > 0) this.fetcher.prefetch(along, version.index.pageSize, budget);
       return this.#served(version, req.pgno, page, tracker);
     }
-    return this.#fetchPage(version, req, tracker, along);
+    return this.#fetchPage(version, req, tracker, along, budget);
   }
 
   async #fetchPage(
@@ -522,11 +547,14 @@ export class ReplicaCore {
     req: PageRequest,
     tracker: AccessTracker | undefined,
     along: PageRequest[],
+    budget: RequestBudget | undefined,
   ): Promise<Uint8Array> {
     let page: Uint8Array;
     try {
-      page = await this.fetcher.get(req, version.index.pageSize, along);
+      page = await this.fetcher.get(req, version.index.pageSize, along, budget);
     } catch (err) {
+      // The statement's own limit, not trouble with storage.
+      if (err instanceof RequestBudgetError) throw err;
       this.#recordError(err);
       if (isMissingFile(err)) this.#needsReplan = true;
       throw err;
@@ -887,7 +915,7 @@ export class ReplicaCore {
    * Background b-tree prefetch after a fetch: page 1 names every root page,
    * and a root naming few children gets them fetched before a query descends.
    */
-  #afterFetch(req: PageRequest, page: Uint8Array): void {
+  #afterFetch(req: PageRequest, page: Uint8Array, budget: RequestBudget | undefined): void {
     const v = this.#current;
     if (!v || this.#closed) return;
     if (isInteriorPage(page, req.pgno)) this.bulk.interiorArrived();
@@ -921,7 +949,8 @@ export class ReplicaCore {
       const l = v.index.lookup(p);
       if (l && !this.cache.has(l) && !this.fetcher.isInflight(l)) reqs.push({ pgno: p, loc: l });
     }
-    if (reqs.length > 0) this.fetcher.prefetch(reqs, v.index.pageSize);
+    // Booked on the statement whose fetch brought the page (it is still running).
+    if (reqs.length > 0) this.fetcher.prefetch(reqs, v.index.pageSize, budget);
   }
 }
 

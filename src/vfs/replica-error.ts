@@ -14,6 +14,8 @@ import { PagecastError } from "../errors.js";
  * - `REPLICA_PLAN_STALE`: a file named by the current plan is gone (retention); the replica re-plans.
  * - `REPLICA_WASM_MISSING`: no SQLite WebAssembly binary was supplied or registered.
  * - `REPLICA_HYDRATION_FAILED`: hydration stopped (recorded in status; pages are then read on demand).
+ * - `REPLICA_REQUEST_BUDGET`: a statement needed more storage requests than
+ *   `maxRequestsPerQuery` allows (thrown as `RequestBudgetError`; nothing was sent past it).
  * - `REPLICA_CACHE_DIR_UNAVAILABLE`: `cacheDir` was given where there is no file system (use the Cache API).
  */
 export class ReplicaError extends PagecastError {}

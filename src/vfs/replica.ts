@@ -31,6 +31,7 @@ import {
   type ReplicaStatus,
 } from "./replica-core.js";
 import { ReplicaError, ReplicaQueryError } from "./replica-error.js";
+import { defaultMaxRequestsPerQuery } from "./request-budget.js";
 import { SerialQueue } from "./serial-queue.js";
 import {
   compileSqliteWasm,
@@ -81,7 +82,10 @@ export interface ReplicaOptions {
    * SQLite's own page cache per connection, in bytes (default: a quarter of
    * `cacheBytes`, at most 16 MiB), on top of `cacheBytes`. Queries served from
    * it never reach the VFS while the version is unchanged; pages it evicts (or
-   * drops when a new version arrives) still come from the shared cache.
+   * drops when a new version arrives) still come from the shared cache. An
+   * async build opened beside the plain one (cold statements, transactions)
+   * gets at most 1 MiB: it lives in a wasm heap that never shrinks, and would
+   * only duplicate pages the shared cache holds.
    */
   sqliteCacheBytes?: number;
   /** Largest read-ahead window in pages (default 64; 0 disables read-ahead). */
@@ -127,6 +131,18 @@ export interface ReplicaOptions {
    * cache either way.
    */
   bulkFetchBytes?: number;
+  /**
+   * Most storage requests (range GETs) one statement may cause: its misses,
+   * their read-ahead and bulk fetches, and hydration it starts. As it nears
+   * the budget a statement fetches the rest of the B-trees it reads in fewer,
+   * bigger range GETs; a statement that still needs more fails with a
+   * `RequestBudgetError` (code `REPLICA_REQUEST_BUDGET`, naming the
+   * statement, the requests made and the budget) instead of sending them.
+   * Polls and page-index reads at a transaction's start are not counted.
+   * Default 40 (Cloudflare Workers allow 50 subrequests per invocation on
+   * the free plan: room for a poll and the app's own); `Infinity` for no limit.
+   */
+  maxRequestsPerQuery?: number;
   /**
    * Node: a directory for the persistent page cache (Lambda's /tmp, a
    * server's disk): pages fetched once are read from it by later runs and
@@ -210,6 +226,9 @@ function toRestoreTarget(at: ReplicaOptions["at"]): RestoreTarget | undefined {
     "`at` must be a Date, an ISO time string or { txid }",
   );
 }
+
+/** Largest default SQLite page cache per connection (warm lookups, figure 3). */
+const DEFAULT_SQLITE_CACHE_BYTES = 16 * 1024 * 1024;
 
 function positive(value: number | undefined, fallback: number, name: string, min = 1): number {
   if (value === undefined) return fallback;
@@ -699,6 +718,7 @@ interface ReplicaSettings {
   hydrate: HydrateMode;
   hydrateMaxBytes: number;
   bulkFetchBytes: number | undefined;
+  maxRequestsPerQuery: number;
   clock: (() => number) | undefined;
 }
 
@@ -736,7 +756,8 @@ function readSettings(opts: ReplicaOptions, base: ReplicaSettings | undefined): 
     ),
     sqliteCacheBytes: positive(
       opts.sqliteCacheBytes,
-      base?.sqliteCacheBytes ?? Math.max(65536, Math.min(16 * 1024 * 1024, cacheBytes / 4)),
+      base?.sqliteCacheBytes ??
+        Math.max(65536, Math.min(DEFAULT_SQLITE_CACHE_BYTES, cacheBytes / 4)),
       "sqliteCacheBytes",
       65536,
     ),
@@ -758,6 +779,7 @@ function readSettings(opts: ReplicaOptions, base: ReplicaSettings | undefined): 
     ),
     bulkFetchBytes:
       bulkFetch === undefined ? undefined : Math.floor(positive(bulkFetch, 0, "bulkFetchBytes", 0)),
+    maxRequestsPerQuery: requestBudget(opts.maxRequestsPerQuery, base?.maxRequestsPerQuery),
     clock: opts.clock ?? base?.clock,
   };
 }
@@ -776,8 +798,16 @@ function coreOptions(settings: ReplicaSettings): Omit<ReplicaCoreOptions, "store
     hydrate: settings.hydrate,
     hydrateMaxBytes: settings.hydrateMaxBytes,
     ...(settings.bulkFetchBytes !== undefined ? { bulkFetchBytes: settings.bulkFetchBytes } : {}),
+    maxRequestsPerQuery: settings.maxRequestsPerQuery,
     ...(settings.clock ? { now: settings.clock } : {}),
   };
+}
+
+/** `maxRequestsPerQuery`: a whole number >= 1, or `Infinity` (no limit). */
+function requestBudget(value: number | undefined, base: number | undefined): number {
+  if (value === undefined) return base ?? defaultMaxRequestsPerQuery();
+  if (value === Number.POSITIVE_INFINITY) return value;
+  return Math.floor(positive(value, 0, "maxRequestsPerQuery", 1));
 }
 
 function connectionOptions(settings: ReplicaSettings): ReplicaConnectionOptions {

@@ -111,6 +111,7 @@ describe("plain build beside the async build", () => {
       readAheadPages: 4,
       bulkFetchBytes: 0,
       hydrate: false,
+      maxRequestsPerQuery: Number.POSITIVE_INFINITY,
     });
     open.push(replica);
     const sql = "SELECT sum(length(pad)), count(DISTINCT k) FROM t";
