@@ -41,7 +41,8 @@ async function find(name, candidates, where) {
 export async function loadPagecast() {
   const where = {};
   const api = { where };
-  const root = "index.js";
+  // What Node resolves `pagecast` to (its modules are shared with node.js, bundled).
+  const root = "index.node.js";
   const node = "node.js";
   api.openReplica = await find("openReplica", [root, "vfs/index.js", "vfs/replica.js"], where);
   api.Replicator = await find(
