@@ -12,23 +12,26 @@ if (args.mode === "import") {
   await import("pagecast");
   out.importedMs = performance.now();
 } else if (args.mode === "replica") {
-  const { openReplica, S3Store } = await import("pagecast");
+  const { openReplica } = await import("pagecast");
   out.importedMs = performance.now();
-  const store = new S3Store({
-    bucket: args.bucket,
-    prefix: args.prefix,
-    endpoint: args.endpoint,
-    region: "us-east-1",
-    forcePathStyle: true,
-    credentials: { accessKeyId: args.accessKeyId, secretAccessKey: args.secretAccessKey },
+  // By URL, as the README opens replicas: pagecast picks the store (in Node,
+  // with static credentials, FetchS3Store: no AWS SDK to load).
+  const url = `s3://${args.bucket}/${args.prefix}?endpoint=${encodeURIComponent(args.endpoint)}&region=us-east-1`;
+  const replica = await openReplica(url, {
+    storeOptions: {
+      credentials: { accessKeyId: args.accessKeyId, secretAccessKey: args.secretAccessKey },
+    },
+    pollIntervalMs: 0,
   });
-  const replica = await openReplica({ store, pollIntervalMs: 0 });
   out.openedMs = performance.now();
   const rows = await replica.query(args.sql, args.params);
   out.firstRowMs = performance.now();
   out.rows = rows.length;
+  // Whether the AWS SDK was loaded (CommonJS: it shows in require's cache).
+  const { createRequire } = await import("node:module");
+  const cache = createRequire(import.meta.url).cache;
+  out.awsSdkLoaded = Object.keys(cache).some((k) => k.includes("@aws-sdk/client-s3"));
   await replica.close();
-  await store.close();
 } else if (args.mode === "better-sqlite3") {
   const { default: Database } = await import("better-sqlite3");
   out.importedMs = performance.now();

@@ -6,9 +6,11 @@ import { FileStore, type FileStoreOptions } from "./file-store.js";
 import type { ObjectStore } from "./object-store.js";
 import {
   type OpenStoreOptions,
+  openFetchS3Store,
   openLocation,
   registerFileStoreOpener,
   registerS3StoreOpener,
+  type S3Location,
   type S3StoreOpener,
 } from "./open-store.js";
 import { InvalidStoreUrlError } from "./store-errors.js";
@@ -59,8 +61,44 @@ export function registerNodeFileStores(): void {
   );
 }
 
-/** s3:// in Node: the AWS SDK's `S3Store` (its credential chain: env, profiles, SSO, IMDS...). */
+/** The store `s3Transport: "auto"` picks in Node (see {@link OpenStoreOptions.s3Transport}). */
+export function nodeS3Transport(
+  where: S3Location,
+  options: OpenStoreOptions,
+  env: Record<string, string | undefined> = process.env,
+): "aws-sdk" | "fetch" {
+  const choice = options.s3Transport ?? "auto";
+  if (choice !== "auto") return choice;
+  const s3 = options.s3 ?? {};
+  // Settings only the SDK's client understands.
+  if (s3.client || s3.clientConfig || s3.connectTimeoutMs !== undefined) return "aws-sdk";
+  const endpoint = where.endpoint ?? s3.endpoint;
+  if (!endpoint && (env.AWS_ENDPOINT_URL || env.AWS_ENDPOINT_URL_S3)) return "aws-sdk";
+  if (env.AWS_USE_FIPS_ENDPOINT === "true" || env.AWS_USE_DUALSTACK_ENDPOINT === "true") {
+    return "aws-sdk";
+  }
+  const credentials = options.credentials;
+  if (credentials !== undefined) {
+    // A provider function may refresh (SSO, roles): the SDK calls it as it expects.
+    return typeof credentials === "object" &&
+      typeof credentials.accessKeyId === "string" &&
+      typeof credentials.secretAccessKey === "string"
+      ? "fetch"
+      : "aws-sdk";
+  }
+  // The SDK's chain reads these first, unless AWS_PROFILE names a profile.
+  return env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY && !env.AWS_PROFILE
+    ? "fetch"
+    : "aws-sdk";
+}
+
+/**
+ * s3:// in Node: `FetchS3Store` when the credentials are static (no AWS SDK
+ * to load: a faster cold start), else the AWS SDK's `S3Store` and its
+ * credential chain (env, profiles, SSO, IMDS...). See `s3Transport`.
+ */
 const openS3Store: S3StoreOpener = async (where, options) => {
+  if (nodeS3Transport(where, options) === "fetch") return openFetchS3Store(where, options);
   const { S3Store } = await import("./s3-store.js");
   return new S3Store({
     ...options.s3,
@@ -72,8 +110,8 @@ const openS3Store: S3StoreOpener = async (where, options) => {
 
 /**
  * Makes the runtime-agnostic `openStore` (and `openReplica(url)`, time
- * travel) open s3:// URLs with the AWS SDK's `S3Store` instead of
- * `FetchS3Store`. `pagecast`'s Node entry calls it.
+ * travel) open s3:// URLs the Node way: the AWS SDK's `S3Store` unless the
+ * credentials are static (see `s3Transport`). `pagecast`'s Node entry calls it.
  */
 export function registerNodeS3Stores(): void {
   registerS3StoreOpener(openS3Store);
