@@ -351,3 +351,21 @@ function zeroBytesOperator(n: number): Operator {
 export function crc64(data: Uint8Array, crc = 0n): bigint {
   return new Crc64(BigInt.asUintN(64, crc)).update(data).value;
 }
+
+/**
+ * The first `count` (<= 16) slicing tables as little-endian 64-bit entries,
+ * table t's entry i at index `t * 256 + i` (low half at even, high half at odd
+ * int32 positions): for loops that run outside JavaScript (restore's
+ * WebAssembly page codec).
+ */
+export function crc64SlicingTables(count: number): Int32Array {
+  if (!Number.isInteger(count) || count < 1 || count > 16) {
+    throw invalidArgument(`unsupported table count: ${String(count)}`);
+  }
+  const out = new Int32Array(count * 256 * 2);
+  for (let k = 0; k < count * 256; k++) {
+    out[k * 2] = TLO[k]!;
+    out[k * 2 + 1] = THI[k]!;
+  }
+  return out;
+}

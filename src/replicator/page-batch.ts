@@ -8,6 +8,7 @@
 import { Crc64, Crc64Combiner } from "../format/crc64.js";
 import { LtxError } from "../format/ltx-error.js";
 import { lz4DecodeInto } from "../format/lz4-block.js";
+import { WasmPageCodec } from "./wasm-page-codec.js";
 
 /** Frames to decode: payloads back to back in `payload`, described by `frames`. */
 export interface PageBatch {
@@ -34,13 +35,28 @@ export interface DecodedBatch {
   error?: { index: number; code: string; message: string };
 }
 
+// This thread's WebAssembly codec: null until first used, undefined when unavailable.
+let wasmCodec: WasmPageCodec | undefined | null = null;
+
 /**
  * Decompresses and checksums every frame of `batch` into `batch.pages` (a
  * fresh buffer when absent or too short). A frame whose payload is
  * not one LZ4 block expanding to exactly one page stops the batch with its
  * error (as the streaming decoder reports it).
+ *
+ * Runs the WebAssembly codec (`wasm-page-codec.ts`), or the JavaScript loops
+ * where WebAssembly is unavailable or `PAGECAST_PAGE_CODEC=js` (a diagnostic
+ * switch, e.g. to compare the two in the restore benchmark).
  */
 export function decodePageBatch(batch: PageBatch): DecodedBatch {
+  if (wasmCodec === null) {
+    wasmCodec = process.env.PAGECAST_PAGE_CODEC === "js" ? undefined : WasmPageCodec.create();
+  }
+  return wasmCodec ? wasmCodec.decode(batch) : decodePageBatchJs(batch);
+}
+
+/** {@link decodePageBatch} in JavaScript: the reference and the fallback. */
+export function decodePageBatchJs(batch: PageBatch): DecodedBatch {
   const { pageSize, count, frames, payload, pages } = batch;
   const out = pages && pages.length >= count * pageSize ? pages : new Uint8Array(count * pageSize);
   const sums = new Uint32Array(count * 4);

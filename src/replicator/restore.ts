@@ -350,7 +350,12 @@ export async function restore(
     }
     if (!last) throw new ReplicatorError("RESTORE_FAILED", "restore plan is empty");
     await applyTarget.flush();
-    await fh.sync();
+    // The flush to disk runs on the I/O threads while the checksum and
+    // integrity_check below read the same bytes from the page cache: on a
+    // large restore the two overlap instead of adding up. It must land
+    // before the rename.
+    const synced = fh.sync();
+    synced.catch(() => {});
 
     if (last.checksum === undefined) progress("checksum");
     const checksum =
@@ -373,9 +378,6 @@ export async function restore(
       }
       checksumVerified = "trailer";
     }
-    await fh.close();
-    fh = undefined;
-
     if (options.integrityCheck ?? true) {
       progress("integrity_check");
       const db = new Database(tmp, { fileMustExist: true });
@@ -392,6 +394,9 @@ export async function restore(
         db.close();
       }
     }
+    await synced;
+    await fh.close();
+    fh = undefined;
     // Told to stop (SIGINT, SIGTERM in the CLI) after the last download: no output.
     stopIfAborted(options.signal);
     await rename(tmp, outPath);
