@@ -2,7 +2,7 @@
  * `openNodeStore(url)`: `openStore` plus file:// (Node only).
  */
 import { fileURLToPath } from "node:url";
-import { FileStore, type FileStoreOptions } from "./file-store.js";
+import type { FileStoreOptions } from "./file-store.js";
 import type { ObjectStore } from "./object-store.js";
 import {
   type OpenStoreOptions,
@@ -36,13 +36,16 @@ export async function openNodeStore(
   return openFileStore(url, options);
 }
 
-function openFileStore(url: string, options: OpenNodeStoreOptions): ObjectStore {
+async function openFileStore(url: string, options: OpenNodeStoreOptions): Promise<ObjectStore> {
   let root: string;
   try {
     root = fileURLToPath(url);
   } catch (error) {
     throw new InvalidStoreUrlError("file URL does not name a local path", { cause: error });
   }
+  // Loaded on first use: its node:crypto and file-system imports would cost
+  // every `import("pagecast")` in Node ~15 ms.
+  const { FileStore } = await import("./file-store.js");
   return new FileStore({
     ...options.file,
     root,
