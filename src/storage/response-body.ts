@@ -69,3 +69,41 @@ export async function readBodyAtMost(
   }
   return out;
 }
+
+/** The body's chunks as they arrived (no copies), and their total length. */
+export async function readBodyPieces(
+  body: unknown,
+): Promise<{ pieces: Uint8Array[]; length: number }> {
+  const pieces: Uint8Array[] = [];
+  let length = 0;
+  if (body === undefined || body === null) return { pieces, length };
+  for await (const chunk of chunksOf(body)) {
+    if (chunk.length === 0) continue;
+    // Plain views (no copy): a Node Buffer's slice() would not copy.
+    pieces.push(
+      chunk.constructor === Uint8Array
+        ? chunk
+        : new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length),
+    );
+    length += chunk.length;
+  }
+  return { pieces, length };
+}
+
+/** `pieces` joined into one plain array of `length` bytes. */
+export function joinPieces(pieces: readonly Uint8Array[], length: number): Uint8Array {
+  if (
+    pieces.length === 1 &&
+    pieces[0]!.length === length &&
+    pieces[0]!.constructor === Uint8Array
+  ) {
+    return pieces[0]!;
+  }
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const piece of pieces) {
+    out.set(piece, at);
+    at += piece.length;
+  }
+  return out;
+}
