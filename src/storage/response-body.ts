@@ -61,13 +61,7 @@ export async function readBodyAtMost(
     chunks.push(chunk);
   }
   // Copied into one plain array: Node hands out Buffers, possibly views of larger memory.
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.length;
-  }
-  return out;
+  return joinPieces(chunks, total);
 }
 
 /** The body's chunks as they arrived (no copies), and their total length. */
@@ -90,15 +84,8 @@ export async function readBodyPieces(
   return { pieces, length };
 }
 
-/** `pieces` joined into one plain array of `length` bytes. */
+/** `pieces` copied into one new plain array of `length` bytes. */
 export function joinPieces(pieces: readonly Uint8Array[], length: number): Uint8Array {
-  if (
-    pieces.length === 1 &&
-    pieces[0]!.length === length &&
-    pieces[0]!.constructor === Uint8Array
-  ) {
-    return pieces[0]!;
-  }
   const out = new Uint8Array(length);
   let at = 0;
   for (const piece of pieces) {
