@@ -16,7 +16,7 @@
  * `npm run build` first) so that its peak RSS is its own.
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import Database from "better-sqlite3";
@@ -147,6 +147,46 @@ describe.skipIf(!built)("hostile LTX content (needs npm run build)", () => {
       expect(leftovers(out)).toEqual([]);
     }
   }, 180_000);
+
+  test("ltx apply of a snapshot, its L0 files and the hostile L0: typed error, no output", async () => {
+    const c = await replicaOnDisk("huge-pgno-apply", 3);
+    const dir = join(c.dir, "files");
+    mkdirSync(dir, { recursive: true });
+    const files: string[] = [];
+    await withStore(c.storeDir, async (store) => {
+      const all = await listAllLevels(store);
+      const snapshot = all.find((f) => f.level === 9)!;
+      const rest = all.filter((f) => f.level === 0 && f.minTXID > snapshot.maxTXID);
+      for (const f of [snapshot, ...rest]) {
+        const path = join(dir, `${files.length}.ltx`);
+        writeFileSync(path, (await store.get(f.key)).body!);
+        files.push(path);
+      }
+    });
+    const hostile = join(dir, "hostile.ltx");
+    writeFileSync(hostile, hostileL0(c.db, c.txid + 1));
+    const out = join(dir, "out.db");
+    const t0 = Date.now();
+    const r = await promisify(execFile)(
+      process.execPath,
+      [bin, "ltx", "apply", out, ...files, hostile],
+      {
+        timeout: 60_000,
+      },
+    ).then(
+      () => ({ code: 0, stderr: "" }),
+      (e: { code?: number; stderr?: string; killed?: boolean }) => ({
+        code: e.killed ? "timeout" : e.code,
+        stderr: e.stderr ?? "",
+      }),
+    );
+    console.log(
+      `ltx apply with the hostile L0: exit ${r.code} after ${Date.now() - t0} ms; ${r.stderr.trim()}`,
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("more than its");
+    expect(readdirSync(dir).filter((f) => f.startsWith("out.db"))).toEqual([]);
+  }, 120_000);
 
   test("a head naming files that are gone: restore and open fail, never an older restore", async () => {
     const c = await replicaOnDisk("missing-files", 4);
