@@ -222,8 +222,8 @@ export const COMMAND_SPECS: readonly CommandSpec[] = [
         kind: "string",
         aliases: ["parallelism"],
         value: "N",
-        default: "8 range GETs of 8 MiB",
-        help: "downloads in flight (memory is about N x 8 MiB)",
+        default: "8 range GETs of 4 MiB",
+        help: "downloads in flight (memory is about N x 4 MiB)",
       },
       {
         name: "no-integrity-check",
