@@ -61,7 +61,7 @@ export const COMMAND_SPECS: readonly CommandSpec[] = [
     summary: "replicate databases to S3 or a directory, continuously (a daemon)",
     usage: ["replicate [options] <db> <url>", "replicate -config <file> [options]"],
     description: [
-      "Runs beside the application that writes <db> (WAL mode; a database in rollback-journal mode is switched to WAL, and a line says so) and publishes every committed transaction to <url> as LTX files in Litestream 0.5's layout. It runs until SIGINT or SIGTERM, then makes a final sync, releases its lease and exits 0.",
+      "Runs beside the application that writes <db> (WAL mode; a database in rollback-journal mode is switched to WAL, and a line says so) and publishes every committed transaction to <url> as LTX files in Litestream 0.5's layout. It runs until SIGINT or SIGTERM, then makes a final sync, releases its lease and exits 0; a second signal exits at once (130 / 143), skipping the final sync (nothing is lost: the next start resumes from the WAL).",
       "With one database, a lost lease (another writer took the replica over) exits 1. With -config, every database of the file is replicated by this one process, each with its own lease, position and metrics; a database that fails (missing, lease held elsewhere, storage down) is logged and retried without stopping the others, and databases appearing later in a `dir` entry with `watch: true` are picked up.",
       "Flags given here override the config file for every database.",
     ],
@@ -222,8 +222,8 @@ export const COMMAND_SPECS: readonly CommandSpec[] = [
         kind: "string",
         aliases: ["parallelism"],
         value: "N",
-        default: "8 range GETs of 8 MiB",
-        help: "downloads in flight (memory is about N x 8 MiB)",
+        default: "8 range GETs of 4 MiB",
+        help: "downloads in flight (memory is about N x 4 MiB)",
       },
       {
         name: "no-integrity-check",

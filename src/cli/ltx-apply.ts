@@ -1,6 +1,7 @@
 import { createReadStream } from "node:fs";
-import { open, rename, rm } from "node:fs/promises";
-import { LtxApplier } from "../format/index.js";
+import { open, rename, rm, stat } from "node:fs/promises";
+import { decodeLtxHeader, LTX_HEADER_SIZE, LtxApplier, LtxError } from "../format/index.js";
+import { growthJustified, maxFramesIn } from "../format/page-growth.js";
 import { fileApplyTarget } from "../replicator/file-apply-target.js";
 import { expectPositionals, parseArgs } from "./args.js";
 import { type CliCommand, onFile } from "./cli-io.js";
@@ -23,10 +24,13 @@ export const ltxApply: CliCommand = async (argv, io) => {
     // Buffered: the applier writes page by page, and one syscall per page dominates otherwise.
     const target = fileApplyTarget(handle, { writeBuffer: 1 << 20 });
     const applier = new LtxApplier(target);
+    let pages = 0;
     for (const file of files) {
-      const result = await onFile(file, () =>
-        applier.apply(createReadStream(file, { highWaterMark: 1 << 20 })),
-      );
+      const result = await onFile(file, async () => {
+        await checkGrowth(file, pages);
+        return applier.apply(createReadStream(file, { highWaterMark: 1 << 20 }));
+      });
+      pages = result.header.commit;
       io.stdout(
         `applied ${file}: TXID ${result.header.minTXID}-${result.header.maxTXID}, ${result.pageCount} pages\n`,
       );
@@ -42,3 +46,26 @@ export const ltxApply: CliCommand = async (argv, io) => {
   }
   return 0;
 };
+
+/**
+ * The page count a file claims must be justified by the pages its size can
+ * hold (as restore checks): the output is never extended to a claim the
+ * file cannot back (a damaged or hostile header naming billions of pages).
+ */
+async function checkGrowth(file: string, fromPages: number): Promise<void> {
+  const { size } = await stat(file);
+  const fh = await open(file, "r");
+  const head = new Uint8Array(LTX_HEADER_SIZE);
+  try {
+    await fh.read(head, 0, LTX_HEADER_SIZE, 0);
+  } finally {
+    await fh.close();
+  }
+  const header = decodeLtxHeader(head);
+  if (!growthJustified(fromPages, header.commit, maxFramesIn(size))) {
+    throw new LtxError(
+      "LTX_CORRUPT",
+      `claims ${header.commit} pages, more than its ${size} bytes can justify`,
+    );
+  }
+}

@@ -173,9 +173,20 @@ export async function run(): Promise<void> {
     });
   }
   const controller = new AbortController();
-  const onSignal = () => controller.abort();
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    // The first signal stops the command cleanly (a final sync, a lease
+    // released, temp files removed). Another one stops at once, through
+    // process.exit so that 'exit' handlers (restore's temp file) still run.
+    if (++signals === 1) {
+      controller.abort();
+      return;
+    }
+    process.stderr.write(`pagecast: ${signal} again, exiting now\n`);
+    process.exit(signal === "SIGINT" ? 130 : 143);
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
   const io: CliIo = {
     stdout: (t) => process.stdout.write(t),
     stderr: (t) => process.stderr.write(t),

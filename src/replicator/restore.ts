@@ -7,6 +7,7 @@
  * renames the file into place.
  */
 import { randomBytes } from "node:crypto";
+import { rmSync } from "node:fs";
 import { type FileHandle, open, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import Database from "better-sqlite3";
@@ -230,6 +231,12 @@ export async function restore(
     throw new ReplicatorError("INVALID_OPTION", "decodeThreads must be an integer >= 0");
   }
   const pool = new PageDecodePool(threads);
+  // A process that exits mid-way (process.exit, e.g. the CLI's second Ctrl-C)
+  // leaves no partial database behind.
+  const removeTempSync = () => {
+    for (const f of [tmp, `${tmp}-wal`, `${tmp}-shm`]) rmSync(f, { force: true });
+  };
+  process.on("exit", removeTempSync);
   try {
     // The head and the snapshots, then only the TXID range the head's plan
     // leaves open: planning takes the same round trips whatever the history's
@@ -421,6 +428,7 @@ export async function restore(
     await rm(tmp, { force: true });
     await rm(`${tmp}-wal`, { force: true });
     await rm(`${tmp}-shm`, { force: true });
+    process.off("exit", removeTempSync);
     if (typeof source === "string") await store.close().catch(() => {});
   }
 }

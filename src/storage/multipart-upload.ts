@@ -106,6 +106,7 @@ export async function uploadMultipart(
   try {
     const etags: string[] = [];
     let count = 0;
+    let bytes = 0;
     let ended = false;
     // Parts are read one at a time, in order, whatever the number of workers.
     let reading: Promise<unknown> = Promise.resolve();
@@ -133,6 +134,7 @@ export async function uploadMultipart(
         const piece = await take();
         if (!piece) break;
         etags[piece.index] = await steps.upload(uploadId, piece.index + 1, piece.part, stop.signal);
+        bytes += piece.part.length;
         release?.(piece.part);
       }
     };
@@ -157,7 +159,21 @@ export async function uploadMultipart(
         throw new PreconditionFailedError(key);
       }
     }
-    return await steps.complete(uploadId, etags);
+    try {
+      return await steps.complete(uploadId, etags);
+    } catch (error) {
+      // A completion retried after its first attempt succeeded (the answer
+      // was lost: timeout, reset) finds the upload gone. The object is this
+      // upload's when it has its size and part count (S3's multipart ETags
+      // end in "-<parts>"; keys of large objects are unique per TXID).
+      if (error instanceof StoreRequestError && error.serverCode === "NoSuchUpload") {
+        const current = await steps.head().catch(() => undefined);
+        if (current && current.size === bytes && current.etag.endsWith(`-${etags.length}`)) {
+          return current.etag;
+        }
+      }
+      throw error;
+    }
   } catch (error) {
     await steps.abort(uploadId).catch(() => {});
     throw error;

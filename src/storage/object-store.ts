@@ -35,6 +35,13 @@ export interface GetOptions {
    * more than this. Non-negative integer; default: no limit.
    */
   maxBytes?: number;
+  /**
+   * Also give the body as the pieces it arrived in (`GetResult.pieces`):
+   * consumers that stream the bytes on (restore) skip joining them, a copy
+   * and a large allocation per request. `body` still works (joined on first
+   * use). Stores that cannot do better ignore it.
+   */
+  pieces?: boolean;
   signal?: AbortSignal;
 }
 
@@ -55,8 +62,16 @@ export type GetResult =
       meta: ObjectMeta;
       /** Offset of `body[0]` within the object. */
       offset: number;
+      /** With `pieces: true`, where the store supports it: `body` in the pieces it arrived in. */
+      pieces?: Uint8Array[];
     }
-  | { notModified: true; meta?: undefined; body?: undefined; offset?: undefined };
+  | {
+      notModified: true;
+      meta?: undefined;
+      body?: undefined;
+      offset?: undefined;
+      pieces?: undefined;
+    };
 
 export interface PutOptions {
   /** `"*"`: create only; fails with `PreconditionFailedError` if the key exists. */

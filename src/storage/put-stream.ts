@@ -4,6 +4,7 @@
  * share. Runtime-agnostic (no `node:` imports).
  */
 import type { ObjectStore, PutOptions, PutResult } from "./object-store.js";
+import { joinPieces } from "./response-body.js";
 import { InvalidStoreArgumentError, StoreAbortedError } from "./store-errors.js";
 
 /**
@@ -59,13 +60,7 @@ export async function collectChunks(
   }
   checkSignal(signal);
   if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
+  return joinPieces(chunks, size);
 }
 
 /**

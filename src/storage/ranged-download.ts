@@ -69,7 +69,8 @@ interface Part {
   obj: number;
   offset: number;
   length: number;
-  body: Promise<Uint8Array> | undefined;
+  /** The chunk's bytes, in the pieces the store handed them over. */
+  body: Promise<Uint8Array[]> | undefined;
 }
 
 function positiveInt(value: number | undefined, fallback: number, name: string): number {
@@ -169,9 +170,9 @@ export class RangedDownloader {
         this.#fill();
         const part = this.#parts[this.#released];
         if (part === undefined || part.obj !== index) break;
-        const body = await (part.body as Promise<Uint8Array>);
+        const pieces = await (part.body as Promise<Uint8Array[]>);
         part.body = undefined;
-        if (body.length > 0) yield body;
+        for (const piece of pieces) if (piece.length > 0) yield piece;
         // The consumer asked for more: it is done with this chunk.
         this.#parts[this.#released] = undefined;
         this.#released++;
@@ -242,11 +243,12 @@ export class RangedDownloader {
     }
   }
 
-  async #fetch(part: Part): Promise<Uint8Array> {
+  async #fetch(part: Part): Promise<Uint8Array[]> {
     const { key } = this.#objects[part.obj] as RangedObject;
     const res = await this.#store.get(key, {
       range: { offset: part.offset, length: part.length },
       signal: this.#abort.signal,
+      pieces: true,
     });
     if (res.notModified) {
       throw new RangedDownloadError(
@@ -263,10 +265,12 @@ export class RangedDownloader {
       );
     }
     const expected = Math.max(0, Math.min(part.length, size - part.offset));
-    if (res.offset !== part.offset || res.body.length !== expected) {
+    const pieces = res.pieces ?? [res.body];
+    const received = res.pieces ? res.pieces.reduce((n, p) => n + p.length, 0) : res.body.length;
+    if (res.offset !== part.offset || received !== expected) {
       throw new RangedDownloadError(
         "DOWNLOAD_SIZE_MISMATCH",
-        `${key}: asked for ${expected} bytes at ${part.offset}, got ${res.body.length} at ${res.offset}`,
+        `${key}: asked for ${expected} bytes at ${part.offset}, got ${received} at ${res.offset}`,
       );
     }
     const etag = this.#etags[part.obj];
@@ -287,7 +291,7 @@ export class RangedDownloader {
       this.#blocked = false;
       this.#fill();
     }
-    return res.body;
+    return pieces;
   }
 }
 

@@ -61,11 +61,36 @@ export async function readBodyAtMost(
     chunks.push(chunk);
   }
   // Copied into one plain array: Node hands out Buffers, possibly views of larger memory.
-  const out = new Uint8Array(total);
+  return joinPieces(chunks, total);
+}
+
+/** The body's chunks as they arrived (no copies), and their total length. */
+export async function readBodyPieces(
+  body: unknown,
+): Promise<{ pieces: Uint8Array[]; length: number }> {
+  const pieces: Uint8Array[] = [];
+  let length = 0;
+  if (body === undefined || body === null) return { pieces, length };
+  for await (const chunk of chunksOf(body)) {
+    if (chunk.length === 0) continue;
+    // Plain views (no copy): a Node Buffer's slice() would not copy.
+    pieces.push(
+      chunk.constructor === Uint8Array
+        ? chunk
+        : new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length),
+    );
+    length += chunk.length;
+  }
+  return { pieces, length };
+}
+
+/** `pieces` copied into one new plain array of `length` bytes. */
+export function joinPieces(pieces: readonly Uint8Array[], length: number): Uint8Array {
+  const out = new Uint8Array(length);
   let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.length;
+  for (const piece of pieces) {
+    out.set(piece, at);
+    at += piece.length;
   }
   return out;
 }

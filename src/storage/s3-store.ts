@@ -63,7 +63,7 @@ import {
   RequestRunner,
   type RetryOptions,
 } from "./request-runner.js";
-import { discardBody, readBodyAtMost } from "./response-body.js";
+import { discardBody, joinPieces, readBodyAtMost, readBodyPieces } from "./response-body.js";
 import { s3Get } from "./s3-get.js";
 import {
   envRegion,
@@ -464,8 +464,7 @@ export class S3Store implements ObjectStore {
           "get",
           key,
           options.signal,
-          (context) =>
-            this.getAttempt(key, objectKey, r, options.ifNoneMatch, options.maxBytes, context),
+          (context) => this.getAttempt(key, objectKey, r, options, context),
           r ? rangeBytes(r) : undefined,
         ),
       () => this.head(key, options),
@@ -476,8 +475,7 @@ export class S3Store implements ObjectStore {
     key: string,
     objectKey: string,
     range: ByteRange | undefined,
-    ifNoneMatch: string | undefined,
-    maxBytes: number | undefined,
+    { ifNoneMatch, maxBytes, pieces: wantPieces }: GetOptions,
     { signal, expectBytes }: AttemptContext,
   ): Promise<GetResult | "unsatisfiable"> {
     let response: GetObjectCommandOutput;
@@ -504,14 +502,21 @@ export class S3Store implements ObjectStore {
     if (length !== undefined && (maxBytes === undefined || length <= maxBytes)) {
       expectBytes(length);
     }
-    const raw = await this.readBody(key, response, maxBytes);
-    if (response.ContentLength !== undefined && raw.length !== response.ContentLength) {
+    // Pieces as they arrived when the caller streams them on and the
+    // response is the range asked for (the usual case); joined otherwise.
+    const streamed =
+      wantPieces && maxBytes === undefined && response.ContentRange
+        ? await readBodyPieces(response.Body)
+        : undefined;
+    const raw = streamed ? undefined : await this.readBody(key, response, maxBytes);
+    const received = streamed ? streamed.length : (raw as Uint8Array).length;
+    if (response.ContentLength !== undefined && received !== response.ContentLength) {
       throw new StoreRequestError(
-        `S3 get ${describeKey(key)} in ${this.url}: body ended after ${raw.length} of ${response.ContentLength} bytes`,
+        `S3 get ${describeKey(key)} in ${this.url}: body ended after ${received} of ${response.ContentLength} bytes`,
         { retryable: true, serverCode: "TruncatedBody" },
       );
     }
-    this.runner.counters.received(raw.length);
+    this.runner.counters.received(received);
     const etag = unquoteEtag(response.ETag ?? "");
     const lastModified = response.LastModified ?? new Date(0);
     const contentRange = response.ContentRange
@@ -524,13 +529,24 @@ export class S3Store implements ObjectStore {
       );
     }
     if (contentRange) {
-      return {
-        notModified: false,
-        body: raw,
-        meta: { key, size: contentRange.total, etag, lastModified },
-        offset: contentRange.start,
-      };
+      const meta = { key, size: contentRange.total, etag, lastModified };
+      if (streamed) {
+        const { pieces, length } = streamed;
+        let joined: Uint8Array | undefined;
+        return {
+          notModified: false,
+          get body() {
+            joined ??= joinPieces(pieces, length);
+            return joined;
+          },
+          pieces,
+          meta,
+          offset: contentRange.start,
+        };
+      }
+      return { notModified: false, body: raw as Uint8Array, meta, offset: contentRange.start };
     }
+    if (!raw) throw new Error("unreachable: a streamed body always has a Content-Range");
     // No usable Content-Range: the server sent the whole object; cut the range here.
     const size = raw.length;
     const span = resolveRange(range, size);

@@ -16,7 +16,7 @@
  * `npm run build` first) so that its peak RSS is its own.
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import Database from "better-sqlite3";
@@ -148,6 +148,46 @@ describe.skipIf(!built)("hostile LTX content (needs npm run build)", () => {
     }
   }, 180_000);
 
+  test("ltx apply of a snapshot, its L0 files and the hostile L0: typed error, no output", async () => {
+    const c = await replicaOnDisk("huge-pgno-apply", 3);
+    const dir = join(c.dir, "files");
+    mkdirSync(dir, { recursive: true });
+    const files: string[] = [];
+    await withStore(c.storeDir, async (store) => {
+      const all = await listAllLevels(store);
+      const snapshot = all.find((f) => f.level === 9)!;
+      const rest = all.filter((f) => f.level === 0 && f.minTXID > snapshot.maxTXID);
+      for (const f of [snapshot, ...rest]) {
+        const path = join(dir, `${files.length}.ltx`);
+        writeFileSync(path, (await store.get(f.key)).body!);
+        files.push(path);
+      }
+    });
+    const hostile = join(dir, "hostile.ltx");
+    writeFileSync(hostile, hostileL0(c.db, c.txid + 1));
+    const out = join(dir, "out.db");
+    const t0 = Date.now();
+    const r = await promisify(execFile)(
+      process.execPath,
+      [bin, "ltx", "apply", out, ...files, hostile],
+      {
+        timeout: 60_000,
+      },
+    ).then(
+      () => ({ code: 0, stderr: "" }),
+      (e: { code?: number; stderr?: string; killed?: boolean }) => ({
+        code: e.killed ? "timeout" : e.code,
+        stderr: e.stderr ?? "",
+      }),
+    );
+    console.log(
+      `ltx apply with the hostile L0: exit ${r.code} after ${Date.now() - t0} ms; ${r.stderr.trim()}`,
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("more than its");
+    expect(readdirSync(dir).filter((f) => f.startsWith("out.db"))).toEqual([]);
+  }, 120_000);
+
   test("a head naming files that are gone: restore and open fail, never an older restore", async () => {
     const c = await replicaOnDisk("missing-files", 4);
     // Every file past the snapshot is gone; the head still names them.
@@ -189,9 +229,10 @@ describe.skipIf(!built)("hostile LTX content (needs npm run build)", () => {
 });
 
 describe.skipIf(!built)("CLI restore killed mid-way", () => {
-  test.each(["SIGINT", "SIGTERM"] as const)(
+  test.each(["SIGINT", "SIGTERM", "SIGINT twice"] as const)(
     "%s: the process exits and removes its temp file",
-    async (signal) => {
+    async (how) => {
+      const signal = how.replace(" ", "-");
       const prefix = `hostile-ltx-kill-${Date.now().toString(36)}-${signal}`;
       const direct = testS3Store(s3, prefix);
       const { dir, cleanup } = tempDir("pagecast-restore-kill-");
@@ -244,7 +285,15 @@ describe.skipIf(!built)("CLI restore killed mid-way", () => {
           await new Promise((res) => setTimeout(res, 50));
         }
         const killedAt = Date.now();
-        p.kill(signal);
+        if (how === "SIGINT twice") {
+          // A second Ctrl-C while the first one's clean stop is under way
+          // stops at once, and still removes the temp file.
+          p.kill("SIGINT");
+          await new Promise((res) => setTimeout(res, 10));
+          p.kill("SIGINT");
+        } else {
+          p.kill(how);
+        }
         const code = await Promise.race([
           exited,
           new Promise<"hung">((res) => setTimeout(() => res("hung"), 20_000)),
@@ -254,6 +303,9 @@ describe.skipIf(!built)("CLI restore killed mid-way", () => {
         );
         expect(code).not.toBe("hung");
         expect(code).not.toBe(0);
+        // Exited by itself (a code), not killed by the signal's default action
+        // (a second signal may land while the process is already exiting).
+        if (how !== "SIGINT twice") expect(code).not.toBeNull();
         expect(readdirSync(outDir)).toEqual([]);
       } finally {
         proc?.kill("SIGKILL");

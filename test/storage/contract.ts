@@ -125,6 +125,33 @@ export function defineStoreContract(
       expect(empty.offset).toBe(3);
     });
 
+    test("get with pieces: the pieces (when given) join to the same bytes as body", async () => {
+      const big = new Uint8Array(300_000).map((_, i) => (i * 31) & 0xff);
+      await store.put("obj", big);
+      for (const range of [
+        { offset: 1000, length: 200_000 },
+        { offset: 299_990, length: 100 },
+        { suffix: 7 },
+        undefined,
+      ]) {
+        const plain = await store.get("obj", range ? { range } : {});
+        const got = await store.get("obj", range ? { range, pieces: true } : { pieces: true });
+        expect(got.offset).toBe(plain.offset);
+        expect(got.meta?.size).toBe(300_000);
+        if (got.pieces) {
+          const joined = new Uint8Array(got.pieces.reduce((n, p) => n + p.length, 0));
+          let at = 0;
+          for (const p of got.pieces) {
+            expect(p.constructor).toBe(Uint8Array);
+            joined.set(p, at);
+            at += p.length;
+          }
+          expect(Buffer.compare(joined, plain.body as Uint8Array)).toBe(0);
+        }
+        expect(Buffer.compare(got.body as Uint8Array, plain.body as Uint8Array)).toBe(0);
+      }
+    });
+
     test("an empty object reads back empty, with or without a range", async () => {
       await store.put("empty", new Uint8Array(0));
       expect((await store.get("empty")).body?.length).toBe(0);
