@@ -51,9 +51,11 @@ export function cliStoreOptions(
   io: CliIo,
   timeoutMs: number,
   credentials?: { accessKeyId: string; secretAccessKey: string },
+  s3Transport?: OpenNodeStoreOptions["s3Transport"],
 ): OpenNodeStoreOptions {
   return {
     ...(credentials ? { credentials } : {}),
+    ...(s3Transport ? { s3Transport } : {}),
     retry: {
       ...(timeoutMs > 0 ? { operationTimeoutMs: timeoutMs } : {}),
       onAttemptFailure: (f) => {
@@ -69,8 +71,9 @@ export function openCliStore(
   io: CliIo,
   timeoutMs: number,
   credentials?: { accessKeyId: string; secretAccessKey: string },
+  s3Transport?: OpenNodeStoreOptions["s3Transport"],
 ): Promise<ObjectStore> {
-  return openNodeStore(url, cliStoreOptions(io, timeoutMs, credentials));
+  return openNodeStore(url, cliStoreOptions(io, timeoutMs, credentials, s3Transport));
 }
 
 /** What the store's health says about why nothing came back. */

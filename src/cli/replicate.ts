@@ -237,7 +237,9 @@ async function replicateConfig(
     const added = supervisor.add({
       db: d.path,
       url,
-      openStore: () => openNodeStore(url, credentials ? { credentials } : {}),
+      // The AWS SDK even with static credentials, as the Replicator does.
+      openStore: () =>
+        openNodeStore(url, { ...(credentials ? { credentials } : {}), s3Transport: "aws-sdk" }),
       options: mergeSettings(d.settings, flags),
     });
     if (added) logger.info("database configured", { db: d.path, replica: url });

@@ -88,7 +88,8 @@ export const restore: CliCommand = async (argv, io) => {
       : out;
 
   const started = Date.now();
-  const store = await openCliStore(target.url, io, timeoutMs, target.credentials);
+  // The AWS SDK even with static credentials, as restore() does.
+  const store = await openCliStore(target.url, io, timeoutMs, target.credentials, "aws-sdk");
   // Progress goes to stderr: redrawn in place on a terminal, sparse lines otherwise.
   const view = new RestoreProgressView({
     write: (text) => io.stderr(text),

@@ -179,7 +179,9 @@ export class Replicator extends EventEmitter {
   static async start(options: ReplicatorOptions): Promise<Replicator> {
     const o = resolveOptions(options);
     const ownsStore = !options.store;
-    const store = options.store ?? (await openNodeStore(options.url!));
+    // A writer keeps the AWS SDK even with static credentials (a daemon: its
+    // load time does not matter; fetch is for readers' cold starts).
+    const store = options.store ?? (await openNodeStore(options.url!, { s3Transport: "aws-sdk" }));
     const log = options.logger ?? silentLogger;
     let lease: Lease | undefined;
     let r: Replicator | undefined;

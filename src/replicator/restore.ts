@@ -219,7 +219,10 @@ export async function restore(
   ) {
     throw new ReplicatorError("RESTORE_OUTPUT_EXISTS", `cannot restore: ${outPath} already exists`);
   }
-  const store = typeof source === "string" ? await openNodeStore(source) : source;
+  // The AWS SDK even with static credentials: its range bodies arrive in
+  // pieces (no copy) and a restore is long enough not to mind its load time.
+  const store =
+    typeof source === "string" ? await openNodeStore(source, { s3Transport: "aws-sdk" }) : source;
   const tmp = join(
     dirname(outPath),
     `.${basename(outPath)}.pagecast-restore-${randomBytes(6).toString("hex")}.tmp`,

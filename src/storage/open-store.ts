@@ -40,8 +40,9 @@ export interface OpenStoreOptions {
    * `s3.clientConfig`, `s3.connectTimeoutMs`, `AWS_ENDPOINT_URL*`, FIPS or
    * dual-stack endpoints), else `S3Store` (the AWS SDK and its credential
    * chain: profiles, SSO, instance and container roles). Skipping the SDK
-   * saves ~0.2-0.3 s of a cold start. `"aws-sdk"` (Node only) and `"fetch"`
-   * force one.
+   * saves ~0.2-0.3 s of a cold start. (The Replicator and restore ask for
+   * `"aws-sdk"`: long runs, where its streamed range bodies matter.)
+   * `"aws-sdk"` (Node only) and `"fetch"` force one.
    */
   s3Transport?: "auto" | "aws-sdk" | "fetch";
 }

@@ -144,4 +144,47 @@ describe.skipIf(!built)("a fresh process on the built package", () => {
     );
     expect(JSON.parse(stdout.trim())).toEqual({ store: "FetchS3Store", body: "v", sdk: false });
   }, 90_000);
+
+  test("restore keeps the AWS SDK with static credentials (streamed range bodies)", async () => {
+    const s3 = inject("s3");
+    const script = `
+      import { createRequire } from "node:module";
+      import { mkdtempSync, rmSync } from "node:fs";
+      import { tmpdir } from "node:os";
+      import { join } from "node:path";
+      const { restore } = await import("pagecast/node");
+      const dir = mkdtempSync(join(tmpdir(), "pagecast-transport-"));
+      let code;
+      try {
+        await restore(process.argv[1], join(dir, "out.db"));
+      } catch (e) {
+        code = e.code;
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+      const sdk = Object.keys(createRequire(import.meta.url).cache).some((k) =>
+        k.includes("@aws-sdk/client-s3"),
+      );
+      console.log(JSON.stringify({ code, sdk }));
+    `;
+    const url = `s3://${s3.bucket}/node-transport-empty-${Date.now().toString(36)}?endpoint=${encodeURIComponent(s3.endpoint)}&region=${s3.region}`;
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ["--input-type=module", "-e", script, url],
+      {
+        cwd: ROOT,
+        timeout: 60_000,
+        env: {
+          ...process.env,
+          AWS_ACCESS_KEY_ID: s3.accessKeyId,
+          AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+          AWS_PROFILE: "",
+          AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
+        },
+      },
+    );
+    // An empty prefix: nothing to restore, after the SDK listed it.
+    expect(JSON.parse(stdout.trim())).toMatchObject({ sdk: true });
+    expect(JSON.parse(stdout.trim()).code).toMatch(/EMPTY|NO_|NOT_FOUND/);
+  }, 90_000);
 });
