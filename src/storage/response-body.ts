@@ -39,27 +39,47 @@ async function* chunksOf(body: unknown): AsyncGenerator<Uint8Array> {
   }
 }
 
+/** Largest announced length {@link readBodyAtMost} allocates up front. */
+const PREALLOCATE_MAX_BYTES = 64 * 1024 * 1024;
+
 /**
  * The body's bytes when it holds at most `limit` of them; `undefined` (the
- * rest discarded unread) as soon as it proves longer. Holds at most `limit`
- * bytes plus one chunk.
+ * rest discarded unread) as soon as it proves longer. With `length` (the
+ * announced Content-Length) the bytes land in one array of that size as they
+ * arrive, so a body costs its size once (a list of chunks copied at the end
+ * costs it twice at the peak); a body not matching it is returned as read
+ * (the caller checks the length). Otherwise holds at most `limit` bytes plus
+ * one chunk.
  */
 export async function readBodyAtMost(
   body: unknown,
   limit: number,
+  length?: number,
 ): Promise<Uint8Array | undefined> {
   if (body === undefined || body === null) return new Uint8Array(0);
-  const chunks: Uint8Array[] = [];
+  // Never sized by an announcement beyond what a range GET plausibly holds:
+  // a lying server must not make one allocation of its choosing.
+  let out =
+    length !== undefined && length <= Math.min(limit, PREALLOCATE_MAX_BYTES)
+      ? new Uint8Array(length)
+      : undefined;
+  let chunks: Uint8Array[] = [];
   let total = 0;
-  const iterator = chunksOf(body);
-  for await (const chunk of iterator) {
-    total += chunk.length;
-    if (total > limit) {
+  for await (const chunk of chunksOf(body)) {
+    if (total + chunk.length > limit) {
       discardBody(body);
       return undefined;
     }
-    chunks.push(chunk);
+    if (out && total + chunk.length <= out.length) out.set(chunk, total);
+    else {
+      // More than announced: keep what came so far as a chunk and go on collecting.
+      if (out) chunks = [out.subarray(0, total)];
+      out = undefined;
+      chunks.push(chunk);
+    }
+    total += chunk.length;
   }
+  if (out) return total === out.length ? out : out.subarray(0, total);
   // Copied into one plain array: Node hands out Buffers, possibly views of larger memory.
   return joinPieces(chunks, total);
 }

@@ -570,7 +570,13 @@ export class S3Store implements ObjectStore {
     maxBytes: number | undefined,
   ): Promise<Uint8Array> {
     const body = response.Body;
-    if (maxBytes === undefined) return body ? await body.transformToByteArray() : new Uint8Array(0);
+    if (maxBytes === undefined) {
+      // Straight into one array of the announced size (the SDK's collector holds it twice).
+      return (
+        (await readBodyAtMost(body, Number.POSITIVE_INFINITY, response.ContentLength)) ??
+        new Uint8Array(0)
+      );
+    }
     const tooLarge = (size: number | undefined) => {
       const total = response.ContentRange ? parseContentRange(response.ContentRange) : undefined;
       const meta: ObjectMeta | undefined =
@@ -592,7 +598,7 @@ export class S3Store implements ObjectStore {
       discardBody(body);
       throw tooLarge(response.ContentLength);
     }
-    const bytes = await readBodyAtMost(body, maxBytes);
+    const bytes = await readBodyAtMost(body, maxBytes, response.ContentLength);
     if (!bytes) throw tooLarge(undefined);
     return bytes;
   }

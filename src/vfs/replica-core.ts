@@ -141,8 +141,16 @@ export const DEFAULT_POLL_WAIT_MS = 1000;
 
 /** Parallel range GETs one bulk fetch aims for. */
 const BULK_REQUESTS = 16;
-/** Bulk range GETs in flight at most (and at most 64 MiB of them). */
+/** Bulk range GETs in flight at most. */
 const BULK_CONCURRENCY = 64;
+/**
+ * Bytes of bulk range GETs in flight at most, as a share of `cacheBytes`
+ * (and at most 64 MiB): response buffers live outside the cache, and once
+ * freed the process heap rarely hands them back, so this bounds RSS growth
+ * beyond the cache (figure 9).
+ */
+const BULK_BYTES_IN_FLIGHT_SHARE = 0.5;
+const MAX_BULK_BYTES_IN_FLIGHT = 64 * 1024 * 1024;
 /** Gaps between wanted frames read rather than split (cheaper than a request). */
 const FREE_GAP_BYTES = 512 * 1024;
 /** Largest bulk range GET. */
@@ -235,6 +243,10 @@ export class ReplicaCore {
     this.fetcher = new PageFetcher(this.#pageStore, this.cache, {
       concurrency: options.concurrency,
       bulkConcurrency: BULK_CONCURRENCY,
+      bulkBytesInFlight: Math.min(
+        MAX_BULK_BYTES_IN_FLIGHT,
+        Math.max(MAX_BULK_RANGE, options.cacheBytes * BULK_BYTES_IN_FLIGHT_SHARE),
+      ),
       coalesceGapBytes: 0,
       bulkStore: tallied("bulk"),
       ...(this.#persistent ? { persistent: { cache: this.#persistent, namespace: this.url } } : {}),
