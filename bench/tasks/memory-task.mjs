@@ -21,6 +21,34 @@ function settledRss() {
   return process.memoryUsage().rss;
 }
 
+// Where the memory goes: every wasm instance's linear memory (SQLite's heap)
+// and the V8 breakdown, at each settled point.
+const wasmMemories = [];
+const instantiate = WebAssembly.instantiate;
+WebAssembly.instantiate = async function (...a) {
+  const result = await instantiate.apply(this, a);
+  const instance = result instanceof WebAssembly.Instance ? result : result.instance;
+  const imported = a[1]?.env?.memory ?? a[1]?.a?.memory;
+  if (imported instanceof WebAssembly.Memory) wasmMemories.push(imported);
+  for (const v of Object.values(instance.exports)) {
+    if (v instanceof WebAssembly.Memory) wasmMemories.push(v);
+  }
+  return result;
+};
+const { smapsTop } = process.env.PAGECAST_SMAPS ? await import(process.env.PAGECAST_SMAPS) : {};
+function breakdown() {
+  const m = process.memoryUsage();
+  return {
+    smaps: smapsTop?.(),
+    rss: m.rss,
+    heapUsed: m.heapUsed,
+    heapTotal: m.heapTotal,
+    external: m.external,
+    arrayBuffers: m.arrayBuffers,
+    wasmHeaps: wasmMemories.map((w) => w.buffer.byteLength),
+  };
+}
+
 function workload() {
   const rand = prng(args.seed);
   const ops = [];
@@ -87,8 +115,10 @@ try {
     close = async () => db.close();
   }
   const rssBaseline = settledRss();
+  const atBaseline = breakdown();
   await run({ sql: "SELECT count(*) FROM users", params: [] });
   const rssOpen = settledRss();
+  const atOpen = breakdown();
   let rssMaxSampled = rssOpen;
   const sampler = setInterval(() => {
     rssMaxSampled = Math.max(rssMaxSampled, process.memoryUsage().rss);
@@ -99,6 +129,7 @@ try {
   clearInterval(sampler);
   const cache = await cacheStats();
   const rssAfter = settledRss();
+  const atAfter = breakdown();
   await close();
   finishTask({
     engine: args.engine,
@@ -111,6 +142,7 @@ try {
     rssMaxSampled: Math.max(rssMaxSampled, rssAfter),
     peakRss: peakRss(),
     cache,
+    breakdown: { baseline: atBaseline, open: atOpen, after: atAfter },
   });
 } catch (err) {
   failTask(err);
