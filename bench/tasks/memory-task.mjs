@@ -74,6 +74,7 @@ try {
   let run;
   let close = async () => {};
   let cacheStats = () => undefined;
+  let requestStats = () => undefined;
   if (args.engine === "pagecast") {
     const api = await loadPagecast();
     const wasm = await compileReaderWasm();
@@ -97,6 +98,7 @@ try {
     };
     close = async () => replica?.close();
     cacheStats = () => replica?.status().cache;
+    requestStats = () => replica?.status().requests;
   } else if (args.engine === "sql.js-httpvfs") {
     const peer = await HttpVfsPeer.create();
     let opened = false;
@@ -128,6 +130,7 @@ try {
   const ms = performance.now() - t0;
   clearInterval(sampler);
   const cache = await cacheStats();
+  const requests = requestStats();
   const rssAfter = settledRss();
   const atAfter = breakdown();
   await close();
@@ -142,6 +145,7 @@ try {
     rssMaxSampled: Math.max(rssMaxSampled, rssAfter),
     peakRss: peakRss(),
     cache,
+    requests,
     breakdown: { baseline: atBaseline, open: atOpen, after: atAfter },
   });
 } catch (err) {
