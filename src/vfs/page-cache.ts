@@ -5,7 +5,6 @@
  * range), never by page number: an entry stays valid across versions and
  * needs no invalidation when the replica advances.
  */
-import { LRUCache } from "lru-cache";
 import type { PageLocation } from "./page-index.js";
 
 /** Cache figures for status. */
@@ -25,43 +24,50 @@ export function locationKey(loc: PageLocation): string {
   return `${loc.file.objectId ?? loc.file.key}@${loc.offset}+${loc.size}`;
 }
 
-/** An LRU of decoded pages bounded by their total size. */
+/**
+ * An LRU of decoded pages bounded by their total size. A Map keeps its keys
+ * in insertion order: a use moves a page to the end, eviction takes from the
+ * front (a dependency-free LRU: every Worker bundle carries this file).
+ */
 export class PageCache {
-  readonly #lru: LRUCache<string, Uint8Array>;
+  readonly #pages = new Map<string, Uint8Array>();
   readonly #maxBytes: number;
+  #bytes = 0;
   #hits = 0;
   #misses = 0;
 
   constructor(maxBytes: number) {
     this.#maxBytes = maxBytes;
-    this.#lru = new LRUCache<string, Uint8Array>({
-      maxSize: maxBytes,
-      sizeCalculation: (page) => Math.max(1, page.byteLength),
-    });
   }
 
   /** The cached image at `loc`, counting a hit or a miss. */
   get(loc: PageLocation): Uint8Array | undefined {
-    const page = this.#lru.get(locationKey(loc));
-    if (page) this.#hits++;
-    else this.#misses++;
+    const key = locationKey(loc);
+    const page = this.#pages.get(key);
+    if (page) {
+      this.#hits++;
+      this.#pages.delete(key);
+      this.#pages.set(key, page);
+    } else {
+      this.#misses++;
+    }
     return page;
   }
 
   /** The cached image without touching statistics or recency (for prefetch planning). */
   peek(loc: PageLocation): Uint8Array | undefined {
-    return this.#lru.peek(locationKey(loc));
+    return this.#pages.get(locationKey(loc));
   }
 
   /** Whether `loc` is cached, without touching statistics or recency. */
   has(loc: PageLocation): boolean {
-    return this.#lru.has(locationKey(loc));
+    return this.#pages.has(locationKey(loc));
   }
 
   /** Stores a decoded image. Pages larger than the whole cache are not kept. */
   set(loc: PageLocation, page: Uint8Array): void {
     if (page.byteLength > this.#maxBytes) return;
-    this.#lru.set(locationKey(loc), page);
+    this.#put(locationKey(loc), page);
   }
 
   /**
@@ -70,15 +76,15 @@ export class PageCache {
    * the wanted pages still arriving).
    */
   setIfRoom(loc: PageLocation, page: Uint8Array, reserve = 0): boolean {
-    if (this.#lru.calculatedSize + page.byteLength > this.#maxBytes - reserve) return false;
+    if (this.#bytes + page.byteLength > this.#maxBytes - reserve) return false;
     const key = locationKey(loc);
-    if (!this.#lru.has(key)) this.#lru.set(key, page);
+    if (!this.#pages.has(key)) this.#put(key, page);
     return true;
   }
 
   /** Room left before the cache starts evicting, in bytes. */
   get free(): number {
-    return this.#maxBytes - this.#lru.calculatedSize;
+    return this.#maxBytes - this.#bytes;
   }
 
   /** The cache's bound in bytes. */
@@ -88,17 +94,40 @@ export class PageCache {
 
   /** Drops everything (e.g. on close). */
   clear(): void {
-    this.#lru.clear();
+    this.#pages.clear();
+    this.#bytes = 0;
   }
 
   /** Current figures. */
   stats(): PageCacheStats {
     return {
-      entries: this.#lru.size,
-      bytes: this.#lru.calculatedSize,
+      entries: this.#pages.size,
+      bytes: this.#bytes,
       maxBytes: this.#maxBytes,
       hits: this.#hits,
       misses: this.#misses,
     };
   }
+
+  /** Inserts (or refreshes) `key` as the most recent page, evicting the least recent beyond the bound. */
+  #put(key: string, page: Uint8Array): void {
+    const old = this.#pages.get(key);
+    if (old) {
+      this.#pages.delete(key);
+      this.#bytes -= size(old);
+    }
+    this.#pages.set(key, page);
+    this.#bytes += size(page);
+    while (this.#bytes > this.#maxBytes) {
+      const oldest = this.#pages.keys().next();
+      if (oldest.done) break;
+      this.#bytes -= size(this.#pages.get(oldest.value)!);
+      this.#pages.delete(oldest.value);
+    }
+  }
+}
+
+/** Bytes a page counts for (an empty one still takes an entry). */
+function size(page: Uint8Array): number {
+  return Math.max(1, page.byteLength);
 }

@@ -1,0 +1,82 @@
+/** PageCache: a byte-bounded LRU keyed by immutable object + frame range. */
+import { describe, expect, test } from "vitest";
+import { PageCache } from "../../src/vfs/page-cache.js";
+import type { PageLocation, PlanFile } from "../../src/vfs/page-index.js";
+
+const file = { key: "obj" } as PlanFile;
+const loc = (i: number): PageLocation => ({ file, offset: i * 10_000, size: 100 });
+const page = (i: number, bytes = 1000) => new Uint8Array(bytes).fill(i & 0xff);
+
+describe("PageCache", () => {
+  test("stays within its byte bound, evicting the least recently used first", () => {
+    const cache = new PageCache(3500);
+    for (let i = 0; i < 3; i++) cache.set(loc(i), page(i));
+    // A use refreshes page 0; peek and has do not refresh page 1.
+    expect(cache.get(loc(0))?.[0]).toBe(0);
+    expect(cache.peek(loc(1))?.[0]).toBe(1);
+    expect(cache.has(loc(1))).toBe(true);
+    cache.set(loc(3), page(3));
+    expect(cache.has(loc(1))).toBe(false);
+    expect([0, 2, 3].map((i) => cache.has(loc(i)))).toEqual([true, true, true]);
+    expect(cache.stats()).toMatchObject({ entries: 3, bytes: 3000, maxBytes: 3500 });
+    expect(cache.free).toBe(500);
+    // A big page evicts as many as it needs.
+    cache.set(loc(4), page(4, 2500));
+    expect(cache.stats()).toMatchObject({ entries: 2, bytes: 3500 });
+    expect(cache.has(loc(0))).toBe(false);
+    expect(cache.has(loc(2))).toBe(false);
+    expect(cache.has(loc(3))).toBe(true);
+  });
+
+  test("a page larger than the cache is not kept; re-setting a page does not double count", () => {
+    const cache = new PageCache(2000);
+    cache.set(loc(0), page(0, 2001));
+    expect(cache.stats().entries).toBe(0);
+    cache.set(loc(1), page(1));
+    cache.set(loc(1), page(9));
+    expect(cache.stats()).toMatchObject({ entries: 1, bytes: 1000 });
+    expect(cache.peek(loc(1))?.[0]).toBe(9);
+  });
+
+  test("setIfRoom keeps a reserve and never evicts; hits and misses are counted; clear empties", () => {
+    const cache = new PageCache(3000);
+    cache.set(loc(0), page(0));
+    expect(cache.setIfRoom(loc(1), page(1), 1000)).toBe(true);
+    expect(cache.setIfRoom(loc(2), page(2), 1)).toBe(false);
+    expect(cache.has(loc(0)) && cache.has(loc(1))).toBe(true);
+    cache.get(loc(0));
+    cache.get(loc(7));
+    expect(cache.stats()).toMatchObject({ hits: 1, misses: 1, entries: 2, bytes: 2000 });
+    cache.clear();
+    expect(cache.stats()).toMatchObject({ entries: 0, bytes: 0 });
+    expect(cache.free).toBe(3000);
+  });
+
+  test("10,000 random operations: bytes always match the pages held and stay within the bound", () => {
+    const cache = new PageCache(50_000);
+    let x = 12345;
+    const rnd = () => {
+      x = (x * 1103515245 + 12345) & 0x7fffffff;
+      return x;
+    };
+    const held = new Map<number, number>();
+    for (let n = 0; n < 10_000; n++) {
+      const i = rnd() % 200;
+      const size = 1 + (rnd() % 3000);
+      if (rnd() % 3 === 0) cache.get(loc(i));
+      else cache.set(loc(i), page(i, size));
+      held.clear();
+      let bytes = 0;
+      for (let k = 0; k < 200; k++) {
+        const p = cache.peek(loc(k));
+        if (p) {
+          held.set(k, p.byteLength);
+          bytes += p.byteLength;
+        }
+      }
+      expect(cache.stats().bytes).toBe(bytes);
+      expect(bytes).toBeLessThanOrEqual(50_000);
+      expect(cache.stats().entries).toBe(held.size);
+    }
+  });
+});
