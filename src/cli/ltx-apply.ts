@@ -1,11 +1,12 @@
 import { createReadStream } from "node:fs";
-import { open, rename, rm, stat } from "node:fs/promises";
+import { open, rename, rm } from "node:fs/promises";
 import { decodeLtxHeader, LTX_HEADER_SIZE, LtxApplier, LtxError } from "../format/index.js";
 import { growthJustified, maxFramesIn } from "../format/page-growth.js";
 import { fileApplyTarget } from "../replicator/file-apply-target.js";
 import { expectPositionals, parseArgs } from "./args.js";
 import { type CliCommand, onFile } from "./cli-io.js";
 import { commandSpec } from "./commands.js";
+import { fileRangeReader } from "./file-range-reader.js";
 
 /**
  * `pagecast ltx apply <out.db> <file.ltx>...`: applies a snapshot followed by
@@ -53,19 +54,20 @@ export const ltxApply: CliCommand = async (argv, io) => {
  * file cannot back (a damaged or hostile header naming billions of pages).
  */
 async function checkGrowth(file: string, fromPages: number): Promise<void> {
-  const { size } = await stat(file);
-  const fh = await open(file, "r");
-  const head = new Uint8Array(LTX_HEADER_SIZE);
+  const handle = await open(file, "r");
   try {
-    await fh.read(head, 0, LTX_HEADER_SIZE, 0);
+    const { bytes, totalSize } = await fileRangeReader(handle).read({
+      offset: 0,
+      length: LTX_HEADER_SIZE,
+    });
+    const header = decodeLtxHeader(bytes);
+    if (!growthJustified(fromPages, header.commit, maxFramesIn(totalSize))) {
+      throw new LtxError(
+        "LTX_CORRUPT",
+        `claims ${header.commit} pages, more than its ${totalSize} bytes can justify`,
+      );
+    }
   } finally {
-    await fh.close();
-  }
-  const header = decodeLtxHeader(head);
-  if (!growthJustified(fromPages, header.commit, maxFramesIn(size))) {
-    throw new LtxError(
-      "LTX_CORRUPT",
-      `claims ${header.commit} pages, more than its ${size} bytes can justify`,
-    );
+    await handle.close();
   }
 }

@@ -5,9 +5,10 @@
  * decode in any order on any thread; the caller folds the per-page CRCs into
  * the file checksum in file order.
  */
-import { Crc64, Crc64Combiner } from "../format/crc64.js";
+import { Crc64 } from "../format/crc64.js";
 import { LtxError } from "../format/ltx-error.js";
 import { lz4DecodeInto } from "../format/lz4-block.js";
+import { PageSums } from "./page-sums.js";
 import { WasmPageCodec } from "./wasm-page-codec.js";
 
 /** Frames to decode: payloads back to back in `payload`, described by `frames`. */
@@ -59,10 +60,8 @@ export function decodePageBatch(batch: PageBatch): DecodedBatch {
 export function decodePageBatchJs(batch: PageBatch): DecodedBatch {
   const { pageSize, count, frames, payload, pages } = batch;
   const out = pages && pages.length >= count * pageSize ? pages : new Uint8Array(count * pageSize);
-  const sums = new Uint32Array(count * 4);
-  const combiner = Crc64Combiner.for(pageSize);
+  const sums = new PageSums(count, pageSize);
   const crc = new Crc64();
-  const pgnoCrc = new Crc64();
   for (let i = 0; i < count; i++) {
     const pgno = frames[i * 3]!;
     const start = frames[i * 3 + 1]!;
@@ -80,7 +79,7 @@ export function decodePageBatchJs(batch: PageBatch): DecodedBatch {
       const e = err as { code?: unknown; message?: unknown };
       return {
         pages: out,
-        sums,
+        sums: sums.sums,
         error: {
           index: i,
           code: typeof e.code === "string" ? e.code : "LTX_CORRUPT",
@@ -90,14 +89,7 @@ export function decodePageBatchJs(batch: PageBatch): DecodedBatch {
     }
     crc.reset();
     crc.update(out, at, at + pageSize);
-    // Page checksum = CRC(pgno ‖ page), derived from the page's CRC (see Crc64Combiner).
-    pgnoCrc.reset();
-    pgnoCrc.updateU32BE(pgno);
-    combiner.shift(pgnoCrc.hi, pgnoCrc.lo);
-    sums[i * 4] = crc.hi;
-    sums[i * 4 + 1] = crc.lo;
-    sums[i * 4 + 2] = ((combiner.hi ^ crc.hi) | 0x80000000) >>> 0;
-    sums[i * 4 + 3] = (combiner.lo ^ crc.lo) >>> 0;
+    sums.record(i, pgno, crc.hi, crc.lo);
   }
-  return { pages: out, sums };
+  return { pages: out, sums: sums.sums };
 }

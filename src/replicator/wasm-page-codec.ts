@@ -7,9 +7,10 @@
  *
  * One instance per thread; its memory grows to the largest batch seen.
  */
-import { Crc64, Crc64Combiner, crc64SlicingTables } from "../format/crc64.js";
+import { crc64SlicingTables } from "../format/crc64.js";
 import type { DecodedBatch, PageBatch } from "./page-batch.js";
 import { PAGE_CODEC_WASM_BASE64 } from "./page-codec-wasm.js";
+import { PageSums } from "./page-sums.js";
 
 /** Slicing-by-8 tables at the start of memory (8 tables x 256 x 8 bytes). */
 const TABLES_BYTES = 8 * 256 * 8;
@@ -108,28 +109,15 @@ export class WasmPageCodec {
     const out =
       pages && pages.length >= count * pageSize ? pages : new Uint8Array(count * pageSize);
     out.set(mem.subarray(pagesAt, pagesAt + done * pageSize));
-    const sums = new Uint32Array(count * 4);
+    const sums = new PageSums(count, pageSize);
     const crcs = new Uint32Array(buf, crcsAt, count * 2);
-    const combiner = Crc64Combiner.for(pageSize);
-    const pgnoCrc = new Crc64();
-    for (let i = 0; i < done; i++) {
-      const hi = crcs[i * 2 + 1]!;
-      const lo = crcs[i * 2]!;
-      // Page checksum = CRC(pgno ‖ page), derived from the page's CRC (see Crc64Combiner).
-      pgnoCrc.reset();
-      pgnoCrc.updateU32BE(frames[i * 3]!);
-      combiner.shift(pgnoCrc.hi, pgnoCrc.lo);
-      sums[i * 4] = hi;
-      sums[i * 4 + 1] = lo;
-      sums[i * 4 + 2] = ((combiner.hi ^ hi) | 0x80000000) >>> 0;
-      sums[i * 4 + 3] = (combiner.lo ^ lo) >>> 0;
-    }
-    if (failed < 0) return { pages: out, sums };
+    for (let i = 0; i < done; i++) sums.record(i, frames[i * 3]!, crcs[i * 2 + 1]!, crcs[i * 2]!);
+    if (failed < 0) return { pages: out, sums: sums.sums };
     const r = this.#x.error();
     const message =
       r < 0
         ? (LZ4_ERRORS[r] ?? `lz4: error ${r}`)
         : `page decompressed to ${r - (pagesAt + failed * pageSize)} bytes, expected ${pageSize}`;
-    return { pages: out, sums, error: { index: failed, code: "LTX_CORRUPT", message } };
+    return { pages: out, sums: sums.sums, error: { index: failed, code: "LTX_CORRUPT", message } };
   }
 }
