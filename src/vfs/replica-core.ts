@@ -209,6 +209,9 @@ export class ReplicaCore {
   #lastConfirmedAt: number | undefined;
   #lastError: ReplicaStatus["lastError"] = null;
   #polling: Promise<void> | undefined;
+  /** The poll that follows the one in flight, for callers that need a fresh one. */
+  #followUp: Promise<void> | undefined;
+  #followUpReplan = false;
   /** When the poll in flight started (real time: it bounds real waits). */
   #pollStartedAt = 0;
   #needsReplan = false;
@@ -432,15 +435,33 @@ export class ReplicaCore {
   }
 
   /**
-   * Asks storage for news now and applies it. Concurrent calls share one poll.
-   * `replan` forgets cached discovery state (after a planned file vanished).
-   * Rejects with the failure (also recorded in status); the replica keeps
-   * serving its last good version.
+   * Asks storage for news now and applies it. `replan` forgets cached
+   * discovery state (after a planned file vanished). Rejects with the failure
+   * (also recorded in status); the replica keeps serving its last good version.
+   *
+   * A call made while a poll is in flight shares it, unless `fresh`: that poll
+   * may have read storage before what the caller knows was published, so the
+   * caller gets one more poll after it (shared by every fresh call arriving
+   * meanwhile).
    */
-  poll(replan = false): Promise<void> {
+  poll(replan = false, fresh = false): Promise<void> {
     this.#assertOpen();
     if (this.pinned) return Promise.resolve();
-    if (this.#polling) return this.#polling;
+    const inFlight = this.#polling;
+    if (inFlight) {
+      if (!fresh) return inFlight;
+      this.#followUpReplan ||= replan;
+      this.#followUp ??= inFlight
+        .catch(() => {})
+        .then(() => {
+          const again = this.#followUpReplan;
+          this.#followUp = undefined;
+          this.#followUpReplan = false;
+          // A poll started since then began after every caller waiting here.
+          return this.poll(again);
+        });
+      return this.#followUp;
+    }
     this.#pollStartedAt = Date.now();
     const run = this.#pollWithReplan(replan || this.#needsReplan).finally(() => {
       this.#polling = undefined;

@@ -392,10 +392,15 @@ export class Replica {
     return this.#core.status().hydration;
   }
 
-  /** Polls storage now (regardless of the interval) and applies what is new. */
+  /**
+   * Polls storage now (regardless of the interval) and applies what is new:
+   * everything published before the call. A poll already in flight may have
+   * read storage earlier, so the call then waits for it and polls once more
+   * (one follow-up poll serves every call arriving meanwhile).
+   */
   async poll(): Promise<void> {
     this.#assertOpen();
-    await this.#core.poll();
+    await this.#core.poll(false, true);
   }
 
   /** Position, freshness, cache and request figures. */
@@ -608,7 +613,7 @@ export class Replica {
       this.#core.needsReplan &&
       !conn.inTransaction
     ) {
-      await this.#core.poll(true).catch(() => {});
+      await this.#core.poll(true, true).catch(() => {});
       if (conn.holdsStaleVersion) await conn.releaseVersion();
       let result: ExecuteResult;
       try {

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, test } from "vitest";
 import { MemoryStore } from "../../src/storage/memory-store.js";
+import type { GetOptions, GetResult } from "../../src/storage/object-store.js";
 import { openReplica, type Replica } from "../../src/vfs/index.js";
 import { primaryValues, RecordingStore, readSqliteWasm, ScriptedWriter } from "./helpers.js";
 
@@ -134,6 +135,49 @@ describe("openReplica", () => {
     await new Promise((r) => setTimeout(r, 60));
     expect(replica.status().requests.poll.requests).toBe(polls);
     await expect(replica.query("SELECT 1")).rejects.toMatchObject({ code: "REPLICA_CLOSED" });
+  });
+
+  test("poll() sees what was published before the call, even with a poll already in flight", async () => {
+    // A poll that read storage before the commit must not answer for a call made after it.
+    class HeldStore extends RecordingStore {
+      hold: Promise<void> | undefined;
+      reading: (() => void) | undefined;
+      override async get(key: string, options?: GetOptions): Promise<GetResult> {
+        const res = await super.get(key, options);
+        const hold = this.hold;
+        if (hold) {
+          this.reading?.();
+          await hold;
+        }
+        return res;
+      }
+    }
+    const { mem, writer } = await setup();
+    const store = new HeldStore(mem);
+    const replica = await openReplica({ store, wasm: readSqliteWasm, pollIntervalMs: 3_600_000 });
+    open.push(replica);
+    const before = writer.txid;
+    let release!: () => void;
+    store.hold = new Promise<void>((r) => {
+      release = r;
+    });
+    const reading = new Promise<void>((r) => {
+      store.reading = r;
+    });
+    const first = replica.poll();
+    await reading; // the first poll has read storage: it cannot see what follows
+    await writer.commit("INSERT INTO t (name) VALUES ('after-first-poll-read')");
+    const second = replica.poll();
+    const third = replica.poll(); // callers arriving meanwhile share one follow-up poll
+    store.hold = undefined;
+    release();
+    await first;
+    await Promise.all([second, third]);
+    expect(writer.txid).toBe(before + 1);
+    expect(replica.status().txid).toBe(writer.txid);
+    expect(
+      await replica.values("SELECT count(*) FROM t WHERE name = 'after-first-poll-read'"),
+    ).toEqual([[1]]);
   });
 
   test("named and positional parameters, large integers, blobs", async () => {
