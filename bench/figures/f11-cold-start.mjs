@@ -22,7 +22,10 @@ const TASK = fileURLToPath(new URL("../tasks/cold-start-task.mjs", import.meta.u
 function sample(args, timeoutMs = 60_000) {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const child = spawn(process.execPath, [TASK, JSON.stringify(args)], {
+    // BENCH_CHILD_PROF_DIR: a CPU profile of every child, to see where a cold start goes.
+    const prof = process.env.BENCH_CHILD_PROF_DIR;
+    const flags = prof ? ["--cpu-prof", "--cpu-prof-interval=100", `--cpu-prof-dir=${prof}`] : [];
+    const child = spawn(process.execPath, [...flags, TASK, JSON.stringify(args)], {
       cwd: ROOT,
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" },
