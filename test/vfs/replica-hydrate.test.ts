@@ -30,13 +30,19 @@ async function published(): Promise<{ mem: MemoryStore; writer: ScriptedWriter }
   return { mem, writer };
 }
 
-/** A store whose large range reads (hydration's) are slow, so that queries overlap them. */
-function slowLargeReads(mem: MemoryStore, ms = 40): RecordingStore {
+/**
+ * A store whose large range reads (hydration's) are slow, so that queries
+ * overlap them; with `gate`, they also wait for it to settle first (a fixed
+ * delay alone races the rest of `openReplica` on a loaded machine).
+ */
+function slowLargeReads(mem: MemoryStore, ms = 40, gate?: Promise<void>): RecordingStore {
   const store = new RecordingStore(mem);
   store.beforeGet = async (_key, options) => {
     const r = options?.range;
-    if (r && "length" in r && r.length >= 16 * 1024)
+    if (r && "length" in r && r.length >= 16 * 1024) {
+      await gate;
       await new Promise((res) => setTimeout(res, ms));
+    }
   };
   return store;
 }
@@ -56,10 +62,17 @@ describe("hydration", () => {
   test("queries during hydration answer like better-sqlite3; afterwards nothing is fetched", async () => {
     const { mem, writer } = await published();
     const primary = writer.primaryAt(writer.txid);
-    const store = slowLargeReads(mem, 500);
+    // Hydration's reads wait until the replica is open and its status taken:
+    // on a loaded machine, opening alone can outlast any fixed delay.
+    let startHydration!: () => void;
+    const gate = new Promise<void>((res) => {
+      startHydration = res;
+    });
+    const store = slowLargeReads(mem, 500, gate);
     const replica = await open(store, { hydrate: true });
     // Queries start while hydration has barely begun.
     const during = replica.status().hydration;
+    startHydration();
     expect(during.state).toBe("running");
     expect(during.totalPages).toBeGreaterThan(100);
     expect(during.pages).toBeLessThan(during.totalPages);
@@ -116,13 +129,18 @@ describe("hydration", () => {
   test("the writer commits while hydration runs: every answer matches its version", async () => {
     const { mem, writer } = await published();
     const store = slowLargeReads(mem, 60);
-    const replica = await open(store, { hydrate: true, pollIntervalMs: 0 });
+    // Without a bound on the wait: past `pollWaitMs` a query may run one version behind.
+    const replica = await open(store, {
+      hydrate: true,
+      pollIntervalMs: 0,
+      pollWaitMs: Number.POSITIVE_INFINITY,
+    });
     const sql = "SELECT count(*), sum(total), max(id) FROM orders";
     for (let i = 0; i < 4; i++) {
       await writer.commit(
         `INSERT INTO orders VALUES (${10_000 + i}, 1, 'paid', 9, ${i * 1000}, NULL)`,
       );
-      // pollIntervalMs 0: each query starts by polling, so it sees the newest version.
+      // pollIntervalMs 0, unbounded wait: each query polls first, so it sees the newest version.
       expect(await replica.values(sql)).toEqual(primaryValues(writer.primaryAt(writer.txid), sql));
       for (const q of SCATTERED_QUERIES.slice(0, 2)) {
         expect(await replica.values(q.sql, q.params as never), q.name).toEqual(
