@@ -14,6 +14,7 @@ import { ltxVerify } from "../../src/cli/ltx-verify.js";
 import { replicate } from "../../src/cli/replicate.js";
 import { restore } from "../../src/cli/restore.js";
 import { HEAD_OBJECT_KEY } from "../../src/layout/index.js";
+import { restore as restoreReplica } from "../../src/replicator/restore.js";
 import { FileStore } from "../../src/storage/file-store.js";
 import { dump, dumpFile, openApp, tempDir } from "./helpers.js";
 
@@ -46,6 +47,29 @@ function ltxFiles(root: string): string[] {
   return files;
 }
 
+/** Waits until the replica in `root` restores to `expected` (a {@link dump}). */
+async function untilPublished(root: string, expected: string, scratch: string, ms = 30_000) {
+  const deadline = Date.now() + ms;
+  const store = new FileStore({ root });
+  try {
+    for (let i = 0; ; i++) {
+      const out = `${scratch}-${i}.db`;
+      // Nothing to restore until the first snapshot is published.
+      const failed = await restoreReplica(store, out).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      if (!failed && dumpFile(out) === expected) return;
+      if (Date.now() > deadline) {
+        throw new Error(`timed out waiting for the replica (last restore: ${failed ?? "older"})`);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  } finally {
+    await store.close();
+  }
+}
+
 describe("replicator CLI", () => {
   test("replicate, ltx list, ltx verify, restore --txid/--timestamp, restore without head", async () => {
     const { dir, cleanup } = tempDir();
@@ -62,10 +86,15 @@ describe("replicator CLI", () => {
       [dbPath, url, "--sync-interval", "20ms", "--l1-interval", "100ms"],
       run.io,
     );
-    await new Promise((r) => setTimeout(r, 200));
+    // Waits for conditions, not fixed sleeps (a slow start or a late tick on
+    // a loaded machine outlasts any): 'one' is committed after the first
+    // snapshot, so the time restored to is reached through a level-0 file.
+    await untilPublished(replicaDir, dump(app), join(dir, "probe-start"));
     app.prepare("INSERT INTO t (v) VALUES ('one')").run();
-    await new Promise((r) => setTimeout(r, 200));
     const afterOne = dump(app);
+    // A file's time is when the replicator captured it: 'one' is published
+    // before the time restored to, and 'two' committed after it.
+    await untilPublished(replicaDir, afterOne, join(dir, "probe-one"));
     const tOne = Date.now();
     await new Promise((r) => setTimeout(r, 50));
     app.prepare("INSERT INTO t (v) VALUES ('two')").run();
