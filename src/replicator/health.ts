@@ -18,11 +18,31 @@ export class WriterHealth {
   last: { at: number; reason: string } | undefined;
   /** Set from detection until the repairing snapshot is published. */
   #open = false;
-  /** The head must be rewritten to show a change of health. */
-  changed = false;
+  /** Changes of health so far, and how many of them a written head shows. */
+  #changes = 0;
+  #shown = 0;
 
   constructor(log: ReplicatorLogger) {
     this.#log = log;
+  }
+
+  /** The head must be rewritten to show a change of health. */
+  get changed(): boolean {
+    return this.#changes !== this.#shown;
+  }
+
+  /**
+   * The change {@link headField} reflects now, for {@link shown} once that
+   * head is written: a change made while the write was in flight (a
+   * divergence the capture side found meanwhile) still asks for another head.
+   */
+  get mark(): number {
+    return this.#changes;
+  }
+
+  /** A head showing the health as of `mark` was written. */
+  shown(mark: number): void {
+    this.#shown = Math.max(this.#shown, mark);
   }
 
   /** True while a detected divergence is not repaired yet. */
@@ -36,14 +56,14 @@ export class WriterHealth {
     this.last = { at: Date.now(), reason };
     this.#log.error("replica diverged from the database; a snapshot follows", { reason, txid });
     this.#open = true;
-    this.changed = true;
+    this.#changes++;
   }
 
   /** A snapshot taken after the last divergence was published. */
   repaired(txid: number): void {
     if (!this.#open) return;
     this.#open = false;
-    this.changed = true;
+    this.#changes++;
     this.#log.info("replica repaired by a snapshot", { txid });
   }
 

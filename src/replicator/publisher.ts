@@ -432,13 +432,14 @@ export class Publisher {
     if (skeleton && files[0]?.level === SNAPSHOT_LEVEL && files[0].maxTXID === skeleton.txid) {
       head.skeleton = skeleton;
     }
+    const healthMark = this.#d.health.mark;
     const writer = this.#d.health.headField();
     if (writer) head.writer = writer;
     const previous = this.#d.head.current;
     this.headDirty = true;
     await this.#watched("the head object", 0, () => this.#writeHead(head));
     this.headDirty = false;
-    this.#d.health.changed = false;
+    this.#d.health.shown(healthMark);
     for (const [name, payload] of this.#events.splice(0)) this.#d.emit(name, payload);
     const now = Date.now();
     const keys = new Set(files.map((f) => f.key));
