@@ -57,6 +57,9 @@ function retentionSuite(name: string, rounds: number, makeStore: () => Promise<O
     const replica = await openReplica({
       store,
       pollIntervalMs: 0,
+      // Every scan sees the newest version: no bound on the wait for its poll
+      // (the default 1 s is passed by storage round trips on a loaded machine).
+      pollWaitMs: Number.POSITIVE_INFINITY,
       cacheBytes: 65536,
       sqliteCacheBytes: 65536,
     });

@@ -71,6 +71,9 @@ describe.each(targets)("replica over S3 ($name)", (t) => {
     const replica = await openReplica(url, {
       wasm: readSqliteWasm,
       pollIntervalMs: 0,
+      // Every query sees the newest version: no bound on the wait for its poll
+      // (the default 1 s is passed by HTTP round trips on a loaded machine).
+      pollWaitMs: Number.POSITIVE_INFINITY,
       storeOptions: { credentials: t.credentials },
     });
     try {
