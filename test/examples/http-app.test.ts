@@ -87,7 +87,9 @@ describe("example: HTTP app with read-your-writes across requests", () => {
       };
     const before = await status();
     let after = before;
-    for (let t = 0; t < 40 && after.reads.replicas === before.reads.replicas; t++) {
+    // Bounded in time, not in tries: catching up takes longer on a loaded machine.
+    const deadline = Date.now() + 30_000;
+    while (after.reads.replicas === before.reads.replicas && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 100));
       const list = await call("GET", "/notes", "cookie");
       expect((list.json as Note[]).length).toBe(12);

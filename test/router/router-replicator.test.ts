@@ -69,7 +69,9 @@ describe("router with a Replicator and replicas", () => {
       }
     }
     // Once replication catches up, the bookmarked client's reads are served by replicas.
-    for (let t = 0; t < 100 && replicaReads === 0; t++) {
+    // Bounded in time, not in tries: catching up takes longer on a loaded machine.
+    const catchUp = Date.now() + 30_000;
+    while (replicaReads === 0 && Date.now() < catchUp) {
       await new Promise((r) => setTimeout(r, 20));
       const before = vfsStatus(db).reads.replicas;
       const got = await db.$withSession(
@@ -83,7 +85,8 @@ describe("router with a Replicator and replicas", () => {
     // A resumed bookmark's pending position resolves to an exact TXID.
     expect(decodeBookmark(bookmark!).after).toBeDefined();
     const last = await db.$withSession(async () => {
-      for (let t = 0; t < 150 && decodeBookmark(db.$bookmark()).after; t++) {
+      const resolveBy = Date.now() + 30_000;
+      while (decodeBookmark(db.$bookmark()).after && Date.now() < resolveBy) {
         await new Promise((r) => setTimeout(r, 20));
       }
       return db.$bookmark();

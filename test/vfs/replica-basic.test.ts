@@ -126,7 +126,8 @@ describe("openReplica", () => {
     });
     open.push(replica);
     await writer.commit("INSERT INTO t (name) VALUES ('bg')");
-    for (let i = 0; i < 500 && replica.status().txid !== writer.txid; i++) {
+    const deadline = Date.now() + 30_000;
+    while (replica.status().txid !== writer.txid && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 10));
     }
     expect(replica.status().txid).toBe(writer.txid);
