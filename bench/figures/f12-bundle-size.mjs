@@ -3,7 +3,7 @@
  * "default" export as Workers resolve it), esbuild, minified, gzip level 9,
  * the wasm excluded: the Worker example (R2 binding + Drizzle) and a
  * reader-only Worker (R2 binding, raw SQL). The web entry reaches S3 through
- * FetchS3Store (fetch + aws4fetch), so the "without the AWS SDK" build (SDK
+ * FetchS3Store (fetch + its own SigV4), so the "without the AWS SDK" build (SDK
  * marked external) must come out the same size: it checks that no SDK code
  * is left. platform=browser (as wrangler bundles) and platform=neutral. The
  * note lists the largest parts of the bundle (minified bytes by package or

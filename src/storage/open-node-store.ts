@@ -3,6 +3,7 @@
  */
 import { fileURLToPath } from "node:url";
 import type { FileStoreOptions } from "./file-store.js";
+import { nodeHttpFetch } from "./node-http-fetch.js";
 import type { ObjectStore } from "./object-store.js";
 import {
   type OpenStoreOptions,
@@ -13,6 +14,7 @@ import {
   type S3Location,
   type S3StoreOpener,
 } from "./open-store.js";
+import { nodeSigV4Crypto } from "./sigv4-node.js";
 import { InvalidStoreUrlError } from "./store-errors.js";
 import { parseStoreUrl } from "./store-url.js";
 
@@ -101,7 +103,12 @@ export function nodeS3Transport(
  * credential chain (env, profiles, SSO, IMDS...). See `s3Transport`.
  */
 const openS3Store: S3StoreOpener = async (where, options) => {
-  if (nodeS3Transport(where, options) === "fetch") return openFetchS3Store(where, options);
+  if (nodeS3Transport(where, options) === "fetch") {
+    return openFetchS3Store(where, options, {
+      signingCrypto: nodeSigV4Crypto,
+      fetch: nodeHttpFetch as unknown as typeof fetch,
+    });
+  }
   const { S3Store } = await import("./s3-store.js");
   return new S3Store({
     ...options.s3,
