@@ -35,6 +35,7 @@ import {
   vfsStatus,
 } from "../../src/index.node.js";
 import { betterSqlitePrimary, LeaseHeldError, Replicator, restore } from "../../src/node.js";
+import { decodeBookmark } from "../../src/router/write-position.js";
 import { dump, dumpFile, integrity, openApp, tempDir } from "../replicator/helpers.js";
 
 const endpoint = process.env.PAGECAST_RGW_ENDPOINT;
@@ -398,8 +399,14 @@ describe.skipIf(!endpoint)("end to end on Ceph RGW", () => {
     expect(seen).toEqual([{ id: 5000, name: "via-router", balance: 8 }]);
     expect(vfsStatus(router).reads.primary - s2.reads.primary).toBe(1);
 
-    // Once the replica holds the writes, reads go back to it.
+    // Once the replica holds the writes, reads go back to it. The router knows
+    // which TXID holds them only once it resolved their position (after the
+    // replicator's publish, a short grace and a sync of its own, on its own
+    // schedule): until then a read goes to the primary. Wait for that, not race it.
     await syncAndRecord();
+    await until("the writes' TXID resolved", async () =>
+      decodeBookmark(router.$bookmark()).after === undefined ? true : undefined,
+    );
     await replica.poll();
     const fromReplica = await router.select().from(accounts).where(eq(accounts.id, 5000));
     expect(fromReplica).toEqual([{ id: 5000, name: "via-router", balance: 8 }]);
