@@ -24,9 +24,10 @@ const READER: ReplicaOpeners = {};
  * - a URL is refused with a `ReplicaError` (`REPLICA_INVALID_ARGUMENT`): pass
  *   `store`, or import from `pagecast` to open URLs (`storeOptions` is unused);
  * - every statement runs on the async build (`wasm`); `syncWasm` is unused,
- *   so a Worker should not import `wa-sqlite.wasm`. Warm statements run
- *   about a third slower than on the plain build, and each connection is one
- *   wasm instance instead of up to two, with the full `sqliteCacheBytes`.
+ *   so a Worker should not import `wa-sqlite.wasm`. Warm statements lose
+ *   the plain build's speed (about half again as fast over cached pages);
+ *   each connection is one wasm instance instead of up to two, with the
+ *   whole `sqliteCacheBytes`. Every other option behaves as with `pagecast`.
  */
 export function openReplica(target: ReplicaStoreOptions): Promise<Replica> {
   return openReplicaWith(READER, target);
