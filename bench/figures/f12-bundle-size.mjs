@@ -7,7 +7,7 @@
  * size-sensitive runtimes (no URL opener: FetchS3Store and its signer; no
  * plain-build glue). The goal is judged on that last row; the other two are
  * there for comparison. The web entry reaches S3 through FetchS3Store
- * (fetch + a SigV4 signer), so the "without the AWS SDK" build (SDK marked
+ * (fetch + its own SigV4), so the "without the AWS SDK" build (SDK marked
  * external) must come out the same size: it checks that no SDK code is left.
  * platform=browser (as wrangler bundles) and platform=neutral. The note
  * lists the largest parts of the bundle (minified bytes by package or

@@ -1,6 +1,6 @@
 /**
  * `ObjectStore` on S3 or any S3-compatible server through the runtime's own
- * `fetch`, signed with `aws4fetch` (SigV4, a few KB) instead of the AWS SDK:
+ * `fetch`, signed by pagecast's own SigV4 (`sigv4.ts`) instead of the AWS SDK:
  * what `openStore` uses for s3:// URLs in Workers, browsers, Deno and Bun, so
  * their bundles carry no SDK. Node keeps `S3Store` (the SDK and its
  * credential chain). Same behaviour and typed errors as `S3Store`:
@@ -27,7 +27,6 @@
  * `AWS_SESSION_TOKEN` where the runtime exposes `process.env` (Bun, Deno,
  * Workers with nodejs_compat). No profiles, SSO or instance metadata.
  */
-import { AwsClient } from "aws4fetch";
 import { PagecastError } from "../errors.js";
 import { resolveRange } from "./byte-range.js";
 import { unquoteEtag } from "./etag.js";
@@ -71,6 +70,7 @@ import {
   safeCode,
   xmlText,
 } from "./s3-protocol.js";
+import { type SigV4Credentials, type SigV4Crypto, SigV4Signer } from "./sigv4.js";
 import {
   InvalidStoreArgumentError,
   NotFoundError,
@@ -120,6 +120,8 @@ export interface FetchS3StoreOptions {
   clockOffsetMs?: number;
   /** The `fetch` to use (default: the global one). */
   fetch?: typeof fetch;
+  /** The hashing behind request signatures (default: WebCrypto; Node passes `node:crypto`'s, synchronous and faster to start). */
+  signingCrypto?: SigV4Crypto;
   /** Bodies larger than this go up as multipart uploads (default 8 MiB). */
   multipartThreshold?: number;
   /** Part size of multipart uploads, 5..8 MiB (default 8 MiB). */
@@ -251,7 +253,7 @@ export class FetchS3Store implements ObjectStore {
   private readonly multipartThreshold: number;
   private readonly partSize: number;
   private readonly partConcurrency: number;
-  private signer: { key: string; client: AwsClient } | undefined;
+  private readonly signer: SigV4Signer;
   private offset: number;
   private answered = false;
   private batchDelete = true;
@@ -303,6 +305,10 @@ export class FetchS3Store implements ObjectStore {
     // Called unbound: Workers refuse `fetch` called on another `this`.
     this.fetchFn = (input, init) => fetchFn(input, init);
     this.credentials = options.credentials;
+    this.signer = new SigV4Signer({
+      region: this.region,
+      ...(options.signingCrypto ? { crypto: options.signingCrypto } : {}),
+    });
     this.runner = new RequestRunner(() => this.url, options.retry);
   }
 
@@ -315,25 +321,11 @@ export class FetchS3Store implements ObjectStore {
     return objectKey.slice(this.prefix.length);
   }
 
-  private async client(): Promise<AwsClient> {
+  private async keys(): Promise<SigV4Credentials> {
     const given = this.credentials;
     const creds = typeof given === "function" ? await given() : (given ?? envCredentials());
     if (!creds?.accessKeyId || !creds.secretAccessKey) throw new NoCredentials();
-    const key = `${creds.accessKeyId}\n${creds.secretAccessKey}\n${creds.sessionToken ?? ""}`;
-    if (this.signer?.key !== key) {
-      this.signer = {
-        key,
-        client: new AwsClient({
-          accessKeyId: creds.accessKeyId,
-          secretAccessKey: creds.secretAccessKey,
-          ...(creds.sessionToken ? { sessionToken: creds.sessionToken } : {}),
-          service: "s3",
-          region: this.region,
-          retries: 0,
-        }),
-      };
-    }
-    return this.signer.client;
+    return creds;
   }
 
   /** Takes the server's clock when it is minutes off ours; true when the offset moved. */
@@ -351,20 +343,23 @@ export class FetchS3Store implements ObjectStore {
    * for it: the caller reads it with `readBody`).
    */
   private async send(call: S3Call): Promise<{ response: Response; idle: IdleWatch }> {
-    const client = await this.client();
+    const creds = await this.keys();
     const path = call.objectKey !== undefined ? `/${encodeKey(call.objectKey)}` : "/";
     const url = `${this.base}${path}${encodeQuery(call.query ?? {})}`;
     const datetime = new Date(Date.now() + this.offset).toISOString().replace(/[:-]|\.\d{3}/g, "");
-    const request = await client.sign(url, {
-      method: call.method,
-      headers: call.headers ?? {},
-      ...(call.body !== undefined ? { body: call.body as BodyInit } : {}),
-      aws: { datetime },
-    });
+    const headers = await this.signer.sign(
+      { method: call.method, url, headers: call.headers ?? {}, datetime },
+      creds,
+    );
     const idle = new IdleWatch(this.idleTimeoutMs, call.signal);
     let response: Response;
     try {
-      response = await this.fetchFn(request, { signal: idle.controller.signal });
+      response = await this.fetchFn(url, {
+        method: call.method,
+        headers,
+        ...(call.body !== undefined ? { body: call.body as BodyInit } : {}),
+        signal: idle.controller.signal,
+      });
     } catch (error) {
       idle.done();
       throw idle.fired ? new IdleTimeout(this.idleTimeoutMs, error) : error;

@@ -13,6 +13,7 @@ import {
   type S3Location,
   type S3StoreOpener,
 } from "./open-store.js";
+import { nodeSigV4Crypto } from "./sigv4-node.js";
 import { InvalidStoreUrlError } from "./store-errors.js";
 import { parseStoreUrl } from "./store-url.js";
 
@@ -101,7 +102,9 @@ export function nodeS3Transport(
  * credential chain (env, profiles, SSO, IMDS...). See `s3Transport`.
  */
 const openS3Store: S3StoreOpener = async (where, options) => {
-  if (nodeS3Transport(where, options) === "fetch") return openFetchS3Store(where, options);
+  if (nodeS3Transport(where, options) === "fetch") {
+    return openFetchS3Store(where, options, { signingCrypto: nodeSigV4Crypto });
+  }
   const { S3Store } = await import("./s3-store.js");
   return new S3Store({
     ...options.s3,

@@ -7,6 +7,7 @@
  * Node entry registers `S3Store` (the AWS SDK and its credential chain).
  * This module imports nothing from `node:`.
  */
+import type { FetchS3StoreOptions } from "./fetch-s3-store.js";
 import type { MemoryStoreOptions } from "./memory-store.js";
 import { MemoryStore } from "./memory-store.js";
 import type { ObjectStore } from "./object-store.js";
@@ -124,6 +125,7 @@ export async function openLocation(
 export async function openFetchS3Store(
   where: S3Location,
   options: OpenStoreOptions,
+  runtime: Pick<FetchS3StoreOptions, "signingCrypto" | "fetch"> = {},
 ): Promise<ObjectStore> {
   // Loaded on demand: memory-only users (tests, demos) never load it.
   const { FetchS3Store } = await import("./fetch-s3-store.js");
@@ -139,6 +141,7 @@ export async function openFetchS3Store(
     ...where,
     ...(options.credentials ? { credentials: options.credentials } : {}),
     ...(options.retry ? { retry: options.retry } : {}),
+    ...runtime,
   });
 }
 

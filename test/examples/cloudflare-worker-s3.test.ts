@@ -1,7 +1,7 @@
 /**
  * Example 1 without an R2 binding: the Cloudflare Worker in workerd
  * (miniflare) reading a replica by s3:// URL from an S3 server (fauxqs)
- * through FetchS3Store (fetch + aws4fetch): the Worker bundle holds no AWS
+ * through FetchS3Store (fetch + pagecast's SigV4): the Worker bundle holds no AWS
  * SDK, and signing, ranged gets and listing work inside workerd.
  */
 import { readFileSync } from "node:fs";

@@ -2,8 +2,8 @@
  * `pagecast/reader` as consumers resolve it: the package's "./reader"
  * export. Bundled for Workers (esbuild, platform=browser, the workerd /
  * worker / browser conditions, as wrangler bundles), a reader-only Worker
- * carries neither the plain build's glue, the URL opener (FetchS3Store,
- * aws4fetch, the AWS SDK) nor anything from `node:`, while the same Worker
+ * carries neither the plain build's glue, the URL opener (FetchS3Store and
+ * its SigV4 signer, the AWS SDK) nor anything from `node:`, while the same Worker
  * against `pagecast` does (the control: the checks can fail). In Node the
  * entry shares its modules with `pagecast`. Sizes are figure 12's business;
  * this checks contents (metafile inputs).
@@ -85,7 +85,7 @@ const SYNC_GLUE = "node_modules/@journeyapps/wa-sqlite/dist/wa-sqlite.mjs";
 const ASYNC_GLUE = "node_modules/@journeyapps/wa-sqlite/dist/wa-sqlite-async.mjs";
 const urlOpening = (inputs: string[]) =>
   inputs.filter((f) =>
-    /dist\/storage\/(fetch-s3-store|open-store|s3-store|store-url)\.js$|node_modules\/(aws4fetch|@aws-sdk|@smithy)\//.test(
+    /dist\/storage\/(fetch-s3-store|open-store|s3-store|store-url|sigv4|sigv4-node)\.js$|node_modules\/(aws4fetch|@aws-sdk|@smithy)\//.test(
       f,
     ),
   );

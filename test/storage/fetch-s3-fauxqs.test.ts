@@ -1,5 +1,5 @@
 /**
- * The storage contract against FetchS3Store (fetch + aws4fetch, no AWS SDK:
+ * The storage contract against FetchS3Store (fetch + pagecast's SigV4, no AWS SDK:
  * what Workers, browsers, Deno and Bun use for s3://) on fauxqs, and on Ceph
  * RGW when PAGECAST_RGW_ENDPOINT is set (conditional puts are honoured there).
  */
