@@ -31,6 +31,8 @@ if (args.mode === "import") {
   const { createRequire } = await import("node:module");
   const cache = createRequire(import.meta.url).cache;
   out.awsSdkLoaded = Object.keys(cache).some((k) => k.includes("@aws-sdk/client-s3"));
+  // Whether Node's fetch (undici) was loaded: Node readers reach S3 over node:http.
+  out.undiciLoaded = process.moduleLoadList.some((m) => m.includes("undici"));
   await replica.close();
 } else if (args.mode === "better-sqlite3") {
   const { default: Database } = await import("better-sqlite3");

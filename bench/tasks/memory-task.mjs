@@ -93,6 +93,7 @@ try {
         wasm,
         closeStore: true,
         cacheBytes: args.cacheBytes,
+        ...(args.asyncOnly ? { syncWasm: false } : {}),
       });
       return replica.values(op.sql, op.params);
     };
@@ -137,6 +138,7 @@ try {
   finishTask({
     engine: args.engine,
     cacheBytes: args.cacheBytes,
+    asyncOnly: Boolean(args.asyncOnly),
     ops: ops.length,
     ms,
     rssBaseline,

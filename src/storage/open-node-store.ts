@@ -3,6 +3,7 @@
  */
 import { fileURLToPath } from "node:url";
 import type { FileStoreOptions } from "./file-store.js";
+import { nodeHttpFetch } from "./node-http-fetch.js";
 import type { ObjectStore } from "./object-store.js";
 import {
   type OpenStoreOptions,
@@ -103,7 +104,10 @@ export function nodeS3Transport(
  */
 const openS3Store: S3StoreOpener = async (where, options) => {
   if (nodeS3Transport(where, options) === "fetch") {
-    return openFetchS3Store(where, options, { signingCrypto: nodeSigV4Crypto });
+    return openFetchS3Store(where, options, {
+      signingCrypto: nodeSigV4Crypto,
+      fetch: nodeHttpFetch as unknown as typeof fetch,
+    });
   }
   const { S3Store } = await import("./s3-store.js");
   return new S3Store({

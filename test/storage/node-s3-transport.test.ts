@@ -120,7 +120,7 @@ describe("openNodeStore(s3://)", () => {
 const built = existsSync(join(ROOT, "dist", "index.node.js"));
 
 describe.skipIf(!built)("a fresh process on the built package", () => {
-  test("reads over s3:// with static credentials without loading the AWS SDK", async () => {
+  test("reads over s3:// with static credentials without loading the AWS SDK or undici (fetch)", async () => {
     const s3 = inject("s3");
     const prefix = `node-transport-${Date.now().toString(36)}`;
     const script = `
@@ -133,7 +133,9 @@ describe.skipIf(!built)("a fresh process on the built package", () => {
       const sdk = Object.keys(createRequire(import.meta.url).cache).some((k) =>
         k.includes("@aws-sdk/client-s3"),
       );
-      console.log(JSON.stringify({ store: store.constructor.name, body: new TextDecoder().decode(got.body), sdk }));
+      // Node's fetch (undici) costs a cold start tens of ms: Node readers use node:http.
+      const undici = process.moduleLoadList.some((m) => m.includes("undici"));
+      console.log(JSON.stringify({ store: store.constructor.name, body: new TextDecoder().decode(got.body), sdk, undici }));
       await store.close();
     `;
     const url = `s3://${s3.bucket}/${prefix}?endpoint=${encodeURIComponent(s3.endpoint)}&region=${s3.region}`;
@@ -142,7 +144,12 @@ describe.skipIf(!built)("a fresh process on the built package", () => {
       ["--input-type=module", "-e", script, url, s3.accessKeyId, s3.secretAccessKey],
       { cwd: ROOT, timeout: 60_000 },
     );
-    expect(JSON.parse(stdout.trim())).toEqual({ store: "FetchS3Store", body: "v", sdk: false });
+    expect(JSON.parse(stdout.trim())).toEqual({
+      store: "FetchS3Store",
+      body: "v",
+      sdk: false,
+      undici: false,
+    });
   }, 90_000);
 
   test("restore keeps the AWS SDK with static credentials (streamed range bodies)", async () => {
