@@ -1,7 +1,7 @@
 /**
  * Build step after `tsc`: rewrites the Node entry points of dist/ (the
- * `pagecast` "node" export, `pagecast/node` and the CLI) as esbuild bundles
- * with code-split chunks in dist/chunks/. Node pays resolution, reading and
+ * `pagecast` and `pagecast/reader` "node" exports, `pagecast/node` and the
+ * CLI) as esbuild bundles with code-split chunks in dist/chunks/. Node pays resolution, reading and
  * compiling for every ES module it loads; pagecast's ~110 small modules made
  * `import("pagecast")` cost ~0.1 s more than one file does. Dependencies stay
  * external (resolved from node_modules as before), lazily loaded parts (the
@@ -9,9 +9,9 @@
  * shared by the entries live in shared chunks, so using `pagecast` and
  * `pagecast/node` together still gives one instance of each class.
  *
- * The runtime-agnostic files (dist/index.js, dist/index.web.js and the
- * modules under them) stay tsc's output: Workers and browser bundlers bundle
- * them themselves. The `.d.ts` files are tsc's, unchanged.
+ * The runtime-agnostic files (dist/index.js, dist/index.web.js,
+ * dist/reader.js and the modules under them) stay tsc's output: Workers and
+ * browser bundlers bundle them themselves. The `.d.ts` files are tsc's, unchanged.
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve, sep } from "node:path";
@@ -19,7 +19,7 @@ import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 
 const DIST = resolve(fileURLToPath(new URL("../dist", import.meta.url)));
-const ENTRIES = ["index.node.js", "node.js", "cli/main.js"];
+const ENTRIES = ["index.node.js", "node.js", "reader.node.js", "cli/main.js"];
 const CHUNKS = "chunks";
 // Replaced in each output by that output's path to dist/.
 const ROOT_MARK = "__PAGECAST_DIST_ROOT__/";

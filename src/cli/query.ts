@@ -3,7 +3,8 @@
  * SQL on a replica straight from storage, fetching only the pages the query
  * touches (never the whole database), within the `--timeout` deadline.
  */
-import { openReplica, type Replica, type ReplicaOptions } from "../vfs/replica.js";
+import { openReplica } from "../vfs/open-replica.js";
+import type { Replica, ReplicaOptions } from "../vfs/replica.js";
 import type { SqlValue } from "../vfs/replica-connection.js";
 import { readTimeString } from "../vfs/time-string.js";
 import { readSqliteWasm } from "../vfs-node/node-wasm.js";

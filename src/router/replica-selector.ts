@@ -39,8 +39,8 @@ export interface ReplicaEntry {
   /** Not chosen before this time (ms) after a connection failure. */
   coolUntil: number;
   lastKick: number;
-  /** A poll the router asked for is in flight. */
-  polling: boolean;
+  /** Polls the router asked for that are in flight (at most two: see `wake`). */
+  polls: number;
   lastError: { message: string; code: string | undefined; at: Date } | null;
 }
 
@@ -76,7 +76,7 @@ export class ReplicaSelector {
       errors: 0,
       coolUntil: 0,
       lastKick: Number.NEGATIVE_INFINITY,
-      polling: false,
+      polls: 0,
       lastError: null,
     }));
   }
@@ -162,7 +162,9 @@ export class ReplicaSelector {
    * Asks every replica that lacks `txid` to poll now, whatever the rate
    * limit: the writer just published a TXID a session waits for, and a
    * replica that polls lazily would otherwise learn of it only at its next
-   * query or kick (a session's reads go to the primary meanwhile).
+   * query or kick (a session's reads go to the primary meanwhile). Even with
+   * a poll in flight: it may have read storage before the publish (a
+   * pagecast replica then polls once more after it).
    */
   wake(txid: number): void {
     const now = this.#o.now();
@@ -174,11 +176,14 @@ export class ReplicaSelector {
 
   #kick(entry: ReplicaEntry, now: number, force = false): void {
     const poll = entry.replica.poll;
-    if (!poll || entry.polling || (!force && now - entry.lastKick < this.#o.pollKickMs)) return;
+    if (!poll) return;
+    if (force ? entry.polls > 1 : entry.polls > 0 || now - entry.lastKick < this.#o.pollKickMs) {
+      return;
+    }
     entry.lastKick = now;
-    entry.polling = true;
+    entry.polls++;
     const done = () => {
-      entry.polling = false;
+      entry.polls--;
     };
     try {
       poll.call(entry.replica).then(done, done); // failures are recorded in the replica's status

@@ -70,7 +70,13 @@ import {
   safeCode,
   xmlText,
 } from "./s3-protocol.js";
-import { type SigV4Credentials, type SigV4Crypto, SigV4Signer } from "./sigv4.js";
+import {
+  encodeComponent,
+  encodePath,
+  type SigV4Credentials,
+  type SigV4Crypto,
+  SigV4Signer,
+} from "./sigv4.js";
 import {
   InvalidStoreArgumentError,
   NotFoundError,
@@ -192,23 +198,10 @@ class IdleWatch {
   }
 }
 
-/** RFC 3986 encoding of a key for a URL path (slashes kept). */
-function encodeKey(key: string): string {
-  return key
-    .split("/")
-    .map((s) =>
-      encodeURIComponent(s).replace(
-        /[!'()*]/g,
-        (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
-      ),
-    )
-    .join("/");
-}
-
 function encodeQuery(query: Record<string, string | number | undefined>): string {
   const parts = Object.entries(query)
     .filter(([, v]) => v !== undefined)
-    .map(([k, v]) => (v === "" ? k : `${k}=${encodeKey(String(v)).replace(/\//g, "%2F")}`));
+    .map(([k, v]) => (v === "" ? k : `${k}=${encodeComponent(String(v))}`));
   return parts.length ? `?${parts.join("&")}` : "";
 }
 
@@ -344,7 +337,7 @@ export class FetchS3Store implements ObjectStore {
    */
   private async send(call: S3Call): Promise<{ response: Response; idle: IdleWatch }> {
     const creds = await this.keys();
-    const path = call.objectKey !== undefined ? `/${encodeKey(call.objectKey)}` : "/";
+    const path = call.objectKey !== undefined ? `/${encodePath(call.objectKey)}` : "/";
     const url = `${this.base}${path}${encodeQuery(call.query ?? {})}`;
     const datetime = new Date(Date.now() + this.offset).toISOString().replace(/[:-]|\.\d{3}/g, "");
     const headers = await this.signer.sign(

@@ -14,10 +14,16 @@
 import http from "node:http";
 import https from "node:https";
 
-/** Keep-alive connections, as fetch keeps them (idle sockets never hold the process open). */
+/**
+ * Keep-alive connections (idle sockets never hold the process open), set up
+ * like Node's own global agent: an idle connection is closed after 5 s, well
+ * before servers drop theirs (S3: ~20 s), so a request rarely meets one the
+ * server is closing; most recently used first, so the others age out.
+ */
+const AGENT_OPTIONS = { keepAlive: true, timeout: 5000, scheduling: "lifo" } as const;
 const agents = {
-  "http:": new http.Agent({ keepAlive: true }),
-  "https:": new https.Agent({ keepAlive: true }),
+  "http:": new http.Agent(AGENT_OPTIONS),
+  "https:": new https.Agent(AGENT_OPTIONS),
 };
 
 /** The request options `FetchS3Store` passes. */

@@ -62,12 +62,17 @@ function hex(bytes: Uint8Array): string {
   return out;
 }
 
-/** RFC 3986 percent-encoding of one query name or value (already decoded). */
-function encodeComponent(text: string): string {
+/** RFC 3986 percent-encoding of one path segment, query name or value (decoded text). */
+export function encodeComponent(text: string): string {
   return encodeURIComponent(text).replace(
     /[!'()*]/g,
     (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
   );
+}
+
+/** RFC 3986 encoding of a decoded path (or object key), slashes kept. */
+export function encodePath(path: string): string {
+  return path.split("/").map(encodeComponent).join("/");
 }
 
 /** The canonical path: S3 signs the path as sent, with each byte RFC 3986-encoded once. */
@@ -78,7 +83,7 @@ function canonicalPath(pathname: string): string {
   } catch {
     decoded = pathname;
   }
-  return decoded.split("/").map(encodeComponent).join("/");
+  return encodePath(decoded);
 }
 
 /** The canonical query: names and values encoded, sorted by name then value; S3 keeps the first of a repeated name. */

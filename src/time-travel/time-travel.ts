@@ -21,7 +21,8 @@ import {
 import { replicaAdapter } from "../router/replica-adapter.js";
 import { routerInternals } from "../router/router.js";
 import type { ObjectStore } from "../storage/object-store.js";
-import { openReplica, type Replica, type ReplicaOptions } from "../vfs/replica.js";
+import { openReplica } from "../vfs/open-replica.js";
+import type { Replica, ReplicaOptions } from "../vfs/replica.js";
 import { TimeTravelError } from "./time-travel-error.js";
 import { parseWhen, type When } from "./when.js";
 

@@ -36,6 +36,7 @@ import {
 import type { ReplicaCore } from "./replica-core.js";
 import { ReplicaQueryError } from "./replica-error.js";
 import { RequestBudgetError } from "./request-budget.js";
+import type { SqliteBuildModule } from "./sqlite-runtime.js";
 
 /** Rounds of page misses a statement may take on the plain build before it moves to the async one. */
 export const MAX_SYNC_MISSES = 4;
@@ -51,12 +52,12 @@ const OPEN_ASYNC_AT_MISS = 3;
 /** SQLite page cache of an async build opened beside a plain one, in KiB. */
 const ASYNC_SQLITE_CACHE_KIB = 1024;
 
-/** Compiled modules of both builds. */
+/** Both builds, compiled, with their glue. */
 export interface SqliteModules {
   /** The async (Asyncify) build: required. */
-  async: WebAssembly.Module;
+  async: SqliteBuildModule;
   /** The plain build: optional (faster warm queries). */
-  sync: WebAssembly.Module | undefined;
+  sync: SqliteBuildModule | undefined;
 }
 
 /** A plain-build connection for autocommit statements and an async-build one for the rest. */
@@ -107,9 +108,7 @@ export class HybridConnection {
       ...connectionOptions,
       statement: new StatementContext(core.maxRequestsPerQuery),
     };
-    const first = modules.sync
-      ? await ReplicaConnection.open(core, modules.sync, options, "sync")
-      : await ReplicaConnection.open(core, modules.async, options, "async");
+    const first = await ReplicaConnection.open(core, modules.sync ?? modules.async, options);
     return new HybridConnection(core, modules, options, first);
   }
 
@@ -301,7 +300,7 @@ export class HybridConnection {
             sqliteCacheKiB: Math.min(this.#options.sqliteCacheKiB, ASYNC_SQLITE_CACHE_KIB),
           }
         : this.#options;
-      const opening = ReplicaConnection.open(this.#core, this.#modules.async, options, "async");
+      const opening = ReplicaConnection.open(this.#core, this.#modules.async, options);
       this.#asyncOpening = opening;
       opening.then(
         (conn) => {

@@ -7,6 +7,7 @@ export {
   cacheApiBackend,
 } from "./cache-api-backend.js";
 export type { HydrationState, HydrationStatus } from "./hydrator.js";
+export { openReplica } from "./open-replica.js";
 export {
   type CachedPiece,
   PersistentCache,
@@ -14,7 +15,6 @@ export {
   type PersistentCacheStats,
 } from "./persistent-cache.js";
 export {
-  openReplica,
   Replica,
   type ReplicaOptions,
   type ReplicaReadOptions,

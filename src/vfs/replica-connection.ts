@@ -14,7 +14,7 @@ import type { ReplicaCore } from "./replica-core.js";
 import { ReplicaError, ReplicaQueryError } from "./replica-error.js";
 import { ReplicaVfs } from "./replica-vfs.js";
 import { RequestBudgetError } from "./request-budget.js";
-import { instantiateSqlite, type SqliteBuild } from "./sqlite-runtime.js";
+import { instantiateSqlite, type SqliteBuild, type SqliteBuildModule } from "./sqlite-runtime.js";
 import { analyzeBytecode, type BytecodeOp, type StatementPlan } from "./statement-plan.js";
 import {
   changesConnectionState,
@@ -156,16 +156,16 @@ export class ReplicaConnection {
   }
 
   /**
-   * Instantiates a module of `build` (`wasm` must be that build), registers
+   * Instantiates a module of `source` (its build, wasm and glue), registers
    * the VFS and opens the database read-only.
    */
   static async open(
     core: ReplicaCore,
-    wasm: WebAssembly.Module,
+    source: SqliteBuildModule,
     options: ReplicaConnectionOptions,
-    build: SqliteBuild = "async",
   ): Promise<ReplicaConnection> {
-    const { module, sqlite3 } = await instantiateSqlite(wasm, build);
+    const { build } = source;
+    const { module, sqlite3 } = await instantiateSqlite(source);
     vfsCounter++;
     const vfs = new ReplicaVfs(`pagecast-${vfsCounter}`, module, core, DB_NAME, {
       readAheadPages: options.readAheadPages,

@@ -12,7 +12,7 @@ import {
 } from "../metrics/prometheus-text.js";
 import { writeReplicaMetrics } from "../metrics/replica-metrics.js";
 import type { ObjectStore } from "../storage/object-store.js";
-import { type OpenStoreOptions, openStore } from "../storage/open-store.js";
+import type { OpenStoreOptions } from "../storage/open-store.js";
 import { openCacheDir } from "./cache-dir.js";
 import { HybridConnection, type SqliteModules } from "./hybrid-connection.js";
 import type { HydrationStatus } from "./hydrator.js";
@@ -35,7 +35,9 @@ import { defaultMaxRequestsPerQuery } from "./request-budget.js";
 import { SerialQueue } from "./serial-queue.js";
 import {
   compileSqliteWasm,
+  loadAsyncGlue,
   resolveSyncSqliteWasm,
+  type SqliteGlueLoader,
   type SqliteWasmSource,
 } from "./sqlite-runtime.js";
 import { readTimeString } from "./time-string.js";
@@ -661,28 +663,68 @@ export class Replica {
 }
 
 /**
- * Opens a replica: by URL (`s3://bucket/prefix?endpoint=...`, `memory://name`)
- * or over a given store. Reads the head object (or lists, for a Litestream
- * layout) and every planned file's page index; pages are fetched on demand.
+ * @internal What opening a replica takes beyond a store and the async build,
+ * supplied by each entry point rather than imported here, so that an entry
+ * leaving them out (`pagecast/reader`) leaves them out of bundles too:
+ * `pagecast` and `pagecast/node` give both (open-replica.ts).
  */
-export async function openReplica(
+export interface ReplicaOpeners {
+  /** Opens the store of a URL target. Without it a URL is refused (`REPLICA_INVALID_ARGUMENT`). */
+  openUrl?: (url: string, options: OpenStoreOptions | undefined) => Promise<ObjectStore>;
+  /**
+   * The plain build's glue. Without it every connection runs on the async
+   * build alone (`syncWasm` and a registered default plain build unused).
+   */
+  syncGlue?: SqliteGlueLoader;
+}
+
+/** Why a target is refused, or undefined when it can be opened with `openers`. */
+function targetProblem(target: unknown, openers: ReplicaOpeners): string | undefined {
+  if (typeof target === "string") {
+    if (openers.openUrl) return undefined;
+    return (
+      "this openReplica (pagecast/reader) opens replicas over a given store, not by URL: " +
+      'pass { store } (e.g. r2Store(env.BUCKET, prefix), or any ObjectStore), or import openReplica from "pagecast" to open URLs'
+    );
+  }
+  const store = (target as { store?: { get?: unknown } } | null | undefined)?.store;
+  if (typeof target !== "object" || target === null || typeof store?.get !== "function") {
+    return openers.openUrl
+      ? "openReplica takes a store URL or { store, ...options } with an ObjectStore"
+      : "openReplica takes { store, ...options } with an ObjectStore (e.g. r2Store(env.BUCKET, prefix))";
+  }
+  return undefined;
+}
+
+/**
+ * @internal The one implementation of `openReplica`, with what the entry
+ * point supplies (`openers`); see open-replica.ts and reader.ts.
+ */
+export async function openReplicaWith(
+  openers: ReplicaOpeners,
   target: string | ReplicaStoreOptions,
   options: ReplicaOptions = {},
 ): Promise<Replica> {
+  const problem = targetProblem(target, openers);
+  if (problem !== undefined) throw new ReplicaError("REPLICA_INVALID_ARGUMENT", problem);
   const opts: ReplicaOptions = typeof target === "string" ? options : target;
   const at = toRestoreTarget(opts.at);
   const settings = readSettings(opts, undefined);
   const persistentCache = resolvePersistentCache(opts);
 
   // Compiling the wasm overlaps with the first storage round trips.
-  const syncSource = resolveSyncSqliteWasm(opts.wasm, opts.syncWasm);
+  const { syncGlue } = openers;
+  const syncSource = syncGlue ? resolveSyncSqliteWasm(opts.wasm, opts.syncWasm) : undefined;
   const wasmPromise = Promise.all([
     compileSqliteWasm(opts.wasm),
     syncSource === undefined ? undefined : compileSqliteWasm(syncSource),
   ]);
   wasmPromise.catch(() => {});
   const store =
-    typeof target === "string" ? await openStore(target, opts.storeOptions) : target.store;
+    typeof target === "string"
+      ? // targetProblem made sure there is an opener.
+        await openers.openUrl!(target, opts.storeOptions)
+      : target.store;
   const closeStore = opts.closeStore ?? typeof target === "string";
   try {
     const core = new ReplicaCore({
@@ -691,8 +733,11 @@ export async function openReplica(
       ...(persistentCache ? { persistentCache } : {}),
       ...(at ? { at } : {}),
     });
-    const [[asyncModule, syncModule]] = await Promise.all([wasmPromise, core.open()]);
-    const modules: SqliteModules = { async: asyncModule, sync: syncModule };
+    const [[asyncWasm, syncWasm]] = await Promise.all([wasmPromise, core.open()]);
+    const modules: SqliteModules = {
+      async: { build: "async", wasm: asyncWasm, glue: loadAsyncGlue },
+      sync: syncWasm && syncGlue ? { build: "sync", wasm: syncWasm, glue: syncGlue } : undefined,
+    };
     const first = await HybridConnection.open(core, modules, connectionOptions(settings));
     return new Replica({
       core,

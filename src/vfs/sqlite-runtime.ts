@@ -18,6 +18,11 @@
  *
  * Each connection gets its own module instance (a module must never be
  * entered twice at once); the compiled WebAssembly module is shared.
+ *
+ * Only the async build's glue is imported here: the plain build's comes from
+ * sync-build.ts, which the entries that use it (`pagecast`, `pagecast/node`)
+ * hand to the replica (`pagecast/reader` does not, so Workers bundles of it
+ * carry one build's glue).
  */
 import * as SQLite from "@journeyapps/wa-sqlite";
 import { ReplicaError } from "./replica-error.js";
@@ -120,18 +125,34 @@ export function compileSqliteWasm(
   return pending;
 }
 
-/** Instantiates a fresh wa-sqlite module of `build` from a compiled WebAssembly module. */
-export async function instantiateSqlite(
-  wasm: WebAssembly.Module,
-  build: SqliteBuild = "async",
-): Promise<SqliteInstance> {
-  // The emscripten glue (~110 KB of source per build) loads with the first
-  // connection, not with pagecast: a cold start that never opens one skips it.
-  const factory = (
-    build === "sync"
-      ? await import("@journeyapps/wa-sqlite/dist/wa-sqlite.mjs")
-      : await import("@journeyapps/wa-sqlite/dist/wa-sqlite-async.mjs")
-  ).default;
+/**
+ * emscripten's module factory of one wa-sqlite build: the default export of
+ * its `.mjs` glue (`wa-sqlite-async.mjs`, `wa-sqlite.mjs`).
+ */
+export type SqliteModuleFactory = (config?: object) => Promise<object>;
+
+/**
+ * Loads one build's glue. A function rather than a static import: the glue
+ * (~110 KB of source per build) loads with the first connection, not with
+ * pagecast, and a build nobody asks for is never bundled (see sync-build.ts).
+ */
+export type SqliteGlueLoader = () => Promise<SqliteModuleFactory>;
+
+/** A wa-sqlite build ready to instantiate: which build, its compiled wasm and its glue. */
+export interface SqliteBuildModule {
+  build: SqliteBuild;
+  wasm: WebAssembly.Module;
+  glue: SqliteGlueLoader;
+}
+
+/** The async (Asyncify) build's glue: every replica needs it. */
+export const loadAsyncGlue: SqliteGlueLoader = async () =>
+  (await import("@journeyapps/wa-sqlite/dist/wa-sqlite-async.mjs")).default;
+
+/** Instantiates a fresh wa-sqlite module of `source.build` from its compiled WebAssembly module. */
+export async function instantiateSqlite(source: SqliteBuildModule): Promise<SqliteInstance> {
+  const { wasm } = source;
+  const factory = await source.glue();
   // emscripten's instantiateWasm hook has no failure path: surface failures ourselves.
   let fail: (err: unknown) => void = () => {};
   const failed = new Promise<never>((_, reject) => {

@@ -1,7 +1,7 @@
 /**
  * Every ```ts snippet of the README compiles (strict) against the BUILT
  * package, imported by its name as users import it (`pagecast`,
- * `pagecast/node`: the package's own exports and .d.ts files). A snippet
+ * `pagecast/node`, `pagecast/reader`: the package's own exports and .d.ts files). A snippet
  * that continues an earlier one uses its names: the context below declares
  * them (`url`, `db`, `users`, ...), and pagecast names a snippet uses without
  * importing are imported for it.
@@ -86,8 +86,8 @@ describe.skipIf(!built)("README snippets", () => {
       );
       snippets.forEach((code, i) => {
         const imported = new Set(
-          [...code.matchAll(/import\s*\{([^}]*)\}\s*from\s*"pagecast"/g)].flatMap((m) =>
-            m[1]!.split(",").map((n) => n.trim().replace(/^type\s+/, "")),
+          [...code.matchAll(/import\s*\{([^}]*)\}\s*from\s*"pagecast(?:\/reader)?"/g)].flatMap(
+            (m) => m[1]!.split(",").map((n) => n.trim().replace(/^type\s+/, "")),
           ),
         );
         const declared = new Set(

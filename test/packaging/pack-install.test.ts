@@ -113,7 +113,7 @@ afterAll(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-test("reader-only install: no native build, no drizzle-orm, reads a replica in its own process, types without @types/better-sqlite3", async () => {
+test("reader-only install: no native build, no drizzle-orm, reads a replica in its own process (pagecast and pagecast/reader), types without @types/better-sqlite3", async () => {
   const cwd = project("reader", { pagecast: `file:${tarball}` });
   const log = await npm(cwd, [
     "install",
@@ -163,6 +163,18 @@ console.log(JSON.stringify(rows));
 await replica.close();
 `,
   );
+  // pagecast/reader over a store pagecast opened (in Node they share modules and the wasm).
+  writeFileSync(
+    join(cwd, "reader-entry.ts"),
+    `import { openStore } from "pagecast";
+import { openReplica, type Replica, type SqlValue } from "pagecast/reader";
+const store = await openStore(process.argv[2] ?? "");
+const replica: Replica = await openReplica({ store, closeStore: true, pollIntervalMs: 0 });
+const rows: SqlValue[][] = await replica.values("SELECT id, name FROM t");
+console.log(JSON.stringify(rows));
+await replica.close();
+`,
+  );
   writeFileSync(join(cwd, "node.d.ts"), "declare const process: { argv: string[] };\n");
   const checked = await tsc(cwd);
   expect(checked.output).toBe("");
@@ -175,18 +187,28 @@ await replica.close();
       .replace(/: (Replica|Row\[\])/g, ""),
   );
   const url = `s3://${s3.bucket}/${prefix}?endpoint=${encodeURIComponent(s3.endpoint)}&region=${s3.region}`;
-  const r = await run(process.execPath, ["reader.mjs", url], {
-    cwd,
-    timeout: 60_000,
-    env: {
-      ...process.env,
-      AWS_ACCESS_KEY_ID: s3.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
-    },
-  });
+  const env = {
+    ...process.env,
+    AWS_ACCESS_KEY_ID: s3.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
+  };
+  const r = await run(process.execPath, ["reader.mjs", url], { cwd, timeout: 60_000, env });
   expect(r.stderr).toBe("");
   expect(JSON.parse(r.stdout.trim())).toEqual([{ id: 1, name: "ada" }]);
+  writeFileSync(
+    join(cwd, "reader-entry.mjs"),
+    readFileSync(join(cwd, "reader-entry.ts"), "utf8")
+      .replace(", type Replica, type SqlValue", "")
+      .replace(/: (Replica|SqlValue\[\]\[\])/g, ""),
+  );
+  const viaReader = await run(process.execPath, ["reader-entry.mjs", url], {
+    cwd,
+    timeout: 60_000,
+    env,
+  });
+  expect(viaReader.stderr).toBe("");
+  expect(JSON.parse(viaReader.stdout.trim())).toEqual([[1, "ada"]]);
 }, 240_000);
 
 /** Free names the README's snippets use without declaring them, and what they are. */

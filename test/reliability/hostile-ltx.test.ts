@@ -27,7 +27,7 @@ import { Replicator } from "../../src/replicator/replicator.js";
 import { FileStore } from "../../src/storage/file-store.js";
 import { MemoryStore } from "../../src/storage/memory-store.js";
 import { startFaultProxy } from "../../src/testing/fault-proxy-node.js";
-import { openReplica } from "../../src/vfs/replica.js";
+import { openReplica } from "../../src/vfs/open-replica.js";
 import { openApp, tempDir } from "../replicator/helpers.js";
 import { readSqliteWasm, ScriptedWriter } from "../vfs/helpers.js";
 import { testS3Store } from "./helpers.js";

@@ -16,7 +16,7 @@ import { RETRY_DEFAULTS } from "../../src/storage/request-runner.js";
 import { S3_TIMEOUT_DEFAULTS, S3Store } from "../../src/storage/s3-store.js";
 import { StoreTimeoutError } from "../../src/storage/store-errors.js";
 import { type FaultProxy, startFaultProxy } from "../../src/testing/fault-proxy-node.js";
-import { openReplica } from "../../src/vfs/replica.js";
+import { openReplica } from "../../src/vfs/open-replica.js";
 import { readSqliteWasm } from "../../src/vfs-node/node-wasm.js";
 import { openApp, tempDir } from "../replicator/helpers.js";
 

@@ -15,7 +15,8 @@ import type { SessionContext } from "../../src/router/router-session.js";
 import type { WritePosition } from "../../src/router/write-position.js";
 import { betterSqlitePrimary } from "../../src/router-node/better-sqlite-primary.js";
 import { MemoryStore } from "../../src/storage/memory-store.js";
-import { openReplica, type Replica } from "../../src/vfs/replica.js";
+import { openReplica } from "../../src/vfs/open-replica.js";
+import type { Replica } from "../../src/vfs/replica.js";
 import { readSqliteWasm } from "../../src/vfs-node/node-wasm.js";
 import { tempDir } from "../replicator/helpers.js";
 

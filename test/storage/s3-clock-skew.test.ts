@@ -14,7 +14,7 @@ import type { AttemptFailure } from "../../src/storage/object-store.js";
 import { S3Store, type S3StoreOptions } from "../../src/storage/s3-store.js";
 import type { StoreRequestError } from "../../src/storage/store-errors.js";
 import { type FaultProxy, startFaultProxy } from "../../src/testing/fault-proxy-node.js";
-import { openReplica } from "../../src/vfs/replica.js";
+import { openReplica } from "../../src/vfs/open-replica.js";
 import { readSqliteWasm } from "../../src/vfs-node/node-wasm.js";
 import { openApp, tempDir } from "../replicator/helpers.js";
 import { createBucket, rgwServer } from "../support/s3-server.js";

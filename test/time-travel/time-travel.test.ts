@@ -16,7 +16,8 @@ import { betterSqlitePrimary } from "../../src/router-node/better-sqlite-primary
 import { dropMemoryStore, MemoryStore } from "../../src/storage/memory-store.js";
 import { type PastDatabase, timeTravel } from "../../src/time-travel/time-travel.js";
 import type { When } from "../../src/time-travel/when.js";
-import { openReplica, type Replica } from "../../src/vfs/replica.js";
+import { openReplica } from "../../src/vfs/open-replica.js";
+import type { Replica } from "../../src/vfs/replica.js";
 import { registerNodeSqliteWasm } from "../../src/vfs-node/node-wasm.js";
 import { primaryFile, schema, tempDir, users } from "../router/helpers.js";
 

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { Replicator } from "../../src/replicator/replicator.js";
 import { MemoryStore } from "../../src/storage/memory-store.js";
 import type { GetOptions, GetResult, ObjectStore } from "../../src/storage/object-store.js";
-import { openReplica } from "../../src/vfs/replica.js";
+import { openReplica } from "../../src/vfs/open-replica.js";
 import { ReplicaQueryError } from "../../src/vfs/replica-error.js";
 import { openApp, rng, tempDir } from "../replicator/helpers.js";
 import { readSqliteWasm } from "./helpers.js";

@@ -1,0 +1,79 @@
+/**
+ * `pagecast/reader` in workerd (miniflare): a Worker bundled from the reader
+ * entry alone (no URL opener, no plain build; only the async wasm given to
+ * workerd) opens a replica over its R2 binding, answers like the primary,
+ * follows a new commit, and refuses a URL with the typed error.
+ */
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
+import { Miniflare } from "miniflare";
+import { describe, expect, test } from "vitest";
+import { type R2BucketLike, r2Store } from "../../src/storage/r2-store.js";
+import { primaryValues, ScriptedWriter } from "./helpers.js";
+
+describe("pagecast/reader in a Cloudflare Worker (miniflare, R2 binding)", () => {
+  test("opens over the binding, answers like the primary, follows commits, refuses URLs", async () => {
+    const entry = fileURLToPath(new URL("./worker/reader-entry-worker.ts", import.meta.url));
+    const bundle = await build({
+      entryPoints: [entry],
+      bundle: true,
+      write: false,
+      format: "esm",
+      platform: "browser",
+      conditions: ["workerd", "worker", "browser"],
+      target: "es2022",
+      external: ["./wa-sqlite-async.wasm"],
+      logLevel: "silent",
+    });
+    const require = createRequire(import.meta.url);
+    const prefix = `reader-${Date.now().toString(36)}`;
+    const mf = new Miniflare({
+      modules: [
+        { type: "ESModule", path: "index.mjs", contents: bundle.outputFiles[0]!.text },
+        {
+          type: "CompiledWasm",
+          path: "wa-sqlite-async.wasm",
+          contents: readFileSync(
+            require.resolve("@journeyapps/wa-sqlite/dist/wa-sqlite-async.wasm"),
+          ),
+        },
+      ],
+      compatibilityDate: "2025-09-01",
+      r2Buckets: ["BUCKET"],
+      bindings: { PREFIX: prefix },
+    });
+    const store = r2Store((await mf.getR2Bucket("BUCKET")) as unknown as R2BucketLike, prefix);
+    const writer = new ScriptedWriter(store, { head: true });
+    try {
+      await writer.commit("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)");
+      await writer.commit(() => {
+        const ins = writer.db.prepare("INSERT INTO t (v) VALUES (?)");
+        for (let i = 0; i < 400; i++) ins.run(`row ${i}`.padEnd(200, "r"));
+      });
+      const ask = async (body: object) => {
+        const res = await mf.dispatchFetch("http://worker/", {
+          method: "POST",
+          body: JSON.stringify(body),
+        });
+        return { status: res.status, out: (await res.json()) as Record<string, unknown> };
+      };
+      const sql = "SELECT count(*), sum(length(v)), max(v) FROM t WHERE id % 5 = 2";
+      const first = await ask({ sql });
+      expect(first.out.error).toBeUndefined();
+      expect(first.out).toEqual({ rows: primaryValues(writer.db, sql), txid: writer.txid });
+      await writer.commit("DELETE FROM t WHERE id < 100");
+      const second = await ask({ sql });
+      expect(second.out).toEqual({ rows: primaryValues(writer.db, sql), txid: writer.txid });
+
+      const refused = await ask({ sql, url: `s3://bucket/${prefix}` });
+      expect(refused.status).toBe(500);
+      expect(refused.out).toMatchObject({ code: "REPLICA_INVALID_ARGUMENT", replicaError: true });
+      expect(refused.out.error).toMatch(/pass \{ store \}/);
+    } finally {
+      await mf.dispose();
+      writer.close();
+    }
+  }, 90_000);
+});
