@@ -188,3 +188,22 @@ export function awsEnv(s3: { accessKeyId: string; secretAccessKey: string; regio
 export function uniquePrefix(name: string): string {
   return `examples-${name}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
 }
+
+/**
+ * Reads until `ok` holds (or `ms` passed) and returns the last value read:
+ * for "a later request sees it", where a replica's first due poll may outlast
+ * its `pollWaitMs` on a loaded machine and that one request answers from the
+ * version it had.
+ */
+export async function readUntil<T>(
+  read: () => Promise<T>,
+  ok: (value: T) => boolean,
+  ms = 30_000,
+): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const value = await read();
+    if (ok(value) || Date.now() > end) return value;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
