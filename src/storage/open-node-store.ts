@@ -3,7 +3,6 @@
  */
 import { fileURLToPath } from "node:url";
 import type { FileStoreOptions } from "./file-store.js";
-import { nodeHttpFetch } from "./node-http-fetch.js";
 import type { ObjectStore } from "./object-store.js";
 import {
   type OpenStoreOptions,
@@ -14,7 +13,6 @@ import {
   type S3Location,
   type S3StoreOpener,
 } from "./open-store.js";
-import { nodeSigV4Crypto } from "./sigv4-node.js";
 import { InvalidStoreUrlError } from "./store-errors.js";
 import { parseStoreUrl } from "./store-url.js";
 
@@ -104,6 +102,11 @@ export function nodeS3Transport(
  */
 const openS3Store: S3StoreOpener = async (where, options) => {
   if (nodeS3Transport(where, options) === "fetch") {
+    // Loaded on first use: node:https (TLS) costs an import of pagecast ~10 ms.
+    const [{ nodeHttpFetch }, { nodeSigV4Crypto }] = await Promise.all([
+      import("./node-http-fetch.js"),
+      import("./sigv4-node.js"),
+    ]);
     return openFetchS3Store(where, options, {
       signingCrypto: nodeSigV4Crypto,
       fetch: nodeHttpFetch as unknown as typeof fetch,

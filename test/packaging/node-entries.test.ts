@@ -50,4 +50,26 @@ describe.skipIf(!built)("built Node entry points (bundled)", () => {
       layoutError: true,
     });
   }, 90_000);
+
+  test("import('pagecast') loads no networking, TLS, crypto or fetch module of Node", async () => {
+    // Each costs a cold start milliseconds; they load with the first request instead.
+    const script = `
+      const before = new Set(process.moduleLoadList);
+      await import("pagecast");
+      console.log(JSON.stringify(process.moduleLoadList.filter((m) => !before.has(m))));
+    `;
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ["--input-type=module", "-e", script],
+      { cwd: ROOT, timeout: 60_000 },
+    );
+    const loaded = (JSON.parse(stdout.trim()) as string[]).map((m) =>
+      m.replace(/^NativeModule /, ""),
+    );
+    const heavy = loaded.filter((m) =>
+      /^(https?|tls|net|crypto|internal\/deps\/undici\/undici)$/.test(m),
+    );
+    expect(heavy).toEqual([]);
+    expect(loaded.length).toBeGreaterThan(0);
+  }, 90_000);
 });
