@@ -109,6 +109,8 @@ export interface ReplicaCoreOptions {
    * version (the poll goes on in the background). Default {@link DEFAULT_POLL_WAIT_MS}.
    */
   pollWaitMs?: number;
+  /** A poll in flight longer than this is given up (default {@link DEFAULT_POLL_ABANDON_MS}). */
+  pollAbandonMs?: number;
   concurrency: number;
   /** Fixed past state; the replica never polls. */
   at?: RestoreTarget;
@@ -135,6 +137,13 @@ export interface ReplicaCoreOptions {
   /** The live replica a pinned one derives from: the pages it hydrated serve this one too. */
   live?: ReplicaCore;
 }
+
+/**
+ * Default of {@link ReplicaCoreOptions.pollAbandonMs}: past every store
+ * timeout of a poll that is still working, so only a poll that will never
+ * settle (its runtime dropped it) is given up.
+ */
+export const DEFAULT_POLL_ABANDON_MS = 30_000;
 
 /** Default of {@link ReplicaCoreOptions.pollWaitMs}: far above a healthy poll, far below a hung one. */
 export const DEFAULT_POLL_WAIT_MS = 1000;
@@ -212,6 +221,8 @@ export class ReplicaCore {
   /** The poll that follows the one in flight, for callers that need a fresh one. */
   #followUp: Promise<void> | undefined;
   #followUpReplan = false;
+  /** Identifies the poll whose result may be applied (an abandoned one's may not). */
+  #pollToken = 0;
   /** When the poll in flight started (real time: it bounds real waits). */
   #pollStartedAt = 0;
   #needsReplan = false;
@@ -447,7 +458,17 @@ export class ReplicaCore {
   poll(replan = false, fresh = false): Promise<void> {
     this.#assertOpen();
     if (this.pinned) return Promise.resolve();
-    const inFlight = this.#polling;
+    let inFlight = this.#polling;
+    const abandonMs = this.#options.pollAbandonMs ?? DEFAULT_POLL_ABANDON_MS;
+    if (inFlight && Date.now() - this.#pollStartedAt > abandonMs) {
+      // Most likely dropped by its runtime (Workers cancel a request's I/O
+      // once it has answered): it would never settle. Start over; its result,
+      // should it come, is not applied (see #pollToken).
+      inFlight = undefined;
+      this.#polling = undefined;
+      this.#followUp = undefined;
+      this.#followUpReplan = false;
+    }
     if (inFlight) {
       if (!fresh) return inFlight;
       this.#followUpReplan ||= replan;
@@ -463,9 +484,12 @@ export class ReplicaCore {
       return this.#followUp;
     }
     this.#pollStartedAt = Date.now();
-    const run = this.#pollWithReplan(replan || this.#needsReplan).finally(() => {
-      this.#polling = undefined;
-    });
+    const token = ++this.#pollToken;
+    const run: Promise<void> = this.#pollWithReplan(replan || this.#needsReplan, token).finally(
+      () => {
+        if (this.#polling === run) this.#polling = undefined;
+      },
+    );
     this.#polling = run;
     return run;
   }
@@ -669,14 +693,14 @@ export class ReplicaCore {
     if (this.#closed) throw new ReplicaError("REPLICA_CLOSED", `replica ${this.url} is closed`);
   }
 
-  async #pollWithReplan(replan: boolean): Promise<void> {
+  async #pollWithReplan(replan: boolean, token: number): Promise<void> {
     try {
-      await this.#pollOnce(replan);
+      await this.#pollOnce(replan, token);
     } catch (err) {
       // A file named by the plan was deleted (retention) while we planned: plan afresh.
       if (!replan && isMissingFile(err)) {
         try {
-          await this.#pollOnce(true);
+          await this.#pollOnce(true, token);
           return;
         } catch (again) {
           this.#recordError(again);
@@ -688,13 +712,17 @@ export class ReplicaCore {
     }
   }
 
-  async #pollOnce(replan: boolean): Promise<void> {
+  async #pollOnce(replan: boolean, token: number): Promise<void> {
     const started = this.#now();
     this.#lastPollAt = started;
     const cur = this.#current;
     const pos = cur ? { txid: cur.index.txid, generation: cur.generation } : undefined;
+    const current = () => this.#pollToken === token;
     const result = await this.#discovery.poll(pos, replan);
-    if (result.kind === "update") await this.#apply(result, result.full ? undefined : cur);
+    if (!current()) return;
+    if (result.kind === "update") {
+      if (!(await this.#apply(result, result.full ? undefined : cur, current))) return;
+    }
     this.#discovery.acknowledge();
     // Everything published when the poll started is now applied.
     this.#lastConfirmedAt = started;
@@ -703,10 +731,12 @@ export class ReplicaCore {
     if (replan) this.#needsReplan = false;
   }
 
+  /** Applies `result`; false (nothing applied) when `stillCurrent` says its poll was given up. */
   async #apply(
     result: DiscoveryResult & { kind: "update" },
     base: ReplicaVersion | undefined,
-  ): Promise<void> {
+    stillCurrent: () => boolean = () => true,
+  ): Promise<boolean> {
     const opening = base === undefined ? this.#openingReads(result) : undefined;
     const persistent = this.#persistent;
     const generation = result.generation;
@@ -754,6 +784,7 @@ export class ReplicaCore {
     };
     const index = base ? base.index.extend(loaded, meta) : PageIndex.fromFiles(loaded, meta);
     if (opening) await this.#seed(index, loaded, opening);
+    if (!stillCurrent()) return false;
     this.#seq++;
     this.#current = {
       seq: this.#seq,
@@ -762,6 +793,7 @@ export class ReplicaCore {
     };
     // Hydrated: follow the new version (only pages whose frame changed are read).
     if (this.#hydrationRequested || this.#options.hydrate === true) this.hydrate();
+    return true;
   }
 
   /** Persistent-cache name of an object of a pagecast writer's generation. */

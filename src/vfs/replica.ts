@@ -24,6 +24,7 @@ import type {
   SqlValue,
 } from "./replica-connection.js";
 import {
+  DEFAULT_POLL_ABANDON_MS,
   DEFAULT_POLL_WAIT_MS,
   type HydrateMode,
   ReplicaCore,
@@ -59,6 +60,15 @@ export interface ReplicaOptions {
    * wait for the poll (bounded only by the store's timeouts).
    */
   pollWaitMs?: number;
+  /**
+   * A poll in flight longer than this, in ms (default 30 000), is given up
+   * and the next query starts a new one; what it would have applied is
+   * dropped if it ever finishes. Workers cancel a request's outstanding I/O
+   * once it has answered, so a poll that outlived its request (a slow
+   * storage answer past `pollWaitMs`) never settles: without this bound the
+   * replica would stay on its version for the isolate's life.
+   */
+  pollAbandonMs?: number;
   /**
    * Also poll on a timer every this many ms (long-lived processes; default
    * off). The timer never keeps a Node process alive.
@@ -757,6 +767,7 @@ interface ReplicaSettings {
   cacheBytes: number;
   pollIntervalMs: number;
   pollWaitMs: number;
+  pollAbandonMs: number;
   concurrency: number;
   maxConnections: number;
   readAheadPages: number;
@@ -797,6 +808,12 @@ function readSettings(opts: ReplicaOptions, base: ReplicaSettings | undefined): 
       opts.pollWaitMs === Number.POSITIVE_INFINITY
         ? opts.pollWaitMs
         : positive(opts.pollWaitMs, base?.pollWaitMs ?? DEFAULT_POLL_WAIT_MS, "pollWaitMs", 0),
+    pollAbandonMs: positive(
+      opts.pollAbandonMs,
+      base?.pollAbandonMs ?? DEFAULT_POLL_ABANDON_MS,
+      "pollAbandonMs",
+      1,
+    ),
     concurrency: Math.floor(positive(opts.concurrency, base?.concurrency ?? 16, "concurrency")),
     maxConnections: Math.floor(
       positive(opts.connections, base?.maxConnections ?? 1, "connections"),
@@ -840,6 +857,7 @@ function coreOptions(settings: ReplicaSettings): Omit<ReplicaCoreOptions, "store
     cacheBytes: settings.cacheBytes,
     pollIntervalMs: settings.pollIntervalMs,
     pollWaitMs: settings.pollWaitMs,
+    pollAbandonMs: settings.pollAbandonMs,
     concurrency: settings.concurrency,
     laggingSeconds: settings.laggingSeconds,
     staleSeconds: settings.staleSeconds,

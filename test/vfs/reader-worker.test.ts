@@ -77,3 +77,64 @@ describe("pagecast/reader in a Cloudflare Worker (miniflare, R2 binding)", () =>
     }
   }, 90_000);
 });
+
+describe("a poll that outlives its Worker request", () => {
+  test("is given up after pollAbandonMs: the replica follows new commits again", async () => {
+    // workerd cancels a request's outstanding I/O once it has answered: a poll
+    // still waiting on storage then never settles. Before pollAbandonMs the
+    // replica stayed on its version for the isolate's life.
+    const entry = fileURLToPath(new URL("./worker/slow-poll-worker.ts", import.meta.url));
+    const bundle = await build({
+      entryPoints: [entry],
+      bundle: true,
+      write: false,
+      format: "esm",
+      platform: "browser",
+      conditions: ["workerd", "worker", "browser"],
+      target: "es2022",
+      external: ["./wa-sqlite-async.wasm"],
+      logLevel: "silent",
+    });
+    const require = createRequire(import.meta.url);
+    const prefix = `slow-poll-${Date.now().toString(36)}`;
+    const mf = new Miniflare({
+      modules: [
+        { type: "ESModule", path: "index.mjs", contents: bundle.outputFiles[0]!.text },
+        {
+          type: "CompiledWasm",
+          path: "wa-sqlite-async.wasm",
+          contents: readFileSync(
+            require.resolve("@journeyapps/wa-sqlite/dist/wa-sqlite-async.wasm"),
+          ),
+        },
+      ],
+      compatibilityDate: "2025-09-01",
+      r2Buckets: ["BUCKET"],
+      bindings: { PREFIX: prefix },
+    });
+    const store = r2Store((await mf.getR2Bucket("BUCKET")) as unknown as R2BucketLike, prefix);
+    const writer = new ScriptedWriter(store, { head: true });
+    const sql = "SELECT count(*) FROM t";
+    const ask = async (body: object) => {
+      const res = await mf.dispatchFetch("http://worker/", {
+        method: "POST",
+        body: JSON.stringify(body),
+      });
+      return (await res.json()) as { rows: unknown; txid: number };
+    };
+    try {
+      await writer.commit("CREATE TABLE t (x); INSERT INTO t VALUES (1)");
+      expect(await ask({ sql })).toEqual({ rows: [[1]], txid: 1 });
+      await writer.commit("INSERT INTO t VALUES (2)");
+      // Storage answers in 1.5 s: the request answers after pollWaitMs (0.1 s)
+      // on the version it has, and its poll is cancelled with it.
+      expect(await ask({ sql, slowMs: 1500 })).toEqual({ rows: [[1]], txid: 1 });
+      await new Promise((r) => setTimeout(r, 2500));
+      await writer.commit("INSERT INTO t VALUES (3)");
+      expect(await ask({ sql })).toEqual({ rows: [[3]], txid: writer.txid });
+    } finally {
+      await mf.dispose();
+      writer.close();
+    }
+  }, 90_000);
+});

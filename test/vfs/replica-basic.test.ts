@@ -181,6 +181,52 @@ describe("openReplica", () => {
     ).toEqual([[1]]);
   });
 
+  test("a poll that never settles (a Worker's request answered) is given up after pollAbandonMs", async () => {
+    // Workers cancel a request's outstanding I/O once it has answered: a poll
+    // that outlived its request never settles. It must not freeze the replica.
+    class StuckStore extends RecordingStore {
+      stuck: { resolve: () => void } | undefined;
+      stickNext = false;
+      override async get(key: string, options?: GetOptions): Promise<GetResult> {
+        const res = await super.get(key, options);
+        if (this.stickNext) {
+          this.stickNext = false;
+          await new Promise<void>((resolve) => {
+            this.stuck = { resolve };
+          });
+        }
+        return res;
+      }
+    }
+    const { mem, writer } = await setup();
+    const store = new StuckStore(mem);
+    const replica = await openReplica({
+      store,
+      wasm: readSqliteWasm,
+      pollIntervalMs: 0,
+      pollWaitMs: 20,
+      pollAbandonMs: 200,
+    });
+    open.push(replica);
+    await writer.commit("INSERT INTO t (name) VALUES ('one')");
+    store.stickNext = true;
+    // The poll sticks after reading storage; the query runs on the version it has.
+    expect(await replica.values("SELECT count(*) FROM t")).toEqual([[2000]]);
+    expect(store.stuck).toBeDefined();
+    await writer.commit("INSERT INTO t (name) VALUES ('two')");
+    // Within pollAbandonMs queries wait for the stuck poll (at most pollWaitMs each).
+    expect(await replica.values("SELECT count(*) FROM t")).toEqual([[2000]]);
+    await new Promise((r) => setTimeout(r, 250));
+    // Past it, the next query's poll starts afresh and sees both commits.
+    expect(await replica.values("SELECT count(*) FROM t")).toEqual([[2002]]);
+    expect(replica.status().txid).toBe(writer.txid);
+    // If the given-up poll finishes after all, its (older) answer is not applied.
+    store.stuck!.resolve();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(replica.status().txid).toBe(writer.txid);
+    expect(await replica.values("SELECT count(*) FROM t")).toEqual([[2002]]);
+  });
+
   test("named and positional parameters, large integers, blobs", async () => {
     const { store } = await setup();
     const replica = await openReplica({ store, wasm: readSqliteWasm });
