@@ -4,43 +4,15 @@
  * workerd) opens a replica over its R2 binding, answers like the primary,
  * follows a new commit, and refuses a URL with the typed error.
  */
-import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
-import { Miniflare } from "miniflare";
 import { describe, expect, test } from "vitest";
 import { type R2BucketLike, r2Store } from "../../src/storage/r2-store.js";
 import { primaryValues, ScriptedWriter } from "./helpers.js";
+import { workerMiniflare } from "./worker-harness.js";
 
 describe("pagecast/reader in a Cloudflare Worker (miniflare, R2 binding)", () => {
   test("opens over the binding, answers like the primary, follows commits, refuses URLs", async () => {
-    const entry = fileURLToPath(new URL("./worker/reader-entry-worker.ts", import.meta.url));
-    const bundle = await build({
-      entryPoints: [entry],
-      bundle: true,
-      write: false,
-      format: "esm",
-      platform: "browser",
-      conditions: ["workerd", "worker", "browser"],
-      target: "es2022",
-      external: ["./wa-sqlite-async.wasm"],
-      logLevel: "silent",
-    });
-    const require = createRequire(import.meta.url);
     const prefix = `reader-${Date.now().toString(36)}`;
-    const mf = new Miniflare({
-      modules: [
-        { type: "ESModule", path: "index.mjs", contents: bundle.outputFiles[0]!.text },
-        {
-          type: "CompiledWasm",
-          path: "wa-sqlite-async.wasm",
-          contents: readFileSync(
-            require.resolve("@journeyapps/wa-sqlite/dist/wa-sqlite-async.wasm"),
-          ),
-        },
-      ],
-      compatibilityDate: "2025-09-01",
+    const mf = await workerMiniflare("reader-entry-worker.ts", {
       r2Buckets: ["BUCKET"],
       bindings: { PREFIX: prefix },
     });
@@ -83,32 +55,8 @@ describe("a poll that outlives its Worker request", () => {
     // workerd cancels a request's outstanding I/O once it has answered: a poll
     // still waiting on storage then never settles. Before pollAbandonMs the
     // replica stayed on its version for the isolate's life.
-    const entry = fileURLToPath(new URL("./worker/slow-poll-worker.ts", import.meta.url));
-    const bundle = await build({
-      entryPoints: [entry],
-      bundle: true,
-      write: false,
-      format: "esm",
-      platform: "browser",
-      conditions: ["workerd", "worker", "browser"],
-      target: "es2022",
-      external: ["./wa-sqlite-async.wasm"],
-      logLevel: "silent",
-    });
-    const require = createRequire(import.meta.url);
     const prefix = `slow-poll-${Date.now().toString(36)}`;
-    const mf = new Miniflare({
-      modules: [
-        { type: "ESModule", path: "index.mjs", contents: bundle.outputFiles[0]!.text },
-        {
-          type: "CompiledWasm",
-          path: "wa-sqlite-async.wasm",
-          contents: readFileSync(
-            require.resolve("@journeyapps/wa-sqlite/dist/wa-sqlite-async.wasm"),
-          ),
-        },
-      ],
-      compatibilityDate: "2025-09-01",
+    const mf = await workerMiniflare("slow-poll-worker.ts", {
       r2Buckets: ["BUCKET"],
       bindings: { PREFIX: prefix },
     });

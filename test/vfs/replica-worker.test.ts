@@ -2,14 +2,10 @@
  * Runs the reader inside workerd (miniflare): a Worker opens a replica on the
  * loopback S3 server (fauxqs) and answers queries.
  */
-import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
-import { Miniflare } from "miniflare";
 import { describe, expect, inject, test } from "vitest";
 import { S3Store } from "../../src/storage/s3-store.js";
 import { primaryValues, ScriptedWriter } from "./helpers.js";
+import { workerMiniflare } from "./worker-harness.js";
 
 const s3 = inject("s3");
 
@@ -31,30 +27,8 @@ describe("replica in a Cloudflare Worker (miniflare)", () => {
       for (let i = 0; i < 500; i++) ins.run(`row ${i}`.padEnd(200, "w"));
     });
 
-    const entry = fileURLToPath(new URL("./worker/replica-worker.ts", import.meta.url));
-    const bundle = await build({
-      entryPoints: [entry],
-      bundle: true,
-      write: false,
-      format: "esm",
-      platform: "browser",
-      conditions: ["workerd", "worker", "browser"],
-      target: "es2022",
-      external: ["./wa-sqlite-async.wasm"],
-      logLevel: "silent",
-    });
-    const require = createRequire(import.meta.url);
-    const wasmBytes = readFileSync(
-      require.resolve("@journeyapps/wa-sqlite/dist/wa-sqlite-async.wasm"),
-    );
-    const mf = new Miniflare({
-      modules: [
-        { type: "ESModule", path: "index.mjs", contents: bundle.outputFiles[0]!.text },
-        { type: "CompiledWasm", path: "wa-sqlite-async.wasm", contents: wasmBytes },
-      ],
-      compatibilityDate: "2025-09-01",
-      // No nodejs_compat: the reader needs nothing from Node.
-    });
+    // No nodejs_compat: the reader needs nothing from Node.
+    const mf = await workerMiniflare("replica-worker.ts");
     try {
       const url = `s3://${s3.bucket}/${prefix}?endpoint=${encodeURIComponent(s3.endpoint)}&region=${s3.region}`;
       const sql = "SELECT count(*), sum(length(v)), max(v) FROM t WHERE id % 7 = 3";
