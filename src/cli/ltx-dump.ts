@@ -38,7 +38,7 @@ export const ltxDump: CliCommand = async (argv, io) => {
       fileSize: index.fileSize,
       indexOffset: index.indexOffset,
       indexSize: index.indexSize,
-      pages: index.entries,
+      pages: index.entries.toArray(),
     };
     io.stdout(`${JSON.stringify(out, null, 2)}\n`);
     return 0;

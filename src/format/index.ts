@@ -81,7 +81,7 @@ export {
   lz4DecompressBlock,
 } from "./lz4-block.js";
 export { decodePageFrame, maxFrameSize } from "./page-frame.js";
-export { type PageIndexEntry, parsePageIndex } from "./page-index.js";
+export { PageIndexEntries, type PageIndexEntry, parsePageIndex } from "./page-index.js";
 export {
   DEFAULT_SUFFIX_GUESS,
   type LtxPageIndexInfo,

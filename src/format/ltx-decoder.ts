@@ -20,7 +20,7 @@ import {
   ltxTrailerProblem,
 } from "./ltx-header.js";
 import { readFrameBody } from "./page-frame.js";
-import { PageIndexBuilder, type PageIndexEntry, readUvarint } from "./page-index.js";
+import { PageIndexEntries, type PageIndexEntry, readUvarint } from "./page-index.js";
 
 /** A decoded page. */
 export interface LtxPage {
@@ -88,7 +88,7 @@ function* decodeCore(r: ChunkReader, maxPageSize: number, reuse = false): Core {
   const scratch = reuse ? new Uint8Array(pageSize) : undefined;
   let dbHi = 0;
   let dbLo = 0;
-  const index = new PageIndexBuilder();
+  const index = new PageIndexEntries();
   let prev = 0;
 
   for (;;) {

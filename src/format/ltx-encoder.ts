@@ -20,7 +20,7 @@ import {
 } from "./ltx-header.js";
 import { lz4CompressBound, lz4CompressInto } from "./lz4-block.js";
 import { lz4FrameBound, lz4FrameEncodeInto } from "./lz4-frame.js";
-import { PageIndexBuilder, type PageIndexEntry } from "./page-index.js";
+import { PageIndexEntries, type PageIndexEntry } from "./page-index.js";
 
 /** Header fields an encoder needs; the rest default to 0 (0n for bigints). */
 export type LtxHeaderInit = Pick<LtxHeader, "pageSize" | "commit" | "minTXID" | "maxTXID"> &
@@ -72,7 +72,7 @@ export class LtxEncoder {
   /** The (validated) header being written. */
   readonly header: LtxHeader;
   readonly #crc = new Crc64();
-  readonly #index = new PageIndexBuilder();
+  readonly #index = new PageIndexEntries();
   readonly #lockPgno: number;
   readonly #scratch: Uint8Array;
   readonly #trackSnapshotChecksum: boolean;

@@ -64,13 +64,22 @@ export function readUvarint(
 }
 
 /**
- * Compact, growable store of page index entries (three numbers per page in a
- * Float64Array rather than one object per page), so encoders and decoders of
- * large files keep memory proportional to the index only.
+ * Compact, growable list of page index entries (three numbers per page in a
+ * Float64Array rather than one object per page): encoders, decoders and
+ * readers of large files keep memory proportional to the index only, and a
+ * replica opening a 100k-page snapshot allocates no per-page objects (each
+ * would survive young-generation collections and grow V8's heap).
  */
-export class PageIndexBuilder {
+export class PageIndexEntries implements Iterable<PageIndexEntry> {
   #data = new Float64Array(3 * 64);
   #count = 0;
+
+  /** A list holding `entries`, in order. */
+  static from(entries: Iterable<PageIndexEntry>): PageIndexEntries {
+    const out = new PageIndexEntries();
+    for (const e of entries) out.push(e.pgno, e.offset, e.size);
+    return out;
+  }
 
   /** Number of entries. */
   get count(): number {
@@ -104,6 +113,13 @@ export class PageIndexBuilder {
   /** Frame size of entry `i`. */
   size(i: number): number {
     return this.#data[i * 3 + 2]!;
+  }
+
+  /** The entries as objects, one at a time (for code off the hot paths). */
+  *[Symbol.iterator](): Iterator<PageIndexEntry> {
+    for (let i = 0; i < this.#count; i++) {
+      yield { pgno: this.pgno(i), offset: this.offset(i), size: this.size(i) };
+    }
   }
 
   /** The entries as objects. */
@@ -140,24 +156,50 @@ export class PageIndexBuilder {
   }
 }
 
+/** Position after the last uvarint {@link readUvarintAt} read. */
+let uvarintEnd = 0;
+
+/**
+ * {@link readUvarint} without a result object (the page index parser reads
+ * three per page): returns the value, or -1 when the bytes end first, and
+ * leaves the position after it in `uvarintEnd`. Same errors.
+ */
+function readUvarintAt(b: Uint8Array, p: number, end: number): number {
+  let value = 0;
+  let mul = 1;
+  for (let i = 0; i < 10; i++) {
+    if (p >= end) return -1;
+    const x = b[p++]!;
+    if (i === 9 && x > 1) throw corrupt("page index: varint overflows 64 bits");
+    value += (x & 0x7f) * mul;
+    if (x < 0x80) {
+      if (!Number.isSafeInteger(value)) throw corrupt("page index: value exceeds 2^53-1");
+      uvarintEnd = p;
+      return value;
+    }
+    mul *= 128;
+  }
+  throw corrupt("page index: varint too long");
+}
+
 /**
  * Parses the varint section `b[start..end)` (entries and terminator, which must
  * end exactly at `end`).
  */
-export function parsePageIndex(b: Uint8Array, start = 0, end = b.length): PageIndexEntry[] {
-  const out: PageIndexEntry[] = [];
+export function parsePageIndex(b: Uint8Array, start = 0, end = b.length): PageIndexEntries {
+  const out = new PageIndexEntries();
   let p = start;
   for (;;) {
-    const pg = readUvarint(b, p, end);
-    if (pg === undefined) throw corrupt("page index: missing terminator");
-    p = pg.next;
-    if (pg.value === 0) break;
-    const off = readUvarint(b, p, end);
-    if (off === undefined) throw corrupt("page index: truncated entry");
-    const sz = readUvarint(b, off.next, end);
-    if (sz === undefined) throw corrupt("page index: truncated entry");
-    p = sz.next;
-    out.push({ pgno: pg.value, offset: off.value, size: sz.value });
+    const pgno = readUvarintAt(b, p, end);
+    if (pgno < 0) throw corrupt("page index: missing terminator");
+    p = uvarintEnd;
+    if (pgno === 0) break;
+    const offset = readUvarintAt(b, p, end);
+    if (offset < 0) throw corrupt("page index: truncated entry");
+    const size = readUvarintAt(b, uvarintEnd, end);
+    if (size < 0) throw corrupt("page index: truncated entry");
+    p = uvarintEnd;
+    out.push(pgno, offset, size);
   }
   if (p !== end) throw corrupt("page index: data after the terminator");
   return out;
@@ -173,22 +215,24 @@ export const MIN_FRAME_SIZE = LTX_PAGE_HEADER_SIZE + 4 + 1;
  * {@link MIN_FRAME_SIZE} and `maxFrameSize`.
  */
 export function validatePageIndexEntries(
-  entries: readonly PageIndexEntry[],
+  entries: PageIndexEntries,
   indexOffset: number,
   maxFrameSize: number,
 ): void {
   let expectOffset = LTX_HEADER_SIZE;
   let prevPgno = 0;
-  for (const e of entries) {
-    if (e.pgno <= prevPgno) throw corrupt("page index: page numbers not ascending");
-    if (e.pgno > 0xffffffff) throw corrupt("page index: page number exceeds 32 bits");
-    if (e.offset !== expectOffset)
-      throw corrupt(`page index: frame of page ${e.pgno} is misplaced`);
-    if (e.size < MIN_FRAME_SIZE || e.size > maxFrameSize) {
-      throw corrupt(`page index: invalid frame size for page ${e.pgno}`);
+  for (let i = 0; i < entries.count; i++) {
+    const pgno = entries.pgno(i);
+    const size = entries.size(i);
+    if (pgno <= prevPgno) throw corrupt("page index: page numbers not ascending");
+    if (pgno > 0xffffffff) throw corrupt("page index: page number exceeds 32 bits");
+    if (entries.offset(i) !== expectOffset)
+      throw corrupt(`page index: frame of page ${pgno} is misplaced`);
+    if (size < MIN_FRAME_SIZE || size > maxFrameSize) {
+      throw corrupt(`page index: invalid frame size for page ${pgno}`);
     }
-    expectOffset += e.size;
-    prevPgno = e.pgno;
+    expectOffset += size;
+    prevPgno = pgno;
   }
   if (expectOffset + LTX_PAGE_HEADER_SIZE !== indexOffset) {
     throw corrupt("page index: frames do not end at the page block terminator");

@@ -21,7 +21,7 @@ import {
   ltxTrailerProblem,
 } from "./ltx-header.js";
 import { maxFrameSize } from "./page-frame.js";
-import { type PageIndexEntry, parsePageIndex, validatePageIndexEntries } from "./page-index.js";
+import { type PageIndexEntries, parsePageIndex, validatePageIndexEntries } from "./page-index.js";
 
 /** Reads byte ranges of one object. */
 export interface RangeReader {
@@ -38,7 +38,7 @@ export interface RangeReader {
 /** What {@link readLtxPageIndex} finds. */
 export interface LtxPageIndexInfo {
   /** Index entries in ascending page order. */
-  entries: PageIndexEntry[];
+  entries: PageIndexEntries;
   trailer: LtxTrailer;
   /** Total size of the LTX file. */
   fileSize: number;
@@ -165,16 +165,16 @@ export async function readLtxPageIndex(
   return info;
 }
 
-function checkEntriesAgainstHeader(entries: readonly PageIndexEntry[], h: LtxHeader): void {
+function checkEntriesAgainstHeader(entries: PageIndexEntries, h: LtxHeader): void {
   const lock = lockPgno(h.pageSize);
-  for (const e of entries) {
-    if (e.pgno > h.commit)
-      throw corrupt(`page index lists page ${e.pgno} beyond commit ${h.commit}`);
-    if (e.pgno === lock) throw corrupt("page index lists the lock page");
+  for (let i = 0; i < entries.count; i++) {
+    const pgno = entries.pgno(i);
+    if (pgno > h.commit) throw corrupt(`page index lists page ${pgno} beyond commit ${h.commit}`);
+    if (pgno === lock) throw corrupt("page index lists the lock page");
   }
   if (isSnapshotHeader(h)) {
     const expected = h.commit >= lock ? h.commit - 1 : h.commit;
-    if (entries.length !== expected) throw corrupt("snapshot page index does not cover every page");
+    if (entries.count !== expected) throw corrupt("snapshot page index does not cover every page");
   }
 }
 

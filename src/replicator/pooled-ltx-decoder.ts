@@ -33,7 +33,7 @@ import {
   type LtxTrailer,
 } from "../format/ltx-header.js";
 import { lz4CompressBound } from "../format/lz4-block.js";
-import { PageIndexBuilder, type PageIndexEntry, readUvarint } from "../format/page-index.js";
+import { PageIndexEntries, type PageIndexEntry, readUvarint } from "../format/page-index.js";
 import type { PageDecodePool, PoolResult } from "./page-decode-pool.js";
 
 /** Compressed bytes per batch handed to a decode thread. */
@@ -171,7 +171,7 @@ export class PooledLtxDecoder extends LtxDecoder {
   readonly #pool: PageDecodePool;
   readonly #queue = new ByteQueue();
   readonly #crc = new Crc64();
-  readonly #index = new PageIndexBuilder();
+  readonly #index = new PageIndexEntries();
   readonly #inflight: Flight[] = [];
   readonly #freePayloads: Uint8Array[] = [];
   readonly #freePages: Uint8Array[] = [];

@@ -60,7 +60,7 @@ export function ltxLayout(bytes: Uint8Array): LtxLayout {
   const indexSize = Number(view.getBigUint64(bytes.length - tail));
   const indexOffset = bytes.length - tail - indexSize;
   if (indexOffset < LTX_HEADER_SIZE) fail("not a complete LTX file");
-  const entries = parsePageIndex(bytes, indexOffset, indexOffset + indexSize);
+  const entries = parsePageIndex(bytes, indexOffset, indexOffset + indexSize).toArray();
   const indexEntryBytes: LtxLayout["indexEntryBytes"] = [];
   const indexFieldBytes: number[] = [];
   let p = indexOffset;

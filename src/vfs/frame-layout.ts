@@ -5,7 +5,7 @@
  * bulk fetch can keep the pages that a coalesced range GET brings along, and
  * hydration can walk every file front to back.
  */
-import type { PageIndex, PageLocation, PlanFile } from "./page-index.js";
+import type { PageIndex, PlanFile } from "./page-index.js";
 
 /** The current frames of one file, sorted by offset. */
 export interface FileFrames {
@@ -34,36 +34,36 @@ export class FrameLayout {
 
   /** The layout of `index`'s version. */
   static of(index: PageIndex): FrameLayout {
-    const groups = new Map<string, { file: PlanFile; locs: [number, PageLocation][] }>();
-    for (let pgno = 1; pgno <= index.commit; pgno++) {
-      const loc = index.lookup(pgno);
-      if (!loc) continue;
-      let g = groups.get(loc.file.key);
-      if (!g) {
-        g = { file: loc.file, locs: [] };
-        groups.set(loc.file.key, g);
-      }
-      g.locs.push([pgno, loc]);
-    }
-    const files: FileFrames[] = [];
-    for (const { file, locs } of groups.values()) {
-      locs.sort((a, b) => a[1].offset - b[1].offset);
-      const n = locs.length;
-      const ff: FileFrames = {
+    // Two walks over the index (count, then fill) into typed arrays: no
+    // object per page, which for a large version would survive young
+    // collections and grow V8's heap for the process's life.
+    const counts = new Map<string, { file: PlanFile; n: number }>();
+    index.forEachPage((_pgno, file) => {
+      const c = counts.get(file.key);
+      if (c) c.n++;
+      else counts.set(file.key, { file, n: 1 });
+    });
+    const byFile = new Map<string, FileFrames & { n: number }>();
+    for (const [key, { file, n }] of counts) {
+      byFile.set(key, {
         file,
         pgnos: new Uint32Array(n),
         offsets: new Float64Array(n),
         sizes: new Uint32Array(n),
         bytes: 0,
-      };
-      locs.forEach(([pgno, loc], i) => {
-        ff.pgnos[i] = pgno;
-        ff.offsets[i] = loc.offset;
-        ff.sizes[i] = loc.size;
-        ff.bytes += loc.size;
+        n: 0,
       });
-      files.push(ff);
     }
+    index.forEachPage((pgno, file, offset, size) => {
+      const ff = byFile.get(file.key)!;
+      const i = ff.n++;
+      ff.pgnos[i] = pgno;
+      ff.offsets[i] = offset;
+      ff.sizes[i] = size;
+      ff.bytes += size;
+    });
+    const files: FileFrames[] = [];
+    for (const { n: _n, ...ff } of byFile.values()) files.push(sortedByOffset(ff));
     files.sort((a, b) => (a.file.key < b.file.key ? -1 : a.file.key > b.file.key ? 1 : 0));
     return new FrameLayout(files);
   }
@@ -86,4 +86,26 @@ export class FrameLayout {
     while (to < frames.offsets.length && frames.offsets[to]! + frames.sizes[to]! <= end) to++;
     return [lo, to];
   }
+}
+
+/**
+ * `ff` with its frames in offset order. An LTX file lists pages in ascending
+ * order with contiguous frames, so page order is offset order and this is
+ * one pass; anything else is sorted.
+ */
+function sortedByOffset(ff: FileFrames): FileFrames {
+  const n = ff.offsets.length;
+  let sorted = true;
+  for (let i = 1; i < n && sorted; i++) sorted = ff.offsets[i - 1]! <= ff.offsets[i]!;
+  if (sorted) return ff;
+  const order = Array.from({ length: n }, (_, i) => i).sort(
+    (a, b) => ff.offsets[a]! - ff.offsets[b]!,
+  );
+  return {
+    file: ff.file,
+    pgnos: Uint32Array.from(order, (i) => ff.pgnos[i]!),
+    offsets: Float64Array.from(order, (i) => ff.offsets[i]!),
+    sizes: Uint32Array.from(order, (i) => ff.sizes[i]!),
+    bytes: ff.bytes,
+  };
 }

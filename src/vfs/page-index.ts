@@ -16,7 +16,7 @@ import {
   LTX_TRAILER_SIZE,
   type LtxHeader,
   lockPgno,
-  type PageIndexEntry,
+  type PageIndexEntries,
   type RangeReader,
   readLtxPageIndex,
   storeRangeReader,
@@ -52,7 +52,8 @@ export interface LoadedFile {
   file: PlanFile;
   /** Size of the object as observed when reading its index. */
   fileSize: number;
-  entries: PageIndexEntry[];
+  /** The file's page index, compact (no object per page). */
+  entries: PageIndexEntries;
   /** The LTX header, when the read covered it or it was fetched. */
   header?: LtxHeader;
   /** The whole file, when it was read whole (its frames can seed the page cache). */
@@ -84,9 +85,17 @@ export const MAX_PAGE_COUNT = 4294967294;
 /** Overlays kept before they are flattened into a new dense base. */
 const MAX_OVERLAYS = 8;
 
+/** A {@link PageLocation} filled in place (walks over every page allocate nothing per page). */
+interface LocationSlot {
+  file: PlanFile | undefined;
+  offset: number;
+  size: number;
+}
+
 interface Layer {
   readonly commit: number;
-  find(pgno: number): PageLocation | undefined;
+  /** Fills `out` with where `pgno` lives; false when this layer does not hold it. */
+  findInto(pgno: number, out: LocationSlot): boolean;
 }
 
 /** Every page of a version in arrays indexed by page number. */
@@ -100,12 +109,15 @@ class DenseLayer implements Layer {
     readonly sizes: Uint32Array,
   ) {}
 
-  find(pgno: number): PageLocation | undefined {
-    if (pgno > this.commit) return undefined;
+  findInto(pgno: number, out: LocationSlot): boolean {
+    if (pgno > this.commit) return false;
     // Beyond the arrays (sized by the largest page present): undefined, absent.
     const slot = this.slots[pgno];
-    if (!slot) return undefined;
-    return { file: this.files[slot - 1]!, offset: this.offsets[pgno]!, size: this.sizes[pgno]! };
+    if (!slot) return false;
+    out.file = this.files[slot - 1]!;
+    out.offset = this.offsets[pgno]!;
+    out.size = this.sizes[pgno]!;
+    return true;
   }
 }
 
@@ -120,23 +132,22 @@ class SparseLayer implements Layer {
     readonly sizes: Uint32Array,
   ) {}
 
-  find(pgno: number): PageLocation | undefined {
+  findInto(pgno: number, out: LocationSlot): boolean {
     let lo = 0;
     let hi = this.pgnos.length - 1;
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;
       const v = this.pgnos[mid]!;
       if (v === pgno) {
-        return {
-          file: this.files[this.slots[mid]!]!,
-          offset: this.offsets[mid]!,
-          size: this.sizes[mid]!,
-        };
+        out.file = this.files[this.slots[mid]!]!;
+        out.offset = this.offsets[mid]!;
+        out.size = this.sizes[mid]!;
+        return true;
       }
       if (v < pgno) lo = mid + 1;
       else hi = mid - 1;
     }
-    return undefined;
+    return false;
   }
 }
 
@@ -144,19 +155,23 @@ class SparseLayer implements Layer {
 function checkEntries(loaded: LoadedFile, pageSize: number): void {
   const lock = lockPgno(pageSize);
   const limit = loaded.fileSize - LTX_TRAILER_SIZE;
-  for (const e of loaded.entries) {
+  const entries = loaded.entries;
+  for (let i = 0; i < entries.count; i++) {
+    const pgno = entries.pgno(i);
+    const offset = entries.offset(i);
+    const size = entries.size(i);
     if (
-      !Number.isSafeInteger(e.pgno) ||
-      e.pgno < 1 ||
-      e.pgno > 0xffffffff ||
-      e.pgno === lock ||
-      e.offset < LTX_HEADER_SIZE ||
-      e.size < LTX_PAGE_HEADER_SIZE ||
-      e.offset + e.size > limit
+      !Number.isSafeInteger(pgno) ||
+      pgno < 1 ||
+      pgno > 0xffffffff ||
+      pgno === lock ||
+      offset < LTX_HEADER_SIZE ||
+      size < LTX_PAGE_HEADER_SIZE ||
+      offset + size > limit
     ) {
       throw new ReplicaError(
         "REPLICA_INDEX_INVALID",
-        `page index of ${loaded.file.key} names an impossible frame (page ${e.pgno} at ${e.offset}+${e.size})`,
+        `page index of ${loaded.file.key} names an impossible frame (page ${pgno} at ${offset}+${size})`,
       );
     }
   }
@@ -209,8 +224,11 @@ function checkGrowth(meta: VersionMeta, from: number, written: number): void {
 /** Page entries above `from` and at most `commit` in `files` (an upper bound of the distinct pages). */
 function entriesAbove(files: LoadedFile[], from: number, commit: number): number {
   let n = 0;
-  for (const loaded of files) {
-    for (const e of loaded.entries) if (e.pgno > from && e.pgno <= commit) n++;
+  for (const { entries } of files) {
+    for (let i = 0; i < entries.count; i++) {
+      const pgno = entries.pgno(i);
+      if (pgno > from && pgno <= commit) n++;
+    }
   }
   return n;
 }
@@ -218,9 +236,10 @@ function entriesAbove(files: LoadedFile[], from: number, commit: number): number
 /** Largest page number at or below `commit` that `files` name (0 when none). */
 function maxPgnoOf(files: LoadedFile[], commit: number): number {
   let max = 0;
-  for (const loaded of files) {
-    for (const e of loaded.entries) {
-      if (e.pgno > max && e.pgno <= commit) max = e.pgno;
+  for (const { entries } of files) {
+    for (let i = 0; i < entries.count; i++) {
+      const pgno = entries.pgno(i);
+      if (pgno > max && pgno <= commit) max = pgno;
     }
   }
   return max;
@@ -270,11 +289,13 @@ export class PageIndex {
     for (const loaded of files) {
       planFiles.push(loaded.file);
       const slot = planFiles.length;
-      for (const e of loaded.entries) {
-        if (e.pgno > commit) continue;
-        slots[e.pgno] = slot;
-        offsets[e.pgno] = e.offset;
-        sizes[e.pgno] = e.size;
+      const entries = loaded.entries;
+      for (let i = 0; i < entries.count; i++) {
+        const pgno = entries.pgno(i);
+        if (pgno > commit) continue;
+        slots[pgno] = slot;
+        offsets[pgno] = entries.offset(i);
+        sizes[pgno] = entries.size(i);
       }
     }
     return new PageIndex(
@@ -305,26 +326,32 @@ export class PageIndex {
     // Growth may leave pages absent until written: no claim about coverage here,
     // but the arrays of a later flattening are still sized by the pages present.
     const maxPgno = Math.max(Math.min(this.#maxPgno, meta.commit), maxPgnoOf(files, meta.commit));
-    const newest = new Map<number, { slot: number; offset: number; size: number }>();
+    // pgno -> slot * 2^32 + entry number: the newest frame, no object per page.
+    const newest = new Map<number, number>();
     const planFiles: PlanFile[] = [];
     for (const loaded of files) {
       planFiles.push(loaded.file);
       const slot = planFiles.length - 1;
-      for (const e of loaded.entries) {
-        if (e.pgno > meta.commit) continue;
-        newest.set(e.pgno, { slot, offset: e.offset, size: e.size });
+      const entries = loaded.entries;
+      for (let i = 0; i < entries.count; i++) {
+        const pgno = entries.pgno(i);
+        if (pgno > meta.commit) continue;
+        newest.set(pgno, slot * 0x100000000 + i);
       }
     }
     const pgnos = Uint32Array.from(newest.keys()).sort();
     const slots = new Uint32Array(pgnos.length);
     const offsets = new Float64Array(pgnos.length);
     const sizes = new Uint32Array(pgnos.length);
-    pgnos.forEach((pgno, i) => {
-      const loc = newest.get(pgno)!;
-      slots[i] = loc.slot;
-      offsets[i] = loc.offset;
-      sizes[i] = loc.size;
-    });
+    for (let i = 0; i < pgnos.length; i++) {
+      const at = newest.get(pgnos[i]!)!;
+      const slot = Math.floor(at / 0x100000000);
+      const entry = at % 0x100000000;
+      const entries = files[slot]!.entries;
+      slots[i] = slot;
+      offsets[i] = entries.offset(entry);
+      sizes[i] = entries.size(entry);
+    }
     const layer = new SparseLayer(meta.commit, planFiles, pgnos, slots, offsets, sizes);
     const next = new PageIndex(meta, this.#base, [...this.#overlays, layer], maxPgno);
     return next.#overlays.length > MAX_OVERLAYS ? next.#flatten() : next;
@@ -332,15 +359,31 @@ export class PageIndex {
 
   /** Where page `pgno` lives in this version; `undefined` above `commit` or when absent. */
   lookup(pgno: number): PageLocation | undefined {
-    if (pgno < 1 || pgno > this.commit) return undefined;
+    const out: LocationSlot = { file: undefined, offset: 0, size: 0 };
+    return this.#locate(pgno, out) ? (out as PageLocation) : undefined;
+  }
+
+  /**
+   * Calls `visit` for every page present, in page order, without allocating
+   * per page (a version may have millions).
+   */
+  forEachPage(visit: (pgno: number, file: PlanFile, offset: number, size: number) => void): void {
+    const out: LocationSlot = { file: undefined, offset: 0, size: 0 };
+    const last = Math.min(this.commit, this.#maxPgno);
+    for (let pgno = 1; pgno <= last; pgno++) {
+      if (this.#locate(pgno, out)) visit(pgno, out.file!, out.offset, out.size);
+    }
+  }
+
+  #locate(pgno: number, out: LocationSlot): boolean {
+    if (pgno < 1 || pgno > this.commit) return false;
     for (let i = this.#overlays.length - 1; i >= 0; i--) {
       const layer = this.#overlays[i]!;
-      const loc = layer.find(pgno);
-      if (loc) return loc;
+      if (layer.findInto(pgno, out)) return true;
       // Truncated by that update: any older image is gone.
-      if (pgno > layer.commit) return undefined;
+      if (pgno > layer.commit) return false;
     }
-    return this.#base.find(pgno);
+    return this.#base.findInto(pgno, out);
   }
 
   /** Number of distinct files this index refers to (base + overlays, duplicates possible). */
@@ -356,19 +399,17 @@ export class PageIndex {
     const sizes = new Uint32Array(maxPgno + 1);
     const files: PlanFile[] = [];
     const slotOf = new Map<PlanFile, number>();
-    for (let pgno = 1; pgno <= maxPgno; pgno++) {
-      const loc = this.lookup(pgno);
-      if (!loc) continue;
-      let slot = slotOf.get(loc.file);
+    this.forEachPage((pgno, file, offset, size) => {
+      let slot = slotOf.get(file);
       if (slot === undefined) {
-        files.push(loc.file);
+        files.push(file);
         slot = files.length;
-        slotOf.set(loc.file, slot);
+        slotOf.set(file, slot);
       }
       slots[pgno] = slot;
-      offsets[pgno] = loc.offset;
-      sizes[pgno] = loc.size;
-    }
+      offsets[pgno] = offset;
+      sizes[pgno] = size;
+    });
     const meta: VersionMeta = {
       txid: this.txid,
       commit,

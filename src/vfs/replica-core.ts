@@ -894,10 +894,13 @@ export class ReplicaCore {
     const pageSize = index.pageSize;
     for (const l of loaded) {
       if (!l.body) continue;
-      for (const e of l.entries) {
-        const loc = index.lookup(e.pgno);
-        if (!loc || loc.file.key !== l.file.key || loc.offset !== e.offset) continue;
-        const page = decodeFrame(l.body.subarray(e.offset, e.offset + e.size), e.pgno, pageSize);
+      const entries = l.entries;
+      for (let i = 0; i < entries.count; i++) {
+        const pgno = entries.pgno(i);
+        const offset = entries.offset(i);
+        const loc = index.lookup(pgno);
+        if (!loc || loc.file.key !== l.file.key || loc.offset !== offset) continue;
+        const page = decodeFrame(l.body.subarray(offset, offset + entries.size(i)), pgno, pageSize);
         if (page) this.cache.set(loc, page);
       }
     }

@@ -153,7 +153,7 @@ describe("LTX round trips", () => {
 
           const reader = memRangeReader(bytes);
           const info = await readLtxPageIndex(reader, { suffixGuess: guess });
-          expect(info.entries).toEqual(enc.pageIndex);
+          expect(info.entries.toArray()).toEqual(enc.pageIndex);
           expect(info.fileSize).toBe(bytes.length);
           expect(info.trailer).toEqual(enc.trailer);
           const suffix = Math.max(guess, 64);
@@ -163,7 +163,7 @@ describe("LTX round trips", () => {
             info.indexOffset >= bytes.length - Math.min(suffix, bytes.length) ? 1 : 2,
           );
           for (let i = 0; i < spec.pages.length; i++) {
-            const e = info.entries[i]!;
+            const e = info.entries.toArray()[i]!;
             const page = decodePageFrame(bytes.subarray(e.offset, e.offset + e.size), {
               pgno: e.pgno,
               pageSize: spec.header.pageSize,

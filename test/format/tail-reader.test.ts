@@ -39,8 +39,8 @@ describe("readLtxPageIndex", () => {
     const info = await readLtxPageIndex(r);
     expect(r.reads).toEqual([{ suffix: 65536 }]);
     expect(info.header?.commit).toBe(3);
-    expect(info.entries.map((e) => e.pgno)).toEqual([1, 2, 3]);
-    expect(info.entries[0]!.offset).toBe(100);
+    expect(info.entries.toArray().map((e) => e.pgno)).toEqual([1, 2, 3]);
+    expect(info.entries.toArray()[0]!.offset).toBe(100);
     expect(info.indexOffset + info.indexSize + 24).toBe(file.length);
   });
 
@@ -54,8 +54,8 @@ describe("readLtxPageIndex", () => {
       { offset: info.indexOffset, length: info.indexSize },
     ]);
     expect(info.header).toBeUndefined();
-    expect(info.entries.length).toBe(3000);
-    const e = info.entries[2999]!;
+    expect(info.entries.count).toBe(3000);
+    const e = info.entries.toArray()[2999]!;
     const page = decodePageFrame(file.subarray(e.offset, e.offset + e.size), {
       pgno: 3000,
       pageSize: 512,
@@ -120,7 +120,7 @@ describe("readLtxPageIndex", () => {
     // index is (1,100,22) (2,122,22) (3,144,22) (4,166,22) 0, all one-byte varints.
     const file = manyPages(4);
     const info = await readLtxPageIndex(memRangeReader(file));
-    expect(info.entries.map((e) => e.offset)).toEqual([100, 122, 144, 166]);
+    expect(info.entries.toArray().map((e) => e.offset)).toEqual([100, 122, 144, 166]);
     const at = info.indexOffset;
     expect(Array.from(file.subarray(at, at + 13))).toEqual([
       1,
@@ -156,7 +156,7 @@ describe("decodePageFrame", () => {
   const file = manyPages(2, 1024);
   const frame = async () => {
     const info = await readLtxPageIndex(memRangeReader(file));
-    const e = info.entries[1]!;
+    const e = info.entries.toArray()[1]!;
     return file.slice(e.offset, e.offset + e.size);
   };
 
@@ -226,7 +226,7 @@ describe("storeRangeReader", () => {
         suffixGuess: 4096,
       },
     );
-    expect(info.entries.length).toBe(3000);
+    expect(info.entries.count).toBe(3000);
     expect(calls.map((c) => c.range)).toEqual([
       { suffix: 4096 },
       { offset: info.indexOffset, length: info.indexSize },

@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, test } from "vitest";
 import { UNWRITTEN_GROWTH_SLACK } from "../../src/format/page-growth.js";
+import { PageIndexEntries } from "../../src/format/page-index.js";
 import { MemoryStore } from "../../src/storage/memory-store.js";
 import {
   interiorChildren,
@@ -22,7 +23,9 @@ function loaded(f: PlanFile, pgnos: number[]): LoadedFile {
   return {
     file: f,
     fileSize: 1 << 20,
-    entries: pgnos.map((pgno, i) => ({ pgno, offset: 100 + i * 50, size: 50 })),
+    entries: PageIndexEntries.from(
+      pgnos.map((pgno, i) => ({ pgno, offset: 100 + i * 50, size: 50 })),
+    ),
   };
 }
 
@@ -111,7 +114,7 @@ describe("PageIndex", () => {
     const bad: LoadedFile = {
       file: file("x", 1, 1, 9),
       fileSize: 1000,
-      entries: [{ pgno: 1, offset: 990, size: 50 }],
+      entries: PageIndexEntries.from([{ pgno: 1, offset: 990, size: 50 }]),
     };
     expect(() => PageIndex.fromFiles([bad], meta(1, 1))).toThrow(/impossible frame/);
   });
