@@ -221,6 +221,9 @@ export class HybridConnection {
         await this.#abandonTransaction(sync);
         throw err;
       }
+      // The async build compiles (off the main thread) while the first misses
+      // are fetched; it opens later, if this statement keeps missing.
+      if (round === 1 && !this.#asyncOpening) this.#modules.async.compiled().catch(() => {});
       if (round === OPEN_ASYNC_AT_MISS) this.#openAsync().catch(() => {});
       // A statement that misses: learn what it will read (bulk fetching uses
       // it from the next miss on) while its pages are on their way.

@@ -37,7 +37,9 @@ import { SerialQueue } from "./serial-queue.js";
 import {
   compileSqliteWasm,
   loadAsyncGlue,
+  requireSqliteWasm,
   resolveSyncSqliteWasm,
+  type SqliteBuildModule,
   type SqliteGlueLoader,
   type SqliteWasmSource,
 } from "./sqlite-runtime.js";
@@ -722,14 +724,24 @@ export async function openReplicaWith(
   const settings = readSettings(opts, undefined);
   const persistentCache = resolvePersistentCache(opts);
 
-  // Compiling the wasm overlaps with the first storage round trips.
+  // The first connection's build compiles, and its glue loads, during the
+  // first storage round trips. Beside a plain build the async one compiles
+  // on first need (a statement that misses pages, a transaction).
   const { syncGlue } = openers;
+  requireSqliteWasm(opts.wasm);
   const syncSource = syncGlue ? resolveSyncSqliteWasm(opts.wasm, opts.syncWasm) : undefined;
-  const wasmPromise = Promise.all([
-    compileSqliteWasm(opts.wasm),
-    syncSource === undefined ? undefined : compileSqliteWasm(syncSource),
-  ]);
-  wasmPromise.catch(() => {});
+  const asyncBuild: SqliteBuildModule = {
+    build: "async",
+    compiled: () => compileSqliteWasm(opts.wasm),
+    glue: loadAsyncGlue,
+  };
+  const syncBuild: SqliteBuildModule | undefined =
+    syncSource !== undefined && syncGlue
+      ? { build: "sync", compiled: () => compileSqliteWasm(syncSource), glue: syncGlue }
+      : undefined;
+  const firstBuild = syncBuild ?? asyncBuild;
+  const firstReady = Promise.all([firstBuild.compiled(), firstBuild.glue()]);
+  firstReady.catch(() => {});
   const store =
     typeof target === "string"
       ? // targetProblem made sure there is an opener.
@@ -743,11 +755,8 @@ export async function openReplicaWith(
       ...(persistentCache ? { persistentCache } : {}),
       ...(at ? { at } : {}),
     });
-    const [[asyncWasm, syncWasm]] = await Promise.all([wasmPromise, core.open()]);
-    const modules: SqliteModules = {
-      async: { build: "async", wasm: asyncWasm, glue: loadAsyncGlue },
-      sync: syncWasm && syncGlue ? { build: "sync", wasm: syncWasm, glue: syncGlue } : undefined,
-    };
+    await Promise.all([firstReady, core.open()]);
+    const modules: SqliteModules = { async: asyncBuild, sync: syncBuild };
     const first = await HybridConnection.open(core, modules, connectionOptions(settings));
     return new Replica({
       core,

@@ -93,20 +93,28 @@ export function resolveSyncSqliteWasm(
   return paired ?? defaultSyncSource;
 }
 
+/**
+ * Throws `REPLICA_WASM_MISSING` now when neither `source` nor a registered
+ * default names the async build (its compile may come later, on first need).
+ */
+export function requireSqliteWasm(source: SqliteWasmSource | undefined): void {
+  if ((source ?? defaultSource) === undefined) throw wasmMissing();
+}
+
+function wasmMissing(): ReplicaError {
+  return new ReplicaError(
+    "REPLICA_WASM_MISSING",
+    "no SQLite WebAssembly binary: pass `wasm` (in Workers, the imported " +
+      "@journeyapps/wa-sqlite/dist/wa-sqlite-async.wasm module) or import pagecast/node in Node",
+  );
+}
+
 /** Resolves a source to a compiled module, compiling bytes once per source object. */
 export function compileSqliteWasm(
   source: SqliteWasmSource | undefined,
 ): Promise<WebAssembly.Module> {
   const src = source ?? defaultSource;
-  if (src === undefined) {
-    return Promise.reject(
-      new ReplicaError(
-        "REPLICA_WASM_MISSING",
-        "no SQLite WebAssembly binary: pass `wasm` (in Workers, the imported " +
-          "@journeyapps/wa-sqlite/dist/wa-sqlite-async.wasm module) or import pagecast/node in Node",
-      ),
-    );
-  }
+  if (src === undefined) return Promise.reject(wasmMissing());
   if (src instanceof WebAssembly.Module) return Promise.resolve(src);
   const key = src as object;
   let pending = compiled.get(key);
@@ -138,10 +146,15 @@ export type SqliteModuleFactory = (config?: object) => Promise<object>;
  */
 export type SqliteGlueLoader = () => Promise<SqliteModuleFactory>;
 
-/** A wa-sqlite build ready to instantiate: which build, its compiled wasm and its glue. */
+/** A wa-sqlite build ready to instantiate: which build, its wasm and its glue. */
 export interface SqliteBuildModule {
   build: SqliteBuild;
-  wasm: WebAssembly.Module;
+  /**
+   * The compiled wasm (memoized): a build may be compiled only when first
+   * needed, e.g. the async build beside a plain one, which many readers
+   * never use (~20 ms of compile and its code's memory saved).
+   */
+  compiled: () => Promise<WebAssembly.Module>;
   glue: SqliteGlueLoader;
 }
 
@@ -151,8 +164,7 @@ export const loadAsyncGlue: SqliteGlueLoader = async () =>
 
 /** Instantiates a fresh wa-sqlite module of `source.build` from its compiled WebAssembly module. */
 export async function instantiateSqlite(source: SqliteBuildModule): Promise<SqliteInstance> {
-  const { wasm } = source;
-  const factory = await source.glue();
+  const [factory, wasm] = await Promise.all([source.glue(), source.compiled()]);
   // emscripten's instantiateWasm hook has no failure path: surface failures ourselves.
   let fail: (err: unknown) => void = () => {};
   const failed = new Promise<never>((_, reject) => {

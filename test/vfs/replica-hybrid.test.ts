@@ -8,8 +8,14 @@
 import { afterEach, describe, expect, test, vi } from "vitest";
 import { MemoryStore } from "../../src/storage/memory-store.js";
 import { MAX_SYNC_MISSES } from "../../src/vfs/hybrid-connection.js";
-import { openReplica, type Replica, ReplicaQueryError } from "../../src/vfs/index.js";
+import {
+  openReplica,
+  type Replica,
+  ReplicaQueryError,
+  setDefaultSqliteWasm,
+} from "../../src/vfs/index.js";
 import { ReplicaConnection } from "../../src/vfs/replica-connection.js";
+import { readSyncSqliteWasm, registerNodeSqliteWasm } from "../../src/vfs-node/node-wasm.js";
 import { primaryValues, RecordingStore, readSqliteWasm, ScriptedWriter } from "./helpers.js";
 
 const open: Replica[] = [];
@@ -52,6 +58,50 @@ function countBuilds(sql?: string): () => { sync: number; async: number } {
 }
 
 describe("plain build beside the async build", () => {
+  test("the async build compiles only once a statement misses pages", async () => {
+    const { store, writer } = await setup();
+    // Sources of their own: compiles are memoized per source.
+    let asyncLoads = 0;
+    const wasm = async () => {
+      asyncLoads++;
+      return readSqliteWasm();
+    };
+    const replica = await openReplica({
+      store,
+      wasm,
+      syncWasm: async () => readSyncSqliteWasm(),
+      pollIntervalMs: 60_000,
+    });
+    open.push(replica);
+    // Opening and a statement served from memory need only the plain build.
+    expect(await replica.values("SELECT 1")).toEqual([[1]]);
+    expect(asyncLoads).toBe(0);
+    const sql = "SELECT id, k FROM t WHERE id = ?";
+    const primary = writer.primaryAt(writer.txid);
+    expect(await replica.values(sql, [4321])).toEqual(primaryValues(primary, sql, [4321]));
+    // The miss started the compile (off the main thread) while the pages came.
+    expect(asyncLoads).toBe(1);
+    // A transaction runs on the async build: compiled once, not again.
+    await replica.transaction(async (tx) => {
+      expect(await tx.values(sql, [17])).toEqual(primaryValues(primary, sql, [17]));
+    });
+    expect(asyncLoads).toBe(1);
+  });
+
+  test("a missing async build fails the open before any storage request", async () => {
+    const { store } = await setup();
+    setDefaultSqliteWasm(undefined);
+    try {
+      store.reset();
+      await expect(openReplica({ store })).rejects.toMatchObject({
+        code: "REPLICA_WASM_MISSING",
+      });
+      expect(store.calls).toEqual([]);
+    } finally {
+      registerNodeSqliteWasm();
+    }
+  });
+
   test("warm statements run on the plain build and answer like the async build", async () => {
     const { store, writer } = await setup();
     const hybrid = await openReplica({ store, wasm: readSqliteWasm, pollIntervalMs: 60_000 });
