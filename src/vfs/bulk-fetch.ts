@@ -443,7 +443,7 @@ export class BulkFetcher {
     if (maxRequests !== undefined && maxRequests < 1) return false;
     // Within the byte budget, and no more pages than the cache holds without
     // evicting the first before the statement reads them.
-    const maxPages = Math.floor(this.#options.cacheBytes / 2 / version.index.pageSize);
+    const maxPages = this.#maxPages(version);
     const take: PageRequest[] = [];
     let bytes = 0;
     for (const r of reqs) {
@@ -654,11 +654,17 @@ export class BulkFetcher {
   /** Read-ahead along the tree's leaf list from `pos`, in a window growing with each miss. */
   #readAhead(version: ReplicaVersion, tree: TreeInfo, ts: TreeState, pos: number): PageRequest[] {
     if (pos < 0) return [];
-    const from = Math.max(pos + 1, ts.ahead);
-    const to = Math.min(tree.leaves.length, pos + 1 + ts.window);
+    // A miss short of what was asked for: pages fetched earlier were pushed
+    // out of a small cache before SQLite read them. Ask again from here (the
+    // pages still pending or cached are skipped), not one page per miss.
+    const dropped = pos + 1 < ts.ahead;
+    const from = dropped ? pos + 1 : Math.max(pos + 1, ts.ahead);
+    // No more than the cache keeps beside the pages in use.
+    const window = Math.min(ts.window, this.#maxPages(version));
+    const to = Math.min(tree.leaves.length, pos + 1 + window);
     if (from >= to) return [];
-    ts.window *= 4;
-    ts.ahead = to;
+    if (!dropped) ts.window *= 4;
+    ts.ahead = Math.max(ts.ahead, to);
     const out: PageRequest[] = [];
     for (let i = from; i < to; i++) {
       const p = tree.leaves[i]!;
@@ -666,6 +672,11 @@ export class BulkFetcher {
       if (loc && !this.#host.pendingOrCached(p, loc)) out.push({ pgno: p, loc });
     }
     return out;
+  }
+
+  /** Pages one fetch may bring: half the cache, so the first are still there when read. */
+  #maxPages(version: ReplicaVersion): number {
+    return Math.max(1, Math.floor(this.#options.cacheBytes / 2 / version.index.pageSize));
   }
 
   /**

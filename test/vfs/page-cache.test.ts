@@ -28,6 +28,27 @@ describe("PageCache", () => {
     expect(cache.has(loc(3))).toBe(true);
   });
 
+  test("B-tree interior pages outlive scans, up to a quarter of the cache", () => {
+    const interior = (i: number) => {
+      const p = page(0x41, 1000);
+      p[0] = i % 2 ? 0x05 : 0x02;
+      return p;
+    };
+    const cache = new PageCache(10_000);
+    cache.set(loc(0), interior(0));
+    cache.set(loc(1), interior(1));
+    // A scan of 30 leaves through a cache of 10: the interior pages stay.
+    for (let i = 2; i < 32; i++) cache.set(loc(i), page(0x0d));
+    expect(cache.has(loc(0)) && cache.has(loc(1))).toBe(true);
+    expect(cache.stats()).toMatchObject({ entries: 10, bytes: 10_000 });
+    // Beyond their share (2,500 bytes here) the least recent interior pages go.
+    for (let i = 40; i < 44; i++) cache.set(loc(i), interior(i));
+    for (let i = 50; i < 60; i++) cache.set(loc(i), page(0x0d));
+    const kept = [0, 1, 40, 41, 42, 43].filter((i) => cache.has(loc(i)));
+    expect(kept).toEqual([42, 43]);
+    expect(cache.stats().bytes).toBeLessThanOrEqual(10_000);
+  });
+
   test("a page larger than the cache is not kept; re-setting a page does not double count", () => {
     const cache = new PageCache(2000);
     cache.set(loc(0), page(0, 2001));
