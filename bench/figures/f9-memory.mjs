@@ -57,17 +57,24 @@ export async function run(ctx) {
       .map(([n, r]) => `${n}: ${r.error ? "failed" : describe(r)}`)
       .join("; ");
     need(ctx.api, "openReplica", "S3Store");
-    // Each size with both builds (the default), and the middle one with the
-    // async build only (`syncWasm: false`): the memory a serverless app saves
-    // by giving up the faster warm statements.
+    // Each size as a Node reader runs by default (`pagecast` alone, opened by
+    // URL: FetchS3Store over node:http, both builds); the middle size also
+    // with the async build only (`syncWasm: false`: the memory a serverless
+    // app saves by giving up the faster warm statements) and over the AWS
+    // SDK's S3Store (a process that also loads the writer's side).
     const variants = [
-      ...cacheSizes.map((cacheBytes) => ({ cacheBytes, asyncOnly: false })),
-      { cacheBytes: cacheSizes[1], asyncOnly: true },
+      ...cacheSizes.map((cacheBytes) => ({ cacheBytes, asyncOnly: false, store: "url" })),
+      { cacheBytes: cacheSizes[1], asyncOnly: true, store: "url" },
+      { cacheBytes: cacheSizes[1], asyncOnly: false, store: "sdk" },
     ];
-    for (const { cacheBytes, asyncOnly } of variants) {
-      const label = `replica with cacheBytes = ${cacheBytes / MiB} MiB${asyncOnly ? ", async build only (syncWasm: false)" : ""}`;
+    for (const { cacheBytes, asyncOnly, store } of variants) {
+      const how = [
+        asyncOnly ? "async build only (syncWasm: false)" : "",
+        store === "sdk" ? "AWS SDK S3Store, writer side loaded" : "",
+      ].filter(Boolean);
+      const label = `replica with cacheBytes = ${cacheBytes / MiB} MiB${how.length ? `, ${how.join(", ")}` : ""}`;
       try {
-        const r = await task({ engine: "pagecast", cacheBytes, asyncOnly });
+        const r = await task({ engine: "pagecast", cacheBytes, asyncOnly, store });
         details.runs.push(r);
         const growth = r.rssAfter - r.rssOpen;
         rows.push(
@@ -82,7 +89,7 @@ export async function run(ctx) {
           }),
         );
       } catch (err) {
-        details.runs.push({ engine: "pagecast", cacheBytes, asyncOnly, error: errorInfo(err) });
+        details.runs.push({ engine: "pagecast", cacheBytes, asyncOnly, store, error: errorInfo(err) });
         rows.push(unavailableRow("9", label, "", err));
       }
     }

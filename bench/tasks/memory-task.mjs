@@ -4,7 +4,8 @@
  * plus point lookups); prints RSS before (engine loaded, nothing read), after
  * (GC'd), the peak, and the engine's own cache figures.
  * Args: { engine: pagecast | sql.js-httpvfs | better-sqlite3, cacheBytes,
- *         endpoint, bucket, prefix, url, path, items, scans, lookups, seed }.
+ *         asyncOnly, store: url | sdk (pagecast), endpoint, bucket, prefix,
+ *         url, path, items, scans, lookups, seed }.
  */
 import Database from "better-sqlite3";
 import { failTask, finishTask, peakRss } from "../lib/child-task.mjs";
@@ -75,7 +76,25 @@ try {
   let close = async () => {};
   let cacheStats = () => undefined;
   let requestStats = () => undefined;
-  if (args.engine === "pagecast") {
+  if (args.engine === "pagecast" && args.store === "url") {
+    // What a Node reader runs by default: `pagecast` alone, the replica
+    // opened by URL (FetchS3Store over node:http with static credentials),
+    // the wasm compiled by openReplica itself (so the open cost includes it).
+    const { openReplica } = await import("pagecast");
+    const url = `s3://${args.bucket}/${args.prefix}?endpoint=${encodeURIComponent(args.endpoint)}&region=us-east-1`;
+    let replica;
+    run = async (op) => {
+      replica ??= await openReplica(url, {
+        storeOptions: { credentials: CREDENTIALS },
+        cacheBytes: args.cacheBytes,
+        ...(args.asyncOnly ? { syncWasm: false } : {}),
+      });
+      return replica.values(op.sql, op.params);
+    };
+    close = async () => replica?.close();
+    cacheStats = () => replica?.status().cache;
+    requestStats = () => replica?.status().requests;
+  } else if (args.engine === "pagecast") {
     const api = await loadPagecast();
     const wasm = await compileReaderWasm();
     const store = new api.S3Store({
@@ -139,6 +158,7 @@ try {
     engine: args.engine,
     cacheBytes: args.cacheBytes,
     asyncOnly: Boolean(args.asyncOnly),
+    store: args.store,
     ops: ops.length,
     ms,
     rssBaseline,
