@@ -390,8 +390,16 @@ export class FetchS3Store implements ObjectStore {
     limit: number,
     cut = false,
   ): Promise<Uint8Array | undefined> {
-    const chunks: Uint8Array[] = [];
+    let chunks: Uint8Array[] = [];
     let total = 0;
+    // A declared length (range GETs have one): bytes go to their place as
+    // they arrive and each chunk is garbage at once, rather than the body
+    // held twice (chunks, then the joined copy) at the end.
+    const declared = Number(response.headers.get("content-length") ?? Number.NaN);
+    let into =
+      Number.isSafeInteger(declared) && declared > 0 && declared <= limit
+        ? new Uint8Array(declared)
+        : undefined;
     try {
       const body = response.body;
       if (body) {
@@ -405,8 +413,15 @@ export class FetchS3Store implements ObjectStore {
           }
           if (step.done) break;
           idle.touch();
-          total += step.value.length;
-          chunks.push(step.value);
+          const chunk = step.value;
+          if (into && total + chunk.length <= into.length) into.set(chunk, total);
+          else {
+            // Longer than declared: keep what came, as chunks.
+            if (into) chunks = [into.subarray(0, total)];
+            into = undefined;
+            chunks.push(chunk);
+          }
+          total += chunk.length;
           if (total > limit) {
             await reader.cancel().catch(() => {});
             if (!cut) return undefined;
@@ -417,6 +432,7 @@ export class FetchS3Store implements ObjectStore {
     } finally {
       idle.done();
     }
+    if (into) return total === into.length ? into : into.slice(0, total);
     const size = Math.min(total, limit);
     const out = new Uint8Array(size);
     let at = 0;

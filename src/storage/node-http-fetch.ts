@@ -7,8 +7,9 @@
  * What it does: one request with a string or byte body (Content-Length set:
  * S3 refuses chunked uploads without it), keep-alive connections, an
  * `AbortSignal` (aborting before or during the answer), and an answer with
- * `ok`, `status`, `headers.get()` and a byte `ReadableStream` body that
- * pauses the socket while the reader does not read. No redirects (S3 answers
+ * `ok`, `status`, `headers.get()` and a body read like a `ReadableStream`
+ * (`getReader().read()`, `cancel()`) that pauses the socket while the reader
+ * does not read. No redirects (S3 answers
  * none that a signed request may follow), no compression, no cookies.
  */
 import http from "node:http";
@@ -54,44 +55,99 @@ interface NodeAnswer {
   readonly ok: boolean;
   readonly status: number;
   readonly headers: AnswerHeaders;
-  readonly body: ReadableStream<Uint8Array> | null;
+  readonly body: NodeBody | null;
 }
 
-/** The body of `res` as a byte stream: the socket pauses while the stream is full. */
-function bodyStream(res: http.IncomingMessage): ReadableStream<Uint8Array> {
-  let ended = false;
-  return new ReadableStream<Uint8Array>({
-    start(controller) {
-      res.on("data", (chunk: Buffer) => {
-        controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-        if ((controller.desiredSize ?? 0) <= 0) res.pause();
-      });
-      res.on("end", () => {
-        ended = true;
-        controller.close();
-      });
-      res.on("error", (err) => {
-        if (!ended) controller.error(err);
-        ended = true;
-      });
-      res.on("close", () => {
-        // A connection lost mid-body closes without "end" (and, aborted, without "error").
-        if (ended) return;
-        ended = true;
-        controller.error(
-          Object.assign(new Error("connection closed mid-body"), { code: "ECONNRESET" }),
-        );
-      });
-    },
-    pull() {
-      res.resume();
-    },
-    cancel() {
-      // A body read to its end leaves the connection to the agent for reuse.
-      if (!ended) res.destroy();
-      ended = true;
-    },
-  });
+/** Chunks a body may hold unread before its socket pauses. */
+const HIGH_WATER_CHUNKS = 16;
+
+/**
+ * The answer's body: the two members of a `ReadableStream` FetchS3Store
+ * uses (`getReader().read()`, `cancel()`) straight over the Node stream.
+ * A web `ReadableStream` in Node is itself JavaScript over the same events
+ * and cost a large restore about half again the CPU of the AWS SDK's
+ * download. The socket pauses while {@link HIGH_WATER_CHUNKS} chunks wait.
+ */
+class NodeBody {
+  readonly #res: http.IncomingMessage;
+  readonly #queue: Uint8Array[] = [];
+  #waiter:
+    | { resolve(step: ReadableStreamReadResult<Uint8Array>): void; reject(err: unknown): void }
+    | undefined;
+  #ended = false;
+  #error: unknown;
+  #paused = false;
+
+  constructor(res: http.IncomingMessage) {
+    this.#res = res;
+    res.on("data", (chunk: Buffer) => {
+      const value = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      const waiter = this.#waiter;
+      if (waiter) {
+        this.#waiter = undefined;
+        waiter.resolve({ done: false, value });
+        return;
+      }
+      this.#queue.push(value);
+      if (this.#queue.length >= HIGH_WATER_CHUNKS && !this.#paused) {
+        this.#paused = true;
+        res.pause();
+      }
+    });
+    res.on("end", () => this.#finish(undefined));
+    res.on("error", (err) => this.#finish(err));
+    // A connection lost mid-body closes without "end" (and, aborted, without "error").
+    res.on("close", () =>
+      this.#finish(Object.assign(new Error("connection closed mid-body"), { code: "ECONNRESET" })),
+    );
+  }
+
+  #finish(err: unknown): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#error = err;
+    const waiter = this.#waiter;
+    this.#waiter = undefined;
+    if (!waiter) return;
+    if (err === undefined) waiter.resolve({ done: true, value: undefined });
+    else waiter.reject(err);
+  }
+
+  #read(): Promise<ReadableStreamReadResult<Uint8Array>> {
+    const value = this.#queue.shift();
+    if (value) {
+      if (this.#paused && this.#queue.length < HIGH_WATER_CHUNKS / 2) {
+        this.#paused = false;
+        this.#res.resume();
+      }
+      return Promise.resolve({ done: false, value });
+    }
+    if (this.#ended) {
+      return this.#error === undefined
+        ? Promise.resolve({ done: true, value: undefined })
+        : Promise.reject(this.#error);
+    }
+    if (this.#paused) {
+      this.#paused = false;
+      this.#res.resume();
+    }
+    return new Promise((resolve, reject) => {
+      this.#waiter = { resolve, reject };
+    });
+  }
+
+  getReader(): { read(): Promise<ReadableStreamReadResult<Uint8Array>>; cancel(): Promise<void> } {
+    return { read: () => this.#read(), cancel: () => this.cancel() };
+  }
+
+  /** Drops the rest; a body read to its end leaves the connection to the agent for reuse. */
+  async cancel(): Promise<void> {
+    this.#queue.length = 0;
+    if (!this.#ended) {
+      this.#finish(undefined);
+      this.#res.destroy();
+    }
+  }
 }
 
 /**
@@ -129,7 +185,7 @@ export function nodeHttpFetch(url: string, init: NodeFetchInit = {}): Promise<No
         ok: status >= 200 && status < 300,
         status,
         headers: new AnswerHeaders(res.headers),
-        body: init.method === "HEAD" ? null : bodyStream(res),
+        body: init.method === "HEAD" ? null : new NodeBody(res),
       });
     });
     req.on("error", (err) => {
