@@ -91,6 +91,32 @@ export async function run(ctx) {
       details.restoreError = errorInfo(err);
       throw err;
     }
+    // The same pair over pagecast's own HTTP stack: what `pagecast restore
+    // s3://...` uses with static credentials (FetchS3Store over node:http),
+    // against a plain parallel download through that same store.
+    const downloadUrl = await runTask(
+      "download-task",
+      { ...common, keys, out: join(ctx.scratch, "download-url.bin"), concurrency: 8, store: "url" },
+      { timeoutMs },
+    );
+    details.downloadUrl = downloadUrl;
+    const restoreUrl = await runTask(
+      "restore-task",
+      { ...common, out: join(ctx.scratch, "restore-url.db"), integrityCheck: true, store: "url" },
+      { timeoutMs },
+    );
+    details.restoreUrl = restoreUrl;
+    const restoreUrlNoCheck = await runTask(
+      "restore-task",
+      {
+        ...common,
+        out: join(ctx.scratch, "restore-url-nc.db"),
+        integrityCheck: false,
+        store: "url",
+      },
+      { timeoutMs },
+    );
+    details.restoreUrlWithoutIntegrityCheck = restoreUrlNoCheck;
     const mbps = (r) => r.bytes / MB / (r.ms / 1000);
     const ratio = safeRatio(mbps(restoreFull), mbps(download));
     const ratioNoCheck = safeRatio(mbps(restoreNoCheck), mbps(download));
@@ -104,6 +130,19 @@ export async function run(ctx) {
         goal: ">= 0.8x",
         verdict: verdict(ratio === null ? null : ratio >= 0.8),
         note: `${keys.length} object(s), ${fmtBytes(restoreFull.bytes)} of LTX, largest ${fmtBytes(Math.max(...keys.map((k) => k.size)))}. Restore CPU profile (run without integrity_check, profiled): main thread: ${profileText(restoreNoCheck.profile)}${(restoreNoCheck.workerProfiles ?? []).map((w, i) => `; decode thread ${i + 1}: ${profileText(w)}`).join("")}`,
+      }),
+    );
+    const ratioUrl = safeRatio(mbps(restoreUrl), mbps(downloadUrl));
+    rows.push(
+      row({
+        fig: "7",
+        label: `restore throughput over node:http (pagecast restore s3://, static credentials), ${sizeNote}`,
+        pagecast: `${mbps(restoreUrl).toFixed(1)} MB/s (${fmtMs(restoreUrl.ms)}); without integrity_check ${mbps(restoreUrlNoCheck).toFixed(1)} MB/s (${fmtRatio(safeRatio(mbps(restoreUrlNoCheck), mbps(downloadUrl)))})`,
+        peer: `plain parallel download through the same FetchS3Store: ${mbps(downloadUrl).toFixed(1)} MB/s (${fmtMs(downloadUrl.ms)})`,
+        ratio: fmtRatio(ratioUrl),
+        goal: ">= 0.8x",
+        verdict: verdict(ratioUrl === null ? null : ratioUrl >= 0.8),
+        note: `CPU (all threads): restore ${fmtMs(restoreUrl.cpuMs)} (without integrity_check ${fmtMs(restoreUrlNoCheck.cpuMs)}) vs the download's ${fmtMs(downloadUrl.cpuMs)}; peak RSS ${fmtBytes(restoreUrl.peakRss)}`,
       }),
     );
     // Where the time goes: restore is CPU-bound where the download is not.

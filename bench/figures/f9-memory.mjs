@@ -38,8 +38,12 @@ export async function run(ctx) {
     ...work,
   };
   const timeoutMs = ctx.quick ? 90_000 : 300_000;
-  const task = (args) =>
-    runTask("memory-task", { ...common, ...args }, { timeoutMs, nodeArgs: ["--expose-gc"] });
+  const task = ({ nodeArgs = [], ...args }) =>
+    runTask(
+      "memory-task",
+      { ...common, ...args },
+      { timeoutMs, nodeArgs: ["--expose-gc", ...nodeArgs] },
+    );
   const describe = (r) =>
     `RSS ${fmtBytes(r.rssAfter)} after the workload: +${fmtBytes(r.rssAfter - r.rssOpen)} over the open database (peak +${fmtBytes(r.rssMaxSampled - r.rssOpen)}); open cost +${fmtBytes(r.rssOpen - r.rssBaseline)}`;
   try {
@@ -60,21 +64,32 @@ export async function run(ctx) {
     // Each size as a Node reader runs by default (`pagecast` alone, opened by
     // URL: FetchS3Store over node:http, both builds); the middle size also
     // with the async build only (`syncWasm: false`: the memory a serverless
-    // app saves by giving up the faster warm statements) and over the AWS
-    // SDK's S3Store (a process that also loads the writer's side).
+    // app saves by giving up the faster warm statements), over the AWS
+    // SDK's S3Store (a process that also loads the writer's side), and with
+    // V8's young generation capped (`--max-semi-space-size=1`, which
+    // NODE_OPTIONS accepts): how much of the growth is the runtime's.
+    const semi = ["--max-semi-space-size=1"];
     const variants = [
       ...cacheSizes.map((cacheBytes) => ({ cacheBytes, asyncOnly: false, store: "url" })),
       { cacheBytes: cacheSizes[1], asyncOnly: true, store: "url" },
       { cacheBytes: cacheSizes[1], asyncOnly: false, store: "sdk" },
+      ...[cacheSizes[0], cacheSizes[1]].map((cacheBytes) => ({
+        cacheBytes,
+        asyncOnly: false,
+        store: "url",
+        nodeArgs: semi,
+      })),
     ];
-    for (const { cacheBytes, asyncOnly, store } of variants) {
+    for (const { cacheBytes, asyncOnly, store, nodeArgs } of variants) {
       const how = [
         asyncOnly ? "async build only (syncWasm: false)" : "",
         store === "sdk" ? "AWS SDK S3Store, writer side loaded" : "",
+        nodeArgs ? `node ${nodeArgs.join(" ")}` : "",
       ].filter(Boolean);
       const label = `replica with cacheBytes = ${cacheBytes / MiB} MiB${how.length ? `, ${how.join(", ")}` : ""}`;
       try {
-        const r = await task({ engine: "pagecast", cacheBytes, asyncOnly, store });
+        const r = await task({ engine: "pagecast", cacheBytes, asyncOnly, store, nodeArgs });
+        r.nodeArgs = nodeArgs;
         details.runs.push(r);
         const growth = r.rssAfter - r.rssOpen;
         rows.push(
@@ -89,7 +104,13 @@ export async function run(ctx) {
           }),
         );
       } catch (err) {
-        details.runs.push({ engine: "pagecast", cacheBytes, asyncOnly, store, error: errorInfo(err) });
+        details.runs.push({
+          engine: "pagecast",
+          cacheBytes,
+          asyncOnly,
+          store,
+          error: errorInfo(err),
+        });
         rows.push(unavailableRow("9", label, "", err));
       }
     }

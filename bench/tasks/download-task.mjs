@@ -3,7 +3,8 @@
  * way `aws s3 cp` does it: ranged GETs of 8 MiB, `concurrency` in flight,
  * each response streamed to its place in the file. Same SDK (and so the same
  * HTTP stack) as pagecast's S3 store. Prints time, bytes and peak RSS.
- * Args: { endpoint, bucket, prefix, keys: [{key, size}], out, concurrency }.
+ * Args: { endpoint, bucket, prefix, keys: [{key, size}], out, concurrency,
+ * store?: "url" (FetchS3Store) | "sdk" }.
  */
 import { open, rm } from "node:fs/promises";
 import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
@@ -34,9 +35,26 @@ try {
   const cpu0 = process.cpuUsage();
   let next = 0;
   let bytes = 0;
+  // store "url": the same ranged GETs through pagecast's FetchS3Store (the
+  // HTTP stack `pagecast restore s3://...` uses with static credentials).
+  const fetchStore =
+    args.store === "url"
+      ? await (await import("pagecast/node")).openNodeStore(
+          `s3://${args.bucket}/${args.prefix}?endpoint=${encodeURIComponent(args.endpoint)}&region=us-east-1`,
+          { credentials: CREDENTIALS },
+        )
+      : undefined;
   const worker = async () => {
     while (next < parts.length) {
       const p = parts[next++];
+      if (fetchStore) {
+        const got = await fetchStore.get(p.key, {
+          range: { offset: p.offset, length: p.end - p.offset + 1 },
+        });
+        await fh.write(got.body, 0, got.body.length, p.at);
+        bytes += got.body.length;
+        continue;
+      }
       const res = await client.send(
         new GetObjectCommand({
           Bucket: args.bucket,
@@ -58,6 +76,7 @@ try {
   const cpu = process.cpuUsage(cpu0);
   await fh.close();
   client.destroy();
+  await fetchStore?.close();
   await rm(args.out, { force: true });
   finishTask({
     ms,

@@ -1,8 +1,9 @@
 /**
  * Child process: pagecast's `restore` of a replica into a file; prints time,
  * bytes and this process's peak RSS.
- * Args: { endpoint, bucket, prefix, out, integrityCheck, options? } (`options`:
- * further restore options, e.g. decodeThreads, for experiments).
+ * Args: { endpoint, bucket, prefix, out, integrityCheck, store?: "url" | "sdk",
+ * options? } (`options`: further restore options, e.g. decodeThreads, for
+ * experiments).
  */
 import { rmSync } from "node:fs";
 import { failTask, finishTask, peakRss } from "../lib/child-task.mjs";
@@ -14,14 +15,22 @@ try {
   const api = await loadPagecast();
   if (!api.restore || !api.S3Store)
     throw new Error(`pagecast API missing: ${api.missing.join(", ")}`);
-  const store = new api.S3Store({
-    bucket: args.bucket,
-    prefix: args.prefix,
-    endpoint: args.endpoint,
-    region: "us-east-1",
-    forcePathStyle: true,
-    credentials: CREDENTIALS,
-  });
+  // store "url": what `pagecast restore s3://...` opens with static
+  // credentials (FetchS3Store over node:http); else the AWS SDK's S3Store.
+  const store =
+    args.store === "url"
+      ? await (await import("pagecast/node")).openNodeStore(
+          `s3://${args.bucket}/${args.prefix}?endpoint=${encodeURIComponent(args.endpoint)}&region=us-east-1`,
+          { credentials: CREDENTIALS },
+        )
+      : new api.S3Store({
+          bucket: args.bucket,
+          prefix: args.prefix,
+          endpoint: args.endpoint,
+          region: "us-east-1",
+          forcePathStyle: true,
+          credentials: CREDENTIALS,
+        });
   const rssBefore = process.memoryUsage().rss;
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
