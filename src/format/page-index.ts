@@ -122,6 +122,11 @@ export class PageIndexEntries implements Iterable<PageIndexEntry> {
     }
   }
 
+  /** JSON gives the entries as objects, as an array of them would. */
+  toJSON(): PageIndexEntry[] {
+    return this.toArray();
+  }
+
   /** The entries as objects. */
   toArray(): PageIndexEntry[] {
     const out: PageIndexEntry[] = new Array(this.#count);

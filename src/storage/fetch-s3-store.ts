@@ -170,6 +170,9 @@ class S3HttpError extends Error {
 }
 
 /** The idle limit of one attempt: aborts `signal` after `ms` without `touch()`. */
+/** Largest body read into a buffer sized by its Content-Length before any byte came. */
+const PREALLOCATE_MAX = 64 * 1024 * 1024;
+
 class IdleWatch {
   readonly controller = new AbortController();
   private timer: ReturnType<typeof setTimeout> | undefined;
@@ -395,9 +398,10 @@ export class FetchS3Store implements ObjectStore {
     // A declared length (range GETs have one): bytes go to their place as
     // they arrive and each chunk is garbage at once, rather than the body
     // held twice (chunks, then the joined copy) at the end.
+    // Not beyond PREALLOCATE_MAX: a header is not trusted with memory before bytes arrive.
     const declared = Number(response.headers.get("content-length") ?? Number.NaN);
     let into =
-      Number.isSafeInteger(declared) && declared > 0 && declared <= limit
+      Number.isSafeInteger(declared) && declared > 0 && declared <= Math.min(limit, PREALLOCATE_MAX)
         ? new Uint8Array(declared)
         : undefined;
     try {

@@ -71,9 +71,11 @@ const HIGH_WATER_CHUNKS = 16;
 class NodeBody {
   readonly #res: http.IncomingMessage;
   readonly #queue: Uint8Array[] = [];
-  #waiter:
-    | { resolve(step: ReadableStreamReadResult<Uint8Array>): void; reject(err: unknown): void }
-    | undefined;
+  /** Reads waiting for a chunk, oldest first (a reader may ask again before an answer). */
+  readonly #waiters: {
+    resolve(step: ReadableStreamReadResult<Uint8Array>): void;
+    reject(err: unknown): void;
+  }[] = [];
   #ended = false;
   #error: unknown;
   #paused = false;
@@ -82,9 +84,8 @@ class NodeBody {
     this.#res = res;
     res.on("data", (chunk: Buffer) => {
       const value = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-      const waiter = this.#waiter;
+      const waiter = this.#waiters.shift();
       if (waiter) {
-        this.#waiter = undefined;
         waiter.resolve({ done: false, value });
         return;
       }
@@ -106,11 +107,10 @@ class NodeBody {
     if (this.#ended) return;
     this.#ended = true;
     this.#error = err;
-    const waiter = this.#waiter;
-    this.#waiter = undefined;
-    if (!waiter) return;
-    if (err === undefined) waiter.resolve({ done: true, value: undefined });
-    else waiter.reject(err);
+    for (const waiter of this.#waiters.splice(0)) {
+      if (err === undefined) waiter.resolve({ done: true, value: undefined });
+      else waiter.reject(err);
+    }
   }
 
   #read(): Promise<ReadableStreamReadResult<Uint8Array>> {
@@ -132,7 +132,7 @@ class NodeBody {
       this.#res.resume();
     }
     return new Promise((resolve, reject) => {
-      this.#waiter = { resolve, reject };
+      this.#waiters.push({ resolve, reject });
     });
   }
 

@@ -325,6 +325,8 @@ export class BulkFetcher {
       ts.lastPos >= 0 &&
       pos > ts.lastPos &&
       (pos <= ts.lastPos + 2 || (pos >= ts.ahead - 1 && pos <= ts.ahead + 2));
+    // Forward in key order: a miss behind what read-ahead asked for is then a dropped page.
+    const forward = pos > ts.lastPos;
     if (pos >= 0) ts.lastPos = pos;
     // A page already on its way (a bulk fetch, read-ahead) is not a new miss.
     if (pending) return [];
@@ -332,7 +334,8 @@ export class BulkFetcher {
     // Fetched whole as far as the budget and the cache allowed, and still
     // missing (a scan past that point): read ahead along the leaf list.
     if (ts.whole) {
-      return this.#spread(version, map, tree.root, this.#readAhead(version, tree, ts, pos), state);
+      const ahead = this.#readAhead(version, tree, ts, pos, forward);
+      return this.#spread(version, map, tree.root, ahead, state);
     }
     const use: TreeUse | undefined = state.plan?.trees.get(tree.root);
     const access = use?.access;
@@ -349,7 +352,7 @@ export class BulkFetcher {
     let reqs: PageRequest[] = [];
     // In key order (a range, or rows looked up in key order): the next leaves.
     if (sequential || (access === "range" && ts.misses >= 2)) {
-      reqs = this.#readAhead(version, tree, ts, pos);
+      reqs = this.#readAhead(version, tree, ts, pos, forward);
     }
     // Lookups through an index: the rows of the next entries. A limited
     // loop (LIMIT) or a lone lookup starts only at its second miss.
@@ -651,13 +654,22 @@ export class BulkFetcher {
     return undefined;
   }
 
-  /** Read-ahead along the tree's leaf list from `pos`, in a window growing with each miss. */
-  #readAhead(version: ReplicaVersion, tree: TreeInfo, ts: TreeState, pos: number): PageRequest[] {
+  /**
+   * Read-ahead along the tree's leaf list from `pos`, in a window growing with
+   * each miss up to half the cache. `forward`: the miss is past the previous one.
+   */
+  #readAhead(
+    version: ReplicaVersion,
+    tree: TreeInfo,
+    ts: TreeState,
+    pos: number,
+    forward: boolean,
+  ): PageRequest[] {
     if (pos < 0) return [];
-    // A miss short of what was asked for: pages fetched earlier were pushed
-    // out of a small cache before SQLite read them. Ask again from here (the
-    // pages still pending or cached are skipped), not one page per miss.
-    const dropped = pos + 1 < ts.ahead;
+    // Moving forward, a miss short of what was asked for: pages fetched
+    // earlier were pushed out of a small cache before SQLite read them. Ask
+    // again from here (pages pending or cached are skipped), not one page per miss.
+    const dropped = forward && pos + 1 < ts.ahead;
     const from = dropped ? pos + 1 : Math.max(pos + 1, ts.ahead);
     // No more than the cache keeps beside the pages in use.
     const window = Math.min(ts.window, this.#maxPages(version));

@@ -26,15 +26,17 @@ export function locationKey(loc: PageLocation): string {
 
 /**
  * Share of the cache B-tree interior pages may keep from eviction. They are
- * few (147 of a 157 MB database's 38,471 pages), every lookup descends
- * through them, and bulk fetching plans a scan from them (which leaves, in
- * key order): with a small cache a few scans pushed them out, and every
- * later scan went page by page (10,670 single-page requests for 40 scans
- * with 4 MiB, 822 with 64 MiB).
+ * few (under 1% of a database), every lookup descends through them, and bulk
+ * fetching plans scans from them: pushed out by scans through a small cache,
+ * later scans went page by page.
  */
 const INTERIOR_SHARE = 1 / 4;
 
-/** A B-tree interior page (index 0x02, table 0x05)? Page 1 (header first) never counts. */
+/**
+ * A B-tree interior page (index 0x02, table 0x05)? Page 1 (header first)
+ * never counts; an overflow, freelist or pointer-map page whose first byte
+ * happens to match does (kept a little longer, within the share: harmless).
+ */
 function isInterior(page: Uint8Array): boolean {
   const type = page[0];
   return type === 0x02 || type === 0x05;

@@ -13,6 +13,8 @@ import { PagecastError } from "../errors.js";
  * - `REPLICA_PAGE_MISSING`: the page index has no entry for a page inside the database.
  * - `REPLICA_PLAN_STALE`: a file named by the current plan is gone (retention); the replica re-plans.
  * - `REPLICA_WASM_MISSING`: no SQLite WebAssembly binary was supplied or registered.
+ * - `REPLICA_WASM_INVALID`: the SQLite WebAssembly binary could not be loaded or compiled
+ *   (beside the plain build, the async build compiles when a statement first needs it).
  * - `REPLICA_HYDRATION_FAILED`: hydration stopped (recorded in status; pages are then read on demand).
  * - `REPLICA_REQUEST_BUDGET`: a statement needed more storage requests than
  *   `maxRequestsPerQuery` allows (thrown as `RequestBudgetError`; nothing was sent past it).

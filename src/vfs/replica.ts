@@ -35,7 +35,7 @@ import { ReplicaError, ReplicaQueryError } from "./replica-error.js";
 import { defaultMaxRequestsPerQuery } from "./request-budget.js";
 import { SerialQueue } from "./serial-queue.js";
 import {
-  compileSqliteWasm,
+  lazySqliteWasm,
   loadAsyncGlue,
   requireSqliteWasm,
   resolveSyncSqliteWasm,
@@ -728,16 +728,16 @@ export async function openReplicaWith(
   // first storage round trips. Beside a plain build the async one compiles
   // on first need (a statement that misses pages, a transaction).
   const { syncGlue } = openers;
-  requireSqliteWasm(opts.wasm);
+  const asyncSource = requireSqliteWasm(opts.wasm);
   const syncSource = syncGlue ? resolveSyncSqliteWasm(opts.wasm, opts.syncWasm) : undefined;
   const asyncBuild: SqliteBuildModule = {
     build: "async",
-    compiled: () => compileSqliteWasm(opts.wasm),
+    compiled: lazySqliteWasm(asyncSource),
     glue: loadAsyncGlue,
   };
   const syncBuild: SqliteBuildModule | undefined =
     syncSource !== undefined && syncGlue
-      ? { build: "sync", compiled: () => compileSqliteWasm(syncSource), glue: syncGlue }
+      ? { build: "sync", compiled: lazySqliteWasm(syncSource), glue: syncGlue }
       : undefined;
   const firstBuild = syncBuild ?? asyncBuild;
   const firstReady = Promise.all([firstBuild.compiled(), firstBuild.glue()]);

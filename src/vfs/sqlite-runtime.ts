@@ -94,11 +94,36 @@ export function resolveSyncSqliteWasm(
 }
 
 /**
- * Throws `REPLICA_WASM_MISSING` now when neither `source` nor a registered
- * default names the async build (its compile may come later, on first need).
+ * The async build's source: `source`, else the registered default, resolved
+ * now (its compile may come later, on first need, and must compile what was
+ * registered at the open). Throws `REPLICA_WASM_MISSING` when there is none.
  */
-export function requireSqliteWasm(source: SqliteWasmSource | undefined): void {
-  if ((source ?? defaultSource) === undefined) throw wasmMissing();
+export function requireSqliteWasm(source: SqliteWasmSource | undefined): SqliteWasmSource {
+  const resolved = source ?? defaultSource;
+  if (resolved === undefined) throw wasmMissing();
+  return resolved;
+}
+
+/**
+ * A compile of `source` on first call, shared by later calls, its failure
+ * kept and reported as `REPLICA_WASM_INVALID` (a build compiled lazily fails
+ * the statement that needs it, typed, and is not fetched and compiled again
+ * for every later one).
+ */
+export function lazySqliteWasm(source: SqliteWasmSource): () => Promise<WebAssembly.Module> {
+  let compiled: Promise<WebAssembly.Module> | undefined;
+  return () => {
+    compiled ??= compileSqliteWasm(source).catch((err: unknown) => {
+      throw err instanceof ReplicaError
+        ? err
+        : new ReplicaError(
+            "REPLICA_WASM_INVALID",
+            `the SQLite WebAssembly binary could not be loaded or compiled: ${err instanceof Error ? err.message : String(err)}`,
+            { cause: err },
+          );
+    });
+    return compiled;
+  };
 }
 
 function wasmMissing(): ReplicaError {

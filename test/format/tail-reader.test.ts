@@ -40,6 +40,8 @@ describe("readLtxPageIndex", () => {
     expect(r.reads).toEqual([{ suffix: 65536 }]);
     expect(info.header?.commit).toBe(3);
     expect(info.entries.toArray().map((e) => e.pgno)).toEqual([1, 2, 3]);
+    // JSON (ltx-dump, logs) shows the entries as an array of objects.
+    expect(JSON.parse(JSON.stringify(info.entries))).toEqual(info.entries.toArray());
     expect(info.entries.toArray()[0]!.offset).toBe(100);
     expect(info.indexOffset + info.indexSize + 24).toBe(file.length);
   });

@@ -106,6 +106,18 @@ describe("nodeHttpFetch bodies", () => {
     expect((await r.read()).done).toBe(true);
   });
 
+  test("reads asked before the bytes come are answered in order", async () => {
+    const url = await serve((_req, res) => {
+      res.writeHead(200, { "content-length": 6 });
+      setTimeout(() => res.write("abc"), 30);
+      setTimeout(() => res.end("def"), 60);
+    });
+    const reader = (await nodeHttpFetch(url)).body!.getReader();
+    const [a, b, c] = await Promise.all([reader.read(), reader.read(), reader.read()]);
+    const text = (s: { value?: Uint8Array }) => new TextDecoder().decode(s.value);
+    expect([text(a), text(b), c.done]).toEqual(["abc", "def", true]);
+  });
+
   test("a connection lost mid-body rejects the read (ECONNRESET), after the bytes that came", async () => {
     const url = await serve((_req, res) => {
       res.writeHead(200, { "content-length": 4 * MiB });

@@ -88,6 +88,45 @@ describe("plain build beside the async build", () => {
     expect(asyncLoads).toBe(1);
   });
 
+  test("the async build compiled on first need is the one registered at the open; a bad one fails typed, once", async () => {
+    const { store, writer } = await setup();
+    const sql = "SELECT id, k FROM t WHERE id = ?";
+    const primary = writer.primaryAt(writer.txid);
+    // Opened with the registered default; unregistered before the first need.
+    registerNodeSqliteWasm();
+    const replica = await openReplica({ store, pollIntervalMs: 60_000 });
+    open.push(replica);
+    setDefaultSqliteWasm(undefined);
+    try {
+      await replica.transaction(async (tx) => {
+        expect(await tx.values(sql, [17])).toEqual(primaryValues(primary, sql, [17]));
+      });
+    } finally {
+      registerNodeSqliteWasm();
+    }
+    // An async build that cannot load: the open (plain build) works, the
+    // statements that need it fail with a typed error, and it is loaded once.
+    let loads = 0;
+    const broken = await openReplica({
+      store,
+      wasm: async () => {
+        loads++;
+        throw new Error("ENOENT: no such file wa-sqlite-async.wasm");
+      },
+      syncWasm: async () => readSyncSqliteWasm(),
+      pollIntervalMs: 60_000,
+    });
+    open.push(broken);
+    for (let i = 0; i < 2; i++) {
+      await expect(broken.transaction(async (tx) => tx.values(sql, [17]))).rejects.toMatchObject({
+        code: "REPLICA_WASM_INVALID",
+      });
+    }
+    expect(loads).toBe(1);
+    // Statements the plain build runs still answer.
+    expect(await broken.values("SELECT 1")).toEqual([[1]]);
+  });
+
   test("a missing async build fails the open before any storage request", async () => {
     const { store } = await setup();
     setDefaultSqliteWasm(undefined);
