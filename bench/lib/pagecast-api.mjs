@@ -6,6 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { CREDENTIALS } from "./servers.mjs";
 
 const DIST = new URL("../../dist/", import.meta.url);
 
@@ -92,4 +93,21 @@ export function need(api, ...names) {
     err.kind = "missing";
     throw err;
   }
+}
+
+/** The AWS SDK's S3Store of `api` on the bench's emulator (`bucket`, `prefix` at `endpoint`). */
+export function benchS3Store(api, { bucket, prefix, endpoint }) {
+  return new api.S3Store({
+    bucket,
+    prefix,
+    endpoint,
+    region: "us-east-1",
+    forcePathStyle: true,
+    credentials: CREDENTIALS,
+  });
+}
+
+/** The s3:// URL of `prefix` in `bucket` at `endpoint`, as a user opens it. */
+export function benchS3Url({ bucket, prefix, endpoint }) {
+  return `s3://${bucket}/${prefix}?endpoint=${encodeURIComponent(endpoint)}&region=us-east-1`;
 }

@@ -16,9 +16,8 @@ import { readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import Database from "better-sqlite3";
 import { failTask, finishTask } from "../lib/child-task.mjs";
-import { compileReaderWasm, loadPagecast } from "../lib/pagecast-api.mjs";
+import { benchS3Store, compileReaderWasm, loadPagecast } from "../lib/pagecast-api.mjs";
 import { nowMs } from "../lib/request-ledger.mjs";
-import { CREDENTIALS } from "../lib/servers.mjs";
 
 const args = JSON.parse(process.argv[2]);
 try {
@@ -30,14 +29,7 @@ try {
   const syncWasm = await WebAssembly.compile(
     readFileSync(require.resolve("@journeyapps/wa-sqlite/dist/wa-sqlite.wasm")),
   );
-  const store = new api.S3Store({
-    bucket: args.bucket,
-    prefix: args.prefix,
-    endpoint: args.endpoint,
-    region: "us-east-1",
-    forcePathStyle: true,
-    credentials: CREDENTIALS,
-  });
+  const store = benchS3Store(api, args);
   const results = [];
   const startAt = nowMs();
   let openAt;

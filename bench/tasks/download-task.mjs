@@ -9,6 +9,7 @@
 import { open, rm } from "node:fs/promises";
 import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { failTask, finishTask, peakRss } from "../lib/child-task.mjs";
+import { benchS3Url } from "../lib/pagecast-api.mjs";
 import { CREDENTIALS } from "../lib/servers.mjs";
 
 const PART = 8 << 20;
@@ -39,10 +40,9 @@ try {
   // HTTP stack `pagecast restore s3://...` uses with static credentials).
   const fetchStore =
     args.store === "url"
-      ? await (await import("pagecast/node")).openNodeStore(
-          `s3://${args.bucket}/${args.prefix}?endpoint=${encodeURIComponent(args.endpoint)}&region=us-east-1`,
-          { credentials: CREDENTIALS },
-        )
+      ? await (await import("pagecast/node")).openNodeStore(benchS3Url(args), {
+          credentials: CREDENTIALS,
+        })
       : undefined;
   const worker = async () => {
     while (next < parts.length) {

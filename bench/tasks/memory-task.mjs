@@ -10,7 +10,7 @@
 import Database from "better-sqlite3";
 import { failTask, finishTask, peakRss } from "../lib/child-task.mjs";
 import { HttpVfsPeer } from "../lib/httpvfs-client.mjs";
-import { compileReaderWasm, loadPagecast } from "../lib/pagecast-api.mjs";
+import { benchS3Store, benchS3Url, compileReaderWasm, loadPagecast } from "../lib/pagecast-api.mjs";
 import { prng } from "../lib/prng.mjs";
 import { CREDENTIALS } from "../lib/servers.mjs";
 
@@ -76,44 +76,29 @@ try {
   let close = async () => {};
   let cacheStats = () => undefined;
   let requestStats = () => undefined;
-  if (args.engine === "pagecast" && args.store === "url") {
-    // What a Node reader runs by default: `pagecast` alone, the replica
-    // opened by URL (FetchS3Store over node:http with static credentials),
-    // the wasm compiled by openReplica itself (so the open cost includes it).
-    const { openReplica } = await import("pagecast");
-    const url = `s3://${args.bucket}/${args.prefix}?endpoint=${encodeURIComponent(args.endpoint)}&region=us-east-1`;
-    let replica;
-    run = async (op) => {
-      replica ??= await openReplica(url, {
-        storeOptions: { credentials: CREDENTIALS },
-        cacheBytes: args.cacheBytes,
-        ...(args.asyncOnly ? { syncWasm: false } : {}),
-      });
-      return replica.values(op.sql, op.params);
+  if (args.engine === "pagecast") {
+    // store "url": what a Node reader runs by default: `pagecast` alone, the
+    // replica opened by URL (FetchS3Store over node:http with static
+    // credentials), the wasm compiled by openReplica itself (so the open
+    // cost includes it). Else the AWS SDK's S3Store, the writer side loaded.
+    const options = {
+      cacheBytes: args.cacheBytes,
+      ...(args.asyncOnly ? { syncWasm: false } : {}),
     };
-    close = async () => replica?.close();
-    cacheStats = () => replica?.status().cache;
-    requestStats = () => replica?.status().requests;
-  } else if (args.engine === "pagecast") {
-    const api = await loadPagecast();
-    const wasm = await compileReaderWasm();
-    const store = new api.S3Store({
-      bucket: args.bucket,
-      prefix: args.prefix,
-      endpoint: args.endpoint,
-      region: "us-east-1",
-      forcePathStyle: true,
-      credentials: CREDENTIALS,
-    });
+    let openIt;
+    if (args.store === "url") {
+      const { openReplica } = await import("pagecast");
+      openIt = () =>
+        openReplica(benchS3Url(args), { storeOptions: { credentials: CREDENTIALS }, ...options });
+    } else {
+      const api = await loadPagecast();
+      const wasm = await compileReaderWasm();
+      const store = benchS3Store(api, args);
+      openIt = () => api.openReplica({ store, wasm, closeStore: true, ...options });
+    }
     let replica;
     run = async (op) => {
-      replica ??= await api.openReplica({
-        store,
-        wasm,
-        closeStore: true,
-        cacheBytes: args.cacheBytes,
-        ...(args.asyncOnly ? { syncWasm: false } : {}),
-      });
+      replica ??= await openIt();
       return replica.values(op.sql, op.params);
     };
     close = async () => replica?.close();

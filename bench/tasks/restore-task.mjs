@@ -7,7 +7,7 @@
  */
 import { rmSync } from "node:fs";
 import { failTask, finishTask, peakRss } from "../lib/child-task.mjs";
-import { loadPagecast } from "../lib/pagecast-api.mjs";
+import { benchS3Store, benchS3Url, loadPagecast } from "../lib/pagecast-api.mjs";
 import { CREDENTIALS } from "../lib/servers.mjs";
 
 const args = JSON.parse(process.argv[2]);
@@ -19,18 +19,10 @@ try {
   // credentials (FetchS3Store over node:http); else the AWS SDK's S3Store.
   const store =
     args.store === "url"
-      ? await (await import("pagecast/node")).openNodeStore(
-          `s3://${args.bucket}/${args.prefix}?endpoint=${encodeURIComponent(args.endpoint)}&region=us-east-1`,
-          { credentials: CREDENTIALS },
-        )
-      : new api.S3Store({
-          bucket: args.bucket,
-          prefix: args.prefix,
-          endpoint: args.endpoint,
-          region: "us-east-1",
-          forcePathStyle: true,
+      ? await (await import("pagecast/node")).openNodeStore(benchS3Url(args), {
           credentials: CREDENTIALS,
-        });
+        })
+      : benchS3Store(api, args);
   const rssBefore = process.memoryUsage().rss;
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();

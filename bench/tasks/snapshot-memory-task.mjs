@@ -15,7 +15,7 @@ import { copyFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { failTask, finishTask, peakRss } from "../lib/child-task.mjs";
-import { CREDENTIALS } from "../lib/servers.mjs";
+import { benchS3Store } from "../lib/pagecast-api.mjs";
 
 const args = JSON.parse(process.argv[2]);
 const dist = args.dist ?? new URL("../../dist/", import.meta.url).pathname;
@@ -30,14 +30,7 @@ try {
   copyFileSync(args.db, copy);
   const store = args.root
     ? new node.FileStore({ root: args.root, fsync: false })
-    : new core.S3Store({
-        bucket: args.bucket,
-        prefix: args.prefix,
-        endpoint: args.endpoint,
-        region: "us-east-1",
-        forcePathStyle: true,
-        credentials: CREDENTIALS,
-      });
+    : benchS3Store(core, args);
   const rssBefore = process.memoryUsage().rss;
   const t0 = performance.now();
   const replicator = await node.Replicator.start({

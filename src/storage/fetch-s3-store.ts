@@ -53,6 +53,7 @@ import {
   RequestRunner,
   type RetryOptions,
 } from "./request-runner.js";
+import { BodyBytes } from "./response-body.js";
 import { s3Get } from "./s3-get.js";
 import {
   completeMultipartXml,
@@ -170,9 +171,6 @@ class S3HttpError extends Error {
 }
 
 /** The idle limit of one attempt: aborts `signal` after `ms` without `touch()`. */
-/** Largest body read into a buffer sized by its Content-Length before any byte came. */
-const PREALLOCATE_MAX = 64 * 1024 * 1024;
-
 class IdleWatch {
   readonly controller = new AbortController();
   private timer: ReturnType<typeof setTimeout> | undefined;
@@ -393,17 +391,8 @@ export class FetchS3Store implements ObjectStore {
     limit: number,
     cut = false,
   ): Promise<Uint8Array | undefined> {
-    let chunks: Uint8Array[] = [];
-    let total = 0;
-    // A declared length (range GETs have one): bytes go to their place as
-    // they arrive and each chunk is garbage at once, rather than the body
-    // held twice (chunks, then the joined copy) at the end.
-    // Not beyond PREALLOCATE_MAX: a header is not trusted with memory before bytes arrive.
-    const declared = Number(response.headers.get("content-length") ?? Number.NaN);
-    let into =
-      Number.isSafeInteger(declared) && declared > 0 && declared <= Math.min(limit, PREALLOCATE_MAX)
-        ? new Uint8Array(declared)
-        : undefined;
+    const announced = response.headers.get("content-length");
+    const collected = new BodyBytes(announced === null ? undefined : Number(announced), limit);
     try {
       const body = response.body;
       if (body) {
@@ -417,16 +406,8 @@ export class FetchS3Store implements ObjectStore {
           }
           if (step.done) break;
           idle.touch();
-          const chunk = step.value;
-          if (into && total + chunk.length <= into.length) into.set(chunk, total);
-          else {
-            // Longer than declared: keep what came, as chunks.
-            if (into) chunks = [into.subarray(0, total)];
-            into = undefined;
-            chunks.push(chunk);
-          }
-          total += chunk.length;
-          if (total > limit) {
+          collected.add(step.value);
+          if (collected.total > limit) {
             await reader.cancel().catch(() => {});
             if (!cut) return undefined;
             break;
@@ -436,17 +417,7 @@ export class FetchS3Store implements ObjectStore {
     } finally {
       idle.done();
     }
-    if (into) return total === into.length ? into : into.slice(0, total);
-    const size = Math.min(total, limit);
-    const out = new Uint8Array(size);
-    let at = 0;
-    for (const chunk of chunks) {
-      if (at >= size) break;
-      const piece = chunk.subarray(0, size - at);
-      out.set(piece, at);
-      at += piece.length;
-    }
-    return out;
+    return collected.bytes(Math.min(collected.total, limit));
   }
 
   /** Maps fetch and HTTP failures of `operation` on `key` to typed errors. */

@@ -39,17 +39,67 @@ async function* chunksOf(body: unknown): AsyncGenerator<Uint8Array> {
   }
 }
 
-/** Largest announced length {@link readBodyAtMost} allocates up front. */
+/** Largest announced length a {@link BodyBytes} allocates up front. */
 const PREALLOCATE_MAX_BYTES = 64 * 1024 * 1024;
 
 /**
+ * A body's bytes gathered as chunks arrive. With the announced length
+ * (Content-Length) they land in one array of that size, so a body costs its
+ * size once (a list of chunks copied at the end costs it twice at the peak)
+ * and each chunk is garbage at once; a body longer than announced goes on as
+ * chunks. Never sized by an announcement beyond what a range GET plausibly
+ * holds: a lying server must not make one allocation of its choosing.
+ */
+export class BodyBytes {
+  #into: Uint8Array | undefined;
+  #chunks: Uint8Array[] = [];
+  /** Bytes added so far. */
+  total = 0;
+
+  constructor(announced: number | undefined, limit: number) {
+    this.#into =
+      announced !== undefined &&
+      Number.isSafeInteger(announced) &&
+      announced > 0 &&
+      announced <= Math.min(limit, PREALLOCATE_MAX_BYTES)
+        ? new Uint8Array(announced)
+        : undefined;
+  }
+
+  add(chunk: Uint8Array): void {
+    const into = this.#into;
+    if (into && this.total + chunk.length <= into.length) into.set(chunk, this.total);
+    else {
+      // More than announced: keep what came so far as a chunk and go on collecting.
+      if (into) this.#chunks = [into.subarray(0, this.total)];
+      this.#into = undefined;
+      this.#chunks.push(chunk);
+    }
+    this.total += chunk.length;
+  }
+
+  /** The first `size` bytes (default: all) in one plain array. */
+  bytes(size = this.total): Uint8Array {
+    const into = this.#into;
+    if (into) return size === into.length ? into : into.subarray(0, size);
+    // Copied into one plain array: Node hands out Buffers, possibly views of larger memory.
+    const out = new Uint8Array(size);
+    let at = 0;
+    for (const chunk of this.#chunks) {
+      if (at >= size) break;
+      const piece = chunk.subarray(0, size - at);
+      out.set(piece, at);
+      at += piece.length;
+    }
+    return out;
+  }
+}
+
+/**
  * The body's bytes when it holds at most `limit` of them; `undefined` (the
- * rest discarded unread) as soon as it proves longer. With `length` (the
- * announced Content-Length) the bytes land in one array of that size as they
- * arrive, so a body costs its size once (a list of chunks copied at the end
- * costs it twice at the peak); a body not matching it is returned as read
- * (the caller checks the length). Otherwise holds at most `limit` bytes plus
- * one chunk.
+ * rest discarded unread) as soon as it proves longer. `length`: the announced
+ * Content-Length (see {@link BodyBytes}); a body not matching it is returned
+ * as read (the caller checks the length).
  */
 export async function readBodyAtMost(
   body: unknown,
@@ -57,31 +107,15 @@ export async function readBodyAtMost(
   length?: number,
 ): Promise<Uint8Array | undefined> {
   if (body === undefined || body === null) return new Uint8Array(0);
-  // Never sized by an announcement beyond what a range GET plausibly holds:
-  // a lying server must not make one allocation of its choosing.
-  let out =
-    length !== undefined && length <= Math.min(limit, PREALLOCATE_MAX_BYTES)
-      ? new Uint8Array(length)
-      : undefined;
-  let chunks: Uint8Array[] = [];
-  let total = 0;
+  const collected = new BodyBytes(length, limit);
   for await (const chunk of chunksOf(body)) {
-    if (total + chunk.length > limit) {
+    if (collected.total + chunk.length > limit) {
       discardBody(body);
       return undefined;
     }
-    if (out && total + chunk.length <= out.length) out.set(chunk, total);
-    else {
-      // More than announced: keep what came so far as a chunk and go on collecting.
-      if (out) chunks = [out.subarray(0, total)];
-      out = undefined;
-      chunks.push(chunk);
-    }
-    total += chunk.length;
+    collected.add(chunk);
   }
-  if (out) return total === out.length ? out : out.subarray(0, total);
-  // Copied into one plain array: Node hands out Buffers, possibly views of larger memory.
-  return joinPieces(chunks, total);
+  return collected.bytes();
 }
 
 /** The body's chunks as they arrived (no copies), and their total length. */
