@@ -38,11 +38,11 @@ export async function run(ctx) {
     ...work,
   };
   const timeoutMs = ctx.quick ? 90_000 : 300_000;
-  const task = ({ nodeArgs = [], ...args }) =>
+  const task = ({ nodeArgs = [], env = {}, ...args }) =>
     runTask(
       "memory-task",
       { ...common, ...args },
-      { timeoutMs, nodeArgs: ["--expose-gc", ...nodeArgs] },
+      { timeoutMs, nodeArgs: ["--expose-gc", ...nodeArgs], env },
     );
   const describe = (r) =>
     `RSS ${fmtBytes(r.rssAfter)} after the workload: +${fmtBytes(r.rssAfter - r.rssOpen)} over the open database (peak +${fmtBytes(r.rssMaxSampled - r.rssOpen)}); open cost +${fmtBytes(r.rssOpen - r.rssBaseline)}`;
@@ -69,6 +69,10 @@ export async function run(ctx) {
     // V8's young generation capped (`--max-semi-space-size=1`, which
     // NODE_OPTIONS accepts): how much of the growth is the runtime's.
     const semi = ["--max-semi-space-size=1"];
+    // Most of the growth is glibc's main heap: pages and response bodies are
+    // malloc'd, freed only when V8 collects them, and the freed space stays
+    // with the process. A fixed mmap threshold gives large buffers back.
+    const malloc = { MALLOC_MMAP_THRESHOLD_: "65536", MALLOC_TRIM_THRESHOLD_: "131072" };
     const variants = [
       ...cacheSizes.map((cacheBytes) => ({ cacheBytes, asyncOnly: false, store: "url" })),
       { cacheBytes: cacheSizes[1], asyncOnly: true, store: "url" },
@@ -79,17 +83,30 @@ export async function run(ctx) {
         store: "url",
         nodeArgs: semi,
       })),
+      ...[cacheSizes[0], cacheSizes[1]].map((cacheBytes) => ({
+        cacheBytes,
+        asyncOnly: false,
+        store: "url",
+        nodeArgs: semi,
+        env: malloc,
+      })),
     ];
-    for (const { cacheBytes, asyncOnly, store, nodeArgs } of variants) {
+    for (const { cacheBytes, asyncOnly, store, nodeArgs, env } of variants) {
       const how = [
         asyncOnly ? "async build only (syncWasm: false)" : "",
         store === "sdk" ? "AWS SDK S3Store, writer side loaded" : "",
         nodeArgs ? `node ${nodeArgs.join(" ")}` : "",
+        env
+          ? Object.entries(env)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(" ")
+          : "",
       ].filter(Boolean);
       const label = `replica with cacheBytes = ${cacheBytes / MiB} MiB${how.length ? `, ${how.join(", ")}` : ""}`;
       try {
-        const r = await task({ engine: "pagecast", cacheBytes, asyncOnly, store, nodeArgs });
+        const r = await task({ engine: "pagecast", cacheBytes, asyncOnly, store, nodeArgs, env });
         r.nodeArgs = nodeArgs;
+        r.env = env;
         details.runs.push(r);
         const growth = r.rssAfter - r.rssOpen;
         rows.push(

@@ -7,12 +7,12 @@ import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
-export function runTask(name, args, { timeoutMs = 600_000, nodeArgs = [] } = {}) {
+export function runTask(name, args, { timeoutMs = 600_000, nodeArgs = [], env = {} } = {}) {
   const script = fileURLToPath(new URL(`../tasks/${name}.mjs`, import.meta.url));
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...nodeArgs, script, JSON.stringify(args)], {
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" },
+      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true", ...env },
     });
     let out = "";
     let err = "";

@@ -49,6 +49,9 @@ export const MAX_SYNC_MISSES = 4;
  */
 const OPEN_ASYNC_AT_MISS = 3;
 
+/** From this round of misses on, the async build is compiled in the background. */
+const COMPILE_ASYNC_AT_MISS = 2;
+
 /** SQLite page cache of an async build opened beside a plain one, in KiB. */
 const ASYNC_SQLITE_CACHE_KIB = 1024;
 
@@ -221,9 +224,13 @@ export class HybridConnection {
         await this.#abandonTransaction(sync);
         throw err;
       }
-      // The async build compiles (off the main thread) while the first misses
-      // are fetched; it opens later, if this statement keeps missing.
-      if (round === 1 && !this.#asyncOpening) this.#modules.async.compiled().catch(() => {});
+      // A statement missing a second time may need the async build: it
+      // compiles (off the main thread) while these pages are fetched, and
+      // opens later if the statement keeps missing. Not at the first miss:
+      // a cold point lookup (one round) would compete with its own answer.
+      if (round === COMPILE_ASYNC_AT_MISS && !this.#asyncOpening) {
+        this.#modules.async.compiled().catch(() => {});
+      }
       if (round === OPEN_ASYNC_AT_MISS) this.#openAsync().catch(() => {});
       // A statement that misses: learn what it will read (bulk fetching uses
       // it from the next miss on) while its pages are on their way.
