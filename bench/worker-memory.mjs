@@ -5,15 +5,20 @@
  * scans and point lookups). Prints the workerd process's RSS (VmRSS) with an
  * idle Worker, after the open, after the workload, and its peak (VmHWM);
  * a Workers isolate is limited to 128 MB (the runtime's own memory is not
- * counted there, so the growth over the idle Worker is the figure to read).
+ * counted there). Also the isolate's own figure, which is what that limit
+ * counts (its JavaScript heap and its ArrayBuffers, wasm memories included),
+ * read over workerd's inspector (`Runtime.getHeapUsage`) after a collection,
+ * and its largest value between batches of statements.
  *
- *   node bench/worker-memory.mjs [--cache-mib 16] [--scans 40] [--lookups 500] [--max-requests 1000]
+ *   node --experimental-websocket bench/worker-memory.mjs [--cache-mib 16] [--scans 40] [--lookups 500] [--max-requests 1000]
  *
+ * (Node 20 needs the flag for its WebSocket client; Node 22 has it.)
  * Linux only (reads /proc). Uses the dataset cache of `bench/run.mjs`.
  */
 import { execFileSync } from "node:child_process";
 import { copyFileSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -41,6 +46,65 @@ function procStatus(pid) {
   const text = readFileSync(`/proc/${pid}/status`, "utf8");
   const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? 0) * 1024;
   return { rss: kb("VmRSS"), hwm: kb("VmHWM") };
+}
+
+/** A free loopback port. */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * The Worker's isolate over workerd's inspector: heap usage, and a full
+ * collection. workerd answers inspector calls that need the isolate when it
+ * next runs: `wake` sends it a request.
+ */
+async function isolateInspector(port, wake) {
+  if (typeof WebSocket !== "function") {
+    throw new Error("no WebSocket client: run with node --experimental-websocket (Node 20)");
+  }
+  const [target] = await (await fetch(`http://127.0.0.1:${port}/json/list`)).json();
+  const ws = new WebSocket(target.webSocketDebuggerUrl);
+  await new Promise((resolve, reject) => {
+    ws.addEventListener("open", resolve);
+    ws.addEventListener("error", reject);
+  });
+  let id = 0;
+  const pending = new Map();
+  ws.addEventListener("message", (e) => {
+    const m = JSON.parse(e.data);
+    pending.get(m.id)?.(m);
+    pending.delete(m.id);
+  });
+  const call = (method) =>
+    new Promise((resolve) => {
+      const i = ++id;
+      pending.set(i, resolve);
+      ws.send(JSON.stringify({ id: i, method, params: {} }));
+    });
+  return {
+    /** JS heap used + ArrayBuffer backing stores (wasm memories included), bytes. */
+    async usage({ collect = false } = {}) {
+      if (collect) {
+        const collected = call("HeapProfiler.collectGarbage");
+        await wake();
+        await collected;
+      }
+      const { result } = await call("Runtime.getHeapUsage");
+      return {
+        heap: result.usedSize,
+        buffers: result.backingStorageSize ?? 0,
+        total: result.usedSize + (result.backingStorageSize ?? 0),
+      };
+    },
+    close: () => ws.close(),
+  };
 }
 
 function workerdPid() {
@@ -116,12 +180,14 @@ try {
   });
   const require = createRequire(import.meta.url);
   const wasm = readFileSync(require.resolve("@journeyapps/wa-sqlite/dist/wa-sqlite-async.wasm"));
+  const inspectorPort = await freePort();
   mf = new Miniflare({
     modules: [
       { type: "ESModule", path: "index.mjs", contents: bundle.outputFiles[0].text },
       { type: "CompiledWasm", path: "wa-sqlite-async.wasm", contents: wasm },
     ],
     compatibilityDate: "2025-09-01",
+    inspectorPort,
   });
   const url = `s3://${BUCKET}/${prefix}?endpoint=${encodeURIComponent(servers.endpoint("s3"))}&region=us-east-1`;
   const ask = async (ops) => {
@@ -140,16 +206,28 @@ try {
     return out;
   };
   await mf.ready;
+  const inspector = await isolateInspector(inspectorPort, async () => {
+    await (await mf.dispatchFetch("http://worker/")).text();
+  });
   const pid = workerdPid();
   const idle = procStatus(pid).rss;
+  const isoIdle = await inspector.usage({ collect: true });
   await ask([{ sql: "SELECT count(*) FROM users", params: [] }]);
   const open = procStatus(pid).rss;
+  const isoOpen = await inspector.usage({ collect: true });
   const ops = workload(main.params.items, Number(flags.scans), Number(flags.lookups));
   const t0 = performance.now();
   let last;
-  for (let i = 0; i < ops.length; i += 20) last = await ask(ops.slice(i, i + 20));
+  let isoPeak = isoOpen;
+  for (let i = 0; i < ops.length; i += 20) {
+    last = await ask(ops.slice(i, i + 20));
+    const u = await inspector.usage();
+    if (u.total > isoPeak.total) isoPeak = u;
+  }
   const ms = performance.now() - t0;
   const after = procStatus(pid);
+  const isoAfter = await inspector.usage({ collect: true });
+  inspector.close();
   const f = (b) => `${(b / MiB).toFixed(1)} MiB`;
   console.log(
     `workerd with a replica (cacheBytes ${flags["cache-mib"]} MiB), ${ops.length} statements in ${(ms / 1000).toFixed(1)} s:`,
@@ -159,6 +237,12 @@ try {
   console.log(`  after workload  ${f(after.rss)} (+${f(after.rss - idle)} over idle)`);
   console.log(`  peak (VmHWM)    ${f(after.hwm)} (+${f(after.hwm - idle)} over idle)`);
   console.log(`  cache: ${f(last.cache.bytes)} in ${last.cache.entries} pages`);
+  const iso = (u) => `${f(u.total)} (JS heap ${f(u.heap)}, ArrayBuffers and wasm ${f(u.buffers)})`;
+  console.log("isolate (what the 128 MB limit counts), after a full collection:");
+  console.log(`  idle            ${iso(isoIdle)}`);
+  console.log(`  after open      ${iso(isoOpen)}`);
+  console.log(`  after workload  ${iso(isoAfter)}`);
+  console.log(`  largest seen    ${iso(isoPeak)} (between batches, not collected)`);
 } finally {
   await mf?.dispose();
   servers.kill();

@@ -24,6 +24,8 @@ let replica: Replica | undefined;
 
 export default {
   async fetch(request: Request): Promise<Response> {
+    // A GET does nothing: it lets the isolate run (the bench's inspector calls wait for that).
+    if (request.method === "GET") return new Response("idle");
     const body = (await request.json()) as RunRequest;
     try {
       replica ??= await openReplica(body.url, {
