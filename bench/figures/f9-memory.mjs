@@ -120,9 +120,7 @@ export async function run(ctx) {
             peer: peerText,
             ratio: `growth / cache size = ${(growth / cacheBytes).toFixed(2)}`,
             goal: isDefault ? "open cost <= 32 MB; growth <= 1.5x cacheBytes" : "(informs)",
-            verdict: isDefault
-              ? verdict(openCost <= 32e6 && growth <= 1.5 * cacheBytes)
-              : "info",
+            verdict: isDefault ? verdict(openCost <= 32e6 && growth <= 1.5 * cacheBytes) : "info",
           }),
         );
       } catch (err) {
