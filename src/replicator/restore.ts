@@ -111,6 +111,11 @@ const RESTORE_CHUNK_SIZE = 4 << 20;
 /** Bytes of page writes coalesced into one file write. */
 const WRITE_BUFFER = 1 << 20;
 /**
+ * Bytes written between background syncs: the disk writes a large restore
+ * while it downloads and decodes, instead of all of it at the final sync.
+ */
+const SYNC_EVERY = 32 << 20;
+/**
  * Largest database (in pages) whose page checksums are tracked while the
  * files are applied (8 bytes per page: 64 MiB at this size, e.g. 32 GiB of
  * 4 KiB pages). Past it, the finished file is read back to checksum it, so
@@ -265,7 +270,11 @@ export async function restore(
     fh = await open(tmp, "w+");
     // Coalesced writes: one system call per MiB instead of one per page.
     // Write-behind: pages keep coming while earlier MiBs reach the disk.
-    const applyTarget = fileApplyTarget(fh, { writeBuffer: WRITE_BUFFER, writesInFlight: 4 });
+    const applyTarget = fileApplyTarget(fh, {
+      writeBuffer: WRITE_BUFFER,
+      writesInFlight: 4,
+      syncEvery: SYNC_EVERY,
+    });
     // The database checksum comes from the page checksums the decoder computes
     // along with each file's checksum (one CRC pass per page), tracked by the
     // applier; only databases too large to track are read back at the end.

@@ -10,8 +10,10 @@ import { describe, expect, test } from "vitest";
 import { fileApplyTarget } from "../../src/replicator/file-apply-target.js";
 
 /** An in-memory "file" whose writes complete after random delays (out of order). */
-function slowFile(rand: () => number, failAt?: number) {
+function slowFile(rand: () => number, failAt?: number, failSync = false) {
   let data = new Uint8Array(0);
+  /** File length at each datasync call. */
+  const syncs: number[] = [];
   let writes = 0;
   let maxConcurrent = 0;
   let concurrent = 0;
@@ -38,6 +40,11 @@ function slowFile(rand: () => number, failAt?: number) {
       next.set(data.subarray(0, Math.min(size, data.length)));
       data = next;
     },
+    async datasync() {
+      syncs.push(data.length);
+      await new Promise((r) => setTimeout(r, 2));
+      if (failSync) throw new Error("I/O error on sync");
+    },
     async read(buf: Uint8Array, off: number, len: number, pos: number) {
       const got = data.subarray(pos, pos + len);
       buf.set(got, off);
@@ -47,7 +54,7 @@ function slowFile(rand: () => number, failAt?: number) {
   return {
     handle: handle as unknown as FileHandle,
     contents: () => data,
-    stats: () => ({ maxConcurrent }),
+    stats: () => ({ maxConcurrent, syncs }),
   };
 }
 
@@ -109,5 +116,44 @@ describe("fileApplyTarget write-behind", () => {
       await t2.flush();
     };
     await expect(run()).rejects.toThrow("disk full");
+  });
+
+  test("syncs in the background every syncEvery bytes, one at a time; a failed sync surfaces", async () => {
+    let x = 11;
+    const rand = () => {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      return x / 2 ** 32;
+    };
+    const file = slowFile(rand);
+    const target = fileApplyTarget(file.handle, {
+      writeBuffer: 4 * PAGE,
+      writesInFlight: 4,
+      syncEvery: 16 * PAGE,
+    });
+    for (let p = 1; p <= 256; p++) await target.write((p - 1) * PAGE, new Uint8Array(PAGE).fill(p));
+    await target.flush();
+    // The disk had work before the end: syncs started along the way, not only at the end.
+    const syncs = file.stats().syncs;
+    expect(syncs.length).toBeGreaterThanOrEqual(3);
+    expect(syncs[0]!).toBeLessThan(128 * PAGE);
+    expect(file.contents().length).toBe(256 * PAGE);
+
+    const none = slowFile(rand);
+    const plain = fileApplyTarget(none.handle, { writeBuffer: 4 * PAGE, writesInFlight: 4 });
+    for (let p = 1; p <= 64; p++) await plain.write((p - 1) * PAGE, new Uint8Array(PAGE).fill(p));
+    await plain.flush();
+    expect(none.stats().syncs).toEqual([]);
+
+    const failing = slowFile(rand, undefined, true);
+    const t3 = fileApplyTarget(failing.handle, {
+      writeBuffer: 4 * PAGE,
+      writesInFlight: 4,
+      syncEvery: 8 * PAGE,
+    });
+    const run = async () => {
+      for (let p = 1; p <= 64; p++) await t3.write((p - 1) * PAGE, new Uint8Array(PAGE).fill(p));
+      await t3.flush();
+    };
+    await expect(run()).rejects.toThrow("I/O error on sync");
   });
 });
