@@ -412,7 +412,7 @@ async function hydrationVsRestore(ctx, timeoutMs, details) {
     verdict: st?.state === "done" ? verdict(ratio <= 1.2) : "missed",
     note:
       `median of ${samples}; hydration status: ${JSON.stringify(st ?? null)}. Restore writes the file and ` +
-      "checks checksums and PRAGMA integrity_check (what `pagecast restore` does); hydration decodes every " +
+      "checks checksums and PRAGMA quick_check (what `pagecast restore` does by default); hydration decodes every " +
       "page into memory and can answer queries meanwhile.",
   });
 }

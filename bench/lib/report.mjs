@@ -94,7 +94,7 @@ const METHOD = `
   receiveMessageOnPort), driven with comlink 4.3.0; requestChunkSize = page size (4096), full-file
   mode, served through the \`http\` proxy with the same delay.
 - **Full download** = pagecast \`restore\` (plan, parallel download, apply, checksum,
-  integrity_check) then better-sqlite3 on the restored file. **Local** = better-sqlite3 on the
+  quick_check, its default) then better-sqlite3 on the restored file. **Local** = better-sqlite3 on the
   dataset file (OS page cache warm).
 - **Same bytes.** pagecast reads a snapshot the Replicator published from a copy of the dataset
   file; sql.js-httpvfs and better-sqlite3 read the dataset file itself. Query results of every

@@ -1,7 +1,7 @@
 /**
  * Child process: pagecast's `restore` of a replica into a file; prints time,
  * bytes and this process's peak RSS.
- * Args: { endpoint, bucket, prefix, out, integrityCheck, store?: "url" | "sdk",
+ * Args: { endpoint, bucket, prefix, out, integrityCheck?, store?: "url" | "sdk",
  * options? } (`options`: further restore options, e.g. decodeThreads, for
  * experiments).
  */
@@ -26,9 +26,10 @@ try {
   const rssBefore = process.memoryUsage().rss;
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
+  // integrityCheck absent: restore's default check (quick_check).
   const res = await api.restore(store, args.out, {
     ...args.options,
-    integrityCheck: args.integrityCheck,
+    ...(args.integrityCheck !== undefined ? { integrityCheck: args.integrityCheck } : {}),
   });
   const ms = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
@@ -41,6 +42,7 @@ try {
     pages: res.commit,
     txid: res.txid,
     checksumVerified: res.checksumVerified,
+    integrityCheck: res.integrityCheck,
     rssBefore,
     peakRss: peakRss(),
     // Every thread of the process, user + system.

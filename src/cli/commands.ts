@@ -182,7 +182,7 @@ export const COMMAND_SPECS: readonly CommandSpec[] = [
       "restore -config <file> [options] <db>",
     ],
     description: [
-      "Plans the fewest files (newest snapshot at or before the target, then the files covering the rest), downloads them in parallel with bounded memory, verifies checksums and PRAGMA integrity_check, and writes the database atomically. Works on replicas written by Litestream 0.5.",
+      "Plans the fewest files (newest snapshot at or before the target, then the files covering the rest), downloads them in parallel with bounded memory, verifies checksums and runs PRAGMA quick_check (-integrity-check), and writes the database atomically. Works on replicas written by Litestream 0.5.",
       "With -config, <db> is a database path of the file: its replica is restored, to <db> itself unless -o says otherwise. An existing output is never replaced without --overwrite.",
     ],
     flags: [
@@ -226,9 +226,16 @@ export const COMMAND_SPECS: readonly CommandSpec[] = [
         help: "downloads in flight (memory is about N x 4 MiB)",
       },
       {
+        name: "integrity-check",
+        kind: "string",
+        value: "MODE",
+        default: "quick",
+        help: "SQLite's check of the result: quick (PRAGMA quick_check: every page and cell), full (PRAGMA integrity_check: also every index entry against its table, often far longer) or none",
+      },
+      {
         name: "no-integrity-check",
         kind: "boolean",
-        help: "skip PRAGMA integrity_check on the result",
+        help: "skip SQLite's check (same as -integrity-check none)",
       },
       TIMEOUT,
       CONFIG,

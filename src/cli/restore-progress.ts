@@ -2,7 +2,7 @@
  * What `pagecast restore` shows on stderr while it works: on a terminal, one
  * line redrawn in place (bar, bytes, rate, ETA, files) at most ten times a
  * second; otherwise (logs, CI) sparse plain lines, one per tenth of the
- * bytes at most every few seconds. Both say when integrity_check starts,
+ * bytes at most every few seconds. Both say when SQLite's check starts,
  * since it runs for a while without reporting anything.
  */
 import type { RestoreProgress } from "../replicator/restore.js";
@@ -14,6 +14,8 @@ export interface RestoreProgressViewOptions {
   tty: boolean;
   /** Milliseconds clock (tests). */
   now?: () => number;
+  /** The pragma announced when the `integrity_check` phase starts (default `quick_check`). */
+  check?: "quick_check" | "integrity_check";
 }
 
 /** Least time between terminal redraws. */
@@ -42,6 +44,7 @@ export class RestoreProgressView {
   readonly #write: (text: string) => void;
   readonly #tty: boolean;
   readonly #now: () => number;
+  readonly #check: string;
   /** Recent (time, bytes) samples for the rate. */
   readonly #samples: { t: number; bytes: number }[] = [];
   #started: number | undefined;
@@ -56,6 +59,7 @@ export class RestoreProgressView {
     this.#write = options.write;
     this.#tty = options.tty;
     this.#now = options.now ?? Date.now;
+    this.#check = options.check ?? "quick_check";
   }
 
   /** One report from `restore`'s `onProgress`. */
@@ -111,7 +115,7 @@ export class RestoreProgressView {
       this.#write(`restore: ${applied}; checksumming the database file...\n`);
     } else {
       this.#write(
-        `restore: ${this.#phase === "checksum" ? "checksum verified" : applied}; running PRAGMA integrity_check...\n`,
+        `restore: ${this.#phase === "checksum" ? "checksum verified" : applied}; running PRAGMA ${this.#check}...\n`,
       );
     }
   }

@@ -2,7 +2,8 @@
  * `pagecast restore`: rebuilds a database from a replica (pagecast or
  * Litestream 0.5), showing bytes, rate and ETA on
  * stderr (in place on a terminal, sparse lines in logs) and when
- * integrity_check runs. The replica is a URL,
+ * SQLite's check of the result runs (`-integrity-check quick|full|none`, as
+ * Litestream's flag; quick by default). The replica is a URL,
  * or with `-config` a database path of the file (restored to that path
  * unless `-o` says otherwise), as Litestream's restore does. An existing
  * output is replaced only with `--overwrite` (`--force`), and then only once
@@ -14,7 +15,7 @@ import { randomBytes } from "node:crypto";
 import { rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { ReplicatorError } from "../replicator/replicator-error.js";
-import { restore as restoreReplica } from "../replicator/restore.js";
+import { type IntegrityCheckMode, restore as restoreReplica } from "../replicator/restore.js";
 import { MAX_TIME_MS, readTimeString } from "../vfs/time-string.js";
 import { expectPositionals, integerFlag, parseArgs } from "./args.js";
 import { type CliCommand, UsageError } from "./cli-io.js";
@@ -43,6 +44,22 @@ function readTimestamp(text: string): number {
   return t;
 }
 
+/** `-integrity-check MODE` (Litestream's flag) or `--no-integrity-check`. */
+function readIntegrityCheck(f: Record<string, string | boolean | undefined>): IntegrityCheckMode {
+  const mode = f["integrity-check"];
+  if (f["no-integrity-check"] === true) {
+    if (mode !== undefined && mode !== "none") {
+      throw new UsageError("give either --no-integrity-check or -integrity-check, not both");
+    }
+    return "none";
+  }
+  if (mode === undefined) return "quick";
+  if (mode === "quick" || mode === "full" || mode === "none") return mode;
+  throw new UsageError(
+    `-integrity-check must be quick, full or none, not ${JSON.stringify(String(mode))}`,
+  );
+}
+
 /** `pagecast restore`. */
 export const restore: CliCommand = async (argv, io) => {
   const args = parseArgs(argv, commandSpec("restore")!.flags);
@@ -60,6 +77,7 @@ export const restore: CliCommand = async (argv, io) => {
   const timestamp = typeof f.timestamp === "string" ? readTimestamp(f.timestamp) : undefined;
   const txid = f.txid !== undefined ? integerFlag(f, "txid", 0, 1) : undefined;
   const concurrency = integerFlag(f, "concurrency", 8, 1);
+  const integrityCheck = readIntegrityCheck(f);
   const timeoutMs = readTimeout(f);
   const config = await loadConfigFlag(f, io);
   const target = resolveTarget(source, config);
@@ -94,6 +112,7 @@ export const restore: CliCommand = async (argv, io) => {
   const view = new RestoreProgressView({
     write: (text) => io.stderr(text),
     tty: io.stderrIsTTY ?? io.isTTY,
+    check: integrityCheck === "full" ? "integrity_check" : "quick_check",
   });
   let result: Awaited<ReturnType<typeof restoreReplica>>;
   try {
@@ -101,7 +120,7 @@ export const restore: CliCommand = async (argv, io) => {
       ...(txid !== undefined ? { txid } : {}),
       ...(timestamp !== undefined ? { timestamp } : {}),
       concurrency,
-      integrityCheck: f["no-integrity-check"] !== true,
+      integrityCheck,
       signal: io.signal,
       onProgress: (p) => view.update(p),
     });
@@ -123,7 +142,7 @@ export const restore: CliCommand = async (argv, io) => {
     `restored TXID ${result.txid} (${new Date(result.timestamp).toISOString()}) to ${out}: ` +
       `${result.commit} pages of ${result.pageSize} bytes from ${result.files} files, ` +
       `${result.bytes} bytes in ${((Date.now() - started) / 1000).toFixed(1)} s; ` +
-      `checksum ${result.checksumVerified === "none" ? "not available" : `verified against ${result.checksumVerified}`}, integrity ${f["no-integrity-check"] === true ? "not checked" : "ok"}\n`,
+      `checksum ${result.checksumVerified === "none" ? "not available" : `verified against ${result.checksumVerified}`}, ${result.integrityCheck === "none" ? "integrity not checked" : `${result.integrityCheck === "full" ? "integrity_check" : "quick_check"} ok`}\n`,
   );
   return 0;
 };

@@ -5,6 +5,7 @@ export { lineLogger, type ReplicatorLogger, silentLogger } from "./logger.js";
 export { Replicator, type ReplicatorOptions } from "./replicator.js";
 export { LeaseHeldError, LeaseLostError, ReplicatorError } from "./replicator-error.js";
 export {
+  type IntegrityCheckMode,
   type RestoreOptions,
   type RestoreProgress,
   type RestoreResult,

@@ -3,7 +3,8 @@
  * TXID, or a point in time. Plans the fewest files (works on Litestream 0.5
  * replicas, which have no head object), downloads them in parallel with a
  * bounded window, applies them in order into a temporary file, verifies the
- * database checksum where one is known and `PRAGMA integrity_check`, then
+ * database checksum where one is known and SQLite's quick_check (or
+ * integrity_check, or none: `integrityCheck`), then
  * renames the file into place.
  */
 import { randomBytes } from "node:crypto";
@@ -38,8 +39,9 @@ export interface RestoreProgress {
   /**
    * `apply`: downloading, decoding and writing the files; `checksum`: reading
    * the finished file back for its database checksum (only databases too
-   * large to track while applying); `integrity_check`: SQLite's
-   * `PRAGMA integrity_check` is running (it reports nothing until done).
+   * large to track while applying); `integrity_check`: SQLite's check
+   * (`quick_check` or `integrity_check`, see `integrityCheck`) is running
+   * (it reports nothing until done).
    */
   phase: "apply" | "checksum" | "integrity_check";
   filesDone: number;
@@ -79,10 +81,35 @@ export interface RestoreOptions {
    * batches of 1 MiB of frames and 4 MiB of pages (typically 2 MiB).
    */
   decodeThreads?: number;
-  /** Run `PRAGMA integrity_check` on the result (default true). */
-  integrityCheck?: boolean;
+  /**
+   * SQLite's check of the result (Litestream's `-integrity-check` modes):
+   * `"quick"` (the default) runs `PRAGMA quick_check`: every B-tree page,
+   * cell and free page in one pass over the file; `"full"` (or `true`) runs
+   * `PRAGMA integrity_check`, which also looks up every index entry in its
+   * table, on databases with indexes often many times longer than the
+   * restore itself; `"none"` (or `false`) skips it. Whatever the mode, the
+   * LTX checksums prove every page equals the writer's at that TXID.
+   */
+  integrityCheck?: IntegrityCheckMode | boolean;
   onProgress?: (p: RestoreProgress) => void;
   logger?: ReplicatorLogger;
+}
+
+/** SQLite's check of a restored database: see {@link RestoreOptions.integrityCheck}. */
+export type IntegrityCheckMode = "full" | "quick" | "none";
+
+/** The mode an `integrityCheck` option asks for (typed error for anything else). */
+export function integrityCheckMode(
+  option: IntegrityCheckMode | boolean | undefined,
+): IntegrityCheckMode {
+  if (option === undefined) return "quick";
+  if (option === true) return "full";
+  if (option === false) return "none";
+  if (option === "full" || option === "quick" || option === "none") return option;
+  throw new ReplicatorError(
+    "INVALID_OPTION",
+    `integrityCheck must be "full", "quick", "none" or a boolean, not ${JSON.stringify(option)}`,
+  );
 }
 
 /** What was restored. */
@@ -99,6 +126,8 @@ export interface RestoreResult {
   checksum: bigint;
   /** What the checksum was verified against: the head object, an LTX trailer, or nothing available. */
   checksumVerified: "head" | "trailer" | "none";
+  /** SQLite's check that ran on the result and passed (`"none"`: not checked). */
+  integrityCheck: IntegrityCheckMode;
 }
 
 /**
@@ -214,6 +243,7 @@ export async function restore(
   options: RestoreOptions = {},
 ): Promise<RestoreResult> {
   const target = resolveTarget(options);
+  const checkMode = integrityCheckMode(options.integrityCheck);
   const log = options.logger ?? silentLogger;
   const concurrency = Math.max(1, Math.floor(options.concurrency ?? DEFAULT_CHUNKS_IN_FLIGHT));
   if (
@@ -397,16 +427,27 @@ export async function restore(
       }
       checksumVerified = "trailer";
     }
-    if (options.integrityCheck ?? true) {
+    if (checkMode !== "none") {
       progress("integrity_check");
+      const pragma = checkMode === "full" ? "integrity_check" : "quick_check";
       const db = new Database(tmp, { fileMustExist: true });
       try {
-        const rows = db.pragma("integrity_check") as { integrity_check: string }[];
-        const problems = rows.map((r) => r.integrity_check).filter((t) => t !== "ok");
+        let rows: Record<string, string>[];
+        try {
+          rows = db.pragma(pragma, { simple: false }) as Record<string, string>[];
+        } catch (err) {
+          // SQLite gives up on damage it cannot walk past (SQLITE_CORRUPT): a failed check too.
+          throw new ReplicatorError(
+            "RESTORE_FAILED",
+            `restored database failed ${pragma}: ${(err as Error).message}`,
+            { cause: err },
+          );
+        }
+        const problems = rows.map((r) => String(Object.values(r)[0])).filter((t) => t !== "ok");
         if (problems.length > 0) {
           throw new ReplicatorError(
             "RESTORE_FAILED",
-            `restored database failed integrity_check: ${problems.slice(0, 5).join("; ")}`,
+            `restored database failed ${pragma}: ${problems.slice(0, 5).join("; ")}`,
           );
         }
       } finally {
@@ -432,6 +473,7 @@ export async function restore(
       bytes: bytesDone,
       checksum,
       checksumVerified,
+      integrityCheck: checkMode,
     };
   } finally {
     downloader?.close();

@@ -1,6 +1,6 @@
 /**
  * Restore progress: bytes, rate and ETA redrawn in place on a terminal,
- * sparse plain lines otherwise, and a line when integrity_check starts. The
+ * sparse plain lines otherwise, and a line when SQLite's check starts. The
  * view with a scripted clock, and `pagecast restore` as a real process with
  * stderr on a pipe (as in CI logs).
  */
@@ -46,6 +46,7 @@ describe("RestoreProgressView", () => {
       write: (s) => out.push(s),
       tty: true,
       now: () => clock.t,
+      check: "integrity_check",
     });
     script(view, clock);
     view.end();
@@ -91,8 +92,9 @@ describe("RestoreProgressView", () => {
         /^restore: \d+% of \d+\.\d\/200\.0 MB {2}10\.0 MB\/s {2}ETA \d+s {2}files \d\/3\n$/.test(s),
       ),
     ).toBe(true);
+    // The default check: quick_check.
     expect(out.at(-1)).toBe(
-      "restore: 200.0 MB applied in 20.0 s (10.0 MB/s); running PRAGMA integrity_check...\n",
+      "restore: 200.0 MB applied in 20.0 s (10.0 MB/s); running PRAGMA quick_check...\n",
     );
   });
 
@@ -104,7 +106,7 @@ describe("RestoreProgressView", () => {
 });
 
 describe("pagecast restore as a process (stderr not a terminal)", () => {
-  test("prints sparse progress lines and the integrity_check line", async () => {
+  test("prints sparse progress lines and the check's line; -integrity-check modes", async () => {
     const bin = resolve(__dirname, "../../bin/pagecast.js");
     expect(existsSync(resolve(__dirname, "../../dist/cli/main.js")), "run `npm run build`").toBe(
       true,
@@ -129,12 +131,39 @@ describe("pagecast restore as a process (stderr not a terminal)", () => {
         { timeout: 60_000 },
       );
       expect(stdout).toContain("restored TXID");
+      expect(stdout).toContain("quick_check ok");
       const lines = stderr.split("\n").filter((l) => l !== "");
       expect(lines[0]).toMatch(/^restore: 1 file, \d+\.\d MB to download$/);
       expect(lines.some((l) => /^restore: 100% of /.test(l))).toBe(true);
-      expect(lines.at(-1)).toMatch(/running PRAGMA integrity_check\.\.\.$/);
+      expect(lines.at(-1)).toMatch(/running PRAGMA quick_check\.\.\.$/);
       expect(lines.length).toBeLessThanOrEqual(13);
       expect(stderr).not.toContain("\r");
+
+      // Litestream's -integrity-check modes.
+      const run = (...extra: string[]) =>
+        promisify(execFile)(
+          process.execPath,
+          [bin, "restore", url, join(dir, `r-${extra.join("")}.db`), ...extra],
+          { timeout: 60_000 },
+        );
+      const full = await run("-integrity-check", "full");
+      expect(full.stdout).toContain("integrity_check ok");
+      expect(full.stderr).toMatch(/running PRAGMA integrity_check\.\.\.\n$/);
+      const none = await run("-integrity-check=none");
+      expect(none.stdout).toContain("integrity not checked");
+      expect(none.stderr).not.toContain("PRAGMA");
+      expect((await run("--no-integrity-check")).stdout).toContain("integrity not checked");
+      for (const bad of [
+        ["-integrity-check", "fast"],
+        ["--no-integrity-check", "-integrity-check", "full"],
+      ]) {
+        const err = await run(...bad).then(
+          () => undefined,
+          (e: { code?: number; stderr?: string }) => e,
+        );
+        expect(err?.code).toBe(2);
+        expect(err?.stderr).toMatch(/integrity-check/);
+      }
     } finally {
       cleanup();
     }
