@@ -42,16 +42,31 @@ function isInterior(page: Uint8Array): boolean {
   return type === 0x02 || type === 0x05;
 }
 
+/** A cached image and where it lives. */
+interface Entry {
+  /** Its object's identity and map (offset -> entry), to leave it on eviction. */
+  id: string;
+  frames: Map<number, Entry>;
+  offset: number;
+  size: number;
+  page: Uint8Array;
+  interior: boolean;
+}
+
 /**
- * An LRU of decoded pages bounded by their total size. A Map keeps its keys
- * in insertion order: a use moves a page to the end, eviction takes from the
- * front (a dependency-free LRU: every Worker bundle carries this file).
- * B-tree interior pages, up to {@link INTERIOR_SHARE} of the bound, are
- * passed over by eviction (moved to the end instead), so scans through the
- * cache do not push out the pages that find everything else.
+ * An LRU of decoded pages bounded by their total size. Found by object, then
+ * frame offset (no key string is built: a B-tree map of a version peeks at
+ * every page, tens of thousands on an open); recency is a Set's insertion
+ * order (a use moves an entry to the end, eviction takes from the front: a
+ * dependency-free LRU, every Worker bundle carries this file). B-tree
+ * interior pages, up to {@link INTERIOR_SHARE} of the bound, are passed over
+ * by eviction (moved to the end instead), so scans through the cache do not
+ * push out the pages that find everything else.
  */
 export class PageCache {
-  readonly #pages = new Map<string, Uint8Array>();
+  /** Object identity (`objectId`, else key) -> frame offset -> entry. */
+  readonly #objects = new Map<string, Map<number, Entry>>();
+  readonly #lru = new Set<Entry>();
   readonly #maxBytes: number;
   readonly #interiorMax: number;
   #bytes = 0;
@@ -67,32 +82,31 @@ export class PageCache {
 
   /** The cached image at `loc`, counting a hit or a miss. */
   get(loc: PageLocation): Uint8Array | undefined {
-    const key = locationKey(loc);
-    const page = this.#pages.get(key);
-    if (page) {
+    const entry = this.#find(loc);
+    if (entry) {
       this.#hits++;
-      this.#pages.delete(key);
-      this.#pages.set(key, page);
-    } else {
-      this.#misses++;
+      this.#lru.delete(entry);
+      this.#lru.add(entry);
+      return entry.page;
     }
-    return page;
+    this.#misses++;
+    return undefined;
   }
 
   /** The cached image without touching statistics or recency (for prefetch planning). */
   peek(loc: PageLocation): Uint8Array | undefined {
-    return this.#pages.get(locationKey(loc));
+    return this.#find(loc)?.page;
   }
 
   /** Whether `loc` is cached, without touching statistics or recency. */
   has(loc: PageLocation): boolean {
-    return this.#pages.has(locationKey(loc));
+    return this.#find(loc) !== undefined;
   }
 
   /** Stores a decoded image. Pages larger than the whole cache are not kept. */
   set(loc: PageLocation, page: Uint8Array): void {
     if (page.byteLength > this.#maxBytes) return;
-    this.#put(locationKey(loc), page);
+    this.#put(loc, page);
   }
 
   /**
@@ -102,8 +116,7 @@ export class PageCache {
    */
   setIfRoom(loc: PageLocation, page: Uint8Array, reserve = 0): boolean {
     if (this.#bytes + page.byteLength > this.#maxBytes - reserve) return false;
-    const key = locationKey(loc);
-    if (!this.#pages.has(key)) this.#put(key, page);
+    if (!this.#find(loc)) this.#put(loc, page);
     return true;
   }
 
@@ -119,7 +132,8 @@ export class PageCache {
 
   /** Drops everything (e.g. on close). */
   clear(): void {
-    this.#pages.clear();
+    this.#objects.clear();
+    this.#lru.clear();
     this.#bytes = 0;
     this.#interiorBytes = 0;
   }
@@ -127,7 +141,7 @@ export class PageCache {
   /** Current figures. */
   stats(): PageCacheStats {
     return {
-      entries: this.#pages.size,
+      entries: this.#lru.size,
       bytes: this.#bytes,
       maxBytes: this.#maxBytes,
       hits: this.#hits,
@@ -135,32 +149,59 @@ export class PageCache {
     };
   }
 
-  /** Inserts (or refreshes) `key` as the most recent page, evicting the least recent beyond the bound. */
-  #put(key: string, page: Uint8Array): void {
-    const old = this.#pages.get(key);
-    if (old) this.#remove(key, old);
-    this.#pages.set(key, page);
+  /** The entry of exactly this frame (same object, offset and size). */
+  #find(loc: PageLocation): Entry | undefined {
+    const entry = this.#objects.get(loc.file.objectId ?? loc.file.key)?.get(loc.offset);
+    return entry && entry.size === loc.size ? entry : undefined;
+  }
+
+  /** Inserts (or refreshes) `loc` as the most recent page, evicting the least recent beyond the bound. */
+  #put(loc: PageLocation, page: Uint8Array): void {
+    const id = loc.file.objectId ?? loc.file.key;
+    const old = this.#objects.get(id)?.get(loc.offset);
+    if (old) this.#remove(old);
+    let frames = this.#objects.get(id);
+    if (!frames) {
+      frames = new Map();
+      this.#objects.set(id, frames);
+    }
+    const entry: Entry = {
+      id,
+      frames,
+      offset: loc.offset,
+      size: loc.size,
+      page,
+      interior: isInterior(page),
+    };
+    frames.set(loc.offset, entry);
+    this.#lru.add(entry);
     this.#bytes += size(page);
-    if (isInterior(page)) this.#interiorBytes += size(page);
+    if (entry.interior) this.#interiorBytes += size(page);
     while (this.#bytes > this.#maxBytes) {
-      const oldest = this.#pages.entries().next();
+      const oldest = this.#lru.values().next();
       if (oldest.done) break;
-      const [k, p] = oldest.value;
+      const e = oldest.value;
       // Within their share, interior pages go round again. Ends: the share is
       // below the bound, so some page beyond it is evicted before long.
-      if (k !== key && isInterior(p) && this.#interiorBytes <= this.#interiorMax) {
-        this.#pages.delete(k);
-        this.#pages.set(k, p);
+      if (e !== entry && e.interior && this.#interiorBytes <= this.#interiorMax) {
+        this.#lru.delete(e);
+        this.#lru.add(e);
         continue;
       }
-      this.#remove(k, p);
+      this.#remove(e);
     }
   }
 
-  #remove(key: string, page: Uint8Array): void {
-    this.#pages.delete(key);
-    this.#bytes -= size(page);
-    if (isInterior(page)) this.#interiorBytes -= size(page);
+  #remove(entry: Entry): void {
+    this.#lru.delete(entry);
+    const { frames } = entry;
+    if (frames.get(entry.offset) === entry) {
+      frames.delete(entry.offset);
+      if (frames.size === 0 && this.#objects.get(entry.id) === frames)
+        this.#objects.delete(entry.id);
+    }
+    this.#bytes -= size(entry.page);
+    if (entry.interior) this.#interiorBytes -= size(entry.page);
   }
 }
 

@@ -86,7 +86,7 @@ export const MAX_PAGE_COUNT = 4294967294;
 const MAX_OVERLAYS = 8;
 
 /** A {@link PageLocation} filled in place (walks over every page allocate nothing per page). */
-interface LocationSlot {
+export interface LocationSlot {
   file: PlanFile | undefined;
   offset: number;
   size: number;
@@ -361,6 +361,14 @@ export class PageIndex {
   lookup(pgno: number): PageLocation | undefined {
     const out: LocationSlot = { file: undefined, offset: 0, size: 0 };
     return this.#locate(pgno, out) ? (out as PageLocation) : undefined;
+  }
+
+  /**
+   * {@link lookup} into `out` (reused by the caller: walks over every page
+   * allocate nothing); false when the page is absent (`out` then unspecified).
+   */
+  lookupInto(pgno: number, out: LocationSlot): boolean {
+    return this.#locate(pgno, out);
   }
 
   /**

@@ -31,7 +31,7 @@ import { FrameLayout } from "./frame-layout.js";
 import { type HydrationStatus, Hydrator } from "./hydrator.js";
 import { PageCache, type PageCacheStats } from "./page-cache.js";
 import { PageFetcher, type PageRequest } from "./page-fetcher.js";
-import type { PageLocation } from "./page-index.js";
+import type { LocationSlot, PageLocation } from "./page-index.js";
 import { type LoadedFile, loadPageIndexes, PageIndex, type PlanFile } from "./page-index.js";
 import type { PersistentCache, PersistentCacheStats } from "./persistent-cache.js";
 import { planRuns } from "./range-planner.js";
@@ -211,6 +211,8 @@ export class ReplicaCore {
   readonly #skeletonStore: ObjectStore;
   readonly #pageStore: ObjectStore;
   readonly #options: ReplicaCoreOptions;
+  /** {@link peekPage}'s location, filled in place. */
+  readonly #peekSlot: LocationSlot = { file: undefined, offset: 0, size: 0 };
   readonly #now: () => number;
   #current: ReplicaVersion | undefined;
   #seq = 0;
@@ -298,9 +300,16 @@ export class ReplicaCore {
    * fetching or counting anything.
    */
   peekPage(version: ReplicaVersion, pgno: number): Uint8Array | undefined {
-    const loc = version.index.lookup(pgno);
-    if (!loc) return undefined;
-    return this.hydratedPage(pgno, loc) ?? this.cache.peek(loc);
+    // Bulk fetching's B-tree map peeks at every page of a version (tens of
+    // thousands on a cold query): one reused slot, no hydration lookups
+    // without a hydrated image. Nothing below keeps the slot.
+    const loc = this.#peekSlot;
+    if (!version.index.lookupInto(pgno, loc)) return undefined;
+    if (this.#hydrator || this.#options.live) {
+      const hydrated = this.hydratedPage(pgno, loc as PageLocation);
+      if (hydrated) return hydrated;
+    }
+    return this.cache.peek(loc as PageLocation);
   }
 
   /**

@@ -100,4 +100,32 @@ describe("PageCache", () => {
       expect(cache.stats().entries).toBe(held.size);
     }
   });
+
+  test("keyed by object identity, offset and size: objectId first, then key", () => {
+    const cache = new PageCache(10_000);
+    const a = { key: "0000/a.ltx", objectId: "etag-1" } as PlanFile;
+    // The same object listed again (another replica, a pinned version): same identity.
+    const aAgain = { key: "0000/a.ltx", objectId: "etag-1" } as PlanFile;
+    // A rewritten object under the same key: a different identity.
+    const aRewritten = { key: "0000/a.ltx", objectId: "etag-2" } as PlanFile;
+    const plain = { key: "0000/a.ltx" } as PlanFile;
+    cache.set({ file: a, offset: 100, size: 50 }, page(1));
+    expect(cache.peek({ file: aAgain, offset: 100, size: 50 })?.[0]).toBe(1);
+    expect(cache.has({ file: aRewritten, offset: 100, size: 50 })).toBe(false);
+    expect(cache.has({ file: plain, offset: 100, size: 50 })).toBe(false);
+    // Another frame size at that offset is another frame.
+    expect(cache.has({ file: a, offset: 100, size: 51 })).toBe(false);
+    cache.set({ file: plain, offset: 100, size: 50 }, page(2));
+    expect(cache.peek({ file: plain, offset: 100, size: 50 })?.[0]).toBe(2);
+    expect(cache.peek({ file: a, offset: 100, size: 50 })?.[0]).toBe(1);
+    // Replacing the frame at an offset leaves one entry; evicting an object's last frame forgets it.
+    cache.set({ file: a, offset: 100, size: 60 }, page(3));
+    expect(cache.stats()).toMatchObject({ entries: 2, bytes: 2000 });
+    expect(cache.has({ file: a, offset: 100, size: 50 })).toBe(false);
+    for (let i = 0; i < 10; i++) cache.set(loc(i), page(i));
+    expect(cache.has({ file: a, offset: 100, size: 60 })).toBe(false);
+    expect(cache.has({ file: plain, offset: 100, size: 50 })).toBe(false);
+    cache.set({ file: a, offset: 100, size: 60 }, page(4));
+    expect(cache.get({ file: aAgain, offset: 100, size: 60 })?.[0]).toBe(4);
+  });
 });
