@@ -167,15 +167,23 @@ export function writeReports(dir, run) {
   }
   lines.push(METHOD.trim(), "");
   const mdPath = join(dir, "BENCHMARKS.md");
-  writeFileSync(mdPath, `${lines.join("\n")}`);
-  // The repository's linter formats Markdown too (tables padded): emit it as it wants it.
+  let text = `${lines.join("\n")}`;
+  // The repository's linter formats Markdown too (tables padded): emit it as it
+  // wants it. Through stdin: a file under .tmp (where runs write) is one biome
+  // ignores, and `format --write` on it silently changed nothing.
   if (existsSync(BIOME)) {
     try {
-      execFileSync(BIOME, ["format", "--write", mdPath], { stdio: "ignore" });
+      text = execFileSync(BIOME, ["format", "--stdin-file-path=BENCHMARKS.md"], {
+        input: text,
+        encoding: "utf8",
+        stdio: ["pipe", "pipe", "ignore"],
+        maxBuffer: 64 << 20,
+      });
     } catch {
       // Unformatted output is still correct output.
     }
   }
+  writeFileSync(mdPath, text);
   writeFileSync(
     join(dir, "BENCHMARKS.json"),
     `${JSON.stringify(run, (_, v) => (typeof v === "bigint" ? v.toString() : v), 1)}\n`,
