@@ -12,8 +12,9 @@ import type { DecodedBatch, PageBatch } from "./page-batch.js";
 import { PAGE_CODEC_WASM_BASE64 } from "./page-codec-wasm.js";
 import { PageSums } from "./page-sums.js";
 
-/** Slicing-by-8 tables at the start of memory (8 tables x 256 x 8 bytes). */
-const TABLES_BYTES = 8 * 256 * 8;
+/** Slicing-by-16 tables at the start of memory (16 tables x 256 x 8 bytes). */
+const TABLE_COUNT = 16;
+const TABLES_BYTES = TABLE_COUNT * 256 * 8;
 const WASM_PAGE = 65536;
 
 /** The decoder's negative results, worded as `lz4DecodeInto`'s errors. */
@@ -43,7 +44,7 @@ export class WasmPageCodec {
 
   private constructor(x: CodecExports) {
     this.#x = x;
-    new Int32Array(x.memory.buffer, 0, TABLES_BYTES / 4).set(crc64SlicingTables(8));
+    new Int32Array(x.memory.buffer, 0, TABLES_BYTES / 4).set(crc64SlicingTables(TABLE_COUNT));
   }
 
   /** A codec for this thread, or undefined where WebAssembly cannot be compiled. */
