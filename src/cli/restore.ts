@@ -15,7 +15,11 @@ import { randomBytes } from "node:crypto";
 import { rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { ReplicatorError } from "../replicator/replicator-error.js";
-import { type IntegrityCheckMode, restore as restoreReplica } from "../replicator/restore.js";
+import {
+  type IntegrityCheckMode,
+  integrityCheckPragma,
+  restore as restoreReplica,
+} from "../replicator/restore.js";
 import { MAX_TIME_MS, readTimeString } from "../vfs/time-string.js";
 import { expectPositionals, integerFlag, parseArgs } from "./args.js";
 import { type CliCommand, UsageError } from "./cli-io.js";
@@ -112,7 +116,7 @@ export const restore: CliCommand = async (argv, io) => {
   const view = new RestoreProgressView({
     write: (text) => io.stderr(text),
     tty: io.stderrIsTTY ?? io.isTTY,
-    check: integrityCheck === "full" ? "integrity_check" : "quick_check",
+    ...(integrityCheck !== "none" ? { check: integrityCheckPragma(integrityCheck) } : {}),
   });
   let result: Awaited<ReturnType<typeof restoreReplica>>;
   try {
@@ -142,7 +146,7 @@ export const restore: CliCommand = async (argv, io) => {
     `restored TXID ${result.txid} (${new Date(result.timestamp).toISOString()}) to ${out}: ` +
       `${result.commit} pages of ${result.pageSize} bytes from ${result.files} files, ` +
       `${result.bytes} bytes in ${((Date.now() - started) / 1000).toFixed(1)} s; ` +
-      `checksum ${result.checksumVerified === "none" ? "not available" : `verified against ${result.checksumVerified}`}, ${result.integrityCheck === "none" ? "integrity not checked" : `${result.integrityCheck === "full" ? "integrity_check" : "quick_check"} ok`}\n`,
+      `checksum ${result.checksumVerified === "none" ? "not available" : `verified against ${result.checksumVerified}`}, ${result.integrityCheck === "none" ? "integrity not checked" : `${integrityCheckPragma(result.integrityCheck)} ok`}\n`,
   );
   return 0;
 };

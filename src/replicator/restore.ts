@@ -112,6 +112,13 @@ export function integrityCheckMode(
   );
 }
 
+/** The pragma a check mode runs (`none` runs none). */
+export function integrityCheckPragma(
+  mode: Exclude<IntegrityCheckMode, "none">,
+): "integrity_check" | "quick_check" {
+  return mode === "full" ? "integrity_check" : "quick_check";
+}
+
 /** What was restored. */
 export interface RestoreResult {
   txid: number;
@@ -429,7 +436,7 @@ export async function restore(
     }
     if (checkMode !== "none") {
       progress("integrity_check");
-      const pragma = checkMode === "full" ? "integrity_check" : "quick_check";
+      const pragma = integrityCheckPragma(checkMode);
       const db = new Database(tmp, { fileMustExist: true });
       try {
         let rows: Record<string, string>[];

@@ -83,15 +83,7 @@ export class BodyBytes {
     const into = this.#into;
     if (into) return size === into.length ? into : into.subarray(0, size);
     // Copied into one plain array: Node hands out Buffers, possibly views of larger memory.
-    const out = new Uint8Array(size);
-    let at = 0;
-    for (const chunk of this.#chunks) {
-      if (at >= size) break;
-      const piece = chunk.subarray(0, size - at);
-      out.set(piece, at);
-      at += piece.length;
-    }
-    return out;
+    return joinPieces(this.#chunks, size);
   }
 }
 
@@ -138,13 +130,15 @@ export async function readBodyPieces(
   return { pieces, length };
 }
 
-/** `pieces` copied into one new plain array of `length` bytes. */
+/** The first `length` bytes of `pieces` copied into one new plain array. */
 export function joinPieces(pieces: readonly Uint8Array[], length: number): Uint8Array {
   const out = new Uint8Array(length);
   let at = 0;
   for (const piece of pieces) {
-    out.set(piece, at);
-    at += piece.length;
+    if (at >= length) break;
+    const part = piece.length <= length - at ? piece : piece.subarray(0, length - at);
+    out.set(part, at);
+    at += part.length;
   }
   return out;
 }

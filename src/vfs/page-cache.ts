@@ -44,9 +44,8 @@ function isInterior(page: Uint8Array): boolean {
 
 /** A cached image and where it lives. */
 interface Entry {
-  /** Its object's identity and map (offset -> entry), to leave it on eviction. */
+  /** Its object's identity (`objectId`, else key), to leave it on eviction. */
   id: string;
-  frames: Map<number, Entry>;
   offset: number;
   size: number;
   page: Uint8Array;
@@ -167,7 +166,6 @@ export class PageCache {
     }
     const entry: Entry = {
       id,
-      frames,
       offset: loc.offset,
       size: loc.size,
       page,
@@ -194,11 +192,10 @@ export class PageCache {
 
   #remove(entry: Entry): void {
     this.#lru.delete(entry);
-    const { frames } = entry;
-    if (frames.get(entry.offset) === entry) {
+    const frames = this.#objects.get(entry.id);
+    if (frames?.get(entry.offset) === entry) {
       frames.delete(entry.offset);
-      if (frames.size === 0 && this.#objects.get(entry.id) === frames)
-        this.#objects.delete(entry.id);
+      if (frames.size === 0) this.#objects.delete(entry.id);
     }
     this.#bytes -= size(entry.page);
     if (entry.interior) this.#interiorBytes -= size(entry.page);

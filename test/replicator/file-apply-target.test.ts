@@ -60,6 +60,15 @@ function slowFile(rand: () => number, failAt?: number, failSync = false) {
 
 const PAGE = 512;
 
+/** A seeded pseudo-random source in [0, 1): repeatable delays. */
+function lcg(seed: number): () => number {
+  let x = seed;
+  return () => {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    return x / 2 ** 32;
+  };
+}
+
 describe("fileApplyTarget write-behind", () => {
   test("random writes (runs, jumps, rewrites) end up as written in order", async () => {
     await fc.assert(
@@ -96,11 +105,7 @@ describe("fileApplyTarget write-behind", () => {
   });
 
   test("several writes go out at once; read and flush see everything; a failure surfaces", async () => {
-    let x = 7;
-    const rand = () => {
-      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-      return x / 2 ** 32;
-    };
+    const rand = lcg(7);
     const file = slowFile(rand);
     const target = fileApplyTarget(file.handle, { writeBuffer: 2 * PAGE, writesInFlight: 4 });
     for (let p = 1; p <= 40; p++) await target.write((p - 1) * PAGE, new Uint8Array(PAGE).fill(p));
@@ -119,11 +124,7 @@ describe("fileApplyTarget write-behind", () => {
   });
 
   test("syncs in the background every syncEvery bytes, one at a time; a failed sync surfaces", async () => {
-    let x = 11;
-    const rand = () => {
-      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-      return x / 2 ** 32;
-    };
+    const rand = lcg(11);
     const file = slowFile(rand);
     const target = fileApplyTarget(file.handle, {
       writeBuffer: 4 * PAGE,

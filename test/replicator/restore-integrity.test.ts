@@ -21,17 +21,24 @@ beforeAll(() => {
 });
 afterAll(() => cleanup?.());
 
-/** Replicates the database at `path` (as it is) into a fresh store. */
-async function replicate(path: string): Promise<MemoryStore> {
+/** Replicates the database at `path` (as it is) into a fresh store, runs `use` on it, closes it. */
+async function withReplica(
+  path: string,
+  use: (store: MemoryStore) => Promise<void>,
+): Promise<void> {
   const store = new MemoryStore();
-  const replicator = await Replicator.start({
-    db: path,
-    store,
-    syncInterval: 0,
-    compaction: false,
-  });
-  await replicator.close();
-  return store;
+  try {
+    const replicator = await Replicator.start({
+      db: path,
+      store,
+      syncInterval: 0,
+      compaction: false,
+    });
+    await replicator.close();
+    await use(store);
+  } finally {
+    await store.close();
+  }
 }
 
 /** A database whose index `t_a` lists column b's values: integrity_check fails, quick_check passes. */
@@ -85,8 +92,7 @@ describe("restore -integrity-check modes", () => {
   test("an index that disagrees with its table: full fails, quick and none restore", async () => {
     const path = join(dir, "mismatch.db");
     indexMismatch(path);
-    const store = await replicate(path);
-    try {
+    await withReplica(path, async (store) => {
       const out = join(dir, "mismatch-full.db");
       await expect(restore(store, out, { integrityCheck: "full" })).rejects.toMatchObject({
         code: "RESTORE_FAILED",
@@ -102,16 +108,13 @@ describe("restore -integrity-check modes", () => {
       expect(quick.checksumVerified).toBe("head");
       const none = await restore(store, join(dir, "mismatch-none.db"), { integrityCheck: false });
       expect(none.integrityCheck).toBe("none");
-    } finally {
-      await store.close();
-    }
+    });
   });
 
   test("a broken B-tree: the default quick check fails the restore and leaves no file", async () => {
     const path = join(dir, "broken.db");
     brokenPage(path);
-    const store = await replicate(path);
-    try {
+    await withReplica(path, async (store) => {
       const out = join(dir, "broken-quick.db");
       await expect(restore(store, out)).rejects.toMatchObject({
         code: "RESTORE_FAILED",
@@ -120,9 +123,7 @@ describe("restore -integrity-check modes", () => {
       expect(existsSync(out)).toBe(false);
       const none = await restore(store, join(dir, "broken-none.db"), { integrityCheck: "none" });
       expect(none.integrityCheck).toBe("none");
-    } finally {
-      await store.close();
-    }
+    });
   });
 
   test("an unknown mode is a typed error", async () => {
