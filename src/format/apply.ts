@@ -457,7 +457,14 @@ export class LtxApplier {
     }
     let pageCount = 0;
     for await (const page of dec.pages()) {
-      await this.#target.write((page.pgno - 1) * pageSize, page.data);
+      if (!page.stored) {
+        await this.#target.write((page.pgno - 1) * pageSize, page.data);
+      } else if (page.checksumHi === undefined || page.checksumLo === undefined) {
+        throw new LtxError(
+          "LTX_INVALID_STATE",
+          `page ${page.pgno} was written by the decoder without its checksum`,
+        );
+      }
       if (this.#verify) {
         if (page.checksumHi !== undefined && page.checksumLo !== undefined) {
           // The decoder computed it with the file checksum, in the same pass.

@@ -33,6 +33,12 @@ export interface LtxPage {
    */
   checksumHi?: number;
   checksumLo?: number;
+  /**
+   * The decoder already wrote this page to the apply target (restore's
+   * decode threads write the pages they decode); `data` is then empty and
+   * the checksum is set. Only decoders told to write produce such pages.
+   */
+  stored?: boolean;
 }
 
 /** Options of {@link LtxDecoder} and {@link decodeLtx}. */

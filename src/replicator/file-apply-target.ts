@@ -40,6 +40,11 @@ export interface FileApplyTarget extends ApplyTarget {
   read(offset: number, length: number): Promise<Uint8Array>;
   /** Writes any coalesced bytes to the file (a no-op without `writeBuffer`). */
   flush(): Promise<void>;
+  /**
+   * Counts `bytes` written to the file by others (restore's decode threads
+   * write pages themselves) toward `syncEvery`.
+   */
+  countWritten(bytes: number): void;
 }
 
 /** Wraps an open file handle; writes loop until complete (the OS may write partially). */
@@ -164,5 +169,8 @@ export function fileApplyTarget(
       return buf.subarray(0, done);
     },
     flush,
+    countWritten(bytes) {
+      maybeSync(bytes);
+    },
   };
 }

@@ -1,7 +1,7 @@
 /**
  * A restore decode thread (see `page-decode-pool.ts`): decodes the batches it
- * is sent and sends back the pages, their checksums and the batch's buffers,
- * all transferred (no copies).
+ * is sent (and writes their pages to the file when asked) and sends back the
+ * pages, their checksums and the batch's buffers, all transferred (no copies).
  */
 import { parentPort } from "node:worker_threads";
 import { decodePageBatch, type PageBatch } from "./page-batch.js";
@@ -12,10 +12,12 @@ if (!port) throw new Error("page-decode-worker runs as a worker thread");
 port.on("message", (msg: { id: number; batch: PageBatch }) => {
   const { id, batch } = msg;
   const result = decodePageBatch(batch);
-  port.postMessage({ id, ...result, payload: batch.payload, frames: batch.frames }, [
-    result.pages.buffer as ArrayBuffer,
+  const transfer = [
     result.sums.buffer as ArrayBuffer,
     batch.payload.buffer as ArrayBuffer,
     batch.frames.buffer as ArrayBuffer,
-  ]);
+  ];
+  // Pages written to the file come back empty: nothing to hand over.
+  if (result.pages.byteLength > 0) transfer.push(result.pages.buffer as ArrayBuffer);
+  port.postMessage({ id, ...result, payload: batch.payload, frames: batch.frames }, transfer);
 });

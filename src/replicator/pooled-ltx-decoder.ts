@@ -12,6 +12,9 @@
  * carry their page checksums, as the streaming decoder's do. Files whose pages
  * are LZ4 *frames* (ltx v0.5.1, Litestream 0.5.0-0.5.15) have no size prefix
  * to split on: they go through the streaming decoder unchanged.
+ *
+ * Given a file (`writeFd`), the threads also write the pages they decode, so
+ * the page images never cross to this thread (see {@link PooledLtxDecoderOptions}).
  */
 import { lockPgno } from "../format/checksum.js";
 import {
@@ -150,6 +153,22 @@ class ByteQueue {
   }
 }
 
+/** Options of {@link PooledLtxDecoder}. */
+export interface PooledLtxDecoderOptions {
+  /**
+   * An open file the decode threads write each page to, at
+   * `(pgno - 1) * pageSize`, as they decode it (restore's output). Pages are
+   * then yielded `stored`, with empty `data`, once written. Files read by the
+   * streaming decoder (LZ4-frame pages) yield their pages as usual.
+   */
+  writeFd?: number;
+  /** Told the bytes of each batch the threads wrote to `writeFd`. */
+  onStored?: (bytes: number) => void;
+}
+
+/** The `data` of pages the decode threads wrote to the file themselves. */
+const STORED = new Uint8Array(0);
+
 interface OpenBatch {
   frames: Uint32Array;
   payload: Uint8Array;
@@ -195,11 +214,19 @@ export class PooledLtxDecoder extends LtxDecoder {
   #failed: unknown;
   #hasFailed = false;
   #busy = false;
+  readonly #writeFd: number | undefined;
+  readonly #onStored: ((bytes: number) => void) | undefined;
 
-  constructor(source: AsyncIterable<Uint8Array>, pool: PageDecodePool) {
+  constructor(
+    source: AsyncIterable<Uint8Array>,
+    pool: PageDecodePool,
+    options: PooledLtxDecoderOptions = {},
+  ) {
     super([]);
     this.#iter = source[Symbol.asyncIterator]();
     this.#pool = pool;
+    this.#writeFd = options.writeFd;
+    this.#onStored = options.onStored;
     this.#maxInflight = Math.max(2, pool.threads * BATCHES_PER_THREAD);
   }
 
@@ -515,13 +542,15 @@ export class PooledLtxDecoder extends LtxDecoder {
   #dispatch(): void {
     const b = this.#batch!;
     this.#batch = undefined;
-    const pages = this.#freePages.pop();
+    const store = this.#writeFd !== undefined;
+    const pages = store ? undefined : this.#freePages.pop();
     const result = this.#pool.decode({
       pageSize: this.#header!.pageSize,
       count: b.count,
       frames: b.frames,
       payload: b.payload,
       ...(pages ? { pages } : {}),
+      ...(store ? { writeFd: this.#writeFd } : {}),
     });
     // Failures surface when the batch's turn comes; never unhandled.
     result.catch(() => {});
@@ -536,6 +565,11 @@ export class PooledLtxDecoder extends LtxDecoder {
       const pgno = this.#index.pgno(flight.first + r.error.index);
       throw new LtxError(r.error.code as LtxErrorCode, `page ${pgno}: ${r.error.message}`);
     }
+    if (r.writeError) {
+      // As the file system reported it to the thread (ENOSPC, EIO...).
+      throw Object.assign(new Error(r.writeError.message), { code: r.writeError.code });
+    }
+    const stored = this.#writeFd !== undefined;
     const { pageSize } = this.#header!;
     const crc = this.#crc;
     const combiner = this.#combiner!;
@@ -564,16 +598,19 @@ export class PooledLtxDecoder extends LtxDecoder {
         this.#dbHi ^= checksumHi;
         this.#dbLo ^= checksumLo;
       }
-      yield {
-        pgno,
-        data: r.pages.subarray(i * pageSize, (i + 1) * pageSize),
-        checksumHi,
-        checksumLo,
-      };
+      yield stored
+        ? { pgno, data: STORED, checksumHi, checksumLo, stored }
+        : {
+            pgno,
+            data: r.pages.subarray(i * pageSize, (i + 1) * pageSize),
+            checksumHi,
+            checksumLo,
+          };
     }
+    if (stored) this.#onStored?.(flight.count * pageSize);
     // Every page of the batch was consumed: its buffers serve the next batches.
     if (r.payload.length >= BATCH_BYTES) this.#freePayloads.push(r.payload);
-    this.#freePages.push(r.pages);
+    if (r.pages.length > 0) this.#freePages.push(r.pages);
   }
 
   #varint(b: Uint8Array, p: number): { value: number; next: number } {

@@ -83,8 +83,12 @@ export class WasmPageCodec {
     return BigInt.asUintN(64, this.#x.crc(BigInt.asIntN(64, crc), TABLES_BYTES, data.length));
   }
 
-  /** Same contract as `decodePageBatch`. */
-  decode(batch: PageBatch): DecodedBatch {
+  /**
+   * Same contract as `decodePageBatch`, without writing to `writeFd`. With
+   * `view`, `pages` is a view of this codec's memory instead of a copy: valid
+   * until its next call, never to be transferred.
+   */
+  decode(batch: PageBatch, view = false): DecodedBatch {
     const { pageSize, count, frames, payload, pages } = batch;
     let payloadEnd = 0;
     for (let i = 0; i < count; i++) {
@@ -107,9 +111,13 @@ export class WasmPageCodec {
     }
     const failed = this.#x.pages(count, framesAt, pagesAt, pageSize, crcsAt);
     const done = failed < 0 ? count : failed;
-    const out =
-      pages && pages.length >= count * pageSize ? pages : new Uint8Array(count * pageSize);
-    out.set(mem.subarray(pagesAt, pagesAt + done * pageSize));
+    let out: Uint8Array;
+    if (view) {
+      out = mem.subarray(pagesAt, pagesAt + count * pageSize);
+    } else {
+      out = pages && pages.length >= count * pageSize ? pages : new Uint8Array(count * pageSize);
+      out.set(mem.subarray(pagesAt, pagesAt + done * pageSize));
+    }
     const sums = new PageSums(count, pageSize);
     const crcs = new Uint32Array(buf, crcsAt, count * 2);
     for (let i = 0; i < done; i++) sums.record(i, frames[i * 3]!, crcs[i * 2 + 1]!, crcs[i * 2]!);

@@ -9,6 +9,7 @@ import {
   LtxApplier,
   LtxDecoder,
   LtxError,
+  type LtxPage,
 } from "../../src/format/index.js";
 import {
   BufferTarget,
@@ -219,5 +220,50 @@ describe("LtxApplier", () => {
     );
     expect(() => new LtxApplier({} as never)).toThrow(LtxError);
     expect(await code(applyLtxFiles(new BufferTarget(), []))).toBe("LTX_INVALID_ARGUMENT");
+  });
+
+  test("pages the decoder stored itself are accounted for, not written again", async () => {
+    /** Writes each page to the target itself, as restore's decode threads do. */
+    class StoringDecoder extends LtxDecoder {
+      constructor(
+        file: Uint8Array,
+        readonly target: BufferTarget,
+        readonly keepChecksum = true,
+      ) {
+        super([file]);
+      }
+      override async *pages(): AsyncGenerator<LtxPage> {
+        for await (const p of super.pages()) {
+          this.target.write((p.pgno - 1) * PS, p.data);
+          yield {
+            pgno: p.pgno,
+            data: new Uint8Array(0),
+            stored: true,
+            ...(this.keepChecksum ? { checksumHi: p.checksumHi!, checksumLo: p.checksumLo! } : {}),
+          };
+        }
+      }
+    }
+    const target = new BufferTarget();
+    const writes: number[] = [];
+    const watched = {
+      write: (offset: number, bytes: Uint8Array) => {
+        writes.push(offset);
+        target.write(offset, bytes);
+      },
+      truncate: (size: number) => target.truncate(size),
+    };
+    const a = new LtxApplier(watched);
+    await a.apply(new StoringDecoder(diff([], v1, 1, 5), target));
+    const r = await a.apply(new StoringDecoder(diff(v1, v2, 6, 6), target));
+    expect(writes).toEqual([]);
+    expect(target.bytes()).toEqual(concat(v2));
+    // The checksums the decoder reported still verify the image.
+    expect(r.position.checksum).toBe(databaseChecksum(concat(v2), PS));
+    // A stored page without its checksum cannot be accounted for.
+    const b = new LtxApplier(watched);
+    expect(await code(b.apply(new StoringDecoder(diff([], v1, 1, 5), target, false)))).toBe(
+      "LTX_INVALID_STATE",
+    );
   });
 });

@@ -157,4 +157,15 @@ describe("fileApplyTarget write-behind", () => {
     };
     await expect(run()).rejects.toThrow("I/O error on sync");
   });
+
+  test("bytes others wrote (restore's decode threads) count toward syncEvery", async () => {
+    const file = slowFile(lcg(12));
+    const target = fileApplyTarget(file.handle, { syncEvery: 16 * PAGE });
+    target.countWritten(15 * PAGE);
+    await target.flush();
+    expect(file.stats().syncs).toEqual([]);
+    target.countWritten(PAGE);
+    expect(file.stats().syncs.length).toBe(1);
+    await target.flush();
+  });
 });

@@ -7,6 +7,9 @@
  * streaming decoder fails. Inline here; restore-threads.test.ts runs the
  * built package's worker threads.
  */
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, describe, expect, test } from "vitest";
 import {
@@ -218,5 +221,68 @@ describe("PooledLtxDecoder fails wherever the streaming decoder fails", () => {
     const err = (got as { error: LtxError }).error;
     expect(err).toBeInstanceOf(LtxError);
     expect(err.code).toMatch(/^LTX_/);
+  });
+});
+
+describe("PooledLtxDecoder writing pages to a file (restore's output)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "pagecast-pooled-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  test("every page lands at its offset; pages come out stored, with the same checksums", async () => {
+    for (const [i, snapshot] of [true, false].entries()) {
+      const file = ltxFile({ pageSize: 4096, commit: 1800, snapshot, checksums: true, seed: 7 });
+      const chunks = randomChunks(file, prng(i), 70_000);
+      const want = await streaming(chunks);
+      if ("error" in want) throw want.error;
+      const path = join(dir, `out-${i}.db`);
+      const fd = openSync(path, "w+");
+      let storedBytes = 0;
+      const got: { pgno: number; hi?: number; lo?: number; stored?: boolean; size: number }[] = [];
+      try {
+        const dec = new PooledLtxDecoder(stream(chunks), pool, {
+          writeFd: fd,
+          onStored: (n) => {
+            storedBytes += n;
+          },
+        });
+        await dec.readHeader();
+        for await (const p of dec.pages()) {
+          got.push({
+            pgno: p.pgno,
+            hi: p.checksumHi,
+            lo: p.checksumLo,
+            stored: p.stored,
+            size: p.data.length,
+          });
+        }
+        expect((await dec.finish()).trailer).toEqual(want.trailer);
+      } finally {
+        closeSync(fd);
+      }
+      expect(got.map((p) => [p.pgno, p.hi, p.lo])).toEqual(
+        want.pages.map((p) => [p.pgno, p.hi, p.lo]),
+      );
+      expect(got.every((p) => p.stored === true && p.size === 0)).toBe(true);
+      expect(storedBytes).toBe(want.pages.length * 4096);
+      const written = readFileSync(path);
+      for (const p of want.pages) {
+        const at = (p.pgno - 1) * 4096;
+        expect(Buffer.from(p.data).equals(written.subarray(at, at + 4096))).toBe(true);
+      }
+    }
+  });
+
+  test("a failed write fails the decoder with the file system's error", async () => {
+    const file = ltxFile({ pageSize: 4096, commit: 40, snapshot: true, checksums: true, seed: 9 });
+    const path = join(dir, "read-only.db");
+    closeSync(openSync(path, "w"));
+    const fd = openSync(path, "r");
+    try {
+      const got = await decodeWith(new PooledLtxDecoder(stream([file]), pool, { writeFd: fd }));
+      expect("error" in got).toBe(true);
+      expect((got as { error: { code?: string } }).error.code).toBe("EBADF");
+    } finally {
+      closeSync(fd);
+    }
   });
 });
