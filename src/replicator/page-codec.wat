@@ -28,6 +28,38 @@
       (if (i32.ge_u (local.get $sp) (local.get $sEnd)) (then (return (i32.const -1))))
       (local.set $token (i32.load8_u (local.get $sp)))
       (local.set $sp (i32.add (local.get $sp) (i32.const 1)))
+      (block $match
+      ;; Fast path for the common short sequence (no length bytes: at most 14
+      ;; literals and an 18-byte match) far from both ends: fixed-size 8-byte
+      ;; copies, no per-step checks. At least 18 input bytes left means the
+      ;; literals and the offset lie inside the block and a match follows; 40
+      ;; output bytes left hold the 16-byte literal copy and the 24-byte match
+      ;; copy. Offsets below 8 (overlapping repeats) and invalid offsets take
+      ;; the general match path below, which reports the same errors.
+      (if (i32.and
+            (i32.and (i32.lt_u (local.get $token) (i32.const 0xf0))
+                     (i32.ne (i32.and (local.get $token) (i32.const 15)) (i32.const 15)))
+            (i32.and (i32.ge_u (i32.sub (local.get $sEnd) (local.get $sp)) (i32.const 18))
+                     (i32.ge_u (i32.sub (local.get $dEnd) (local.get $dp)) (i32.const 40))))
+        (then
+          (local.set $lit (i32.shr_u (local.get $token) (i32.const 4)))
+          (i64.store (local.get $dp) (i64.load (local.get $sp)))
+          (i64.store offset=8 (local.get $dp) (i64.load offset=8 (local.get $sp)))
+          (local.set $sp (i32.add (local.get $sp) (local.get $lit)))
+          (local.set $dp (i32.add (local.get $dp) (local.get $lit)))
+          (local.set $off (i32.load16_u (local.get $sp)))
+          (br_if $match
+            (i32.or (i32.lt_u (local.get $off) (i32.const 8))
+                    (i32.gt_u (local.get $off) (i32.sub (local.get $dp) (local.get $win)))))
+          (local.set $sp (i32.add (local.get $sp) (i32.const 2)))
+          (local.set $m (i32.sub (local.get $dp) (local.get $off)))
+          ;; Each 8-byte step reads only below where it writes (offset >= 8).
+          (i64.store (local.get $dp) (i64.load (local.get $m)))
+          (i64.store offset=8 (local.get $dp) (i64.load offset=8 (local.get $m)))
+          (i64.store offset=16 (local.get $dp) (i64.load offset=16 (local.get $m)))
+          (local.set $dp
+            (i32.add (local.get $dp) (i32.add (i32.and (local.get $token) (i32.const 15)) (i32.const 4))))
+          (br $seq)))
       (local.set $lit (i32.shr_u (local.get $token) (i32.const 4)))
       (if (i32.eq (local.get $lit) (i32.const 15))
         (then
@@ -51,7 +83,8 @@
         (else (memory.copy (local.get $dp) (local.get $sp) (local.get $lit))))
       (local.set $sp (i32.add (local.get $sp) (local.get $lit)))
       (local.set $dp (i32.add (local.get $dp) (local.get $lit)))
-      (if (i32.eq (local.get $sp) (local.get $sEnd)) (then (return (local.get $dp))))
+      (if (i32.eq (local.get $sp) (local.get $sEnd)) (then (return (local.get $dp)))))
+      ;; The match: $sp at its offset.
       (if (i32.lt_u (i32.sub (local.get $sEnd) (local.get $sp)) (i32.const 2)) (then (return (i32.const -5))))
       (local.set $off (i32.load16_u (local.get $sp)))
       (local.set $sp (i32.add (local.get $sp) (i32.const 2)))
@@ -87,12 +120,32 @@
           (if (i32.ge_u (local.get $off) (local.get $ml))
             (then (memory.copy (local.get $dp) (local.get $m) (local.get $ml)))
             (else
-              ;; overlapping: repeat the last `off` bytes one byte at a time
+              ;; Overlapping: repeat the last `off` bytes. One byte at a time
+              ;; up to $x: the first whole periods reaching 8 bytes ($lit of
+              ;; them), or the whole match when it is that short or the last
+              ;; 8-byte step would overshoot the output. Then 8 bytes per step
+              ;; from $lit back (the output repeats with any multiple of the
+              ;; period): runs of zeros (offset 1) fill a page's free space.
+              (local.set $lit
+                (i32.mul (local.get $off)
+                         (i32.div_u (i32.add (local.get $off) (i32.const 7)) (local.get $off))))
+              (local.set $x
+                (select (i32.add (local.get $dp) (local.get $lit)) (local.get $end)
+                  (i32.and (i32.gt_u (local.get $ml) (local.get $lit))
+                           (i32.ge_u (i32.sub (local.get $dEnd) (local.get $end)) (i32.const 8)))))
               (loop $rep
                 (i32.store8 (local.get $dp) (i32.load8_u (local.get $m)))
                 (local.set $dp (i32.add (local.get $dp) (i32.const 1)))
                 (local.set $m (i32.add (local.get $m) (i32.const 1)))
-                (br_if $rep (i32.lt_u (local.get $dp) (local.get $end))))))))
+                (br_if $rep (i32.lt_u (local.get $dp) (local.get $x))))
+              (if (i32.lt_u (local.get $dp) (local.get $end))
+                (then
+                  (local.set $m (i32.sub (local.get $dp) (local.get $lit)))
+                  (loop $rep8
+                    (i64.store (local.get $dp) (i64.load (local.get $m)))
+                    (local.set $dp (i32.add (local.get $dp) (i32.const 8)))
+                    (local.set $m (i32.add (local.get $m) (i32.const 8)))
+                    (br_if $rep8 (i32.lt_u (local.get $dp) (local.get $end))))))))))
       (local.set $dp (local.get $end))
       (br $seq))
     (unreachable))

@@ -66,12 +66,20 @@ export class WasmPageCodec {
     return memory.buffer;
   }
 
-  /** LZ4-decodes one block, as `lz4DecodeInto` over fresh buffers (for tests). */
+  /**
+   * LZ4-decodes one block, as `lz4DecodeInto` over fresh buffers (for tests).
+   * Also an error: any write past the output's end (batches decode pages back
+   * to back, where it would clobber the next page).
+   */
   decodeBlock(src: Uint8Array, outputSize: number): Uint8Array | string {
     const dst = align8(TABLES_BYTES + src.length);
-    const buf = this.#reserve(dst + outputSize + 16);
-    new Uint8Array(buf).set(src, TABLES_BYTES);
+    const buf = this.#reserve(dst + outputSize + 64);
+    const mem = new Uint8Array(buf);
+    mem.set(src, TABLES_BYTES);
+    const guard = mem.subarray(dst + outputSize, dst + outputSize + 64);
+    guard.fill(0xa5);
     const end = this.#x.lz4(TABLES_BYTES, TABLES_BYTES + src.length, dst, dst + outputSize, dst);
+    if (guard.some((b) => b !== 0xa5)) return "wrote past the output's end";
     if (end < 0) return LZ4_ERRORS[end] ?? `lz4: error ${end}`;
     return new Uint8Array(buf, dst, end - dst).slice();
   }

@@ -141,6 +141,50 @@ describe("page codec (WebAssembly)", () => {
     expect(errors).toBeGreaterThan(200);
   });
 
+  it("generated blocks (every literal and match length, short and overlapping offsets, near the output's end): the same bytes or error", () => {
+    const r = rng(23);
+    /** A block of random sequences, and the size it decodes to. */
+    const block = (): { bytes: Uint8Array; size: number } => {
+      const out: number[] = [];
+      const ext = (n: number) => {
+        for (; n >= 255; n -= 255) out.push(255);
+        out.push(n);
+      };
+      let produced = 0;
+      const sequences = 1 + (r() % 24);
+      for (let s = 0; s < sequences; s++) {
+        const last = s === sequences - 1;
+        let lit = r() % 4 === 0 ? r() % 40 : r() % 16;
+        if (produced + lit === 0) lit = 1;
+        const ml = 4 + (r() % 3 === 0 ? r() % 300 : r() % 20);
+        const window = produced + lit;
+        const off = 1 + (r() % Math.min(window, r() % 2 ? 8 : 65535));
+        out.push((Math.min(lit, 15) << 4) | (last ? 0 : Math.min(ml - 4, 15)));
+        if (lit >= 15) ext(lit - 15);
+        for (let i = 0; i < lit; i++) out.push(97 + (r() % 4));
+        produced += lit;
+        if (last) break;
+        out.push(off & 0xff, off >> 8);
+        if (ml - 4 >= 15) ext(ml - 4 - 15);
+        produced += ml;
+      }
+      return { bytes: Uint8Array.from(out), size: produced };
+    };
+    let errors = 0;
+    for (let s = 0; s < 3000; s++) {
+      const { bytes, size } = block();
+      // Exact size (copies end at the output's end), larger, smaller; some corrupted.
+      const outSize =
+        s % 3 === 0 ? size : s % 3 === 1 ? size + (r() % 40) : Math.max(0, size - 1 - (r() % 8));
+      const src = bytes.slice();
+      if (s % 5 === 0) src[r() % src.length] = r() & 0xff;
+      const want = jsDecode(src, outSize);
+      if (typeof want === "string") errors++;
+      expect(codec!.decodeBlock(src, outSize)).toEqual(want);
+    }
+    expect(errors).toBeGreaterThan(500);
+  });
+
   it("a page batch: same pages, checksums and first error as the JavaScript path", () => {
     const pageSize = 4096;
     const pages = Array.from({ length: 40 }, (_, i) => pageLike(pageSize, i + 1));
