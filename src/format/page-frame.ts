@@ -70,11 +70,14 @@ export function* readFrameBody(
  * Decodes one page frame read by byte range (e.g. located with the page index).
  * Checks that it is the frame of `expect.pgno`, that its flags are valid, that
  * the size prefix accounts for exactly the rest of `frame`, and that the
- * payload expands to exactly `expect.pageSize` bytes. Returns the page.
+ * payload expands to exactly `expect.pageSize` bytes. Returns the page:
+ * `into` when given (`pageSize` bytes long), else a new array. (`into` may
+ * hold anything when the frame turns out invalid.)
  */
 export function decodePageFrame(
   frame: Uint8Array,
   expect: { pgno: number; pageSize: number },
+  into?: Uint8Array,
 ): Uint8Array {
   if (!(frame instanceof Uint8Array)) throw invalidArgument("frame must be a Uint8Array");
   const { pgno, pageSize } = expect;
@@ -98,7 +101,7 @@ export function decodePageFrame(
     }
     if (size === 0 || size > lz4CompressBound(pageSize))
       throw corrupt(`invalid compressed page size: ${size}`);
-    return decompressPage(frame.subarray(start), pageSize);
+    return decompressPage(frame.subarray(start), pageSize, into);
   }
   if (flags !== 0) throw corrupt(`invalid page header flags: 0x${flags.toString(16)}`);
   const body = frame.subarray(LTX_PAGE_HEADER_SIZE);
@@ -106,5 +109,7 @@ export function decodePageFrame(
   const r = new ChunkReader();
   const page = runPullSync(readLegacyLz4Frame(r, pageSize), body);
   if (r.offset !== body.length) throw corrupt("unexpected bytes after the page frame");
-  return page;
+  if (into?.length !== pageSize) return page;
+  into.set(page);
+  return into;
 }

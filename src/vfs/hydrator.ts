@@ -16,7 +16,8 @@ import { decodePageFrame } from "../format/index.js";
 import type { ObjectStore } from "../storage/object-store.js";
 import type { FrameLayout } from "./frame-layout.js";
 import type { PageLocation, PlanFile } from "./page-index.js";
-import { type PersistentSource, readRange } from "./range-read.js";
+import { PieceReader } from "./piece-reader.js";
+import { type PersistentSource, readRangePieces } from "./range-read.js";
 
 /** Where hydration stands. */
 export type HydrationState = "off" | "running" | "done" | "failed";
@@ -48,6 +49,9 @@ export interface HydratorOptions {
   /** Largest range GET (default 8 MiB). */
   maxChunkBytes?: number;
 }
+
+/** Image bytes committed per event-loop turn ahead of the pages (see `HydratedImage.prefault`). */
+const PREFAULT_SLICE_BYTES = 1 << 20;
 
 /** Unwanted bytes a chunk may bridge between two frames it reads. */
 const CHUNK_GAP_BYTES = 64 * 1024;
@@ -81,6 +85,9 @@ interface Pass {
 class HydratedImage {
   readonly pageSize: number;
   #data = new Uint8Array(0);
+  /** Bytes of `#data` below this are committed by the OS (see `prefault`). */
+  #touched = 0;
+  #prefaulting = false;
   #files = new Uint32Array(0);
   #offsets = new Float64Array(0);
   readonly #ids = new Map<string, number>();
@@ -113,9 +120,16 @@ class HydratedImage {
     return this.#data.subarray(at, at + this.pageSize);
   }
 
-  put(pgno: number, loc: PageLocation, page: Uint8Array): void {
+  /**
+   * Page `pgno` as decoded from `loc` by `fill`, straight into the image (no
+   * page allocated and copied per page). The slot holds no version while
+   * `fill` runs, so one that throws leaves nothing half-written served.
+   */
+  fill(pgno: number, loc: PageLocation, fill: (slot: Uint8Array) => void): void {
     this.#grow(pgno);
-    this.#data.set(page, (pgno - 1) * this.pageSize);
+    this.#files[pgno] = 0;
+    const at = (pgno - 1) * this.pageSize;
+    fill(this.#data.subarray(at, at + this.pageSize));
     this.#files[pgno] = this.#id(loc.file);
     this.#offsets[pgno] = loc.offset;
   }
@@ -126,6 +140,7 @@ class HydratedImage {
     const pages = Math.max(pgno + 1, Math.ceil(this.#files.length * 1.5));
     const data = new Uint8Array(pages * this.pageSize);
     data.set(this.#data);
+    this.#touched = this.#data.length;
     const files = new Uint32Array(pages);
     files.set(this.#files);
     const offsets = new Float64Array(pages);
@@ -133,6 +148,31 @@ class HydratedImage {
     this.#data = data;
     this.#files = files;
     this.#offsets = offsets;
+  }
+
+  /**
+   * Has the OS commit the image's memory ahead of the pages, one slice per
+   * event-loop turn, while the range GETs are in flight: committing fresh
+   * memory costs page faults (on Firecracker VMs, Lambda's, about 4 ms per
+   * MiB: 0.6 s for a 157 MB image) that decoding would otherwise pay after
+   * the bytes arrive. Rewrites one byte per 4 KiB with its own value, so
+   * pages already decoded are untouched. Stops when `stop()` says so.
+   */
+  async prefault(stop: () => boolean): Promise<void> {
+    if (this.#prefaulting) return;
+    this.#prefaulting = true;
+    try {
+      for (;;) {
+        const data = this.#data;
+        if (this.#touched >= data.length || stop()) return;
+        const end = Math.min(data.length, this.#touched + PREFAULT_SLICE_BYTES);
+        for (let i = this.#touched; i < end; i += 4096) data[i] = data[i]!;
+        this.#touched = end;
+        await new Promise((resolve) => setTimeout(resolve, 0));
+      }
+    } finally {
+      this.#prefaulting = false;
+    }
   }
 
   /** Makes room for `pages` pages at once (the first pass knows the size). */
@@ -240,6 +280,7 @@ export class Hydrator {
       done: undefined,
     };
     this.#pass = pass;
+    void this.#image.prefault(() => pass.cancelled || this.#abort.signal.aborted);
     this.#state = "running";
     this.#error = null;
     const work: Promise<void>[] = [];
@@ -249,7 +290,7 @@ export class Hydrator {
         c.promise = this.#limit(async () => {
           if (pass.cancelled || this.#abort.signal.aborted) return;
           c.started = true;
-          const bytes = await readRange(
+          const pieces = await readRangePieces(
             this.#options.store,
             this.#options.persistent,
             c.file,
@@ -257,7 +298,8 @@ export class Hydrator {
             c.end,
             this.#abort.signal,
           );
-          pass.bytes += bytes.length;
+          pass.bytes += c.end - c.start;
+          const bytes = new PieceReader(pieces, c.start);
           for (let i = c.from; i < c.to; i++) {
             const loc: PageLocation = {
               file: c.file,
@@ -265,13 +307,10 @@ export class Hydrator {
               size: frames.sizes[i]!,
             };
             if (loc.offset < c.start || loc.offset + loc.size > c.end) continue;
-            const rel = loc.offset - c.start;
             const pgno = frames.pgnos[i]!;
-            const page = decodePageFrame(bytes.subarray(rel, rel + loc.size), {
-              pgno,
-              pageSize: this.#options.pageSize,
-            });
-            this.#image.put(pgno, loc, page);
+            const frame = bytes.read(loc.offset, loc.size);
+            const expect = { pgno, pageSize: this.#options.pageSize };
+            this.#image.fill(pgno, loc, (slot) => decodePageFrame(frame, expect, slot));
             pass.pages++;
           }
         }).finally(() => {

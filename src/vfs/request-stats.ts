@@ -95,7 +95,12 @@ export class TalliedStore implements ObjectStore {
   async get(key: string, options?: GetOptions): Promise<GetResult> {
     try {
       const res = await this.inner.get(key, options);
-      this.stats.record(this.kind, res.notModified ? 0 : res.body.byteLength);
+      // Counted from the pieces when there are some: `body` would join them.
+      let bytes = 0;
+      if (res.notModified) bytes = 0;
+      else if (res.pieces) for (const p of res.pieces) bytes += p.byteLength;
+      else bytes = res.body.byteLength;
+      this.stats.record(this.kind, bytes);
       return res;
     } catch (err) {
       this.stats.record(this.kind, 0, true);

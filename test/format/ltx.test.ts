@@ -164,11 +164,14 @@ describe("LTX round trips", () => {
           );
           for (let i = 0; i < spec.pages.length; i++) {
             const e = info.entries.toArray()[i]!;
-            const page = decodePageFrame(bytes.subarray(e.offset, e.offset + e.size), {
-              pgno: e.pgno,
-              pageSize: spec.header.pageSize,
-            });
+            const frame = bytes.subarray(e.offset, e.offset + e.size);
+            const want = { pgno: e.pgno, pageSize: spec.header.pageSize };
+            const page = decodePageFrame(frame, want);
             expect(firstDifference(page, spec.pages[i]!.data)).toBe(-1);
+            // Decoded into a given page-sized buffer (hydration decodes into its image).
+            const into = new Uint8Array(spec.header.pageSize).fill(0xee);
+            expect(decodePageFrame(frame, want, into)).toBe(into);
+            expect(firstDifference(into, spec.pages[i]!.data)).toBe(-1);
           }
         },
       ),
@@ -211,11 +214,12 @@ describe("LTX round trips", () => {
       expectPages(got, pages);
       const info = await readLtxPageIndex(memRangeReader(bytes));
       for (const e of info.entries) {
-        const data = decodePageFrame(bytes.subarray(e.offset, e.offset + e.size), {
-          pgno: e.pgno,
-          pageSize,
-        });
+        const frame = bytes.subarray(e.offset, e.offset + e.size);
+        const data = decodePageFrame(frame, { pgno: e.pgno, pageSize });
         expect(firstDifference(data, pages[e.pgno - 1]!.data)).toBe(-1);
+        const into = new Uint8Array(pageSize).fill(0xee);
+        expect(decodePageFrame(frame, { pgno: e.pgno, pageSize }, into)).toBe(into);
+        expect(firstDifference(into, pages[e.pgno - 1]!.data)).toBe(-1);
       }
     }
   });

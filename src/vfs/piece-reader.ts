@@ -1,0 +1,48 @@
+/**
+ * Byte ranges of a body that arrived in pieces, read in ascending order
+ * without joining the pieces: a range inside one piece is a view of it; one
+ * across pieces is copied into a scratch buffer that the next read may reuse.
+ */
+export class PieceReader {
+  readonly #pieces: Uint8Array[];
+  /** Index of the piece holding the last read's start, and that piece's offset. */
+  #index = 0;
+  #at: number;
+  #scratch = new Uint8Array(0);
+
+  /** `pieces`, in order, hold the body's bytes from body offset `offset` on. */
+  constructor(pieces: Uint8Array[], offset: number) {
+    this.#pieces = pieces;
+    this.#at = offset;
+  }
+
+  /**
+   * `length` bytes at body offset `offset`, within the pieces; offsets
+   * ascend from read to read (a read may not go back into a piece an earlier
+   * read moved past). Valid until the next read.
+   */
+  read(offset: number, length: number): Uint8Array {
+    const pieces = this.#pieces;
+    while (this.#index < pieces.length && offset >= this.#at + pieces[this.#index]!.length) {
+      this.#at += pieces[this.#index]!.length;
+      this.#index++;
+    }
+    const first = pieces[this.#index];
+    if (first === undefined || offset < this.#at) {
+      throw new RangeError(`offset ${offset} is outside the pieces or before the last read`);
+    }
+    const rel = offset - this.#at;
+    if (rel + length <= first.length) return first.subarray(rel, rel + length);
+    if (this.#scratch.length < length) this.#scratch = new Uint8Array(length);
+    const out = this.#scratch.subarray(0, length);
+    let done = 0;
+    for (let i = this.#index, from = rel; done < length; i++, from = 0) {
+      const p = pieces[i];
+      if (p === undefined) throw new RangeError(`range ${offset}+${length} runs past the pieces`);
+      const take = Math.min(length - done, p.length - from);
+      out.set(p.subarray(from, from + take), done);
+      done += take;
+    }
+    return out;
+  }
+}
