@@ -280,7 +280,8 @@ export class Hydrator {
       done: undefined,
     };
     this.#pass = pass;
-    void this.#image.prefault(() => pass.cancelled || this.#abort.signal.aborted);
+    // Runs on for whichever pass comes next: every pass fills the same image.
+    void this.#image.prefault(() => this.#abort.signal.aborted);
     this.#state = "running";
     this.#error = null;
     const work: Promise<void>[] = [];
