@@ -490,6 +490,8 @@ export async function restore(
     };
   } finally {
     downloader?.close();
+    // The threads stop (a write under way finishes) before the descriptor
+    // they write to closes: a later open could reuse its number.
     await pool.close();
     await fh?.close().catch(() => {});
     await rm(tmp, { force: true });
