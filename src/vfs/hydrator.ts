@@ -121,15 +121,15 @@ class HydratedImage {
   }
 
   /**
-   * Page `pgno` as decoded from `loc` by `fill`, straight into the image (no
-   * page allocated and copied per page). The slot holds no version while
-   * `fill` runs, so one that throws leaves nothing half-written served.
+   * Page `pgno` as decoded from `loc` by `decode`, straight into the image
+   * (no page allocated and copied per page). The slot holds no version while
+   * `decode` runs, so one that throws leaves nothing half-written served.
    */
-  fill(pgno: number, loc: PageLocation, fill: (slot: Uint8Array) => void): void {
+  fill(pgno: number, loc: PageLocation, decode: (slot: Uint8Array) => void): void {
     this.#grow(pgno);
     this.#files[pgno] = 0;
     const at = (pgno - 1) * this.pageSize;
-    fill(this.#data.subarray(at, at + this.pageSize));
+    decode(this.#data.subarray(at, at + this.pageSize));
     this.#files[pgno] = this.#id(loc.file);
     this.#offsets[pgno] = loc.offset;
   }

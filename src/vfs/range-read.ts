@@ -3,6 +3,7 @@
  * holds the bytes, from storage for the rest (and then into the cache).
  */
 import type { ObjectStore } from "../storage/object-store.js";
+import { joinPieces } from "../storage/response-body.js";
 import type { PlanFile } from "./page-index.js";
 import type { PersistentCache } from "./persistent-cache.js";
 import { ReplicaError } from "./replica-error.js";
@@ -21,7 +22,7 @@ export function persistentName(namespace: string, file: PlanFile): string | unde
   return file.objectId === undefined ? undefined : `${namespace}\n${file.objectId}`;
 }
 
-/** Exactly `[start, end)` of `key`, from storage. */
+/** Exactly `[start, end)` of `key`, from storage, in one array. */
 export async function readFromStore(
   store: ObjectStore,
   key: string,
@@ -29,15 +30,12 @@ export async function readFromStore(
   end: number,
   signal?: AbortSignal,
 ): Promise<Uint8Array> {
-  const length = end - start;
-  const res = await store.get(key, {
-    range: { offset: start, length },
-    ...(signal ? { signal } : {}),
-  });
-  if (res.notModified || res.offset !== start || res.body.byteLength !== length) {
-    throw misplaced(key, start, length);
-  }
-  return res.body;
+  return joined(await readPiecesFromStore(store, key, start, end, signal), end - start);
+}
+
+/** `pieces` (of `length` bytes in all) as one array: the piece itself when there is one. */
+function joined(pieces: Uint8Array[], length: number): Uint8Array {
+  return pieces.length === 1 ? pieces[0]! : joinPieces(pieces, length);
 }
 
 /**
@@ -77,7 +75,7 @@ function misplaced(key: string, start: number, length: number): ReplicaError {
 
 /**
  * `[start, end)` of `file` as pieces in order: {@link readPiecesFromStore}
- * without a persistent cache, else {@link readRange}'s one piece.
+ * without a persistent cache, else one piece through it.
  */
 export async function readRangePieces(
   store: ObjectStore,
@@ -91,10 +89,10 @@ export async function readRangePieces(
   if (!persistent || name === undefined) {
     return readPiecesFromStore(store, file.key, start, end, signal);
   }
-  return [await readRange(store, persistent, file, start, end, signal)];
+  return [await readThroughCache(store, persistent, name, file, start, end, signal)];
 }
 
-/** `[start, end)` of `file`, through the persistent cache when there is one. */
+/** `[start, end)` of `file` in one array, through the persistent cache when there is one. */
 export async function readRange(
   store: ObjectStore,
   persistent: PersistentSource | undefined,
@@ -103,8 +101,19 @@ export async function readRange(
   end: number,
   signal?: AbortSignal,
 ): Promise<Uint8Array> {
-  const name = persistent ? persistentName(persistent.namespace, file) : undefined;
-  if (!persistent || name === undefined) return readFromStore(store, file.key, start, end, signal);
+  return joined(await readRangePieces(store, persistent, file, start, end, signal), end - start);
+}
+
+/** `[start, end)` of `file`: what the cache holds, the holes from storage (and into the cache). */
+async function readThroughCache(
+  store: ObjectStore,
+  persistent: PersistentSource,
+  name: string,
+  file: PlanFile,
+  start: number,
+  end: number,
+  signal?: AbortSignal,
+): Promise<Uint8Array> {
   const length = end - start;
   const pieces = await persistent.cache.read(name, start, length);
   if (pieces.length === 1 && pieces[0]!.bytes.length === length) return pieces[0]!.bytes;

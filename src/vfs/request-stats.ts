@@ -97,9 +97,8 @@ export class TalliedStore implements ObjectStore {
       const res = await this.inner.get(key, options);
       // Counted from the pieces when there are some: `body` would join them.
       let bytes = 0;
-      if (res.notModified) bytes = 0;
-      else if (res.pieces) for (const p of res.pieces) bytes += p.byteLength;
-      else bytes = res.body.byteLength;
+      if (res.pieces) for (const p of res.pieces) bytes += p.byteLength;
+      else if (!res.notModified) bytes = res.body.byteLength;
       this.stats.record(this.kind, bytes);
       return res;
     } catch (err) {
