@@ -92,7 +92,7 @@ export const COMMAND_SPECS: readonly CommandSpec[] = [
         name: "truncate-pages",
         kind: "string",
         value: "N",
-        default: "10000 WAL pages",
+        default: "121359 WAL pages",
         help: "TRUNCATE checkpoint once the WAL holds this many pages (Litestream: truncate-page-n)",
       },
       {

@@ -23,7 +23,16 @@ export interface ReplicatorOptions {
   busyTimeout?: number;
   /** PASSIVE checkpoint threshold in WAL pages (default 1000). */
   checkpointPages?: number;
-  /** TRUNCATE checkpoint threshold in WAL pages (default 10000). */
+  /**
+   * TRUNCATE checkpoint threshold in WAL pages (default 121359, about 500 MB
+   * of 4 KiB pages: Litestream's `truncate-page-n`). PASSIVE checkpoints keep
+   * the WAL's size bounded between syncs (SQLite rewrites it from its start);
+   * TRUNCATE hands the file's space back and is the brake for a WAL that
+   * readers keep from being checkpointed. A lower threshold truncates a busy
+   * database's WAL at every sync: SQLite then syncs and re-grows the file on
+   * the application's thread (measured: 1-row transactions at 0.85-0.91x
+   * their speed without the Replicator at 10000, 1.01-1.02x at the default).
+   */
   truncatePages?: number;
   /** Compaction intervals in ms for L1, L2, L3 (defaults 30 s, 5 min, 1 h), or `false` to disable. */
   compaction?: { l1?: number; l2?: number; l3?: number } | false;
@@ -112,7 +121,7 @@ export function resolveOptions(o: ReplicatorOptions): ResolvedOptions {
     syncInterval: o.syncInterval ?? 1000,
     busyTimeout: o.busyTimeout ?? 100,
     checkpointPages: o.checkpointPages ?? 1000,
-    truncatePages: o.truncatePages ?? 10_000,
+    truncatePages: o.truncatePages ?? 121_359,
     compaction:
       o.compaction === false
         ? undefined

@@ -72,4 +72,28 @@ describe("replicator basics", () => {
     expect(res.checksumVerified).toBe("head");
     expect(dumpFile(latest)).toBe(dump(app));
   });
+
+  test("by default a busy WAL gets PASSIVE checkpoints, not a TRUNCATE at every sync (Litestream's thresholds)", async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const dbPath = join(dir, "app.db");
+    const app = openApp(dbPath);
+    cleanups.push(() => {
+      app.close();
+    });
+    app.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, k TEXT, v TEXT); CREATE INDEX t_k ON t (k)");
+    const r = await Replicator.start({ db: dbPath, store: new MemoryStore(), syncInterval: 0 });
+    cleanups.push(() => r.close());
+    const insert = app.prepare("INSERT INTO t (k, v) VALUES (?, ?)");
+    // About 16,000 WAL frames per sync (one-row transactions, two pages each):
+    // past the old TRUNCATE threshold (10,000), far below Litestream's 121,359.
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 8_000; i++) insert.run(`${(i * 7919) % 8_000}-${round}`, "x".repeat(40));
+      await r.sync();
+    }
+    const { checkpoints } = r.stats();
+    expect(checkpoints.truncate).toBe(0);
+    expect(checkpoints.passive).toBe(2);
+    expect(integrity(dbPath)).toBe("ok");
+  });
 });
