@@ -42,12 +42,23 @@ function isInterior(page: Uint8Array): boolean {
   return type === 0x02 || type === 0x05;
 }
 
+/**
+ * Bytes of one slab of page slots. Pages live in a few long-lived slabs
+ * rather than one allocation each: thousands of 4 KiB buffers coming and
+ * going between transient network and decode buffers fragmented the native
+ * heap (in Node, glibc kept 2-3x the cache resident after a scan-heavy
+ * workload). Slots are recycled on eviction, so a full cache allocates
+ * nothing more.
+ */
+const SLAB_BYTES = 1 << 20;
+
 /** A cached image and where it lives. */
 interface Entry {
   /** Its object's identity (`objectId`, else key), to leave it on eviction. */
   id: string;
   offset: number;
   size: number;
+  /** The image: a slot of a slab, or its own copy when its size is not the slot size. */
   page: Uint8Array;
   interior: boolean;
 }
@@ -61,6 +72,10 @@ interface Entry {
  * interior pages, up to {@link INTERIOR_SHARE} of the bound, are passed over
  * by eviction (moved to the end instead), so scans through the cache do not
  * push out the pages that find everything else.
+ *
+ * Stored images are copies held in slots that are reused once evicted: an
+ * image `get` or `peek` returns is valid until the next store, so callers
+ * copy it (or use it) before anything else can run.
  */
 export class PageCache {
   /** Object identity (`objectId`, else key) -> frame offset -> entry. */
@@ -73,6 +88,12 @@ export class PageCache {
   #interiorBytes = 0;
   #hits = 0;
   #misses = 0;
+  /** Bytes per slot: the size of the first image stored (a database's page size). */
+  #slotSize = 0;
+  /** Slots allocated so far, never more than the bound holds. */
+  #slots = 0;
+  /** Slots of evicted images, ready for reuse. */
+  #free: Uint8Array[] = [];
 
   constructor(maxBytes: number) {
     this.#maxBytes = maxBytes;
@@ -119,6 +140,37 @@ export class PageCache {
     return true;
   }
 
+  /**
+   * Stores a page `decode` writes into the slot it is given (`size` bytes),
+   * only if that leaves `reserve` bytes free: no page-sized buffer of its
+   * own. When `decode` throws, nothing is stored and the error propagates.
+   */
+  fillIfRoom(
+    loc: PageLocation,
+    size: number,
+    reserve: number,
+    decode: (slot: Uint8Array) => Uint8Array,
+  ): boolean {
+    if (this.#bytes + size > this.#maxBytes - reserve) return false;
+    if (this.#find(loc)) return true;
+    if (this.#slotSize === 0) this.#slotSize = size;
+    if (size !== this.#slotSize || size === 0) {
+      this.#put(loc, decode(new Uint8Array(size)));
+      return true;
+    }
+    const slot = this.#slot();
+    let page: Uint8Array;
+    try {
+      page = decode(slot);
+    } catch (err) {
+      this.#free.push(slot);
+      throw err;
+    }
+    if (page !== slot) slot.set(page);
+    this.#insert(loc, slot);
+    return true;
+  }
+
   /** Room left before the cache starts evicting, in bytes. */
   get free(): number {
     return this.#maxBytes - this.#bytes;
@@ -129,12 +181,15 @@ export class PageCache {
     return this.#maxBytes;
   }
 
-  /** Drops everything (e.g. on close). */
+  /** Drops everything, slabs included (e.g. on close). */
   clear(): void {
     this.#objects.clear();
     this.#lru.clear();
     this.#bytes = 0;
     this.#interiorBytes = 0;
+    this.#free = [];
+    this.#slots = 0;
+    this.#slotSize = 0;
   }
 
   /** Current figures. */
@@ -154,11 +209,17 @@ export class PageCache {
     return entry && entry.size === loc.size ? entry : undefined;
   }
 
-  /** Inserts (or refreshes) `loc` as the most recent page, evicting the least recent beyond the bound. */
+  /** Inserts (or refreshes) a copy of `page` at `loc` as the most recent page, evicting the least recent to make room. */
   #put(loc: PageLocation, page: Uint8Array): void {
-    const id = loc.file.objectId ?? loc.file.key;
-    const old = this.#objects.get(id)?.get(loc.offset);
+    const old = this.#objects.get(loc.file.objectId ?? loc.file.key)?.get(loc.offset);
     if (old) this.#remove(old);
+    this.#makeRoom(size(page));
+    this.#insert(loc, this.#copy(page));
+  }
+
+  /** Adds `page` (already a stored copy; room made) as the most recent page. */
+  #insert(loc: PageLocation, page: Uint8Array): void {
+    const id = loc.file.objectId ?? loc.file.key;
     let frames = this.#objects.get(id);
     if (!frames) {
       frames = new Map();
@@ -175,19 +236,48 @@ export class PageCache {
     this.#lru.add(entry);
     this.#bytes += size(page);
     if (entry.interior) this.#interiorBytes += size(page);
-    while (this.#bytes > this.#maxBytes) {
+  }
+
+  /** Evicts least recent pages until `need` more bytes fit. */
+  #makeRoom(need: number): void {
+    // Within their share, interior pages go round again, once each at most:
+    // when nothing else is left they are evicted too.
+    let rounds = this.#lru.size;
+    while (this.#bytes + need > this.#maxBytes) {
       const oldest = this.#lru.values().next();
       if (oldest.done) break;
       const e = oldest.value;
-      // Within their share, interior pages go round again. Ends: the share is
-      // below the bound, so some page beyond it is evicted before long.
-      if (e !== entry && e.interior && this.#interiorBytes <= this.#interiorMax) {
+      if (e.interior && this.#interiorBytes <= this.#interiorMax && rounds-- > 0) {
         this.#lru.delete(e);
         this.#lru.add(e);
         continue;
       }
       this.#remove(e);
     }
+  }
+
+  /** `page` copied into a free slot, or into its own buffer when its size is not the slot size. */
+  #copy(page: Uint8Array): Uint8Array {
+    if (this.#slotSize === 0) this.#slotSize = page.byteLength;
+    if (page.byteLength !== this.#slotSize || page.byteLength === 0) return page.slice();
+    const slot = this.#slot();
+    slot.set(page);
+    return slot;
+  }
+
+  /** A free slot: an evicted page's, else one of a new slab (room was made, so within the bound). */
+  #slot(): Uint8Array {
+    const free = this.#free.pop();
+    if (free) return free;
+    const slotSize = this.#slotSize;
+    const room = Math.floor(this.#maxBytes / slotSize) - this.#slots;
+    const count = Math.max(1, Math.min(Math.floor(SLAB_BYTES / slotSize), room));
+    const slab = new ArrayBuffer(count * slotSize);
+    for (let i = count - 1; i > 0; i--) {
+      this.#free.push(new Uint8Array(slab, i * slotSize, slotSize));
+    }
+    this.#slots += count;
+    return new Uint8Array(slab, 0, slotSize);
   }
 
   #remove(entry: Entry): void {
@@ -199,6 +289,8 @@ export class PageCache {
     }
     this.#bytes -= size(entry.page);
     if (entry.interior) this.#interiorBytes -= size(entry.page);
+    if (entry.page.byteLength === this.#slotSize && entry.page.byteLength > 0)
+      this.#free.push(entry.page);
   }
 }
 

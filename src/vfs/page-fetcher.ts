@@ -14,8 +14,9 @@ import { type FileFrames, FrameLayout } from "./frame-layout.js";
 import { locationKey, type PageCache } from "./page-cache.js";
 import type { PageLocation, PlanFile } from "./page-index.js";
 import type { PersistentCache } from "./persistent-cache.js";
+import { PieceRanges } from "./piece-reader.js";
 import { type PlannedRun, planRuns } from "./range-planner.js";
-import { persistentName, readFromStore, readRange } from "./range-read.js";
+import { persistentName, readFromStore, readRangePieces } from "./range-read.js";
 import { ReplicaError } from "./replica-error.js";
 import type { RequestBudget } from "./request-budget.js";
 
@@ -174,8 +175,9 @@ export class PageFetcher {
     along: PageRequest[] = [],
     budget?: RequestBudget,
   ): Promise<Uint8Array> {
+    // A copy: the cache reuses its slot once evicted, and the caller awaits first.
     const cached = this.#cache.peek(want.loc);
-    if (cached) return cached;
+    if (cached) return cached.slice();
     const key = locationKey(want.loc);
     const pending = this.#inflight.get(key);
     if (pending?.started || pending?.bulk) {
@@ -195,7 +197,7 @@ export class PageFetcher {
   /** `want` fetched by a request of its own (after a shared request failed). */
   #alone(want: PageRequest, pageSize: number, budget?: RequestBudget): Promise<Uint8Array> {
     const cached = this.#cache.peek(want.loc);
-    if (cached) return Promise.resolve(cached);
+    if (cached) return Promise.resolve(cached.slice());
     const pending = this.#inflight.get(locationKey(want.loc));
     if (pending?.started) return pending.promise;
     if (budget && budget.left < 1) return Promise.reject(budget.exceeded());
@@ -250,7 +252,7 @@ export class PageFetcher {
   /** The batch completed synchronously (impossible today); fall back to the cache. */
   #afterRace(want: PageRequest): Promise<Uint8Array> {
     const page = this.#cache.peek(want.loc);
-    if (page) return Promise.resolve(page);
+    if (page) return Promise.resolve(page.slice());
     return Promise.reject(
       new ReplicaError("REPLICA_PAGE_INVALID", `page ${want.pgno} could not be fetched`),
     );
@@ -351,7 +353,7 @@ export class PageFetcher {
     kind: LimitKind,
     onPage?: FetchedHook,
     budget?: RequestBudget,
-  ): Promise<Uint8Array> {
+  ): Promise<PieceRanges> {
     const entries: Inflight[] = [];
     const store = kind === "bulk" ? this.#bulkStore : this.#store;
     const body = this.#limits[kind](() => {
@@ -361,8 +363,7 @@ export class PageFetcher {
     for (const item of run.items) {
       const k = locationKey(item.loc);
       const promise = body.then(async (bytes) => {
-        const rel = item.loc.offset - run.start;
-        const frame = bytes.subarray(rel, rel + item.loc.size);
+        const frame = bytes.read(item.loc.offset, item.loc.size);
         let page: Uint8Array;
         try {
           page = decodePageFrame(frame, { pgno: item.pgno, pageSize });
@@ -404,7 +405,7 @@ export class PageFetcher {
   }
 
   /** Keeps the current frames a bulk run brought along between its wanted ones, while the cache has room. */
-  #keepAlong(run: Run, bytes: Uint8Array, frames: FileFrames | undefined, pageSize: number): void {
+  #keepAlong(run: Run, bytes: PieceRanges, frames: FileFrames | undefined, pageSize: number): void {
     if (!frames) return;
     const [from, to] = FrameLayout.within(frames, run.start, run.end);
     for (let i = from; i < to; i++) {
@@ -417,14 +418,13 @@ export class PageFetcher {
       // Half the cache stays for the wanted pages of bulk fetches still arriving.
       const reserve = this.#cache.maxBytes / 2;
       if (this.#cache.free < pageSize + reserve) return;
-      const rel = loc.offset - run.start;
       try {
-        let page = decodePageFrame(bytes.subarray(rel, rel + loc.size), {
-          pgno: frames.pgnos[i]!,
-          pageSize,
-        });
-        if (page.byteLength !== page.buffer.byteLength) page = page.slice();
-        this.#cache.setIfRoom(loc, page, reserve);
+        // Decoded straight into the cache's slot: nothing else holds this page.
+        const frame = bytes.read(loc.offset, loc.size);
+        const pgno = frames.pgnos[i]!;
+        this.#cache.fillIfRoom(loc, pageSize, reserve, (slot) =>
+          decodePageFrame(frame, { pgno, pageSize }, slot),
+        );
       } catch {
         // Not served; a later read fetches and validates it on its own.
       }
@@ -432,8 +432,11 @@ export class PageFetcher {
   }
 
   /** The bytes of `run`: from the persistent cache where it has them, else from storage. */
-  #read(run: Run, store: ObjectStore): Promise<Uint8Array> {
-    return readRange(store, this.#persistent, run.file, run.start, run.end);
+  async #read(run: Run, store: ObjectStore): Promise<PieceRanges> {
+    // In the pieces the body arrived in: no body-sized buffer per request
+    // (freed only when collected, such buffers piled up in the native heap).
+    const pieces = await readRangePieces(store, this.#persistent, run.file, run.start, run.end);
+    return new PieceRanges(pieces, run.start);
   }
 
   /** One frame straight from storage, replacing what the persistent cache holds for it. */

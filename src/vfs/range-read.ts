@@ -92,18 +92,6 @@ export async function readRangePieces(
   return [await readThroughCache(store, persistent, name, file, start, end, signal)];
 }
 
-/** `[start, end)` of `file` in one array, through the persistent cache when there is one. */
-export async function readRange(
-  store: ObjectStore,
-  persistent: PersistentSource | undefined,
-  file: PlanFile,
-  start: number,
-  end: number,
-  signal?: AbortSignal,
-): Promise<Uint8Array> {
-  return joined(await readRangePieces(store, persistent, file, start, end, signal), end - start);
-}
-
 /** `[start, end)` of `file`: what the cache holds, the holes from storage (and into the cache). */
 async function readThroughCache(
   store: ObjectStore,

@@ -128,4 +128,77 @@ describe("PageCache", () => {
     cache.set({ file: a, offset: 100, size: 60 }, page(4));
     expect(cache.get({ file: aAgain, offset: 100, size: 60 })?.[0]).toBe(4);
   });
+
+  test("images are copies in reused slots of a few slabs: contents survive evictions, slabs stay within the bound", () => {
+    const pageSize = 4096;
+    const slots = 64;
+    const cache = new PageCache(slots * pageSize);
+    const image = (i: number, v: number) => {
+      const p = new Uint8Array(pageSize).fill(0x0d);
+      p[1] = i & 0xff;
+      p[2] = v & 0xff;
+      p[pageSize - 1] = (i + v) & 0xff;
+      return p;
+    };
+    const at = (i: number): PageLocation => ({ file, offset: i * 10_000, size: 100 });
+    // A stored image is the cache's own copy.
+    const original = image(1, 1);
+    cache.set(at(1), original);
+    original[2] = 99;
+    expect(cache.peek(at(1))?.[2]).toBe(1);
+    const version = new Map<number, number>([[1, 1]]);
+    let x = 777;
+    const rnd = () => {
+      // The high bits: an LCG's low bits cycle quickly.
+      x = (x * 1103515245 + 12345) & 0x7fffffff;
+      return x >>> 12;
+    };
+    for (let n = 0; n < 5_000; n++) {
+      const i = rnd() % 300;
+      const v = n & 0xff;
+      const op = rnd() % 4;
+      if (op === 0) cache.get(at(i));
+      else if (op === 1) {
+        // Decoded straight into a slot; a decode that fails stores nothing.
+        const fails = rnd() % 5 === 0;
+        const had = cache.has(at(i));
+        try {
+          cache.fillIfRoom(at(i), pageSize, 0, (slot) => {
+            slot.set(image(i, v));
+            if (fails) throw new Error("corrupt");
+            return slot;
+          });
+          if (!had && cache.has(at(i))) version.set(i, v);
+        } catch (err) {
+          expect(fails).toBe(true);
+          expect((err as Error).message).toBe("corrupt");
+          expect(cache.has(at(i))).toBe(had);
+        }
+      } else {
+        cache.set(at(i), image(i, v));
+        version.set(i, v);
+      }
+      const buffers = new Set<ArrayBufferLike>();
+      let bytes = 0;
+      for (let k = 0; k < 300; k++) {
+        const p = cache.peek(at(k));
+        if (!p) continue;
+        const want = version.get(k)!;
+        if (p[1] !== (k & 0xff) || p[2] !== want || p[pageSize - 1] !== ((k + want) & 0xff)) {
+          expect.fail(`page ${k} holds ${p[1]}/${p[2]}, expected version ${want} (op ${n})`);
+        }
+        buffers.add(p.buffer);
+        bytes += p.byteLength;
+      }
+      expect(cache.stats().bytes).toBe(bytes);
+      let slabBytes = 0;
+      for (const b of buffers) slabBytes += b.byteLength;
+      expect(slabBytes).toBeLessThanOrEqual(slots * pageSize);
+    }
+    expect(cache.stats().entries).toBe(slots);
+    // Pages of another size keep buffers of their own, counted the same way.
+    cache.set(at(500), new Uint8Array(1000).fill(7));
+    expect(cache.peek(at(500))?.byteLength).toBe(1000);
+    expect(cache.stats().bytes).toBeLessThanOrEqual(slots * pageSize);
+  });
 });

@@ -12,7 +12,7 @@ import {
 } from "../../src/vfs/btree-page.js";
 import { planForward } from "../../src/vfs/discovery.js";
 import { type LoadedFile, PageIndex, type PlanFile } from "../../src/vfs/page-index.js";
-import { PieceReader } from "../../src/vfs/piece-reader.js";
+import { PieceRanges, PieceReader } from "../../src/vfs/piece-reader.js";
 import { AccessTracker } from "../../src/vfs/read-ahead.js";
 import { RequestStats, TalliedStore } from "../../src/vfs/request-stats.js";
 import { SerialQueue } from "../../src/vfs/serial-queue.js";
@@ -255,6 +255,43 @@ describe("PieceReader", () => {
     expect(() => reader.read(102, 1)).toThrow(RangeError);
     expect(() => reader.read(106, 2)).toThrow(RangeError);
     expect(() => new PieceReader([a], 10).read(20, 1)).toThrow(RangeError);
+  });
+});
+
+describe("PieceRanges", () => {
+  test("reads ranges in any order as the joined bytes would give them (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.uint8Array({ maxLength: 40 }), { maxLength: 12 }),
+        fc.array(fc.tuple(fc.nat(), fc.nat({ max: 50 })), { maxLength: 20 }),
+        fc.nat({ max: 1000 }),
+        (pieces, wants, base) => {
+          const joined = Uint8Array.from(pieces.flatMap((p) => [...p]));
+          const ranges = new PieceRanges(pieces, base);
+          for (const [start0, len] of wants) {
+            if (joined.length === 0) break;
+            const start = start0 % joined.length;
+            const length = Math.min(len, joined.length - start);
+            expect([...ranges.read(base + start, length)]).toEqual([
+              ...joined.subarray(start, start + length),
+            ]);
+          }
+        },
+      ),
+    );
+  });
+
+  test("a range in one piece is a view of it; one across pieces a copy; outside is an error", () => {
+    const a = Uint8Array.of(1, 2, 3, 4);
+    const b = Uint8Array.of(5, 6, 7);
+    const ranges = new PieceRanges([a, new Uint8Array(0), b], 100);
+    expect(ranges.read(105, 2).buffer).toBe(b.buffer);
+    const across = ranges.read(103, 2);
+    expect([...across]).toEqual([4, 5]);
+    expect(across.buffer).not.toBe(a.buffer);
+    expect([...ranges.read(100, 1)]).toEqual([1]);
+    expect(() => ranges.read(99, 1)).toThrow(RangeError);
+    expect(() => ranges.read(106, 2)).toThrow(RangeError);
   });
 });
 
