@@ -23,7 +23,7 @@ import type { CheckpointResult, SqliteConnections } from "./sqlite-connections.j
 export interface CheckpointPolicy {
   /** PASSIVE checkpoint once the replicated WAL holds this many frames (default 1000). */
   passivePages: number;
-  /** TRUNCATE checkpoint once it holds this many (default 10000). */
+  /** TRUNCATE checkpoint once it holds this many (default 121359, Litestream's). */
   truncatePages: number;
 }
 

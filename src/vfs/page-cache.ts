@@ -153,20 +153,22 @@ export class PageCache {
   ): boolean {
     if (this.#bytes + size > this.#maxBytes - reserve) return false;
     if (this.#find(loc)) return true;
+    // Another frame at this offset (an object rewritten under its key): replaced.
+    const old = this.#objects.get(loc.file.objectId ?? loc.file.key)?.get(loc.offset);
+    if (old) this.#remove(old);
     if (this.#slotSize === 0) this.#slotSize = size;
     if (size !== this.#slotSize || size === 0) {
       this.#put(loc, decode(new Uint8Array(size)));
       return true;
     }
     const slot = this.#slot();
-    let page: Uint8Array;
     try {
-      page = decode(slot);
+      const page = decode(slot);
+      if (page !== slot) slot.set(page);
     } catch (err) {
       this.#free.push(slot);
       throw err;
     }
-    if (page !== slot) slot.set(page);
     this.#insert(loc, slot);
     return true;
   }

@@ -380,7 +380,7 @@ export class PageFetcher {
           }
           page = decodePageFrame(again, { pgno: item.pgno, pageSize });
         }
-        // Keep the cache from pinning a whole coalesced response through a view.
+        // Hooks may hold the page a while: not through a view pinning the whole response.
         if (page.byteLength !== page.buffer.byteLength) page = page.slice();
         this.#cache.set(item.loc, page);
         try {

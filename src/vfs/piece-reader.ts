@@ -76,6 +76,7 @@ export class PieceRanges {
     if (offset < (starts[0] ?? this.#end) || offset + length > this.#end) {
       throw new RangeError(`range ${offset}+${length} is outside the pieces`);
     }
+    if (length === 0) return new Uint8Array(0);
     // The last piece starting at or before `offset`.
     let lo = 0;
     let hi = starts.length - 1;

@@ -1035,9 +1035,8 @@ export class ReplicaCore {
 /** A validated page from a frame, or `undefined` when it does not decode. */
 function decodeFrame(frame: Uint8Array, pgno: number, pageSize: number): Uint8Array | undefined {
   try {
-    const page = decodePageFrame(frame, { pgno, pageSize });
-    // Keep the cache from pinning a whole file through a view.
-    return page.byteLength === page.buffer.byteLength ? page : page.slice();
+    // The cache stores a copy: a view of the file's body is fine here.
+    return decodePageFrame(frame, { pgno, pageSize });
   } catch {
     return undefined;
   }

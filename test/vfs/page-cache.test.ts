@@ -196,6 +196,16 @@ describe("PageCache", () => {
       expect(slabBytes).toBeLessThanOrEqual(slots * pageSize);
     }
     expect(cache.stats().entries).toBe(slots);
+    // A frame decoded into a slot replaces another frame at that offset.
+    const cache2 = new PageCache(8 * pageSize);
+    cache2.set({ file, offset: 0, size: 100 }, image(1, 1));
+    cache2.fillIfRoom({ file, offset: 0, size: 120 }, pageSize, 0, (slot) => {
+      slot.set(image(1, 2));
+      return slot;
+    });
+    expect(cache2.stats()).toMatchObject({ entries: 1, bytes: pageSize });
+    expect(cache2.has({ file, offset: 0, size: 100 })).toBe(false);
+    expect(cache2.peek({ file, offset: 0, size: 120 })?.[2]).toBe(2);
     // Pages of another size keep buffers of their own, counted the same way.
     cache.set(at(500), new Uint8Array(1000).fill(7));
     expect(cache.peek(at(500))?.byteLength).toBe(1000);

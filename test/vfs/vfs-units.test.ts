@@ -291,6 +291,7 @@ describe("PieceRanges", () => {
     expect(across.buffer).not.toBe(a.buffer);
     expect([...ranges.read(100, 1)]).toEqual([1]);
     expect(() => ranges.read(99, 1)).toThrow(RangeError);
+    expect(new PieceRanges([], 5).read(5, 0).length).toBe(0);
     expect(() => ranges.read(106, 2)).toThrow(RangeError);
   });
 });
