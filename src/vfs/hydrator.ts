@@ -16,7 +16,7 @@ import { decodePageFrame } from "../format/index.js";
 import type { ObjectStore } from "../storage/object-store.js";
 import type { FrameLayout } from "./frame-layout.js";
 import type { PageLocation, PlanFile } from "./page-index.js";
-import { PieceReader } from "./piece-reader.js";
+import { PieceRanges } from "./piece-ranges.js";
 import { type PersistentSource, readRangePieces } from "./range-read.js";
 
 /** Where hydration stands. */
@@ -300,7 +300,7 @@ export class Hydrator {
             this.#abort.signal,
           );
           pass.bytes += c.end - c.start;
-          const bytes = new PieceReader(pieces, c.start);
+          const bytes = new PieceRanges(pieces, c.start);
           for (let i = c.from; i < c.to; i++) {
             const loc: PageLocation = {
               file: c.file,

@@ -130,20 +130,11 @@ export class PageCache {
   }
 
   /**
-   * Stores `page` only if that leaves `reserve` bytes free (pages a range GET
-   * brought along: welcome, but never at the expense of pages in use or of
-   * the wanted pages still arriving).
-   */
-  setIfRoom(loc: PageLocation, page: Uint8Array, reserve = 0): boolean {
-    if (this.#bytes + page.byteLength > this.#maxBytes - reserve) return false;
-    if (!this.#find(loc)) this.#put(loc, page);
-    return true;
-  }
-
-  /**
    * Stores a page `decode` writes into the slot it is given (`size` bytes),
-   * only if that leaves `reserve` bytes free: no page-sized buffer of its
-   * own. When `decode` throws, nothing is stored and the error propagates.
+   * only if that leaves `reserve` bytes free (pages a range GET brought
+   * along: welcome, but never at the expense of pages in use or of the
+   * wanted pages still arriving); no page-sized buffer of its own. When
+   * `decode` throws, nothing is stored and the error propagates.
    */
   fillIfRoom(
     loc: PageLocation,

@@ -14,7 +14,7 @@ import { type FileFrames, FrameLayout } from "./frame-layout.js";
 import { locationKey, type PageCache } from "./page-cache.js";
 import type { PageLocation, PlanFile } from "./page-index.js";
 import type { PersistentCache } from "./persistent-cache.js";
-import { PieceRanges } from "./piece-reader.js";
+import { PieceRanges } from "./piece-ranges.js";
 import { type PlannedRun, planRuns } from "./range-planner.js";
 import { persistentName, readFromStore, readRangePieces } from "./range-read.js";
 import { ReplicaError } from "./replica-error.js";
@@ -433,8 +433,7 @@ export class PageFetcher {
 
   /** The bytes of `run`: from the persistent cache where it has them, else from storage. */
   async #read(run: Run, store: ObjectStore): Promise<PieceRanges> {
-    // In the pieces the body arrived in: no body-sized buffer per request
-    // (freed only when collected, such buffers piled up in the native heap).
+    // In the pieces the body arrived in: no body-sized buffer and copy per request.
     const pieces = await readRangePieces(store, this.#persistent, run.file, run.start, run.end);
     return new PieceRanges(pieces, run.start);
   }

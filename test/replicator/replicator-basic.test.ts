@@ -11,15 +11,21 @@ afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
+/** An application database in a temporary directory, both removed after the test. */
+function tempApp() {
+  const { dir, cleanup } = tempDir();
+  cleanups.push(cleanup);
+  const dbPath = join(dir, "app.db");
+  const app = openApp(dbPath);
+  cleanups.push(() => {
+    app.close();
+  });
+  return { dir, dbPath, app };
+}
+
 describe("replicator basics", () => {
   test("snapshot on start, one L0 per sync, head, restore latest and past TXIDs", async () => {
-    const { dir, cleanup } = tempDir();
-    cleanups.push(cleanup);
-    const dbPath = join(dir, "app.db");
-    const app = openApp(dbPath);
-    cleanups.push(() => {
-      app.close();
-    });
+    const { dir, dbPath, app } = tempApp();
     app.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)");
     app.prepare("INSERT INTO t (v) VALUES (?)").run("a");
     const store = new MemoryStore();
@@ -74,13 +80,7 @@ describe("replicator basics", () => {
   });
 
   test("by default a busy WAL gets PASSIVE checkpoints, not a TRUNCATE at every sync (Litestream's thresholds)", async () => {
-    const { dir, cleanup } = tempDir();
-    cleanups.push(cleanup);
-    const dbPath = join(dir, "app.db");
-    const app = openApp(dbPath);
-    cleanups.push(() => {
-      app.close();
-    });
+    const { dbPath, app } = tempApp();
     app.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, k TEXT, v TEXT); CREATE INDEX t_k ON t (k)");
     const r = await Replicator.start({ db: dbPath, store: new MemoryStore(), syncInterval: 0 });
     cleanups.push(() => r.close());

@@ -59,11 +59,12 @@ describe("PageCache", () => {
     expect(cache.peek(loc(1))?.[0]).toBe(9);
   });
 
-  test("setIfRoom keeps a reserve and never evicts; hits and misses are counted; clear empties", () => {
+  test("fillIfRoom keeps a reserve and never evicts; hits and misses are counted; clear empties", () => {
     const cache = new PageCache(3000);
+    const fill = (i: number) => (slot: Uint8Array) => slot.fill(i);
     cache.set(loc(0), page(0));
-    expect(cache.setIfRoom(loc(1), page(1), 1000)).toBe(true);
-    expect(cache.setIfRoom(loc(2), page(2), 1)).toBe(false);
+    expect(cache.fillIfRoom(loc(1), 1000, 1000, fill(1))).toBe(true);
+    expect(cache.fillIfRoom(loc(2), 1000, 1, fill(2))).toBe(false);
     expect(cache.has(loc(0)) && cache.has(loc(1))).toBe(true);
     cache.get(loc(0));
     cache.get(loc(7));

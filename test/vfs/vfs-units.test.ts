@@ -12,7 +12,7 @@ import {
 } from "../../src/vfs/btree-page.js";
 import { planForward } from "../../src/vfs/discovery.js";
 import { type LoadedFile, PageIndex, type PlanFile } from "../../src/vfs/page-index.js";
-import { PieceRanges, PieceReader } from "../../src/vfs/piece-reader.js";
+import { PieceRanges } from "../../src/vfs/piece-ranges.js";
 import { AccessTracker } from "../../src/vfs/read-ahead.js";
 import { RequestStats, TalliedStore } from "../../src/vfs/request-stats.js";
 import { SerialQueue } from "../../src/vfs/serial-queue.js";
@@ -215,46 +215,6 @@ describe("SerialQueue", () => {
     expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
     expect(log).toEqual(["start a", "end a", "start b", "end b", "start c", "end c"]);
     expect(q.pending).toBe(0);
-  });
-});
-
-describe("PieceReader", () => {
-  test("reads ascending ranges of pieces as the joined bytes would give them (property)", () => {
-    fc.assert(
-      fc.property(
-        fc.array(fc.uint8Array({ maxLength: 40 }), { maxLength: 12 }),
-        fc.array(fc.tuple(fc.nat(), fc.nat({ max: 50 })), { maxLength: 20 }),
-        fc.nat({ max: 1000 }),
-        (pieces, wants, base) => {
-          const joined = Uint8Array.from(pieces.flatMap((p) => [...p]));
-          const reader = new PieceReader(pieces, base);
-          let at = 0;
-          for (const [skip, len] of wants) {
-            if (joined.length === 0) break;
-            const start = Math.min(at + (skip % 20), joined.length - 1);
-            const length = Math.min(len, joined.length - start);
-            expect([...reader.read(base + start, length)]).toEqual([
-              ...joined.subarray(start, start + length),
-            ]);
-            at = start;
-          }
-        },
-      ),
-    );
-  });
-
-  test("a range in one piece is a view of it; reads outside the pieces or backwards are errors", () => {
-    const a = Uint8Array.of(1, 2, 3, 4);
-    const b = Uint8Array.of(5, 6, 7);
-    const reader = new PieceReader([a, b], 100);
-    const view = reader.read(101, 2);
-    expect(view.buffer).toBe(a.buffer);
-    expect([...reader.read(103, 3)]).toEqual([4, 5, 6]);
-    expect([...reader.read(105, 1)]).toEqual([6]);
-    // Back into a piece already passed, and past the end.
-    expect(() => reader.read(102, 1)).toThrow(RangeError);
-    expect(() => reader.read(106, 2)).toThrow(RangeError);
-    expect(() => new PieceReader([a], 10).read(20, 1)).toThrow(RangeError);
   });
 });
 
