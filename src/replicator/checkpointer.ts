@@ -5,17 +5,30 @@
  *
  * 1. take the write lock, replicate the WAL to its end (nothing can commit
  *    now), note `data_version`, end the pin;
- * 2. PASSIVE runs while we still hold the lock; TRUNCATE needs writers gone,
- *    so the lock is dropped first;
- * 3. re-take the lock, compare `data_version` (did anybody else commit or
- *    checkpoint in between?), make a one-frame "bump" write and pin again.
+ * 2. PASSIVE runs while we still hold the lock, and the pin is taken again
+ *    before the lock is dropped; TRUNCATE needs writers gone, so the lock is
+ *    dropped first;
+ * 3. re-take the lock and make a one-frame "bump" write, which restarts a
+ *    fully checkpointed WAL under our control (after TRUNCATE: compare
+ *    `data_version` first, did anybody else commit or checkpoint in between?,
+ *    then pin again).
  *
- * If nobody else committed or checkpointed in that window (`data_version`
- * unchanged), any WAL restart since the seal was ours or our bump's, so
- * everything the old WAL held had been replicated and replication continues
- * from the new WAL's start. (The new salts prove nothing by themselves: a
- * connection that never restarted a WAL writes random salts into a truncated
- * one.) Otherwise the next sync publishes a snapshot.
+ * After PASSIVE nobody can commit between the seal and the new pin, and the
+ * pin then stops any second WAL restart until the next controlled
+ * checkpoint: either it holds a read mark (a restart needs every reader off
+ * the WAL) or, when PASSIVE copied the whole WAL back, it reads the database
+ * file alone, which stops every checkpointer from copying frames into it,
+ * and a WAL can only restart once fully copied back. So the WAL restarts at
+ * most once (by our bump, or by another connection's first write, or by
+ * its TRUNCATE), and only before anything was appended to it: its new
+ * frames continue the replica. Another writer in the window between the
+ * unlock and the bump used to make that a continuity break (a snapshot).
+ *
+ * After TRUNCATE, if nobody else committed or checkpointed in the window
+ * (`data_version` unchanged), any WAL restart since the seal was ours or our
+ * bump's; otherwise the next sync publishes a snapshot. (The new salts prove
+ * nothing by themselves: a connection that never restarted a WAL writes
+ * random salts into a truncated one.)
  */
 import type { CheckpointResult, SqliteConnections } from "./sqlite-connections.js";
 
@@ -31,7 +44,11 @@ export interface CheckpointPolicy {
 export interface RestartExpectation {
   /** salt1 of the WAL generation before the checkpoint (`null`: there was no WAL), for diagnostics. */
   oldSalt1: number | null;
-  /** True when no other connection committed between sealing and re-pinning. */
+  /**
+   * True when the WAL may restart (once, before anything is appended to it)
+   * without losing frames: pinned again with nobody committing after the
+   * seal, or nobody else committed or checkpointed before our bump (see above).
+   */
   clean: boolean;
 }
 
@@ -76,19 +93,26 @@ export function runCheckpoint(
       oldSalt1 = currentSalt1();
       before = conns.dataVersion();
       conns.releasePin();
-      if (mode === "PASSIVE") result = conns.checkpoint("PASSIVE");
+      if (mode === "PASSIVE") {
+        result = conns.checkpoint("PASSIVE");
+        // Pinned again before the lock is dropped: no commit in between.
+        conns.takePin();
+        clean = true;
+      }
     } finally {
       conns.unlock();
     }
     if (mode === "TRUNCATE") result = conns.checkpoint("TRUNCATE");
   } finally {
-    // Always pin again, even after an error: an unpinned WAL can be restarted under us.
     if (!conns.pinned) {
+      // Always pin again, even after an error: an unpinned WAL can be restarted under us.
       const locked = conns.lock();
       const after = conns.dataVersion();
       if (locked) conns.bumpAndUnlock();
       conns.takePin();
       clean = locked && after === before;
+    } else if (clean && conns.lock()) {
+      conns.bumpAndUnlock();
     }
   }
   return { result, expectation: { oldSalt1, clean } };

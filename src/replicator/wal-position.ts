@@ -115,7 +115,9 @@ export class WalPosition {
     } else if (header.salt1 === cursor.salt1 && header.salt2 === cursor.salt2) {
       if (walBytes < cursor.offset) return "WAL shrank below the replicated position";
       segment = readCommittedFrames(files.wal, header, cursor);
-      this.expect = undefined;
+      // A restart is only expected before anything is appended to the WAL
+      // the expectation was made for (see checkpointer.ts); until then it holds.
+      if (segment.transactions > 0) this.expect = undefined;
     } else if (restartIsContinuous(this.expect)) {
       this.cursor = initialCursor(header);
       this.walPages = new Map();

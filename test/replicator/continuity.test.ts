@@ -4,12 +4,13 @@
  * database, and periodic snapshots. Each ends with a restore that must equal
  * the primary.
  */
-import { existsSync, renameSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, test } from "vitest";
 import { HEAD_OBJECT_KEY, listAllLevels, parseHeadObject } from "../../src/layout/index.js";
 import { Replicator } from "../../src/replicator/replicator.js";
 import { restore } from "../../src/replicator/restore.js";
+import { SqliteConnections } from "../../src/replicator/sqlite-connections.js";
 import { MemoryStore } from "../../src/storage/memory-store.js";
 import { dump, dumpFile, integrity, openApp, tempDir, verifyAllFiles } from "./helpers.js";
 
@@ -190,5 +191,96 @@ describe("continuity", () => {
     expect(s.checkpoints.passive + s.checkpoints.truncate).toBeGreaterThan(0);
     expect(s.continuityBreaks).toEqual({ "no replicated position (start)": 1 });
     await expectRestoreEquals(store, dir, dump(app), "background");
+  });
+
+  test("another connection committing right after our PASSIVE checkpoint unlocks continues the replica", async () => {
+    // The race the multi-process torture test hit now and then: between the
+    // unlock after PASSIVE and our bump, another writer restarts the fully
+    // checkpointed WAL. Its frames are all in the new WAL, so no snapshot is due.
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const dbPath = join(dir, "app.db");
+    const app = openApp(dbPath);
+    cleanups.push(() => app.close());
+    app.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)");
+    const insert = app.prepare("INSERT INTO t (v) VALUES (?)");
+    const walSalt1 = () => {
+      const h = readFileSync(`${dbPath}-wal`).subarray(0, 32);
+      return h.length === 32 ? h.readUInt32BE(16) : undefined;
+    };
+    let armed = false;
+    let saltsAtInjection: [number | undefined, number | undefined] | undefined;
+    const realUnlock = SqliteConnections.prototype.unlock;
+    SqliteConnections.prototype.unlock = function (this: SqliteConnections) {
+      realUnlock.call(this);
+      if (!armed) return;
+      armed = false;
+      const before = walSalt1();
+      insert.run(Buffer.alloc(500, 7));
+      saltsAtInjection = [before, walSalt1()];
+    };
+    cleanups.push(() => {
+      SqliteConnections.prototype.unlock = realUnlock;
+    });
+    const store = new MemoryStore();
+    const r = await Replicator.start({ db: dbPath, store, syncInterval: 0, checkpointPages: 30 });
+    cleanups.push(() => r.close());
+    for (let i = 0; i < 60; i++) insert.run(Buffer.alloc(900, i));
+    armed = true;
+    await r.sync();
+    expect(saltsAtInjection, "the injected commit ran inside the checkpoint").toBeDefined();
+    // The injected commit restarted the WAL (salt-1 moves on by one at a restart).
+    expect(saltsAtInjection![1]).toBe((saltsAtInjection![0]! + 1) >>> 0);
+    for (let i = 0; i < 10; i++) insert.run(Buffer.alloc(900, 100 + i));
+    await r.sync();
+    const s = r.stats();
+    expect(s.checkpoints.passive).toBeGreaterThan(0);
+    expect(s.errors).toBe(0);
+    expect(s.continuityBreaks).toEqual({ "no replicated position (start)": 1 });
+    await expectRestoreEquals(store, dir, dump(app), "race");
+  });
+
+  test("after our PASSIVE checkpoint another connection may truncate the WAL once, but never checkpoint frames we have not read", async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const dbPath = join(dir, "app.db");
+    const app = openApp(dbPath);
+    cleanups.push(() => app.close());
+    // Another application's connection with a short busy timeout, for its checkpoints.
+    const other = openApp(dbPath, 50);
+    cleanups.push(() => other.close());
+    app.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)");
+    const insert = app.prepare("INSERT INTO t (v) VALUES (?)");
+    let armed = false;
+    let truncated: unknown;
+    const realUnlock = SqliteConnections.prototype.unlock;
+    SqliteConnections.prototype.unlock = function (this: SqliteConnections) {
+      realUnlock.call(this);
+      if (!armed) return;
+      armed = false;
+      truncated = other.pragma("wal_checkpoint(TRUNCATE)");
+    };
+    cleanups.push(() => {
+      SqliteConnections.prototype.unlock = realUnlock;
+    });
+    const store = new MemoryStore();
+    const r = await Replicator.start({ db: dbPath, store, syncInterval: 0, checkpointPages: 30 });
+    cleanups.push(() => r.close());
+    for (let i = 0; i < 60; i++) insert.run(Buffer.alloc(900, i));
+    armed = true;
+    await r.sync();
+    // Fully copied back already: the TRUNCATE went through, in the window.
+    expect(truncated).toEqual([{ busy: 0, log: 0, checkpointed: 0 }]);
+    for (let i = 0; i < 20; i++) insert.run(Buffer.alloc(900, 100 + i));
+    // Frames not yet read by the replicator: nobody may copy them back (nor restart the WAL).
+    expect(other.pragma("wal_checkpoint(RESTART)")).toEqual([
+      { busy: 1, log: expect.any(Number), checkpointed: 0 },
+    ]);
+    for (let i = 0; i < 5; i++) insert.run(Buffer.alloc(900, 200 + i));
+    await r.sync();
+    const s = r.stats();
+    expect(s.errors).toBe(0);
+    expect(s.continuityBreaks).toEqual({ "no replicated position (start)": 1 });
+    await expectRestoreEquals(store, dir, dump(app), "truncated");
   });
 });
