@@ -158,6 +158,8 @@ export class Capture {
   pin(): void {
     const conns = this.#files?.conns;
     if (!conns || conns.pinned) return;
+    // Frames committed while unpinned may be gone: no restart is expected.
+    this.#at.expect = undefined;
     if (conns.lock()) conns.bumpAndUnlock();
     conns.takePin();
     this.#repinned = true;
@@ -171,12 +173,22 @@ export class Capture {
     const conns = this.#files?.conns;
     if (!conns || conns.pinned) return;
     const oldSalt1 = this.#at.cursor?.salt1 ?? null;
+    this.#at.expect = undefined;
     const locked = conns.lock();
-    const after = conns.dataVersion();
-    if (locked) conns.bumpAndUnlock();
-    conns.takePin();
-    this.#repinned = true;
-    this.#at.expect = { oldSalt1, clean: locked && after === before };
+    let pinned = false;
+    try {
+      const after = conns.dataVersion();
+      // Pinned before the bump's commit releases the lock (see checkpointer.ts).
+      conns.takePin();
+      pinned = true;
+      this.#repinned = true;
+      this.#at.expect = { oldSalt1, clean: locked && after === before };
+    } finally {
+      if (locked) {
+        if (pinned) conns.bumpAndUnlock();
+        else conns.unlock();
+      }
+    }
   }
 
   /** Checks the files behind the connections (reopening them after a swap; see {@link scan}). */
@@ -336,18 +348,26 @@ export class Capture {
     if (!mode || !retry) return;
     this.#lastCheckpoint = { salt1: this.#at.cursor?.salt1 ?? 0, frames };
     let locked = false;
-    const out = runCheckpoint(
-      files.conns,
-      mode,
-      () => {
-        locked = true;
-        // A swap since the scan: never checkpoint stale frames into the new file.
-        if (files.changed()) return false;
-        this.scan({ failing, force: true, pin: false, sealing: true });
-        return this.#snapshotReason === undefined || failing;
-      },
-      () => (this.#at.expect?.oldSalt1 === null ? null : (this.#at.cursor?.salt1 ?? null)),
-    );
+    let out: ReturnType<typeof runCheckpoint>;
+    try {
+      out = runCheckpoint(
+        files.conns,
+        mode,
+        () => {
+          locked = true;
+          // A swap since the scan: never checkpoint stale frames into the new file.
+          if (files.changed()) return false;
+          this.scan({ failing, force: true, pin: false, sealing: true });
+          return this.#snapshotReason === undefined || failing;
+        },
+        () => (this.#at.expect?.oldSalt1 === null ? null : (this.#at.cursor?.salt1 ?? null)),
+      );
+    } catch (err) {
+      // The expectation of a restart holds only while its pin does: after an
+      // error the WAL may have been left unpinned, or pinned anew.
+      this.#at.expect = undefined;
+      throw err;
+    }
     if (out) {
       this.#at.expect = out.expectation;
       this.#repinned = true;

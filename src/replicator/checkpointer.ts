@@ -11,7 +11,7 @@
  * 3. re-take the lock and make a one-frame "bump" write, which restarts a
  *    fully checkpointed WAL under our control (after TRUNCATE: compare
  *    `data_version` first, did anybody else commit or checkpoint in between?,
- *    then pin again).
+ *    and pin again before the bump's commit releases the lock).
  *
  * After PASSIVE nobody can commit between the seal and the new pin, and the
  * pin then stops any second WAL restart until the next controlled
@@ -105,12 +105,23 @@ export function runCheckpoint(
     if (mode === "TRUNCATE") result = conns.checkpoint("TRUNCATE");
   } finally {
     if (!conns.pinned) {
-      // Always pin again, even after an error: an unpinned WAL can be restarted under us.
+      // Always pin again, even after an error: an unpinned WAL can be
+      // checkpointed and restarted under us. Pinned before the bump releases
+      // the lock, or another commit and a full checkpoint could slip in
+      // between and a later restart would lose that commit.
       const locked = conns.lock();
-      const after = conns.dataVersion();
-      if (locked) conns.bumpAndUnlock();
-      conns.takePin();
-      clean = locked && after === before;
+      let pinned = false;
+      try {
+        const after = conns.dataVersion();
+        conns.takePin();
+        pinned = true;
+        clean = locked && after === before;
+      } finally {
+        if (locked) {
+          if (pinned) conns.bumpAndUnlock();
+          else conns.unlock();
+        }
+      }
     } else if (clean && conns.lock()) {
       conns.bumpAndUnlock();
     }

@@ -283,4 +283,55 @@ describe("continuity", () => {
     expect(s.continuityBreaks).toEqual({ "no replicated position (start)": 1 });
     await expectRestoreEquals(store, dir, dump(app), "truncated");
   });
+
+  test.each([
+    ["TRUNCATE", { checkpointPages: 10, truncatePages: 30 }],
+    ["PASSIVE", { checkpointPages: 30 }],
+  ] as const)(
+    "a commit and a full checkpoint by others right after the bump of our %s checkpoint are not lost",
+    async (_mode, policy) => {
+      // Between the bump's commit and the pin (as the pin was taken before),
+      // another commit and a checkpoint copying it back let a later write
+      // restart the WAL with that commit never read: the replica lost it.
+      const { dir, cleanup } = tempDir();
+      cleanups.push(cleanup);
+      const dbPath = join(dir, "app.db");
+      const app = openApp(dbPath);
+      cleanups.push(() => app.close());
+      const other = openApp(dbPath, 50);
+      cleanups.push(() => other.close());
+      app.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)");
+      const insert = app.prepare("INSERT INTO t (v) VALUES (?)");
+      let armed = false;
+      let copied: unknown;
+      const realBump = SqliteConnections.prototype.bumpAndUnlock;
+      SqliteConnections.prototype.bumpAndUnlock = function (this: SqliteConnections) {
+        realBump.call(this);
+        if (!armed) return;
+        armed = false;
+        insert.run(Buffer.alloc(900, 0xaa));
+        copied = other.pragma("wal_checkpoint(PASSIVE)");
+      };
+      cleanups.push(() => {
+        SqliteConnections.prototype.bumpAndUnlock = realBump;
+      });
+      const store = new MemoryStore();
+      const r = await Replicator.start({ db: dbPath, store, syncInterval: 0, ...policy });
+      cleanups.push(() => r.close());
+      for (let i = 0; i < 60; i++) insert.run(Buffer.alloc(900, i));
+      await r.sync();
+      for (let i = 0; i < 60; i++) insert.run(Buffer.alloc(900, i));
+      armed = true;
+      await r.sync();
+      expect(copied, "the injected commit and checkpoint ran").toBeDefined();
+      // Nothing the replicator has not read may be copied back.
+      expect(copied).toEqual([{ busy: 0, log: expect.any(Number), checkpointed: 0 }]);
+      app.pragma("user_version = 7");
+      await r.sync();
+      for (let i = 0; i < 3; i++) insert.run(Buffer.alloc(900, 0xcc));
+      await r.sync();
+      expect(r.stats().errors).toBe(0);
+      await expectRestoreEquals(store, dir, dump(app), "bump");
+    },
+  );
 });
