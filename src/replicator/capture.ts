@@ -358,6 +358,8 @@ export class Capture {
           // A swap since the scan: never checkpoint stale frames into the new file.
           if (files.changed()) return false;
           this.scan({ failing, force: true, pin: false, sealing: true });
+          // Reopened by the scan (the file changed): these connections are closed.
+          if (this.#files !== files) return false;
           return this.#snapshotReason === undefined || failing;
         },
         () => (this.#at.expect?.oldSalt1 === null ? null : (this.#at.cursor?.salt1 ?? null)),
@@ -381,17 +383,26 @@ export class Capture {
    * Whether the divergence check may run now: the files are open, nothing is
    * captured and unencoded, no snapshot is due, and every frame up to the
    * pin has been captured (so the database file holds nothing newer than
-   * the cursor).
+   * the cursor), in the WAL generation of the cursor (a pin on a fully
+   * checkpointed WAL lets another connection restart it once, over the
+   * frames the position points at, until the next scan follows).
    */
   get verifiable(): boolean {
-    return (
-      this.#files !== undefined &&
-      this.#at.cursor !== undefined &&
-      this.#snapshotReason === undefined &&
-      this.#buffer.empty &&
-      !this.#repinned &&
-      this.#files.conns.pinned
-    );
+    if (
+      this.#files === undefined ||
+      this.#at.cursor === undefined ||
+      this.#snapshotReason !== undefined ||
+      !this.#buffer.empty ||
+      this.#repinned ||
+      !this.#files.conns.pinned
+    ) {
+      return false;
+    }
+    const header = readWalHeader(this.#files.wal);
+    const cursor = this.#at.cursor;
+    return header
+      ? header.salt1 === cursor.salt1 && header.salt2 === cursor.salt2
+      : this.#at.walPages.size === 0;
   }
 
   /**
@@ -402,18 +413,25 @@ export class Capture {
   verify(checksums: PageChecksums, pages: number): void {
     if (!this.verifiable) return;
     const files = this.#files!;
-    const pgno = this.verifier.step(
-      {
-        db: files.db,
-        wal: files.wal,
-        walPages: this.#at.walPages,
-        salts: this.#at.cursor!,
-        pageSize: this.#pageSize,
-        commit: this.#at.commit,
-        checksums,
-      },
-      pages,
-    );
+    let pgno: number | undefined;
+    try {
+      pgno = this.verifier.step(
+        {
+          db: files.db,
+          wal: files.wal,
+          walPages: this.#at.walPages,
+          salts: this.#at.cursor!,
+          pageSize: this.#pageSize,
+          commit: this.#at.commit,
+          checksums,
+        },
+        pages,
+      );
+    } catch (err) {
+      // Restarted since the check above: the next scan follows, then the check goes on.
+      if ((err as { code?: unknown }).code === "WAL_CHANGED") return;
+      throw err;
+    }
     if (pgno === undefined) return;
     const reason = `replica diverged from the database (page ${pgno})`;
     this.#hooks.divergence(reason);

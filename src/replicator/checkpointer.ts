@@ -87,11 +87,13 @@ export function runCheckpoint(
   let before = Number.NaN;
   let oldSalt1: number | null = null;
   let clean = false;
+  let released = false;
   try {
     try {
       if (!seal()) return undefined;
       oldSalt1 = currentSalt1();
       before = conns.dataVersion();
+      released = true;
       conns.releasePin();
       if (mode === "PASSIVE") {
         result = conns.checkpoint("PASSIVE");
@@ -104,7 +106,7 @@ export function runCheckpoint(
     }
     if (mode === "TRUNCATE") result = conns.checkpoint("TRUNCATE");
   } finally {
-    if (!conns.pinned) {
+    if (released && !conns.pinned) {
       // Always pin again, even after an error: an unpinned WAL can be
       // checkpointed and restarted under us. Pinned before the bump releases
       // the lock, or another commit and a full checkpoint could slip in

@@ -263,10 +263,23 @@ export async function resumeOrSnapshot(input: {
   const snapshots = [...pub.files.values()].filter((f) => f.level === SNAPSHOT_LEVEL);
   const lastSnapshotAt = Math.max(0, ...snapshots.map((f) => fileTime(f)));
   const files = capture.files!;
-  const before = files.conns.dataVersion();
-  const found = input.trackChecksums
-    ? await findResumePoint(input.store, files, head, input.listing)
-    : { reason: "no replicated position (start)" };
+  let before = files.conns.dataVersion();
+  let found: ResumePoint | { reason: string } = { reason: "no replicated position (start)" };
+  // Read unpinned (see above): another connection may restart the WAL under
+  // the read. Try again; past a few attempts, publish a snapshot instead.
+  for (let attempt = 1; input.trackChecksums; attempt++) {
+    try {
+      found = await findResumePoint(input.store, files, head, input.listing);
+      break;
+    } catch (err) {
+      if (!walChanged(err)) throw err;
+      if (attempt === RESUME_ATTEMPTS) {
+        found = { reason: "the WAL kept changing while the resume point was read" };
+        break;
+      }
+      before = files.conns.dataVersion();
+    }
+  }
   if ("reason" in found || !head) {
     const reason = "reason" in found ? found.reason : "no replicated position (start)";
     if (head) log.info("publishing a snapshot at start", { reason });
@@ -280,9 +293,25 @@ export async function resumeOrSnapshot(input: {
     txid: head.txid,
     matched: found.matched,
   });
-  capture.scan({ pin: false });
+  try {
+    capture.scan({ pin: false });
+  } catch (err) {
+    if (!walChanged(err)) throw err;
+    // Frames committed since the resume point may be gone: a snapshot.
+    log.info("publishing a snapshot at start", { reason: "the WAL changed while resuming" });
+    capture.setSnapshotReason("the WAL changed while resuming");
+    capture.pin();
+    return { lastSnapshotAt };
+  }
   capture.pinAfterResume(before);
   return { lastSnapshotAt };
+}
+
+/** Attempts at reading the resume point while other connections restart the WAL. */
+const RESUME_ATTEMPTS = 3;
+
+function walChanged(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === "WAL_CHANGED";
 }
 
 /**

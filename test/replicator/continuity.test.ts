@@ -4,7 +4,8 @@
  * database, and periodic snapshots. Each ends with a restore that must equal
  * the primary.
  */
-import { existsSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, test } from "vitest";
 import { HEAD_OBJECT_KEY, listAllLevels, parseHeadObject } from "../../src/layout/index.js";
@@ -15,6 +16,7 @@ import { MemoryStore } from "../../src/storage/memory-store.js";
 import { dump, dumpFile, integrity, openApp, tempDir, verifyAllFiles } from "./helpers.js";
 
 const cleanups: (() => unknown)[] = [];
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
@@ -334,4 +336,105 @@ describe("continuity", () => {
       await expectRestoreEquals(store, dir, dump(app), "bump");
     },
   );
+
+  test("a WAL restarted over the frames the divergence check points at does not stall background syncs", async () => {
+    // Our PASSIVE copied the whole WAL back and the pin reads the database
+    // file alone; the application holds the write lock past our busy
+    // timeout, so no bump; its commit then restarts the WAL, over frames the
+    // position still points at. The check read them before the scan followed
+    // (WAL_CHANGED on every tick: replication stopped until a manual sync).
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const dbPath = join(dir, "app.db");
+    const app = openApp(dbPath);
+    cleanups.push(() => app.close());
+    app.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)");
+    const insert = app.prepare("INSERT INTO t (v) VALUES (?)");
+    let armed = false;
+    let held = false;
+    const realUnlock = SqliteConnections.prototype.unlock;
+    SqliteConnections.prototype.unlock = function (this: SqliteConnections) {
+      realUnlock.call(this);
+      if (!armed) return;
+      armed = false;
+      app.exec("BEGIN IMMEDIATE");
+      held = true;
+    };
+    cleanups.push(() => {
+      SqliteConnections.prototype.unlock = realUnlock;
+    });
+    const store = new MemoryStore();
+    const r = await Replicator.start({
+      db: dbPath,
+      store,
+      syncInterval: 40,
+      checkpointPages: 30,
+      verifyPages: 100_000,
+    });
+    cleanups.push(() => r.close());
+    for (let i = 0; i < 40; i++) insert.run(Buffer.alloc(900, i));
+    armed = true;
+    const until = async (what: () => boolean, ms: number) => {
+      for (const end = Date.now() + ms; !what() && Date.now() < end; ) await sleep(20);
+    };
+    await until(() => held, 5000);
+    expect(held, "the application took the lock inside our checkpoint").toBe(true);
+    await sleep(300); // background syncs with nothing new
+    for (let i = 0; i < 40; i++) insert.run(Buffer.alloc(900, 100 + i));
+    app.exec("COMMIT");
+    const committedAt = r.position.txid;
+    await until(() => r.position.txid > committedAt, 5000);
+    expect(r.position.txid, "background syncs carried on").toBeGreaterThan(committedAt);
+    expect(r.stats().errors).toBe(0);
+    await r.sync();
+    await expectRestoreEquals(store, dir, dump(app), "verify");
+  });
+
+  test("a start resuming while another process keeps restarting the WAL does not fail", async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const dbPath = join(dir, "app.db");
+    const app = openApp(dbPath);
+    app.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)");
+    app.transaction(() => {
+      const ins = app.prepare("INSERT INTO t (v) VALUES (randomblob(900))");
+      for (let i = 0; i < 20_000; i++) ins.run();
+    })();
+    app.close();
+    const store = new MemoryStore();
+    const first = await Replicator.start({ db: dbPath, store, syncInterval: 0 });
+    await first.sync();
+    await first.close();
+    const stop = join(dir, "stop");
+    const restarter = spawn(
+      "python3",
+      [join(import.meta.dirname, "fixtures", "wal-restarter.py"), dbPath, stop],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    const exited = new Promise((res) => restarter.on("exit", res));
+    cleanups.push(async () => {
+      writeFileSync(stop, "");
+      await exited;
+    });
+    await sleep(300);
+    // Each start reads the resume point unpinned while the WAL restarts:
+    // before, about half of them threw WAL_CHANGED out of start().
+    const failures: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      try {
+        const r = await Replicator.start({ db: dbPath, store, syncInterval: 0 });
+        await r.close();
+      } catch (err) {
+        failures.push(String((err as Error).message));
+      }
+    }
+    writeFileSync(stop, "");
+    await exited;
+    expect(failures).toEqual([]);
+    const last = await Replicator.start({ db: dbPath, store, syncInterval: 0 });
+    await last.close();
+    const check = openApp(dbPath);
+    cleanups.push(() => check.close());
+    await expectRestoreEquals(store, dir, dump(check), "resumed");
+  });
 });
