@@ -189,6 +189,7 @@ export class Capture {
         else conns.unlock();
       }
     }
+    if (locked && pinned) conns.renewPin();
   }
 
   /** Checks the files behind the connections (reopening them after a swap; see {@link scan}). */

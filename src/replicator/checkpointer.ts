@@ -11,7 +11,9 @@
  * 3. re-take the lock and make a one-frame "bump" write, which restarts a
  *    fully checkpointed WAL under our control (after TRUNCATE: compare
  *    `data_version` first, did anybody else commit or checkpoint in between?,
- *    and pin again before the bump's commit releases the lock).
+ *    and pin again before the bump's commit releases the lock); then move
+ *    the pin to a new read transaction, which holds a read mark on the bump
+ *    (see `SqliteConnections.renewPin`).
  *
  * After PASSIVE nobody can commit between the seal and the new pin, and the
  * pin then stops any second WAL restart until the next controlled
@@ -124,8 +126,10 @@ export function runCheckpoint(
           else conns.unlock();
         }
       }
+      if (locked && pinned) conns.renewPin();
     } else if (clean && conns.lock()) {
       conns.bumpAndUnlock();
+      conns.renewPin();
     }
   }
   return { result, expectation: { oldSalt1, clean } };

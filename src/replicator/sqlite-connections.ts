@@ -2,9 +2,10 @@
  * The replicator's own SQLite connections (better-sqlite3), one per role:
  * - `main` takes the write lock (to seal the WAL before a checkpoint) and makes
  *   the tiny "bump" write that re-pins the WAL after one;
- * - `pin` holds the long-running read transaction that stops anybody else from
- *   checkpointing past frames not yet replicated, or restarting the WAL. It is
- *   read-only and closed last: a read-only connection never checkpoints or
+ * - a `pin` holds the long-running read transaction that stops anybody else from
+ *   checkpointing past frames not yet replicated, or restarting the WAL. There
+ *   are two, so that a new pin can begin before the old one ends
+ *   ({@link SqliteConnections.renewPin}). They are read-only and closed last: a read-only connection never checkpoints or
  *   deletes the WAL when it closes, so closing the replicator (say, after
  *   the database file was swapped behind it) never writes stale WAL frames
  *   into the database file nor deletes a WAL by name;
@@ -31,17 +32,18 @@ function isBusy(err: unknown): boolean {
 /** Opens and owns the three connections. */
 export class SqliteConnections {
   readonly main: Db;
-  readonly pin: Db;
   readonly ckpt: Db;
+  readonly #pins: [Db, Db];
+  #active = 0;
   readonly pageSize: number;
   /** The journal mode the database was in when these connections switched it to WAL (unset: it was in WAL mode). */
   switchedFrom: string | undefined;
   #pinned = false;
   #locked = false;
 
-  private constructor(main: Db, pin: Db, ckpt: Db, pageSize: number) {
+  private constructor(main: Db, pins: [Db, Db], ckpt: Db, pageSize: number) {
     this.main = main;
-    this.pin = pin;
+    this.#pins = pins;
     this.ckpt = ckpt;
     this.pageSize = pageSize;
   }
@@ -79,8 +81,8 @@ export class SqliteConnections {
       main.prepare("SELECT count(*) FROM sqlite_master").get();
       const pageSize = Number(main.pragma("page_size", { simple: true }));
       const ckpt = open();
-      const pin = open(true);
-      const conns = new SqliteConnections(main, pin, ckpt, pageSize);
+      const pins: [Db, Db] = [open(true), open(true)];
+      const conns = new SqliteConnections(main, pins, ckpt, pageSize);
       if (before !== "wal") conns.switchedFrom = String(before);
       return conns;
     } catch (err) {
@@ -97,21 +99,35 @@ export class SqliteConnections {
   /** Opens the long-running read transaction (a SELECT is needed to really take the read lock). */
   takePin(): void {
     if (this.#pinned) return;
-    this.pin.exec("BEGIN");
-    try {
-      this.pin.prepare("SELECT count(*) FROM sqlite_master").get();
-    } catch (err) {
-      this.pin.exec("ROLLBACK");
-      throw err;
-    }
+    beginRead(this.#pins[this.#active]!);
     this.#pinned = true;
+  }
+
+  /**
+   * Moves the pin to a new read transaction, begun before the old one ends
+   * (never a moment unpinned). A pin begun on a fully checkpointed WAL reads
+   * the database file alone, which stops every checkpointer, so the
+   * application's automatic checkpoints sort the WAL's frames on each commit
+   * in vain; after our bump write the new one holds a read mark instead.
+   */
+  renewPin(): void {
+    if (!this.#pinned) {
+      this.takePin();
+      return;
+    }
+    const next = 1 - this.#active;
+    beginRead(this.#pins[next]!);
+    const old = this.#pins[this.#active]!;
+    this.#active = next;
+    if (old.inTransaction) old.exec("COMMIT");
   }
 
   /** Ends the pin read transaction. */
   releasePin(): void {
     if (!this.#pinned) return;
     this.#pinned = false;
-    if (this.pin.inTransaction) this.pin.exec("COMMIT");
+    const pin = this.#pins[this.#active]!;
+    if (pin.inTransaction) pin.exec("COMMIT");
   }
 
   /** Takes the write lock (BEGIN IMMEDIATE); false when the database stayed busy. */
@@ -177,7 +193,7 @@ export class SqliteConnections {
    * closing connection checkpoints under, and it cannot checkpoint itself.
    */
   close(): void {
-    for (const db of [this.main, this.ckpt, this.pin]) {
+    for (const db of [this.main, this.ckpt, ...this.#pins]) {
       try {
         if (db.inTransaction) db.exec("ROLLBACK");
       } catch {
@@ -187,5 +203,16 @@ export class SqliteConnections {
     }
     this.#pinned = false;
     this.#locked = false;
+  }
+}
+
+/** Opens a read transaction (a SELECT is needed to really take the read lock). */
+function beginRead(db: Db): void {
+  db.exec("BEGIN");
+  try {
+    db.prepare("SELECT count(*) FROM sqlite_master").get();
+  } catch (err) {
+    db.exec("ROLLBACK");
+    throw err;
   }
 }

@@ -109,7 +109,11 @@ export class WalPosition {
     const cursor = this.cursor!;
     let segment: WalSegment | undefined;
     if (!header) {
-      if (cursor.offset !== WAL_HEADER_SIZE && !this.expect?.clean) {
+      // A cursor in a real generation, even at its start, may have frames
+      // committed after it that a TRUNCATE copied back unread.
+      const inGeneration =
+        cursor.offset !== WAL_HEADER_SIZE || cursor.salt1 !== 0 || cursor.salt2 !== 0;
+      if (inGeneration && !this.expect?.clean) {
         return "WAL truncated by another connection (frames not captured)";
       }
     } else if (header.salt1 === cursor.salt1 && header.salt2 === cursor.salt2) {
