@@ -14,7 +14,12 @@
 
 import type { LtxCompat } from "../format/index.js";
 import { CaptureBuffer } from "./capture-buffer.js";
-import { type CheckpointPolicy, checkpointModeFor, runCheckpoint } from "./checkpointer.js";
+import {
+  type CheckpointPolicy,
+  checkpointModeFor,
+  repinAndBump,
+  runCheckpoint,
+} from "./checkpointer.js";
 import { DatabaseFiles } from "./database-files.js";
 import type { ReplicatorLogger } from "./logger.js";
 import type { UploadableLtx } from "./ltx-builder.js";
@@ -174,22 +179,9 @@ export class Capture {
     if (!conns || conns.pinned) return;
     const oldSalt1 = this.#at.cursor?.salt1 ?? null;
     this.#at.expect = undefined;
-    const locked = conns.lock();
-    let pinned = false;
-    try {
-      const after = conns.dataVersion();
-      // Pinned before the bump's commit releases the lock (see checkpointer.ts).
-      conns.takePin();
-      pinned = true;
-      this.#repinned = true;
-      this.#at.expect = { oldSalt1, clean: locked && after === before };
-    } finally {
-      if (locked) {
-        if (pinned) conns.bumpAndUnlock();
-        else conns.unlock();
-      }
-    }
-    if (locked && pinned) conns.renewPin();
+    const clean = repinAndBump(conns, before);
+    this.#repinned = true;
+    this.#at.expect = { oldSalt1, clean };
   }
 
   /** Checks the files behind the connections (reopening them after a swap; see {@link scan}). */

@@ -110,27 +110,37 @@ export function runCheckpoint(
   } finally {
     if (released && !conns.pinned) {
       // Always pin again, even after an error: an unpinned WAL can be
-      // checkpointed and restarted under us. Pinned before the bump releases
-      // the lock, or another commit and a full checkpoint could slip in
-      // between and a later restart would lose that commit.
-      const locked = conns.lock();
-      let pinned = false;
-      try {
-        const after = conns.dataVersion();
-        conns.takePin();
-        pinned = true;
-        clean = locked && after === before;
-      } finally {
-        if (locked) {
-          if (pinned) conns.bumpAndUnlock();
-          else conns.unlock();
-        }
-      }
-      if (locked && pinned) conns.renewPin();
+      // checkpointed and restarted under us.
+      clean = repinAndBump(conns, before);
     } else if (clean && conns.lock()) {
       conns.bumpAndUnlock();
       conns.renewPin();
     }
   }
   return { result, expectation: { oldSalt1, clean } };
+}
+
+/**
+ * Pins again after a time unpinned, then makes the bump write. The pin is
+ * taken under the write lock, before the bump's commit releases it: in a gap
+ * between the two, another commit and a full checkpoint could slip in and a
+ * later restart would lose that commit. Returns whether nobody else committed
+ * or checkpointed since `before` (`data_version`), i.e. whether a restart
+ * may be followed.
+ */
+export function repinAndBump(conns: SqliteConnections, before: number): boolean {
+  const locked = conns.lock();
+  let clean: boolean;
+  try {
+    clean = locked && conns.dataVersion() === before;
+    conns.takePin();
+  } catch (err) {
+    if (locked) conns.unlock();
+    throw err;
+  }
+  if (locked) {
+    conns.bumpAndUnlock();
+    conns.renewPin();
+  }
+  return clean;
 }

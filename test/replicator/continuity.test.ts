@@ -22,6 +22,43 @@ afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
+/** A temporary database with table t (id, v BLOB), open in an application connection. */
+function blobApp() {
+  const { dir, cleanup } = tempDir();
+  cleanups.push(cleanup);
+  const dbPath = join(dir, "app.db");
+  const app = openApp(dbPath);
+  cleanups.push(() => app.close());
+  app.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)");
+  return { dir, dbPath, app, insert: app.prepare("INSERT INTO t (v) VALUES (?)") };
+}
+
+/**
+ * Runs `then` right after the next call of `proto[name]` once armed (the
+ * interleaving under test); the method is restored after the test.
+ */
+function afterNextCall<T extends object>(proto: T, name: keyof T, then: () => void) {
+  const methods = proto as Record<keyof T, unknown>;
+  const real = methods[name] as (...args: unknown[]) => unknown;
+  let armed = false;
+  methods[name] = function (this: unknown, ...args: unknown[]) {
+    const out = real.apply(this, args);
+    if (armed) {
+      armed = false;
+      then();
+    }
+    return out;
+  };
+  cleanups.push(() => {
+    methods[name] = real;
+  });
+  return {
+    arm: () => {
+      armed = true;
+    },
+  };
+}
+
 async function expectRestoreEquals(
   store: MemoryStore,
   dir: string,
@@ -162,12 +199,7 @@ describe("continuity", () => {
   });
 
   test("an in-process application writing while background syncs checkpoint", async () => {
-    const { dir, cleanup } = tempDir();
-    cleanups.push(cleanup);
-    const dbPath = join(dir, "app.db");
-    const app = openApp(dbPath);
-    cleanups.push(() => app.close());
-    app.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)");
+    const { dir, dbPath, app, insert } = blobApp();
     const store = new MemoryStore();
     const r = await Replicator.start({
       db: dbPath,
@@ -178,7 +210,6 @@ describe("continuity", () => {
       compaction: { l1: 50, l2: 100, l3: 200 },
     });
     cleanups.push(() => r.close());
-    const insert = app.prepare("INSERT INTO t (v) VALUES (?)");
     const end = Date.now() + 1500;
     let n = 0;
     while (Date.now() < end) {
@@ -200,36 +231,22 @@ describe("continuity", () => {
     // The race the multi-process torture test hit now and then: between the
     // unlock after PASSIVE and our bump, another writer restarts the fully
     // checkpointed WAL. Its frames are all in the new WAL, so no snapshot is due.
-    const { dir, cleanup } = tempDir();
-    cleanups.push(cleanup);
-    const dbPath = join(dir, "app.db");
-    const app = openApp(dbPath);
-    cleanups.push(() => app.close());
-    app.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)");
-    const insert = app.prepare("INSERT INTO t (v) VALUES (?)");
+    const { dir, dbPath, app, insert } = blobApp();
     const walSalt1 = () => {
       const h = readFileSync(`${dbPath}-wal`).subarray(0, 32);
       return h.length === 32 ? h.readUInt32BE(16) : undefined;
     };
-    let armed = false;
     let saltsAtInjection: [number | undefined, number | undefined] | undefined;
-    const realUnlock = SqliteConnections.prototype.unlock;
-    SqliteConnections.prototype.unlock = function (this: SqliteConnections) {
-      realUnlock.call(this);
-      if (!armed) return;
-      armed = false;
+    const injection = afterNextCall(SqliteConnections.prototype, "unlock", () => {
       const before = walSalt1();
       insert.run(Buffer.alloc(500, 7));
       saltsAtInjection = [before, walSalt1()];
-    };
-    cleanups.push(() => {
-      SqliteConnections.prototype.unlock = realUnlock;
     });
     const store = new MemoryStore();
     const r = await Replicator.start({ db: dbPath, store, syncInterval: 0, checkpointPages: 30 });
     cleanups.push(() => r.close());
     for (let i = 0; i < 60; i++) insert.run(Buffer.alloc(900, i));
-    armed = true;
+    injection.arm();
     await r.sync();
     expect(saltsAtInjection, "the injected commit ran inside the checkpoint").toBeDefined();
     // The injected commit restarted the WAL (salt-1 moves on by one at a restart).
@@ -244,33 +261,19 @@ describe("continuity", () => {
   });
 
   test("after our PASSIVE checkpoint another connection may truncate the WAL once, but never checkpoint frames we have not read", async () => {
-    const { dir, cleanup } = tempDir();
-    cleanups.push(cleanup);
-    const dbPath = join(dir, "app.db");
-    const app = openApp(dbPath);
-    cleanups.push(() => app.close());
+    const { dir, dbPath, app, insert } = blobApp();
     // Another application's connection with a short busy timeout, for its checkpoints.
     const other = openApp(dbPath, 50);
     cleanups.push(() => other.close());
-    app.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)");
-    const insert = app.prepare("INSERT INTO t (v) VALUES (?)");
-    let armed = false;
     let truncated: unknown;
-    const realUnlock = SqliteConnections.prototype.unlock;
-    SqliteConnections.prototype.unlock = function (this: SqliteConnections) {
-      realUnlock.call(this);
-      if (!armed) return;
-      armed = false;
+    const injection = afterNextCall(SqliteConnections.prototype, "unlock", () => {
       truncated = other.pragma("wal_checkpoint(TRUNCATE)");
-    };
-    cleanups.push(() => {
-      SqliteConnections.prototype.unlock = realUnlock;
     });
     const store = new MemoryStore();
     const r = await Replicator.start({ db: dbPath, store, syncInterval: 0, checkpointPages: 30 });
     cleanups.push(() => r.close());
     for (let i = 0; i < 60; i++) insert.run(Buffer.alloc(900, i));
-    armed = true;
+    injection.arm();
     await r.sync();
     // Fully copied back already: the TRUNCATE went through, in the window.
     expect(truncated).toEqual([{ busy: 0, log: 0, checkpointed: 0 }]);
@@ -302,27 +305,13 @@ describe("continuity", () => {
       // Between the bump's commit and the pin (as the pin was taken before),
       // another commit and a checkpoint copying it back let a later write
       // restart the WAL with that commit never read: the replica lost it.
-      const { dir, cleanup } = tempDir();
-      cleanups.push(cleanup);
-      const dbPath = join(dir, "app.db");
-      const app = openApp(dbPath);
-      cleanups.push(() => app.close());
+      const { dir, dbPath, app, insert } = blobApp();
       const other = openApp(dbPath, 50);
       cleanups.push(() => other.close());
-      app.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)");
-      const insert = app.prepare("INSERT INTO t (v) VALUES (?)");
-      let armed = false;
       let copied: unknown;
-      const realBump = SqliteConnections.prototype.bumpAndUnlock;
-      SqliteConnections.prototype.bumpAndUnlock = function (this: SqliteConnections) {
-        realBump.call(this);
-        if (!armed) return;
-        armed = false;
+      const injection = afterNextCall(SqliteConnections.prototype, "bumpAndUnlock", () => {
         insert.run(Buffer.alloc(900, 0xaa));
         copied = other.pragma("wal_checkpoint(PASSIVE)");
-      };
-      cleanups.push(() => {
-        SqliteConnections.prototype.bumpAndUnlock = realBump;
       });
       const store = new MemoryStore();
       const r = await Replicator.start({ db: dbPath, store, syncInterval: 0, ...policy });
@@ -330,7 +319,7 @@ describe("continuity", () => {
       for (let i = 0; i < 60; i++) insert.run(Buffer.alloc(900, i));
       await r.sync();
       for (let i = 0; i < 60; i++) insert.run(Buffer.alloc(900, i));
-      armed = true;
+      injection.arm();
       await r.sync();
       expect(copied, "the injected commit and checkpoint ran").toBeDefined();
       // Nothing the replicator has not read may be copied back.
@@ -350,25 +339,11 @@ describe("continuity", () => {
     // timeout, so no bump; its commit then restarts the WAL, over frames the
     // position still points at. The check read them before the scan followed
     // (WAL_CHANGED on every tick: replication stopped until a manual sync).
-    const { dir, cleanup } = tempDir();
-    cleanups.push(cleanup);
-    const dbPath = join(dir, "app.db");
-    const app = openApp(dbPath);
-    cleanups.push(() => app.close());
-    app.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)");
-    const insert = app.prepare("INSERT INTO t (v) VALUES (?)");
-    let armed = false;
+    const { dir, dbPath, app, insert } = blobApp();
     let held = false;
-    const realUnlock = SqliteConnections.prototype.unlock;
-    SqliteConnections.prototype.unlock = function (this: SqliteConnections) {
-      realUnlock.call(this);
-      if (!armed) return;
-      armed = false;
+    const injection = afterNextCall(SqliteConnections.prototype, "unlock", () => {
       app.exec("BEGIN IMMEDIATE");
       held = true;
-    };
-    cleanups.push(() => {
-      SqliteConnections.prototype.unlock = realUnlock;
     });
     const store = new MemoryStore();
     const r = await Replicator.start({
@@ -380,7 +355,7 @@ describe("continuity", () => {
     });
     cleanups.push(() => r.close());
     for (let i = 0; i < 40; i++) insert.run(Buffer.alloc(900, i));
-    armed = true;
+    injection.arm();
     const until = async (what: () => boolean, ms: number) => {
       for (const end = Date.now() + ms; !what() && Date.now() < end; ) await sleep(20);
     };
@@ -450,13 +425,7 @@ describe("continuity", () => {
     // and stops every checkpointer: the application's automatic checkpoint
     // then sorted the whole WAL on each commit for nothing (figure 5 fell to
     // 0.55x). The pin moves to the bump's read mark.
-    const { dir, cleanup } = tempDir();
-    cleanups.push(cleanup);
-    const dbPath = join(dir, "app.db");
-    const app = openApp(dbPath);
-    cleanups.push(() => app.close());
-    app.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)");
-    const insert = app.prepare("INSERT INTO t (v) VALUES (?)");
+    const { dir, dbPath, app, insert } = blobApp();
     const store = new MemoryStore();
     const r = await Replicator.start({ db: dbPath, store, syncInterval: 0, checkpointPages: 30 });
     cleanups.push(() => r.close());
@@ -475,13 +444,7 @@ describe("continuity", () => {
     // WAL unread; another connection copied it back and truncated the WAL
     // before the first scan, then held the write lock (so no bump): the scan
     // saw no WAL and took it for nothing lost.
-    const { dir, cleanup } = tempDir();
-    cleanups.push(cleanup);
-    const dbPath = join(dir, "app.db");
-    const app = openApp(dbPath);
-    cleanups.push(() => app.close());
-    app.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)");
-    const insert = app.prepare("INSERT INTO t (v) VALUES (?)");
+    const { dir, dbPath, app, insert } = blobApp();
     for (let i = 0; i < 50; i++) insert.run(Buffer.alloc(500, i));
     const store = new MemoryStore();
     const first = await Replicator.start({ db: dbPath, store, syncInterval: 0 });
