@@ -2,7 +2,8 @@
  * Retention: which files may be deleted. A file goes only when
  * - it is older than the retention window,
  * - a snapshot that is itself kept covers it (so every state within the
- *   window stays restorable from a kept snapshot plus kept files),
+ *   window stays restorable from a kept snapshot plus kept files), and that
+ *   snapshot has been in the replica for the whole window,
  * - the current head does not reference it, and
  * - it left the head's plan at least a grace period ago (a reader that
  *   fetched an older head may still be opening it), and
@@ -32,10 +33,15 @@ export function selectExpiredFiles(input: RetentionInput): string[] {
     .sort((a, b) => a.maxTXID - b.maxTXID);
   if (snapshots.length === 0) return [];
   // Keep every snapshot inside the window and the newest one older than it, so
-  // a restore to any time within the window has a starting point.
+  // a restore to any time within the window has a starting point. A snapshot
+  // counts as older only once it was also uploaded before the window: the
+  // periodic snapshot of an idle database carries its last commit's time,
+  // and taken by that alone it let the files before it go a grace period
+  // after it appeared, under restores and pinned readers still using them.
   let floor = 0;
   for (let i = 0; i < snapshots.length; i++) {
-    if (fileTime(snapshots[i]!) <= cutoff) floor = i;
+    const s = snapshots[i]!;
+    if (Math.max(fileTime(s), s.lastModified.getTime()) <= cutoff) floor = i;
   }
   const keptFrom = snapshots[floor]!;
   const deletable = (f: ReplicaFile) => {

@@ -65,6 +65,24 @@ describe("retention rules", () => {
     expect(keys).toContain(files[3]!.key);
   });
 
+  test("a snapshot of an idle database (old commit time) covers older files only once it was uploaded before the window", () => {
+    // The periodic snapshot 1-13 was uploaded just now but carries TXID 13's commit time, long ago.
+    const idle = [
+      f(9, 1, 10, 1000),
+      f(0, 11, 11, 2000),
+      f(0, 12, 12, 3000),
+      f(0, 13, 13, 4000),
+      { ...f(9, 1, 13, 4000), lastModified: new Date(now - 2000) },
+    ];
+    const headKeys = new Set([idle[4]!.key]);
+    expect(selectExpiredFiles({ ...base, files: idle, headKeys })).toEqual([]);
+    // Once that snapshot has been there for the whole window, what it covers goes.
+    const later = { ...base, files: idle, headKeys, now: now + 9000 };
+    expect(selectExpiredFiles(later).sort()).toEqual(
+      [idle[0]!.key, idle[1]!.key, idle[2]!.key, idle[3]!.key].sort(),
+    );
+  });
+
   test("nothing without a snapshot", () => {
     expect(
       selectExpiredFiles({
