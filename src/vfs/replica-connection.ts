@@ -181,7 +181,21 @@ export class ReplicaConnection {
       } catch (err) {
         // Plain build: opening read a page not cached yet; it is on its way.
         const misses = vfs.takeMisses();
-        if (!misses || attempt >= MAX_OPEN_ATTEMPTS) throw err;
+        if (!misses || attempt >= MAX_OPEN_ATTEMPTS) {
+          // As a statement's failure: typed, with the storage error as its cause (a
+          // deleted file then gets the statement re-planned and run again).
+          const cause = vfs.lastError;
+          vfs.lastError = undefined;
+          if (cause instanceof RequestBudgetError) throw cause;
+          if (isSqliteError(err)) {
+            throw new ReplicaQueryError(
+              err.code,
+              err.message,
+              cause !== undefined ? { cause } : {},
+            );
+          }
+          throw err;
+        }
         await Promise.all(misses);
       }
     }

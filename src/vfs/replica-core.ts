@@ -228,6 +228,8 @@ export class ReplicaCore {
   /** When the poll in flight started (real time: it bounds real waits). */
   #pollStartedAt = 0;
   #needsReplan = false;
+  /** A pinned replica's plan of its TXID under way (see #replanPinned). */
+  #pinnedReplan: Promise<void> | undefined;
   #closed = false;
   /** b-tree roots and schema pages of the current version, for prefetch. */
   #roots = new Set<number>();
@@ -466,7 +468,9 @@ export class ReplicaCore {
    */
   poll(replan = false, fresh = false): Promise<void> {
     this.#assertOpen();
-    if (this.pinned) return Promise.resolve();
+    if (this.pinned) {
+      return replan || this.#needsReplan ? this.#replanPinned() : Promise.resolve();
+    }
     let inFlight = this.#polling;
     const abandonMs = this.#options.pollAbandonMs ?? DEFAULT_POLL_ABANDON_MS;
     if (inFlight && Date.now() - this.#pollStartedAt > abandonMs) {
@@ -515,7 +519,7 @@ export class ReplicaCore {
    */
   pollIfDue(): Promise<void> | undefined {
     this.#assertOpen();
-    if (this.pinned) return undefined;
+    if (this.pinned) return this.#needsReplan ? this.#replanPinned().catch(() => {}) : undefined;
     const due =
       this.#needsReplan ||
       this.#lastPollAt === undefined ||
@@ -700,6 +704,53 @@ export class ReplicaCore {
 
   #assertOpen(): void {
     if (this.#closed) throw new ReplicaError("REPLICA_CLOSED", `replica ${this.url} is closed`);
+  }
+
+  /**
+   * A pinned replica whose plan lost a file (retention, or Litestream
+   * dropping compacted level-0 files) plans its TXID again from what the
+   * replica holds now: the same state from other files. Always the TXID it
+   * serves, never its original time target, which could now resolve to
+   * another state. Calls made meanwhile share the one under way. Rejects
+   * with `REPLICA_TARGET_EXPIRED` when that TXID can no longer be restored.
+   */
+  #replanPinned(): Promise<void> {
+    this.#pinnedReplan ??= this.#planPinnedAgain().finally(() => {
+      this.#pinnedReplan = undefined;
+    });
+    return this.#pinnedReplan;
+  }
+
+  async #planPinnedAgain(): Promise<void> {
+    const cur = this.#current;
+    if (!cur) return;
+    const txid = cur.index.txid;
+    try {
+      let result: DiscoveryResult & { kind: "update" };
+      try {
+        result = await this.#discovery.planAt({ txid });
+      } catch (err) {
+        const code = errorCode(err);
+        if (code !== "RESTORE_TARGET_UNAVAILABLE" && code !== "RESTORE_CHAIN_GAP") throw err;
+        throw new ReplicaError(
+          "REPLICA_TARGET_EXPIRED",
+          `TXID ${txid} of this pinned replica can no longer be read: retention removed files it needs (open a newer target)`,
+          { cause: err },
+        );
+      }
+      if (result.txid !== txid) {
+        throw new ReplicaError(
+          "REPLICA_TARGET_EXPIRED",
+          `TXID ${txid} of this pinned replica can no longer be read exactly (the replica plans TXID ${result.txid})`,
+        );
+      }
+      if (this.#closed) return;
+      await this.#apply(result, undefined);
+      this.#needsReplan = false;
+    } catch (err) {
+      this.#recordError(err);
+      throw err;
+    }
   }
 
   async #pollWithReplan(replan: boolean, token: number): Promise<void> {

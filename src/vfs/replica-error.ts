@@ -12,6 +12,8 @@ import { PagecastError } from "../errors.js";
  * - `REPLICA_PAGE_INVALID`: a fetched page frame failed validation (never served).
  * - `REPLICA_PAGE_MISSING`: the page index has no entry for a page inside the database.
  * - `REPLICA_PLAN_STALE`: a file named by the current plan is gone (retention); the replica re-plans.
+ * - `REPLICA_TARGET_EXPIRED`: a pinned replica's TXID can no longer be read (retention removed
+ *   files it needs, and no other files restore it); open a newer target.
  * - `REPLICA_WASM_MISSING`: no SQLite WebAssembly binary was supplied or registered.
  * - `REPLICA_WASM_INVALID`: the SQLite WebAssembly binary could not be loaded or compiled
  *   (beside the plain build, the async build compiles when a statement first needs it).

@@ -627,7 +627,17 @@ export class Replica {
       this.#core.needsReplan &&
       !conn.inTransaction
     ) {
-      await this.#core.poll(true, true).catch(() => {});
+      let replanFailure: unknown;
+      await this.#core.poll(true, true).catch((e: unknown) => {
+        replanFailure = e;
+      });
+      // A pinned replica whose TXID is gone for good: say so, not "disk I/O error".
+      if (
+        replanFailure instanceof ReplicaError &&
+        replanFailure.code === "REPLICA_TARGET_EXPIRED"
+      ) {
+        throw replanFailure;
+      }
       if (conn.holdsStaleVersion) await conn.releaseVersion();
       let result: ExecuteResult;
       try {

@@ -1,0 +1,112 @@
+/**
+ * Pinned replicas (`openReplica({ at })`, `Replica.pinned`, time travel)
+ * across a file deleted under them (review by a helper): Litestream drops
+ * level-0 files a few minutes after compacting them into level 1, and
+ * retention deletes what a newer snapshot covers. A pinned replica never
+ * re-planned, so every read that missed the cache failed with SQLITE_IOERR
+ * until it was closed, although its TXID was still restorable from other
+ * files. It now plans the TXID it serves again; when that TXID is gone for
+ * good, the error says so (REPLICA_TARGET_EXPIRED).
+ */
+import { join } from "node:path";
+import { afterEach, expect, test } from "vitest";
+import { listAllLevels, MemoryStore, openReplica, planTarget } from "../../src/index.node.js";
+import { HEAD_OBJECT_KEY } from "../../src/layout/index.js";
+import { Replicator } from "../../src/node.js";
+import { openApp, tempDir } from "../replicator/helpers.js";
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+/** Every uncached page comes from storage: a tiny cache, no bulk fetching, no hydration. */
+const SMALL = {
+  cacheBytes: 65536,
+  sqliteCacheBytes: 65536,
+  hydrate: false as const,
+  bulkFetchBytes: 0,
+  maxRequestsPerQuery: Number.POSITIVE_INFINITY,
+};
+const SCAN = "SELECT count(*), sum(length(v)), max(v) FROM t";
+
+async function setup() {
+  const { dir, cleanup } = tempDir("pagecast-pinned-replan-");
+  cleanups.push(cleanup);
+  const dbPath = join(dir, "app.db");
+  const app = openApp(dbPath);
+  cleanups.push(() => app.close());
+  app.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)");
+  const insert = app.prepare("INSERT INTO t (v) VALUES (?)");
+  app.transaction(() => {
+    for (let i = 0; i < 3000; i++) insert.run("x".repeat(200));
+  })();
+  const store = new MemoryStore();
+  const replicator = await Replicator.start({
+    db: dbPath,
+    store,
+    syncInterval: 0,
+    retention: 0,
+    compaction: { l1: 3_600_000, l2: 3_600_000, l3: 3_600_000 },
+  });
+  cleanups.push(() => replicator.close());
+  for (let i = 1; i <= 3; i++) {
+    app.prepare("UPDATE t SET v = ? WHERE id = ?").run("y".repeat(200), i * 50);
+    await replicator.sync();
+  }
+  return { store, replicator, txid: replicator.position.txid };
+}
+
+/** Litestream's level-0 retention after a compaction into level 1: the covered level-0 files go. */
+async function dropCompactedLevel0(store: MemoryStore, replicator: Replicator): Promise<string[]> {
+  await replicator.compactNow();
+  const level0 = (await listAllLevels(store)).filter((f) => f.level === 0 && f.minTXID > 1);
+  const keys = level0.map((f) => f.key);
+  await store.deleteMany(keys);
+  return keys;
+}
+
+test("a pinned replica and a pinned view of a live one keep answering after the files they planned from are deleted", async () => {
+  const { store, replicator, txid } = await setup();
+  const pinned = await openReplica({ store, at: { txid }, ...SMALL });
+  cleanups.push(() => pinned.close());
+  const live = await openReplica({ store, pollIntervalMs: 0, ...SMALL });
+  cleanups.push(() => live.close());
+  const view = await live.pinned({ txid }, SMALL);
+  cleanups.push(() => view.close());
+  const expected = await pinned.values(SCAN);
+  expect(await view.values(SCAN)).toEqual(expected);
+
+  const deleted = await dropCompactedLevel0(store, replicator);
+  expect(deleted.length).toBe(3);
+  // The state is still there, through the level-1 file.
+  expect((await planTarget(store, { txid })).files.some((f) => f.key.startsWith("0001/"))).toBe(
+    true,
+  );
+  for (const r of [pinned, view]) {
+    expect(await r.values(SCAN)).toEqual(expected);
+    expect(await r.values(SCAN)).toEqual(expected);
+    expect(r.status().txid).toBe(txid);
+  }
+});
+
+test("a pinned replica whose TXID can no longer be restored fails with REPLICA_TARGET_EXPIRED, not a disk I/O error", async () => {
+  const { store, replicator, txid } = await setup();
+  const pinned = await openReplica({ store, at: { txid }, ...SMALL });
+  cleanups.push(() => pinned.close());
+  const expected = await pinned.values(SCAN);
+  await dropCompactedLevel0(store, replicator);
+  // And the level-1 file too, as Litestream's retention would (its replicas have no
+  // head object): nothing restores that TXID any more.
+  const upper = (await listAllLevels(store)).filter((f) => f.level >= 1 && f.level <= 8);
+  await store.deleteMany([...upper.map((f) => f.key), HEAD_OBJECT_KEY]);
+  const err = await pinned.values(SCAN).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toMatchObject({ code: "REPLICA_TARGET_EXPIRED" });
+  expect(String((err as Error).message)).toContain(`TXID ${txid}`);
+  expect(pinned.status().lastError?.code).toBe("REPLICA_TARGET_EXPIRED");
+  // Whatever is cached still reads; the replica is not broken beyond that TXID.
+  expect(expected[0]![0]).toBe(3000);
+});
