@@ -317,6 +317,30 @@ export async function planTarget(
   target: RestoreTarget | undefined,
   options: PlanTargetOptions = {},
 ): Promise<TargetPlan> {
+  // A listed file read for its header or index may be deleted meanwhile
+  // (retention takes the oldest first, exactly the snapshots read for their
+  // times): the listing was stale, so list again.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await planTargetOnce(store, target, options);
+    } catch (err) {
+      if (attempt >= PLAN_ATTEMPTS || !isNotFound(err)) throw err;
+    }
+  }
+}
+
+/** Plannings of one target in a row when listed files keep vanishing under them. */
+const PLAN_ATTEMPTS = 3;
+
+function isNotFound(err: unknown): boolean {
+  return err instanceof NotFoundError || (err as { code?: unknown })?.code === "STORE_NOT_FOUND";
+}
+
+async function planTargetOnce(
+  store: ObjectStore,
+  target: RestoreTarget | undefined,
+  options: PlanTargetOptions,
+): Promise<TargetPlan> {
   const signal = options.signal;
   const [head, snapshots] = await Promise.all([
     readUsableHead(options.headStore ?? store, signal),

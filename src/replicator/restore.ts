@@ -22,7 +22,7 @@ import {
   type RangedDownloadError,
   RangedDownloader,
 } from "../storage/ranged-download.js";
-import { StoreAbortedError } from "../storage/store-errors.js";
+import { NotFoundError, StoreAbortedError } from "../storage/store-errors.js";
 import { fileApplyTarget } from "./file-apply-target.js";
 import type { ReplicatorLogger } from "./logger.js";
 import { silentLogger } from "./logger.js";
@@ -265,6 +265,63 @@ export async function restore(
   // pieces (no copy) and a restore is long enough not to mind its load time.
   const store =
     typeof source === "string" ? await openNodeStore(source, { s3Transport: "aws-sdk" }) : source;
+  try {
+    // A file of the plan deleted while the restore runs (retention, or
+    // Litestream dropping level-0 files it compacted): the state is most
+    // likely still restorable from other files, so plan again and start over.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await restoreOnce(store, outPath, options, { target, checkMode, log, concurrency });
+      } catch (err) {
+        const missing = missingObject(err);
+        if (missing === undefined || options.signal?.aborted) throw err;
+        if (attempt >= RESTORE_ATTEMPTS) {
+          throw new ReplicatorError(
+            "RESTORE_FAILED",
+            `files of the restore plan kept being deleted (last: ${missing}); ${attempt} plans tried`,
+            { cause: err },
+          );
+        }
+        log.warn("a file of the restore plan was deleted: planning again", {
+          key: missing,
+          attempt,
+        });
+      }
+    }
+  } finally {
+    if (typeof source === "string") await store.close().catch(() => {});
+  }
+}
+
+/** Restores planned in a row when files of each plan are deleted under it. */
+const RESTORE_ATTEMPTS = 3;
+
+/** The key of the object a restore failed to find (also as a cause), if that is why it failed. */
+function missingObject(err: unknown): string | undefined {
+  for (let e: unknown = err, depth = 0; e && depth < 5; depth++) {
+    if (e instanceof NotFoundError || (e as { code?: unknown }).code === "STORE_NOT_FOUND") {
+      return (e as { key?: unknown }).key !== undefined
+        ? String((e as { key?: unknown }).key)
+        : (e as Error).message;
+    }
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+/** One restore of `options`' target as planned now; see {@link restore}. */
+async function restoreOnce(
+  store: ObjectStore,
+  outPath: string,
+  options: RestoreOptions,
+  resolved: {
+    target: RestoreTarget | undefined;
+    checkMode: IntegrityCheckMode;
+    log: ReplicatorLogger;
+    concurrency: number;
+  },
+): Promise<RestoreResult> {
+  const { target, checkMode, log, concurrency } = resolved;
   const tmp = join(
     dirname(outPath),
     `.${basename(outPath)}.pagecast-restore-${randomBytes(6).toString("hex")}.tmp`,
@@ -498,6 +555,5 @@ export async function restore(
     await rm(`${tmp}-wal`, { force: true });
     await rm(`${tmp}-shm`, { force: true });
     process.off("exit", removeTempSync);
-    if (typeof source === "string") await store.close().catch(() => {});
   }
 }

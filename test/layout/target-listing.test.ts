@@ -198,6 +198,27 @@ describe("planTarget", () => {
     }
   });
 
+  test("a file deleted between the listing and the read of its header (retention) is planned around, not an error", async () => {
+    // No head: planning a time reads the snapshots' headers for their commit times.
+    const inner = new MemoryStore();
+    const newest = await writeHistory(inner, 1, false);
+    const snapshot = encode(9, 1, newest);
+    await inner.put(snapshot.head.key, snapshot.bytes);
+    const oldest = encode(9, 1, 1).head.key;
+    const store = new RecordingStore(inner);
+    let deleted = false;
+    store.beforeGet = async (key) => {
+      if (!deleted && key === oldest) {
+        deleted = true;
+        await inner.deleteMany([key]);
+      }
+    };
+    const plan = await planTarget(store, { timestamp: timeOf(newest) });
+    expect(deleted).toBe(true);
+    expect(plan.txid).toBe(newest);
+    expect(plan.files[0]!.key).toBe(snapshot.head.key);
+  });
+
   test("with a head: the same round trips after a short and a long history", async () => {
     const depths: number[] = [];
     const lists: number[] = [];
