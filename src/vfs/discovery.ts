@@ -122,7 +122,11 @@ function fromReplicaFile(f: ReplicaFile): PlanFile {
   };
 }
 
-/** Plans versions for one replica. Not safe for concurrent `poll` calls (the caller single-flights). */
+/**
+ * Plans versions for one replica. The caller single-flights `poll`, except
+ * that it may give up on a hung one and start another: a poll overtaken that
+ * way changes no state when it ends.
+ */
 export class Discovery {
   #mode: DiscoveryMode = "unknown";
   #etag: string | undefined;
@@ -136,6 +140,8 @@ export class Discovery {
   #base: string | undefined;
   #pendingBase: string | undefined;
   #listPolls = 0;
+  /** Polls started: only the newest may change the state above. */
+  #polls = 0;
   readonly #headProbeEvery: number;
 
   constructor(
@@ -161,6 +167,7 @@ export class Discovery {
    * e.g. after a planned file turned out to be deleted).
    */
   async poll(current: Position | undefined, forceReplan = false): Promise<DiscoveryResult> {
+    const seq = ++this.#polls;
     this.#pendingEtag = undefined;
     this.#pendingBase = undefined;
     if (forceReplan) this.#etag = undefined;
@@ -175,11 +182,14 @@ export class Discovery {
       const store = conditional ? this.stores.poll : this.stores.head;
       // Size-checked before download: the head is untrusted.
       const res = await readHeadObject(store, conditional ? { ifNoneMatch: this.#etag! } : {});
-      if (res.notModified) return { kind: "unchanged" };
+      // Overtaken by a newer poll (the replica gave up on this one): its
+      // result is not applied, so it must leave nothing to be adopted either.
+      if (seq !== this.#polls || res.notModified) return { kind: "unchanged" };
       head = res.head;
       // Adopted only once the plan is applied: until then the next poll re-reads the head.
       this.#pendingEtag = res.etag;
     } catch (err) {
+      if (seq !== this.#polls) throw err;
       // No head, or one this reader cannot use (damaged, or from a newer
       // writer): the LTX files themselves are the replica, found by LIST.
       if (!(err instanceof NotFoundError) && !isUnusableHead(err)) throw err;
