@@ -200,6 +200,9 @@ function isMissingFile(err: unknown): boolean {
   return false;
 }
 
+/** Plans of a pinned replica's target in a row when planned files keep vanishing. */
+const PINNED_PLAN_ATTEMPTS = 3;
+
 /** Shared state of one replica. */
 export class ReplicaCore {
   readonly url: string;
@@ -448,7 +451,15 @@ export class ReplicaCore {
     }
     const started = this.#now();
     try {
-      await this.#apply(await this.#discovery.planAt(at), undefined);
+      // A planned file deleted before its index was read (retention): plan again.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await this.#apply(await this.#discovery.planAt(at), undefined);
+          break;
+        } catch (err) {
+          if (attempt >= PINNED_PLAN_ATTEMPTS || !isMissingFile(err)) throw err;
+        }
+      }
       this.#lastPollAt = started;
     } catch (err) {
       this.#recordError(err);
@@ -726,31 +737,43 @@ export class ReplicaCore {
     if (!cur) return;
     const txid = cur.index.txid;
     try {
-      let result: DiscoveryResult & { kind: "update" };
-      try {
-        result = await this.#discovery.planAt({ txid });
-      } catch (err) {
-        const code = errorCode(err);
-        if (code !== "RESTORE_TARGET_UNAVAILABLE" && code !== "RESTORE_CHAIN_GAP") throw err;
-        throw new ReplicaError(
-          "REPLICA_TARGET_EXPIRED",
-          `TXID ${txid} of this pinned replica can no longer be read: retention removed files it needs (open a newer target)`,
-          { cause: err },
-        );
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await this.#planTxidAgain(txid);
+          return;
+        } catch (err) {
+          if (attempt >= PINNED_PLAN_ATTEMPTS || !isMissingFile(err)) throw err;
+        }
       }
-      if (result.txid !== txid) {
-        throw new ReplicaError(
-          "REPLICA_TARGET_EXPIRED",
-          `TXID ${txid} of this pinned replica can no longer be read exactly (the replica plans TXID ${result.txid})`,
-        );
-      }
-      if (this.#closed) return;
-      await this.#apply(result, undefined);
-      this.#needsReplan = false;
     } catch (err) {
       this.#recordError(err);
       throw err;
     }
+  }
+
+  /** Plans `txid` again and serves it (see #replanPinned). */
+  async #planTxidAgain(txid: number): Promise<void> {
+    let result: DiscoveryResult & { kind: "update" };
+    try {
+      result = await this.#discovery.planAt({ txid });
+    } catch (err) {
+      const code = errorCode(err);
+      if (code !== "RESTORE_TARGET_UNAVAILABLE" && code !== "RESTORE_CHAIN_GAP") throw err;
+      throw new ReplicaError(
+        "REPLICA_TARGET_EXPIRED",
+        `TXID ${txid} of this pinned replica can no longer be read: retention removed files it needs (open a newer target)`,
+        { cause: err },
+      );
+    }
+    if (result.txid !== txid) {
+      throw new ReplicaError(
+        "REPLICA_TARGET_EXPIRED",
+        `TXID ${txid} of this pinned replica can no longer be read exactly (the replica plans TXID ${result.txid})`,
+      );
+    }
+    if (this.#closed) return;
+    await this.#apply(result, undefined);
+    this.#needsReplan = false;
   }
 
   async #pollWithReplan(replan: boolean, token: number): Promise<void> {

@@ -14,6 +14,7 @@ import { listAllLevels, MemoryStore, openReplica, planTarget } from "../../src/i
 import { HEAD_OBJECT_KEY } from "../../src/layout/index.js";
 import { Replicator } from "../../src/node.js";
 import { openApp, tempDir } from "../replicator/helpers.js";
+import { RecordingStore } from "../vfs/helpers.js";
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -109,4 +110,23 @@ test("a pinned replica whose TXID can no longer be restored fails with REPLICA_T
   expect(pinned.status().lastError?.code).toBe("REPLICA_TARGET_EXPIRED");
   // Whatever is cached still reads; the replica is not broken beyond that TXID.
   expect(expected[0]![0]).toBe(3000);
+});
+
+test("a pinned open whose planned file is deleted before its index is read plans again", async () => {
+  const { store: inner, replicator, txid } = await setup();
+  const store = new RecordingStore(inner);
+  let started = false;
+  let deleted: string[] = [];
+  store.beforeGet = async (key) => {
+    // Planned from level 0; compacted into level 1 and deleted before its index arrives.
+    if (!started && key.startsWith("0000/") && !key.includes("-0000000000000001.")) {
+      started = true;
+      deleted = await dropCompactedLevel0(inner, replicator);
+    }
+  };
+  const pinned = await openReplica({ store, at: { txid }, ...SMALL });
+  cleanups.push(() => pinned.close());
+  expect(deleted.length).toBe(3);
+  expect(pinned.status().txid).toBe(txid);
+  expect((await pinned.values(SCAN))[0]![0]).toBe(3000);
 });
