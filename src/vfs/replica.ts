@@ -499,7 +499,7 @@ export class Replica {
     this.#store.users++;
     try {
       await core.open();
-      const first = await HybridConnection.open(core, this.#modules, connectionOptions(settings));
+      const first = await openFirstConnection(core, this.#modules, connectionOptions(settings));
       return new Replica({ core, modules: this.#modules, first, settings, store: this.#store });
     } catch (err) {
       core.close();
@@ -767,7 +767,7 @@ export async function openReplicaWith(
     });
     await Promise.all([firstReady, core.open()]);
     const modules: SqliteModules = { async: asyncBuild, sync: syncBuild };
-    const first = await HybridConnection.open(core, modules, connectionOptions(settings));
+    const first = await openFirstConnection(core, modules, connectionOptions(settings));
     return new Replica({
       core,
       modules,
@@ -778,6 +778,25 @@ export async function openReplicaWith(
   } catch (err) {
     if (closeStore) await store.close().catch(() => {});
     throw err;
+  }
+}
+
+/**
+ * The first connection of a replica just planned. Opening reads pages (page
+ * 1, the schema): a file of the plan deleted meanwhile (retention) makes the
+ * replica plan again, and the open is tried once more.
+ */
+async function openFirstConnection(
+  core: ReplicaCore,
+  modules: SqliteModules,
+  options: ReplicaConnectionOptions,
+): Promise<HybridConnection> {
+  try {
+    return await HybridConnection.open(core, modules, options);
+  } catch (err) {
+    if (!core.needsReplan) throw err;
+    await core.poll(true, true);
+    return HybridConnection.open(core, modules, options);
   }
 }
 
