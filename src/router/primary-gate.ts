@@ -13,16 +13,22 @@ export class PrimaryGate {
     return this.#owner;
   }
 
-  /** Resolves once `session` may use the primary (the gate is free or already its own). */
-  async enter(session: object): Promise<void> {
+  /**
+   * Resolves once `session` may use the primary (the gate is free or already
+   * its own); with `take` (a statement opening a transaction), holding it.
+   * The check and the taking are one step: a release wakes every waiter, and
+   * the first to run takes the gate before the others look.
+   */
+  async enter(session: object, take = false): Promise<void> {
     while (this.#owner !== undefined && this.#owner !== session) {
       await new Promise<void>((resolve) => this.#waiters.push(resolve));
     }
+    if (take) this.#owner = session;
   }
 
-  /** Takes the gate for `session` (call right after `enter`, before an await). */
-  hold(session: object): void {
-    this.#owner = session;
+  /** Takes the gate for `session` when nobody holds it (a transaction the connection reports open). */
+  holdIfFree(session: object): void {
+    if (this.#owner === undefined) this.#owner = session;
   }
 
   /** Gives the gate back (no-op unless `session` holds it) and wakes the waiters. */

@@ -11,5 +11,7 @@ import { PagecastError } from "../errors.js";
  * - `ROUTER_BOOKMARK_INVALID`: a bookmark (read-your-writes token) is malformed.
  * - `ROUTER_NO_DRIZZLE`: drizzle-orm (a peer dependency of the router) could not be loaded.
  * - `ROUTER_NO_CONTEXT`: `$withSession` needs an async context provider (AsyncLocalStorage).
+ * - `ROUTER_NESTED_SESSION`: a statement of another session (a `$session` database) was
+ *   issued inside an open transaction, which it would wait for; use the transaction's `tx`.
  */
 export class RouterError extends PagecastError {}

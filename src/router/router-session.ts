@@ -35,6 +35,11 @@ export class RouterSession {
   readonly #root: RouterSession;
   readonly #requirement: Requirement;
   readonly tx: TransactionState = { open: false, openedBy: undefined, dirty: false, ddl: false };
+  /**
+   * The Drizzle transaction this session runs (a transaction child): a root
+   * `db.transaction()` called inside it nests as its savepoint.
+   */
+  drizzleTransaction: unknown;
   /** Settles once every statement issued so far in this session for the primary has. */
   #primaryTail: Promise<void> | undefined;
   /** Position resolution in flight for this session's writes (root only). */

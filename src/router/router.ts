@@ -566,12 +566,19 @@ class Router<TSchema extends Record<string, unknown>> implements RouterInternals
     work: () => Promise<T>,
     effect?: TransactionEffect,
   ): Promise<T> {
-    await this.gate.enter(session);
     const opens = effect?.op === "begin" || (effect?.op === "savepoint" && !session.tx.open);
-    if (opens) {
-      this.gate.hold(session);
-      this.counts.transactions++;
+    const owner = this.gate.owner;
+    if (owner !== undefined && owner !== session && this.context?.current() === owner) {
+      // Another session's statement inside this transaction (a `$session`
+      // database used in it) would wait for the transaction itself, forever.
+      throw new RouterError(
+        "ROUTER_NESTED_SESSION",
+        "a statement of another session was issued inside an open transaction, which it would wait for: " +
+          "use the transaction's `tx` (or run it after the transaction)",
+      );
     }
+    await this.gate.enter(session, opens);
+    if (opens) this.counts.transactions++;
     const readOnly = classes.every((c) => c.readOnly);
     const write = !readOnly && classes.some((c) => c.kind !== "transaction");
     if (readOnly) this.counts.primaryReads++;
@@ -621,8 +628,13 @@ class Router<TSchema extends Record<string, unknown>> implements RouterInternals
           break;
       }
     }
-    // The connection knows best (e.g. SQLite rolled back on an error).
-    if (this.primary.inTransaction) tx.open = this.primary.inTransaction();
+    // The connection knows best (e.g. SQLite rolled back on an error), for the
+    // session holding the gate or free to take it.
+    const owner = this.gate.owner;
+    if (this.primary.inTransaction && (owner === undefined || owner === session)) {
+      tx.open = this.primary.inTransaction();
+      if (tx.open) this.gate.holdIfFree(session);
+    }
     // A failed statement may still have done part of its work (several statements in one string).
     if (write) tx.dirty = true;
     if (!tx.open) {
@@ -746,23 +758,42 @@ class Router<TSchema extends Record<string, unknown>> implements RouterInternals
     };
   }
 
-  database(binding: Binding): SqliteRemoteDatabase<TSchema> {
-    const db = drizzleRuntime().drizzle<TSchema>(
+  /** A Drizzle database whose statements run for `binding` (transactions as Drizzle runs them). */
+  #drizzleDatabase(binding: Binding): SqliteRemoteDatabase<TSchema> {
+    return drizzleRuntime().drizzle<TSchema>(
       (sql, params, method) =>
         this.execute(binding, sql, params, method) as Promise<{ rows: unknown[] }>,
       (batch) => this.batch(binding, batch as Statement[]) as Promise<{ rows: unknown[] }[]>,
       this.drizzleConfig(),
     );
+  }
+
+  database(binding: Binding): SqliteRemoteDatabase<TSchema> {
+    const db = this.#drizzleDatabase(binding);
+    type Transaction = typeof db.transaction;
     const context = this.context;
-    if (context) {
-      // Each transaction gets its own session identity, so the primary gate
-      // tells its statements from those of concurrent requests.
-      const begin = db.transaction.bind(db);
-      db.transaction = ((fn: Parameters<typeof begin>[0], config?: Parameters<typeof begin>[1]) =>
-        context.run(this.session(binding).child(), () =>
-          begin(fn, config),
-        )) as typeof db.transaction;
-    }
+    db.transaction = ((fn: Parameters<Transaction>[0], config?: Parameters<Transaction>[1]) => {
+      const current = this.session(binding);
+      // Called inside a transaction of this session (a helper with its own
+      // transaction): a savepoint of it, as better-sqlite3 nests them. Waiting
+      // for the gate would wait for the outer transaction itself.
+      const outer = current.tx.open
+        ? (current.drizzleTransaction as { transaction: Transaction } | undefined)
+        : undefined;
+      if (outer) return outer.transaction(fn, config);
+      // Each transaction gets its own session, bound to its statements, so
+      // the primary gate tells them from those of concurrent requests, with
+      // or without an async context (without one, every request shares the
+      // default session).
+      const child = current.child();
+      const own = this.#drizzleDatabase({ base: child, mode: binding.mode });
+      const run = () =>
+        own.transaction((tx) => {
+          child.drizzleTransaction = tx;
+          return fn(tx);
+        }, config);
+      return context ? context.run(child, run) : run();
+    }) as Transaction;
     return db;
   }
 
@@ -829,6 +860,10 @@ export function createRouter<TSchema extends Record<string, unknown> = Record<st
               "elsewhere use $session(bookmark)",
           );
         }
+        // Inside a transaction its statements run in it: another session's
+        // would wait for the transaction itself.
+        const current = context.current();
+        if (current?.tx.open) return fn() as WithSessionResult<T>;
         return context.run(router.newSession(bookmark), () => {
           const result = fn();
           // Drizzle queries are lazy thenables: run them while the session is current.
