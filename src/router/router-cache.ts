@@ -14,6 +14,16 @@ import { drizzleRuntime } from "./drizzle-runtime.js";
 export interface RouterCache extends Cache {
   /** Marks a sqlite-proxy result as too old to store; returns it. */
   uncacheable<T extends object>(result: T): T;
+  /** A write is about to run on the primary (answers read before it may not be stored after it). */
+  writeIssued(): void;
+  /** Writes issued so far: taken when a replica read starts. */
+  readonly writes: number;
+  /**
+   * Marks a replica's answer as read from `writes` = `start` on: stored only
+   * if no write was issued since (the read may have straddled it, and Drizzle
+   * stores an answer after the write's invalidation ran); returns it.
+   */
+  readSince<T extends object>(result: T, start: number): T;
 }
 
 let routerCacheClass: (new (inner: Cache) => RouterCache) | undefined;
@@ -28,6 +38,8 @@ function defineRouterCache(Base: typeof Cache): new (inner: Cache) => RouterCach
   return class extends Base implements RouterCache {
     readonly #inner: Cache;
     readonly #uncacheable = new WeakSet<object>();
+    readonly #readSince = new WeakMap<object, number>();
+    #writes = 0;
 
     constructor(inner: Cache) {
       super();
@@ -36,6 +48,19 @@ function defineRouterCache(Base: typeof Cache): new (inner: Cache) => RouterCach
 
     uncacheable<T extends object>(result: T): T {
       this.#uncacheable.add(result);
+      return result;
+    }
+
+    writeIssued(): void {
+      this.#writes++;
+    }
+
+    get writes(): number {
+      return this.#writes;
+    }
+
+    readSince<T extends object>(result: T, start: number): T {
+      this.#readSince.set(result, start);
       return result;
     }
 
@@ -59,8 +84,10 @@ function defineRouterCache(Base: typeof Cache): new (inner: Cache) => RouterCach
       isTag: boolean,
       config?: CacheConfig,
     ): Promise<void> {
-      if (typeof response === "object" && response !== null && this.#uncacheable.has(response)) {
-        return;
+      if (typeof response === "object" && response !== null) {
+        if (this.#uncacheable.has(response)) return;
+        const start = this.#readSince.get(response);
+        if (start !== undefined && start !== this.#writes) return;
       }
       return this.#inner.put(key, response, tables, isTag, config);
     }

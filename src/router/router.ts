@@ -460,8 +460,9 @@ class Router<TSchema extends Record<string, unknown>> implements RouterInternals
     entry.reads++;
     this.counts.replicaReads++;
     const cacheable = this.#holdsEveryWrite(entry);
+    const start = this.cache?.writes ?? 0;
     const rows = await readRows(entry.replica, sql, params, method, this.primary.valueTypes?.());
-    return cacheable ? { rows } : this.cache!.uncacheable({ rows });
+    return this.#cacheVerdict({ rows }, cacheable, start);
   }
 
   async replicaBatch(statements: readonly Statement[]): Promise<unknown[]> {
@@ -475,6 +476,17 @@ class Router<TSchema extends Record<string, unknown>> implements RouterInternals
     return r.snapshot
       ? r.snapshot((tx) => readSequentially(tx, statements, types))
       : readSequentially(r, statements, types);
+  }
+
+  /**
+   * A replica's answer, marked for the cache: not stored when the replica
+   * lacked a write made through the router, nor when a write was issued
+   * after the read started (`start`: the cache's write count then).
+   */
+  #cacheVerdict<T extends object>(result: T, cacheable: boolean, start: number): T {
+    const cache = this.cache;
+    if (!cache) return result;
+    return cacheable ? cache.readSince(result, start) : cache.uncacheable(result);
   }
 
   /** Whether `entry` holds every write made through the router (always true without a cache). */
@@ -507,12 +519,12 @@ class Router<TSchema extends Record<string, unknown>> implements RouterInternals
     }
     const entry = choice.entry;
     const cacheable = this.#holdsEveryWrite(entry);
+    const start = this.cache?.writes ?? 0;
     try {
       const rows = await readRows(entry.replica, sql, params, method, this.primary.valueTypes?.());
       entry.reads++;
       this.counts.replicaReads++;
-      const result = { rows };
-      return cacheable ? result : this.cache!.uncacheable(result);
+      return this.#cacheVerdict({ rows }, cacheable, start);
     } catch (err) {
       const failure = classifyReplicaFailure(err);
       if (failure === "sql") throw err;
@@ -582,7 +594,10 @@ class Router<TSchema extends Record<string, unknown>> implements RouterInternals
     const readOnly = classes.every((c) => c.readOnly);
     const write = !readOnly && classes.some((c) => c.kind !== "transaction");
     if (readOnly) this.counts.primaryReads++;
-    else if (write) this.counts.writes++;
+    else if (write) {
+      this.counts.writes++;
+      this.cache?.writeIssued();
+    }
     const schema = classes.some(changesSchema);
     if (schema && session.tx.open) session.tx.ddl = true;
     // A rollback may undo temp objects created in the transaction.
