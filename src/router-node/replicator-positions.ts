@@ -2,8 +2,9 @@
  * Read-your-writes positions from a Replicator running in this process.
  *
  * Right after a commit, the replicator's published TXID `after` bounds where
- * the write will appear: in `after + 1` or, if a sync had already read the WAL
- * before the commit, in `after + 2`. The exact TXID is found without forcing
+ * the write will appear: in `after + AFTER_BOUND` at the latest (`after + 1`
+ * may be uploading with the next buffer capturing meanwhile; a write captured
+ * after that buffer is taken goes in the one after). The exact TXID is found without forcing
  * an extra upload in the common case: wait for the replicator's next publish
  * (its own schedule); if that TXID may not hold the write, `sync()` settles it
  * (`sync()` covers every transaction committed before the call, and costs no
@@ -13,11 +14,11 @@
  * event listeners, and at most one `sync()` per publish, answering for every
  * write committed before it started. While writes keep coming, not even
  * that: the replicator publishes them on its own schedule, and each publish
- * answers for the writes two TXIDs back. So a burst of writes costs a sync
+ * answers for the writes AFTER_BOUND TXIDs back. So a burst of writes costs a sync
  * or two when it ends, not one per write.
  */
 import type { Replicator } from "../replicator/replicator.js";
-import type { WritePosition } from "../router/write-position.js";
+import { AFTER_BOUND, type WritePosition } from "../router/write-position.js";
 
 /** Options of {@link ReplicatorPositions}. */
 export interface ReplicatorPositionsOptions {
@@ -78,7 +79,9 @@ export class ReplicatorPositions {
     if (position.txid !== undefined) return Promise.resolve(position.txid);
     const after = position.after;
     if (after === undefined) return Promise.resolve(undefined);
-    if (this.#replicator.position.txid >= after + 2) return Promise.resolve(after + 2);
+    if (this.#replicator.position.txid >= after + AFTER_BOUND) {
+      return Promise.resolve(after + AFTER_BOUND);
+    }
     // A sync that started after this write committed already answered for it.
     const known = this.#known;
     if (known && this.#startedAfter(known, position)) return Promise.resolve(known.txid);
@@ -104,10 +107,10 @@ export class ReplicatorPositions {
       while (this.#waiters.length > 0) {
         // A publish may have happened while this loop was busy (its event then unheard).
         const published = r.position.txid > seen || (await this.#nextPublish());
-        // Published far enough: `after + 2` holds the write.
+        // Published far enough: `after + AFTER_BOUND` holds the write.
         const txid = r.position.txid;
         seen = txid;
-        this.#settle((w) => (txid >= w.after + 2 ? w.after + 2 : null));
+        this.#settle((w) => (txid >= w.after + AFTER_BOUND ? w.after + AFTER_BOUND : null));
         if (this.#waiters.length === 0) break;
         // A write committed since that publish (marked seeing it) is on its
         // way: the replicator's next publish (`txid + 1`) answers for every

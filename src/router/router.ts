@@ -702,7 +702,7 @@ class Router<TSchema extends Record<string, unknown>> implements RouterInternals
           this.selector.wake(txid);
         },
         () => {
-          // Unresolved: the safe bound (after + 2) stays.
+          // Unresolved: the safe bound (after + AFTER_BOUND) stays.
         },
       )
       .then(() => {

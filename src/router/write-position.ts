@@ -5,18 +5,26 @@
  * A position is as exact as the primary adapter can make it:
  * - `txid`: the write is contained in this TXID (a replica at or past it has it);
  * - `after`: the writer's newest published TXID when the write committed. The
- *   write is then in TXID `after + 1` or `after + 2` at the latest (the writer
- *   publishes one TXID at a time from state read after the previous one was
- *   published), so `after + 2` is a safe bound until the exact TXID is known;
+ *   write is then in TXID `after + AFTER_BOUND` at the latest: `after + 1` may
+ *   be uploading, changes captured meanwhile wait in one buffer (`after + 2`),
+ *   and a write committed just before that buffer is taken is captured into
+ *   the next one (`after + 3`). A safe bound until the exact TXID is known;
  * - `at`: commit time (ms since epoch), for primaries that know nothing else.
  */
 import { RouterError } from "./router-error.js";
+
+/**
+ * TXIDs past the writer's published one within which a write committed then
+ * is published: one uploading, one buffer capturing meanwhile, and the next
+ * (see the module comment).
+ */
+export const AFTER_BOUND = 3;
 
 /** Where a committed write will appear in the replicas. */
 export interface WritePosition {
   /** Exact: the TXID containing the write. */
   txid?: number;
-  /** The writer's published TXID when the write committed (the write is in `after + 2` at the latest). */
+  /** The writer's published TXID when the write committed (the write is in `after + AFTER_BOUND` at the latest). */
   after?: number;
   /** When the write committed (ms since epoch). */
   at: number;
@@ -30,7 +38,7 @@ export interface WritePosition {
 export interface Requirement {
   /** Exact: the replica's TXID must be at least this (0: nothing). */
   txid: number;
-  /** Newest unresolved writer-relative position: the replica needs `after + 2`. */
+  /** Newest unresolved writer-relative position: the replica needs `after + AFTER_BOUND`. */
   after: { after: number; at: number } | undefined;
   /** Newest position known only by its commit time (ms). */
   timeAt: number | undefined;
@@ -88,7 +96,7 @@ export interface SatisfactionInput {
 export function replicaSatisfies(req: Requirement, s: SatisfactionInput): boolean {
   const txid = s.txid ?? 0;
   if (txid < req.txid) return false;
-  if (req.after && txid < req.after.after + 2) return false;
+  if (req.after && txid < req.after.after + AFTER_BOUND) return false;
   if (req.timeAt !== undefined) {
     if (s.lagSeconds === null) return false;
     const confirmedAt = s.now - s.lagSeconds * 1000;
