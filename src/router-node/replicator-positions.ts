@@ -67,8 +67,9 @@ export class ReplicatorPositions {
 
   /** The position of a write that committed just now. */
   mark(): WritePosition {
-    const position: WritePosition = { after: this.#replicator.position.txid, at: Date.now() };
-    this.#seqOf.set(position, ++this.#seq);
+    const seq = ++this.#seq;
+    const position: WritePosition = { after: this.#replicator.position.txid, at: Date.now(), seq };
+    this.#seqOf.set(position, seq);
     this.#lastMarkAfter = position.after!;
     this.#onMark?.();
     return position;

@@ -28,6 +28,11 @@ export interface WritePosition {
   after?: number;
   /** When the write committed (ms since epoch). */
   at: number;
+  /**
+   * Commit order within this process (positions marked here): two writes in
+   * one millisecond are told apart by it, never by `at`.
+   */
+  seq?: number;
 }
 
 /**
@@ -39,7 +44,7 @@ export interface Requirement {
   /** Exact: the replica's TXID must be at least this (0: nothing). */
   txid: number;
   /** Newest unresolved writer-relative position: the replica needs `after + AFTER_BOUND`. */
-  after: { after: number; at: number } | undefined;
+  after: { after: number; at: number; seq?: number } | undefined;
   /** Newest position known only by its commit time (ms). */
   timeAt: number | undefined;
 }
@@ -53,16 +58,20 @@ export function emptyRequirement(): Requirement {
 export function addPosition(req: Requirement, pos: WritePosition): void {
   if (pos.txid !== undefined) {
     req.txid = Math.max(req.txid, pos.txid);
-    // The exact TXID of a later write covers every earlier write too.
-    if (req.after && req.after.at <= pos.at) req.after = undefined;
+    // The exact TXID of a later write covers every earlier write too; a write
+    // in the same millisecond may be later (only `seq` tells).
+    if (req.after && committedBy(req.after, pos)) req.after = undefined;
     if (req.timeAt !== undefined && req.timeAt <= pos.at) req.timeAt = undefined;
     return;
   }
   if (pos.after !== undefined) {
     const prev = req.after;
+    const seq = Math.max(pos.seq ?? 0, prev?.seq ?? 0);
     req.after = {
       after: Math.max(pos.after, prev?.after ?? 0),
       at: Math.max(pos.at, prev?.at ?? 0),
+      // Without an order for every position folded in, none.
+      ...(pos.seq !== undefined && (prev === undefined || prev.seq !== undefined) ? { seq } : {}),
     };
     return;
   }
@@ -70,11 +79,21 @@ export function addPosition(req: Requirement, pos: WritePosition): void {
 }
 
 /**
- * Records that every write committed up to `upTo.at` is in TXID `txid`
+ * Whether the writes of `pending` all committed by `pos`: by commit order
+ * when both carry one (positions marked in this process), else by time
+ * (a bookmark's position, resolved as itself).
+ */
+function committedBy(pending: { at: number; seq?: number }, pos: WritePosition): boolean {
+  if (pending.seq !== undefined && pos.seq !== undefined) return pending.seq <= pos.seq;
+  return pending.at <= pos.at;
+}
+
+/**
+ * Records that every write committed up to `upTo` is in TXID `txid`
  * (the answer of `resolvePosition`). Newer unresolved positions stay.
  */
 export function resolveRequirement(req: Requirement, upTo: WritePosition, txid: number): void {
-  addPosition(req, { txid, at: upTo.at });
+  addPosition(req, { txid, at: upTo.at, ...(upTo.seq !== undefined ? { seq: upTo.seq } : {}) });
 }
 
 /** Inputs of {@link replicaSatisfies}. */

@@ -102,3 +102,55 @@ test("a session reads its own write although another commit was published betwee
   store.release();
   await Promise.all([s1, s2]);
 });
+
+test("resolving a write's TXID keeps the bound of a later write committed in the same millisecond", async () => {
+  const { dir, cleanup } = tempDir("pagecast-ryw-same-ms-");
+  cleanups.push(cleanup);
+  const sqlite = new Database(join(dir, "primary.db"));
+  cleanups.push(() => sqlite.close());
+  sqlite.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)");
+  const base = betterSqlitePrimary(sqlite);
+  // As ReplicatorPositions marks them: W1 while 5 was published, W2 (same ms) once 6 was.
+  const positions = [
+    { after: 5, at: 1_000_000, seq: 1 },
+    { after: 6, at: 1_000_000, seq: 2 },
+  ];
+  const pending: ((txid: number) => void)[] = [];
+  const primary = {
+    ...base,
+    inTransaction: () => base.inTransaction(),
+    batch: base.batch?.bind(base),
+    position: () => positions.shift()!,
+    resolvePosition: () => new Promise<number | undefined>((resolve) => pending.push(resolve)),
+  };
+  const reads: string[] = [];
+  const replica = {
+    name: "stub",
+    status: () => ({ txid: 7, lagSeconds: 0 }), // holds W1, not W2
+    all: async (sql: string) => {
+      reads.push(sql);
+      return [];
+    },
+    get: async (sql: string) => {
+      reads.push(sql);
+      return undefined;
+    },
+  };
+  const db = createRouter({
+    primary: primary as never,
+    replicas: [replica as never],
+    schema: { t },
+    context: asyncSessionContext(),
+  });
+  cleanups.push(() => db.$close());
+  await db.$withSession(async () => {
+    await db.insert(t).values({ v: "W1" });
+    await db.insert(t).values({ v: "W2" });
+    // W1 resolves, exactly, to TXID 7.
+    pending.shift()!(7);
+    await sleep(10);
+    const rows = await db.select().from(t);
+    expect(reads).toEqual([]);
+    expect(rows.map((r) => r.v)).toEqual(["W1", "W2"]);
+  });
+});
