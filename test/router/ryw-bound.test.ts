@@ -118,7 +118,7 @@ test("resolving a write's TXID keeps the bound of a later write committed in the
   const pending: ((txid: number) => void)[] = [];
   const primary = {
     ...base,
-    inTransaction: () => base.inTransaction(),
+    inTransaction: () => base.inTransaction?.() ?? false,
     batch: base.batch?.bind(base),
     position: () => positions.shift()!,
     resolvePosition: () => new Promise<number | undefined>((resolve) => pending.push(resolve)),
