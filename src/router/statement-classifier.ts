@@ -254,7 +254,8 @@ function references(tokens: Token[]): StatementReferences {
     if (
       TEMP_SCHEMA_TABLES.has(name) ||
       name.startsWith("pragma_") ||
-      (t.type === "word" && next?.text === "(" && CONNECTION_FUNCTIONS.has(name))
+      // Called by a bare or a quoted name ("last_insert_rowid"() is the same call).
+      (next?.type === "punct" && next.text === "(" && CONNECTION_FUNCTIONS.has(name))
     ) {
       connectionState = true;
     }

@@ -126,6 +126,9 @@ describe("classifyStatement", () => {
     // Connection state: functions of the connection, its temp schema, PRAGMA functions.
     expect(refs("select last_insert_rowid()").connectionState).toBe(true);
     expect(refs("SELECT Changes ( ), total_changes()").connectionState).toBe(true);
+    // Quoted names call the same functions (review by a helper: they went to a replica, answering 0).
+    expect(refs('SELECT "last_insert_rowid"()').connectionState).toBe(true);
+    expect(refs("SELECT [changes](), `total_changes`()").connectionState).toBe(true);
     expect(refs("select name from sqlite_temp_master").connectionState).toBe(true);
     expect(refs("select * from pragma_table_info('t')").connectionState).toBe(true);
     expect(refs("explain select * from pragma_temp_store").connectionState).toBe(true);
