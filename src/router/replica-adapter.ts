@@ -37,13 +37,16 @@ export function replicaAdapter(replica: ReplicaLike): RouterReplica {
     name: replica.url,
     status: () => replica.status(),
     all: (sql, values, options) => replica.values(sql, params(values), options),
-    get: async (sql, values, options) => (await replica.values(sql, params(values), options))[0],
+    // One row, as better-sqlite3's get(): the replica stops there, fetching nothing more.
+    get: async (sql, values, options) =>
+      (await replica.values(sql, params(values), { ...options, maxRows: 1 }))[0],
     poll: () => replica.poll(),
     snapshot: <T>(fn: (conn: ReadConnection) => Promise<T>) =>
       replica.transaction((tx) =>
         fn({
           all: (sql, values, options) => tx.values(sql, params(values), options),
-          get: async (sql, values, options) => (await tx.values(sql, params(values), options))[0],
+          get: async (sql, values, options) =>
+            (await tx.values(sql, params(values), { ...options, maxRows: 1 }))[0],
         }),
       ),
   };

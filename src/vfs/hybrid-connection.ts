@@ -80,6 +80,7 @@ export class HybridConnection {
   /** The async connection holds state later statements may need: everything runs there. */
   #asyncOnly = false;
   #safeIntegers = false;
+  #maxRows = Number.POSITIVE_INFINITY;
   #closed = false;
 
   private constructor(
@@ -120,6 +121,13 @@ export class HybridConnection {
     this.#safeIntegers = on;
     if (this.#sync) this.#sync.safeIntegers = on;
     if (this.#async) this.#async.safeIntegers = on;
+  }
+
+  /** Rows each following statement returns at most, on both builds. */
+  set maxRows(n: number) {
+    this.#maxRows = n;
+    if (this.#sync) this.#sync.maxRows = n;
+    if (this.#async) this.#async.maxRows = n;
   }
 
   /** True while an explicit transaction is open (it runs on the async connection). */
@@ -317,6 +325,7 @@ export class HybridConnection {
           if (this.#closed) void conn.close();
           else {
             conn.safeIntegers = this.#safeIntegers;
+            conn.maxRows = this.#maxRows;
             this.#async = conn;
           }
         },

@@ -133,6 +133,8 @@ export class ReplicaConnection {
   hasState = false;
   /** Return every INTEGER as a bigint (set by the caller before each statement). */
   safeIntegers = false;
+  /** Rows a statement returns at most: stepping stops there (the rest is never read). */
+  maxRows = Number.POSITIVE_INFINITY;
 
   private constructor(
     sqlite3: SQLiteAPI,
@@ -461,6 +463,7 @@ export class ReplicaConnection {
       if (typeof rc !== "number") return this.#stepAsync(p, rows, rc);
       if (rc !== SQLITE_ROW) return this.#finish(p, rows, rc);
       rows.push(readRow(module, p.stmt, this.safeIntegers));
+      if (rows.length >= this.maxRows) return this.#finish(p, rows, SQLITE_DONE);
     }
   }
 
@@ -474,6 +477,7 @@ export class ReplicaConnection {
     let rc = await pending;
     while (rc === SQLITE_ROW) {
       rows.push(readRow(module, p.stmt, this.safeIntegers));
+      if (rows.length >= this.maxRows) return this.#finish(p, rows, SQLITE_DONE);
       const next = this.#step(module, p.stmt);
       rc = typeof next === "number" ? next : await next;
     }

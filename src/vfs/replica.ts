@@ -205,6 +205,25 @@ export interface ReplicaReadOptions {
    * values stay numbers). Default: numbers, bigint only past 2^53.
    */
   safeIntegers?: boolean;
+  /**
+   * Return at most this many rows (a positive integer): SQLite stops there,
+   * so the pages the rest would need are never fetched (a query for one row
+   * without a LIMIT). Default: every row.
+   */
+  maxRows?: number;
+}
+
+/** `options.maxRows` checked (a typed error for anything but a positive integer), or no limit. */
+function readMaxRows(options: ReplicaReadOptions | undefined): number {
+  const n = options?.maxRows;
+  if (n === undefined) return Number.POSITIVE_INFINITY;
+  if (!Number.isSafeInteger(n) || n < 1) {
+    throw new ReplicaError(
+      "REPLICA_INVALID_ARGUMENT",
+      `maxRows must be a positive integer, not ${String(n)}`,
+    );
+  }
+  return n;
 }
 
 /** What a {@link Replica.transaction} callback gets: queries on one connection, one version. */
@@ -369,6 +388,7 @@ export class Replica {
       await conn.execute("BEGIN");
       const run = (sql: string, params?: SqlParams, options?: ReplicaReadOptions) => {
         conn.safeIntegers = options?.safeIntegers === true;
+        conn.maxRows = readMaxRows(options);
         return conn.execute(sql, params);
       };
       const tx: ReplicaTransaction = {
@@ -521,7 +541,8 @@ export class Replica {
     this.#assertOpen();
     const slot = this.#pick();
     const safeIntegers = options?.safeIntegers === true;
-    return slot.queue.runNow(() => this.#runOn(slot, sql, params, safeIntegers));
+    const maxRows = readMaxRows(options);
+    return slot.queue.runNow(() => this.#runOn(slot, sql, params, safeIntegers, maxRows));
   }
 
   /**
@@ -534,15 +555,18 @@ export class Replica {
     sql: string,
     params: SqlParams | undefined,
     safeIntegers: boolean,
+    maxRows: number,
   ): ExecuteResult | Promise<ExecuteResult> {
     const conn = slot.ready;
     if (!conn) {
       return slot.conn.then((c) => {
         c.safeIntegers = safeIntegers;
+        c.maxRows = maxRows;
         return this.#runAsync(c, sql, params, undefined);
       });
     }
     conn.safeIntegers = safeIntegers;
+    conn.maxRows = maxRows;
     // A statement outside an explicit transaction starts one: poll first when
     // due, and let go of an older version SQLite still holds.
     if (!conn.inTransaction) {
