@@ -278,7 +278,7 @@ export async function restore(
         if (attempt >= RESTORE_ATTEMPTS) {
           throw new ReplicatorError(
             "RESTORE_FAILED",
-            `files of the restore plan kept being deleted (last: ${missing}); ${attempt} plans tried`,
+            `a file of the restore plan is missing after ${attempt} plans (${missing}): deleted while the restore ran, or named by a damaged head`,
             { cause: err },
           );
         }

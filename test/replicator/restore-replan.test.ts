@@ -89,6 +89,6 @@ test("a restore whose files keep vanishing gives up with RESTORE_FAILED naming t
     (e: unknown) => e,
   );
   expect(err).toMatchObject({ code: "RESTORE_FAILED" });
-  expect(String((err as Error).message)).toMatch(/kept being deleted .*\.ltx/);
+  expect(String((err as Error).message)).toMatch(/missing after 3 plans \(.*\.ltx\)/);
   expect(existsSync(out)).toBe(false);
 });
