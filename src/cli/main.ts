@@ -165,11 +165,18 @@ export function prepareEnvironment(env: NodeJS.ProcessEnv): void {
 /** Entry point for the `pagecast` bin: wires process streams and signals. */
 export async function run(): Promise<void> {
   prepareEnvironment(process.env);
-  // A reader that went away (`pagecast ltx list | head`): stop quietly.
+  // A reader that went away. Of the output (`pagecast ltx list | head`): a
+  // command that only prints stops quietly. Of the log (stderr), or of
+  // anything `replicate` or `restore` print: they carry on without it,
+  // since stopping there would skip the final sync and the lease release
+  // (a supervisor that stops the pipe with the daemon) or leave no database.
+  const mustFinish = process.argv[2] === "replicate" || process.argv[2] === "restore";
   for (const stream of [process.stdout, process.stderr]) {
     stream.on("error", (err: NodeJS.ErrnoException) => {
-      if (err.code === "EPIPE") process.exit(0);
-      throw err;
+      if (err.code !== "EPIPE") throw err;
+      if (stream === process.stdout && !mustFinish) process.exit(0);
+      // Later writes are dropped (each would fail the same way).
+      stream.write = (() => true) as typeof stream.write;
     });
   }
   const controller = new AbortController();

@@ -3,8 +3,13 @@
  * not a TTY, warnings NOT silenced (clean output is under test).
  * PAGECAST_TEST_BIN runs another build (to check a test fails on old code).
  */
-import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
+import {
+  type ChildProcessByStdio,
+  type ChildProcessWithoutNullStreams,
+  spawn,
+} from "node:child_process";
 import { existsSync } from "node:fs";
+import type { Readable } from "node:stream";
 
 export const bin =
   process.env.PAGECAST_TEST_BIN ?? new URL("../../bin/pagecast.js", import.meta.url).pathname;
@@ -30,12 +35,19 @@ export interface Ran {
 }
 
 /** Runs `pagecast args...` to completion; kills it (and rejects) after `limitMs`. */
-export function runCli(args: string[], env: NodeJS.ProcessEnv, limitMs = 60_000): Promise<Ran> {
+export function runCli(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  limitMs = 60_000,
+  /** Called with the child once spawned (e.g. to close its pipes). */
+  started?: (child: ChildProcessByStdio<null, Readable, Readable>) => void,
+): Promise<Ran> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [bin, ...args], {
       env,
       stdio: ["ignore", "pipe", "pipe"],
     });
+    started?.(child);
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => {
