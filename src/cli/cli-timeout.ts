@@ -6,6 +6,7 @@
  */
 import { PagecastError } from "../errors.js";
 import type { AttemptFailure, ObjectStore } from "../storage/object-store.js";
+import { StoreAbortedError } from "../storage/store-errors.js";
 import { type OpenNodeStoreOptions, openNodeStore } from "../storage/open-node-store.js";
 import { formatDuration } from "../storage/request-runner.js";
 import { parseDuration } from "./args.js";
@@ -94,24 +95,36 @@ export async function withDeadline<T>(
   store: () => ObjectStore | undefined,
   body: () => Promise<T>,
   abandon: () => Promise<void>,
+  /** The command's stop signal (SIGINT, SIGTERM): abandons the work as the deadline does. */
+  signal?: AbortSignal,
 ): Promise<T> {
-  if (timeoutMs <= 0) return body();
+  if (signal?.aborted) throw new StoreAbortedError(`${what}: interrupted`);
   let timer: ReturnType<typeof setTimeout> | undefined;
+  let onAbort: (() => void) | undefined;
   // A moment of grace: a single storage operation hits its own deadline (the
   // same timeout) first, and its error says more.
   const expired = new Promise<"expired">((resolve) => {
-    timer = setTimeout(() => resolve("expired"), timeoutMs + DEADLINE_GRACE_MS);
+    if (timeoutMs > 0) timer = setTimeout(() => resolve("expired"), timeoutMs + DEADLINE_GRACE_MS);
+  });
+  // A stop while storage keeps the command waiting (a hung endpoint): it ends now.
+  const stopped = new Promise<"stopped">((resolve) => {
+    onAbort = () => resolve("stopped");
+    signal?.addEventListener("abort", onAbort, { once: true });
   });
   const running = body();
+  let outcome: "expired" | "stopped";
   try {
-    const first = await Promise.race([running.then((value) => ({ value })), expired]);
-    if (first !== "expired") return first.value;
+    const first = await Promise.race([running.then((value) => ({ value })), expired, stopped]);
+    if (first !== "expired" && first !== "stopped") return first.value;
+    outcome = first;
   } finally {
     clearTimeout(timer);
+    if (onAbort) signal?.removeEventListener("abort", onAbort);
   }
   const problem = lastStorageProblem(store());
   running.catch(() => {});
   await abandon().catch(() => {});
+  if (outcome === "stopped") throw new StoreAbortedError(`${what}: interrupted`);
   throw new CliTimeoutError(
     `${what}: no answer within ${formatDuration(timeoutMs)} (--timeout)${problem}`,
   );

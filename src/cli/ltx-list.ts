@@ -28,6 +28,7 @@ export const ltxList: CliCommand = async (argv, io) => {
       () => store,
       () => listAllLevels(store),
       () => store.close(),
+      io.signal,
     );
     if (args.flags.json === true) {
       const rows = [];

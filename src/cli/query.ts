@@ -89,6 +89,7 @@ export const query: CliCommand = async (argv, io) => {
         return { ...(await opened.execute(sql)), opened };
       },
       abandon,
+      io.signal,
     );
     if (args.flags.json) {
       const out = rows.map((row) =>

@@ -84,6 +84,7 @@ async function inspect(target: CliTarget, io: CliIo, timeoutMs: number): Promise
         await opened.close();
         await replica?.close();
       },
+      io.signal,
     );
   } catch (err) {
     const code = (err as { code?: unknown } | null)?.code;
