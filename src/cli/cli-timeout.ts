@@ -6,9 +6,9 @@
  */
 import { PagecastError } from "../errors.js";
 import type { AttemptFailure, ObjectStore } from "../storage/object-store.js";
-import { StoreAbortedError } from "../storage/store-errors.js";
 import { type OpenNodeStoreOptions, openNodeStore } from "../storage/open-node-store.js";
 import { formatDuration } from "../storage/request-runner.js";
+import { StoreAbortedError } from "../storage/store-errors.js";
 import { parseDuration } from "./args.js";
 import type { CliIo } from "./cli-io.js";
 
