@@ -29,7 +29,7 @@
  * answer (or the error) is exactly that of a full listing. Reader-safe.
  */
 import type { ObjectStore } from "../storage/object-store.js";
-import { NotFoundError } from "../storage/store-errors.js";
+import { missingObjectKey, NotFoundError } from "../storage/store-errors.js";
 import { planRestoreWithTimes } from "./file-times.js";
 import { type HeadFile, type HeadObject, readHeadObject } from "./head-object.js";
 import { LayoutError } from "./layout-error.js";
@@ -324,17 +324,13 @@ export async function planTarget(
     try {
       return await planTargetOnce(store, target, options);
     } catch (err) {
-      if (attempt >= PLAN_ATTEMPTS || !isNotFound(err)) throw err;
+      if (attempt >= PLAN_ATTEMPTS || missingObjectKey(err) === undefined) throw err;
     }
   }
 }
 
 /** Plannings of one target in a row when listed files keep vanishing under them. */
 const PLAN_ATTEMPTS = 3;
-
-function isNotFound(err: unknown): boolean {
-  return err instanceof NotFoundError || (err as { code?: unknown })?.code === "STORE_NOT_FOUND";
-}
 
 async function planTargetOnce(
   store: ObjectStore,

@@ -22,7 +22,7 @@ import {
   type RangedDownloadError,
   RangedDownloader,
 } from "../storage/ranged-download.js";
-import { NotFoundError, StoreAbortedError } from "../storage/store-errors.js";
+import { missingObjectKey, StoreAbortedError } from "../storage/store-errors.js";
 import { fileApplyTarget } from "./file-apply-target.js";
 import type { ReplicatorLogger } from "./logger.js";
 import { silentLogger } from "./logger.js";
@@ -273,7 +273,7 @@ export async function restore(
       try {
         return await restoreOnce(store, outPath, options, { target, checkMode, log, concurrency });
       } catch (err) {
-        const missing = missingObject(err);
+        const missing = missingObjectKey(err);
         if (missing === undefined || options.signal?.aborted) throw err;
         if (attempt >= RESTORE_ATTEMPTS) {
           throw new ReplicatorError(
@@ -295,19 +295,6 @@ export async function restore(
 
 /** Restores planned in a row when files of each plan are deleted under it. */
 const RESTORE_ATTEMPTS = 3;
-
-/** The key of the object a restore failed to find (also as a cause), if that is why it failed. */
-function missingObject(err: unknown): string | undefined {
-  for (let e: unknown = err, depth = 0; e && depth < 5; depth++) {
-    if (e instanceof NotFoundError || (e as { code?: unknown }).code === "STORE_NOT_FOUND") {
-      return (e as { key?: unknown }).key !== undefined
-        ? String((e as { key?: unknown }).key)
-        : (e as Error).message;
-    }
-    e = (e as { cause?: unknown }).cause;
-  }
-  return undefined;
-}
 
 /** One restore of `options`' target as planned now; see {@link restore}. */
 async function restoreOnce(

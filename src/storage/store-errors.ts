@@ -17,6 +17,22 @@ export class NotFoundError extends PagecastError {
   }
 }
 
+/**
+ * The key of the object whose absence made `err` (itself, or a cause a few
+ * levels down: a query's I/O error, a download's failure), or undefined when
+ * a missing object is not why it failed. A planned file deleted meanwhile
+ * (retention) is a stale plan, which readers and restore plan again.
+ */
+export function missingObjectKey(err: unknown): string | undefined {
+  for (let e: unknown = err, depth = 0; e && depth < 5; depth++) {
+    if (e instanceof NotFoundError) return e.key;
+    const { code, key, message } = e as { code?: unknown; key?: unknown; message?: unknown };
+    if (code === "STORE_NOT_FOUND") return typeof key === "string" ? key : String(message);
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
 /** A conditional put (`ifNoneMatch: "*"` or `ifMatch`) whose condition did not hold. */
 export class PreconditionFailedError extends PagecastError {
   /** The key that was written (relative to the store). */

@@ -18,7 +18,7 @@ import {
   skeletonKey,
 } from "../layout/index.js";
 import type { ObjectStore, StoreHealth } from "../storage/object-store.js";
-import { NotFoundError } from "../storage/store-errors.js";
+import { missingObjectKey } from "../storage/store-errors.js";
 import { interiorChildren, isInteriorPage, schemaRootPages } from "./btree-page.js";
 import {
   BulkFetcher,
@@ -193,11 +193,7 @@ function errorMessage(err: unknown): string {
 
 /** A deleted file is a stale plan, not a broken replica. */
 function isMissingFile(err: unknown): boolean {
-  for (let e: unknown = err, depth = 0; e && depth < 5; depth++) {
-    if (e instanceof NotFoundError) return true;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return false;
+  return missingObjectKey(err) !== undefined;
 }
 
 /** Plans of a pinned replica's target in a row when planned files keep vanishing. */

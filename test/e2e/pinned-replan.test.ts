@@ -10,10 +10,10 @@
  */
 import { join } from "node:path";
 import { afterEach, expect, test } from "vitest";
-import { listAllLevels, MemoryStore, openReplica, planTarget } from "../../src/index.node.js";
+import { listAllLevels, type MemoryStore, openReplica, planTarget } from "../../src/index.node.js";
 import { HEAD_OBJECT_KEY } from "../../src/layout/index.js";
-import { Replicator } from "../../src/node.js";
-import { openApp, tempDir } from "../replicator/helpers.js";
+import type { Replicator } from "../../src/node.js";
+import { level0History } from "../replicator/helpers.js";
 import { RecordingStore } from "../vfs/helpers.js";
 
 const cleanups: (() => unknown)[] = [];
@@ -32,29 +32,7 @@ const SMALL = {
 const SCAN = "SELECT count(*), sum(length(v)), max(v) FROM t";
 
 async function setup() {
-  const { dir, cleanup } = tempDir("pagecast-pinned-replan-");
-  cleanups.push(cleanup);
-  const dbPath = join(dir, "app.db");
-  const app = openApp(dbPath);
-  cleanups.push(() => app.close());
-  app.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)");
-  const insert = app.prepare("INSERT INTO t (v) VALUES (?)");
-  app.transaction(() => {
-    for (let i = 0; i < 3000; i++) insert.run("x".repeat(200));
-  })();
-  const store = new MemoryStore();
-  const replicator = await Replicator.start({
-    db: dbPath,
-    store,
-    syncInterval: 0,
-    retention: 0,
-    compaction: { l1: 3_600_000, l2: 3_600_000, l3: 3_600_000 },
-  });
-  cleanups.push(() => replicator.close());
-  for (let i = 1; i <= 3; i++) {
-    app.prepare("UPDATE t SET v = ? WHERE id = ?").run("y".repeat(200), i * 50);
-    await replicator.sync();
-  }
+  const { store, replicator } = await level0History(3000, cleanups);
   return { store, replicator, txid: replicator.position.txid };
 }
 

@@ -7,6 +7,8 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { decodeLtx } from "../../src/format/index.js";
 import { listAllLevels } from "../../src/layout/index.js";
+import { Replicator } from "../../src/replicator/replicator.js";
+import { MemoryStore } from "../../src/storage/memory-store.js";
 import type { ObjectStore } from "../../src/storage/object-store.js";
 
 /** A fresh temp directory, removed by the returned cleanup. */
@@ -102,4 +104,40 @@ export function rng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/**
+ * A database of `rows` rows replicated to a MemoryStore as a snapshot and
+ * three level-0 files (retention on, compaction only when asked): the shape
+ * Litestream leaves until it compacts level 0 and drops those files.
+ * Everything it opens is closed by the functions pushed to `cleanups`.
+ */
+export async function level0History(
+  rows: number,
+  cleanups: (() => unknown)[],
+): Promise<{ dir: string; app: Database.Database; store: MemoryStore; replicator: Replicator }> {
+  const { dir, cleanup } = tempDir("pagecast-level0-");
+  cleanups.push(cleanup);
+  const dbPath = join(dir, "app.db");
+  const app = openApp(dbPath);
+  cleanups.push(() => app.close());
+  app.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)");
+  const insert = app.prepare("INSERT INTO t (v) VALUES (?)");
+  app.transaction(() => {
+    for (let i = 0; i < rows; i++) insert.run("x".repeat(200));
+  })();
+  const store = new MemoryStore();
+  const replicator = await Replicator.start({
+    db: dbPath,
+    store,
+    syncInterval: 0,
+    retention: 0,
+    compaction: { l1: 3_600_000, l2: 3_600_000, l3: 3_600_000 },
+  });
+  cleanups.push(() => replicator.close());
+  for (let i = 1; i <= 3; i++) {
+    app.prepare("UPDATE t SET v = ? WHERE id = ?").run("y".repeat(200), i * 50);
+    await replicator.sync();
+  }
+  return { dir, app, store, replicator };
 }

@@ -13,7 +13,7 @@ import { Replicator } from "../../src/replicator/replicator.js";
 import { restore } from "../../src/replicator/restore.js";
 import { MemoryStore } from "../../src/storage/memory-store.js";
 import { RecordingStore } from "../vfs/helpers.js";
-import { dump, dumpFile, openApp, tempDir } from "./helpers.js";
+import { dump, dumpFile, level0History } from "./helpers.js";
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -21,29 +21,7 @@ afterEach(async () => {
 });
 
 async function setup() {
-  const { dir, cleanup } = tempDir("pagecast-restore-replan-");
-  cleanups.push(cleanup);
-  const dbPath = join(dir, "app.db");
-  const app = openApp(dbPath);
-  cleanups.push(() => app.close());
-  app.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)");
-  const insert = app.prepare("INSERT INTO t (v) VALUES (?)");
-  app.transaction(() => {
-    for (let i = 0; i < 2000; i++) insert.run("x".repeat(200));
-  })();
-  const inner = new MemoryStore();
-  const replicator = await Replicator.start({
-    db: dbPath,
-    store: inner,
-    syncInterval: 0,
-    retention: 0,
-    compaction: { l1: 3_600_000, l2: 3_600_000, l3: 3_600_000 },
-  });
-  cleanups.push(() => replicator.close());
-  for (let i = 1; i <= 3; i++) {
-    app.prepare("UPDATE t SET v = ? WHERE id = ?").run("y".repeat(200), i * 50);
-    await replicator.sync();
-  }
+  const { dir, app, store: inner, replicator } = await level0History(2000, cleanups);
   return { dir, app, inner, replicator };
 }
 

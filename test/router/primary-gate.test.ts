@@ -39,6 +39,19 @@ function primaryDb() {
   return sqlite;
 }
 
+/** A router over `sqlite` alone (no replicas): the gate is all that is under test. */
+function router(
+  sqlite: Database.Database,
+  context = asyncSessionContext() as ReturnType<typeof asyncSessionContext> | null,
+) {
+  return createRouter({
+    primary: betterSqlitePrimary(sqlite),
+    replicas: [],
+    schema: { t },
+    context,
+  });
+}
+
 /** `p`'s outcome, or "timed out" (a deadlock) after `ms`. */
 function outcome(p: Promise<unknown>, ms = 2000): Promise<string> {
   return Promise.race([
@@ -84,12 +97,7 @@ async function queuedBehindTransaction(
 
 test("a plain write queued beside another request's BEGIN is not run inside that transaction", async () => {
   const sqlite = primaryDb();
-  const db = createRouter({
-    primary: betterSqlitePrimary(sqlite),
-    replicas: [],
-    schema: { t },
-    context: asyncSessionContext(),
-  });
+  const db = router(sqlite);
   const [T, A, B] = await queuedBehindTransaction(
     db,
     (f) => db.$withSession(f),
@@ -102,12 +110,7 @@ test("a plain write queued beside another request's BEGIN is not run inside that
 
 test("two transactions queued behind a third both run, one after the other", async () => {
   const sqlite = primaryDb();
-  const db = createRouter({
-    primary: betterSqlitePrimary(sqlite),
-    replicas: [],
-    schema: { t },
-    context: asyncSessionContext(),
-  });
+  const db = router(sqlite);
   const [T, A, B] = await queuedBehindTransaction(
     db,
     (f) => db.$withSession(f),
@@ -123,12 +126,7 @@ test("two transactions queued behind a third both run, one after the other", asy
 
 test("without an async context a transaction still keeps other requests' writes out", async () => {
   const sqlite = primaryDb();
-  const db = createRouter({
-    primary: betterSqlitePrimary(sqlite),
-    replicas: [],
-    schema: { t },
-    context: null,
-  });
+  const db = router(sqlite, null);
   const A = outcome(
     db.transaction(async (tx) => {
       await tx.insert(t).values({ v: "A" });
@@ -145,12 +143,7 @@ test("without an async context a transaction still keeps other requests' writes 
 
 test("a root transaction or a $withSession read inside a transaction runs inside it instead of deadlocking", async () => {
   const sqlite = primaryDb();
-  const db = createRouter({
-    primary: betterSqlitePrimary(sqlite),
-    replicas: [],
-    schema: { t },
-    context: asyncSessionContext(),
-  });
+  const db = router(sqlite);
   const createThing = (v: string) =>
     db.transaction(async (tx) => {
       await tx.insert(t).values({ v });
